@@ -1,0 +1,328 @@
+"""Verdict records, the tolerance policy, and the registry of claims and findings.
+
+A claim function computes its left side from the executed network and its right side from the
+paper's formula and returns a :class:`Check`; :func:`aggregate` folds the per-sample checks of one
+claim into a :class:`ClaimResult`. Verdicts are PASS / FAIL / UNDECIDED / SKIPPED.
+
+Tolerance policy (documented in docs/tolerances.md): a computed quantity q = fl(W_1 ... W_N u) and
+its formula differ by rounding alone by at most gamma_n * (|W_1| ... |W_N| |u|) (Higham, Accuracy and
+Stability of Numerical Algorithms, 2nd ed., Sec. 3.5), gamma_n = n u / (1 - n u), u = 2^-53. We run
+the same product on absolute values to get that magnitude M and use tolerance = 4 * gamma_n * M
+with n = N (D + 2) + 8: the bound's own factor, doubled twice for the formula side (which rounds
+too) and for square roots in the weights. The tolerance therefore scales with the depth, the width
+and the conditioning of the products; a residual above it cannot be rounding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable
+
+import numpy as np
+
+UNIT_ROUNDOFF = 2.0**-53
+SAFETY = 4.0
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    UNDECIDED = "UNDECIDED"
+    SKIPPED = "SKIPPED"
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+_SEVERITY = {Verdict.FAIL: 3, Verdict.UNDECIDED: 2, Verdict.PASS: 1, Verdict.SKIPPED: 0}
+
+
+def gamma(n: int) -> float:
+    nu = n * UNIT_ROUNDOFF
+    return nu / (1.0 - nu) if nu < 1 else math.inf
+
+
+def ops_count(N: int, D: int) -> int:
+    return N * (D + 2) + 8
+
+
+def tolerance(magnitude: float, N: int, D: int) -> float:
+    """The rounding tolerance for a quantity whose absolute-value bound is ``magnitude``."""
+    return SAFETY * gamma(ops_count(N, D)) * float(magnitude)
+
+
+def max_abs(a) -> float:
+    a = np.asarray(a, dtype=float)
+    return float(np.max(np.abs(a))) if a.size else 0.0
+
+
+def summarize(value, limit: int = 8):
+    """A short JSON-friendly rendering of a computed or claimed value."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): summarize(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not all(isinstance(v, (int, float, np.number)) for v in value):
+        return [summarize(v, limit) for v in value[:limit]]
+    arr = np.asarray(value, dtype=float).reshape(-1)
+    out = [float(v) for v in arr[:limit]]
+    if arr.size > limit:
+        out.append(f"... ({arr.size} entries)")
+    return out
+
+
+@dataclass
+class Check:
+    """One comparison: computed (executed) against claimed (the paper's formula)."""
+
+    computed: Any
+    claimed: Any
+    residual: float
+    tolerance: float
+    verdict: Verdict
+    note: str = ""
+
+
+def compare(computed, claimed, tol: float, note: str = "") -> Check:
+    c = np.asarray(computed, dtype=float)
+    d = np.asarray(claimed, dtype=float)
+    if c.shape != d.shape:
+        return Check(computed, claimed, math.inf, tol, Verdict.FAIL,
+                     f"shape mismatch {c.shape} vs {d.shape}")
+    diff = np.abs(c - d)
+    if diff.size and not np.all(np.isfinite(diff)):
+        return Check(computed, claimed, math.inf, tol, Verdict.FAIL, "non-finite values")
+    res = float(diff.max()) if diff.size else 0.0
+    return Check(computed, claimed, res, tol, Verdict.PASS if res <= tol else Verdict.FAIL, note)
+
+
+def decide_nonzero(value_abs: float, tol: float) -> Verdict:
+    """Is a quantity nonzero? PASS above tol, FAIL at exactly 0, UNDECIDED in between."""
+    if not math.isfinite(value_abs):
+        return Verdict.FAIL
+    if value_abs > tol:
+        return Verdict.PASS
+    if value_abs == 0:
+        return Verdict.FAIL
+    return Verdict.UNDECIDED
+
+
+def worst(*verdicts: Verdict) -> Verdict:
+    return max(verdicts, key=lambda v: _SEVERITY[v]) if verdicts else Verdict.SKIPPED
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    id: str
+    title: str
+    paper_ref: str
+    statement: str
+    method: str
+    scope: str  # "sample": once per (x, x*, y); "construction": once
+    func: Callable
+    applies: Callable | None = None  # (ctx) -> None or a reason to SKIP
+
+
+@dataclass
+class ClaimResult:
+    id: str
+    title: str
+    paper_ref: str
+    statement: str
+    method: str
+    verdict: Verdict
+    residual: float
+    tolerance: float
+    checked: int
+    counts: dict
+    worst_case: dict | None = None
+    computed: Any = None
+    claimed: Any = None
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "paper_ref": self.paper_ref,
+            "statement": self.statement,
+            "method": self.method,
+            "verdict": self.verdict.value,
+            "residual": _json_float(self.residual),
+            "tolerance": _json_float(self.tolerance),
+            "checked": self.checked,
+            "counts": self.counts,
+            "worst_case": self.worst_case,
+            "computed": summarize(self.computed),
+            "claimed": summarize(self.claimed),
+            "note": self.note,
+        }
+
+
+def _json_float(x: float):
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _ratio(c: Check) -> float:
+    if c.residual == 0:
+        return 0.0
+    if c.tolerance == 0:
+        return math.inf
+    return c.residual / c.tolerance
+
+
+def aggregate(spec: ClaimSpec, checks: list[tuple[dict | None, Check]]) -> ClaimResult:
+    """Fold the checks of one claim: the verdict is the worst one, the residual the worst case's."""
+    if not checks:
+        return ClaimResult(spec.id, spec.title, spec.paper_ref, spec.statement, spec.method,
+                           Verdict.SKIPPED, 0.0, 0.0, 0, {}, note="nothing to check")
+    counts = {v.value: 0 for v in Verdict}
+    for _, c in checks:
+        counts[c.verdict.value] += 1
+    decided = [(w, c) for w, c in checks if c.verdict != Verdict.SKIPPED]
+    pool = decided or checks
+    top = worst(*(c.verdict for _, c in pool))
+    candidates = [(w, c) for w, c in pool if c.verdict == top]
+    where, chk = max(candidates, key=lambda wc: _ratio(wc[1]))
+    return ClaimResult(spec.id, spec.title, spec.paper_ref, spec.statement, spec.method, top,
+                       chk.residual, chk.tolerance, len(checks), counts, where, chk.computed,
+                       chk.claimed, chk.note)
+
+
+# ---- registry -------------------------------------------------------------------------------
+CLAIMS: dict[str, ClaimSpec] = {}
+
+
+def claim(id: str, *, title: str, paper_ref: str, statement: str, method: str,
+          scope: str = "sample", applies: Callable | None = None):
+    """Register a claim function under its catalogue id."""
+
+    def deco(func):
+        if id in CLAIMS:
+            raise ValueError(f"duplicate claim id {id}")
+        CLAIMS[id] = ClaimSpec(id, title, paper_ref, statement, method, scope, func, applies)
+        return func
+
+    return deco
+
+
+@dataclass
+class Finding:
+    """A known gap of the paper, demonstrated live on the run's sizes."""
+
+    id: str
+    title: str
+    paper_ref: str
+    demonstrated: bool
+    counterexample: dict
+    explanation: str
+    condition: str = ""
+    headline: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "paper_ref": self.paper_ref,
+            "demonstrated": bool(self.demonstrated),
+            "headline": self.headline,
+            "condition": self.condition,
+            "counterexample": summarize(self.counterexample, limit=12),
+            "explanation": self.explanation,
+        }
+
+
+@dataclass
+class Outcome:
+    """What a finding function computed: whether the gap showed, the counterexample, why."""
+
+    demonstrated: bool
+    counterexample: dict
+    explanation: str
+    headline: str = ""
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    id: str
+    title: str
+    paper_ref: str
+    condition: str
+    func: Callable
+
+
+FINDINGS: dict[str, FindingSpec] = {}
+
+
+def finding(id: str, *, title: str, paper_ref: str, condition: str):
+    def deco(func):
+        if id in FINDINGS:
+            raise ValueError(f"duplicate finding id {id}")
+        FINDINGS[id] = FindingSpec(id, title, paper_ref, condition, func)
+        return func
+
+    return deco
+
+
+def run_finding(spec: FindingSpec, ctx, samples) -> Finding:
+    out = spec.func(ctx, samples)
+    return Finding(spec.id, spec.title, spec.paper_ref, bool(out.demonstrated), out.counterexample,
+                   out.explanation, spec.condition, out.headline)
+
+
+@dataclass
+class Context:
+    """What every claim of one run shares: the construction and cached derived objects."""
+
+    con: Any
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def design(self):
+        return self.con.design
+
+    @property
+    def blocks(self):
+        return self.con.blocks
+
+    @property
+    def N(self) -> int:
+        return self.con.N
+
+    @property
+    def D(self) -> int:
+        return self.con.D
+
+    def tol(self, magnitude: float) -> float:
+        return tolerance(magnitude, self.N, self.D)
+
+    def cached(self, key: str, make: Callable):
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    @property
+    def absW(self) -> np.ndarray:
+        return self.cached("absW", lambda: np.abs(self.con.W))
+
+    def B(self, i: int):
+        return self.cached(f"B{i}", lambda: self.con.B(i))
+
+    def abs_post(self, st) -> np.ndarray:
+        """|W'| of one step, kept for that step only (one dense stack)."""
+        if self.cache.get("abs_post_of") is not st:
+            self.cache["abs_post_of"] = st
+            self.cache["abs_post"] = np.abs(st.W_post)
+        return self.cache["abs_post"]

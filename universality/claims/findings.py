@@ -1,0 +1,234 @@
+"""The five known gaps of the paper (spec section 3), each demonstrated live on the run's sizes.
+
+Every finding builds the variant of the construction it needs, runs the real step, and reports
+what the execution produced; nothing here is a typed-in verdict. ``demonstrated`` is True when the
+computation exhibits the counterexample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import format_bytes
+from ..construction.network import build
+from ..decode import decode
+from ..execution import one_step
+from .base import Outcome, finding, max_abs
+
+# A finding's extra construction may use at most this many bytes of dense weights; above it the
+# finding is shown on a smaller grid of the same shape and says so.
+FINDING_MEMORY_BYTES = 1 * 2**30
+
+
+def _reference(ctx, samples):
+    """The first random sample with a label of ordinary size, else a fixed triple."""
+    for s in samples:
+        if s.kind == "random" and np.all(np.abs(s.y) >= 0.05):
+            return s.x, s.x_star, np.asarray(s.y, dtype=float)
+    dx, dy = ctx.design.dx, ctx.design.dy
+    return (0.3,) * dx, (0.7,) * dx, np.full(dy, 1.5)
+
+
+def _isolated(ctx):
+    """The run's design with a working ReLU'(0) (r = 0 would mask every other gap)."""
+    d = ctx.design
+    return d if d.relu_grad_at_zero != 0 else d.with_(relu_grad_at_zero=1.0)
+
+
+def _kept_sign(alpha: float, y) -> np.ndarray:
+    """A label whose middle copies survive the ReLUs in both variants: -alpha * y > 0."""
+    return -np.sign(alpha) * np.abs(np.asarray(y, dtype=float))
+
+
+def cell_center(index: int, per_axis: int, dx: int) -> tuple:
+    """A point in the middle of the flattened cell ``index`` of a per_axis^dx grid."""
+    digits = []
+    for _ in range(dx):
+        digits.append(index % per_axis)
+        index //= per_axis
+    return tuple((d + 0.5) / per_axis for d in reversed(digits))
+
+
+def _fmt(v) -> str:
+    v = np.asarray(v, dtype=float).reshape(-1)
+    return "[" + ", ".join(f"{t:.3g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
+
+
+def _zbar(ctx, st):
+    return st.z_star[ctx.blocks.mid]
+
+
+def _v_target(con, x, x_star, y, alpha):
+    a, b = con.bin_x(x), con.bin_star(x_star)
+    code = con.code_vector(a, b)
+    ebar = con.e_bar(y)
+    v = sum(code[c] * con.A[c + 1] * ebar for c in range(con.blocks.m))
+    return -alpha * np.asarray(v, dtype=float)
+
+
+@finding("relu-grad-at-zero", title="ReLU'(0) = 0 (PyTorch, TensorFlow, JAX) collapses the construction",
+         paper_ref="App. D; gap 1", condition="relu_grad_at_zero = 0")
+def relu_grad_at_zero(ctx, samples) -> Finding:
+    x, xs, y = _reference(ctx, samples)
+    d = ctx.design
+    y = _kept_sign(d.alpha, y)
+    con0 = build(d.with_(relu_grad_at_zero=0.0))
+    st0 = one_step(con0, x, y, xs)
+    r1 = d.relu_grad_at_zero if d.relu_grad_at_zero != 0 else 1.0
+    con1 = ctx.con if d.relu_grad_at_zero != 0 else build(d.with_(relu_grad_at_zero=r1))
+    st1 = one_step(con1, x, y, xs)
+    b = ctx.blocks
+    mid_bottom_grad0 = max_abs(st0.grads[:, b.dt:, :])
+    collapsed = st0.theta_b_post == 0 and not np.any(_zbar(ctx, st0))
+    works = st1.theta_b_post != 0 and bool(np.any(_zbar(ctx, st1)))
+    return Outcome(bool(collapsed and works),
+        {"x": x, "x_star": xs, "y": y,
+         "with_r_0": {"theta_b_post": st0.theta_b_post, "max_abs_zbar_star": max_abs(_zbar(ctx, st0)),
+                      "max_abs_grad_middle_bottom_rows": mid_bottom_grad0},
+         f"with_r_{r1:g}": {"theta_b_post": st1.theta_b_post, "max_abs_zbar_star": max_abs(_zbar(ctx, st1))}},
+        "Before the step every middle and bottom unit has pre-activation exactly 0. With ReLU'(0) = 0 "
+        "no error crosses them: W's middle blocks and theta_b get zero gradient, theta_b' = 0, the "
+        "switch never flips and zbar* = 0. Any r > 0 is compensated exactly by A_i / r^i.",
+        f"r = 0: theta_b' = {st0.theta_b_post:.3g}, max|zbar*| = {max_abs(_zbar(ctx, st0)):.3g}; "
+        f"r = {r1:g}: theta_b' = {st1.theta_b_post:.3g}, max|zbar*| = {max_abs(_zbar(ctx, st1)):.3g}")
+
+
+@finding("sign-of-y", title="Paper variant: the ReLUs clip zbar* to 0 for half of the labels",
+         paper_ref="App. D; gap 2", condition="variant = paper and alpha * y > 0")
+def sign_of_y(ctx, samples) -> Finding:
+    x, xs, y = _reference(ctx, samples)
+    d = _isolated(ctx)
+    alpha = d.alpha
+    con_p = ctx.con if d == ctx.design and d.variant == "paper" else build(d.with_(variant="paper"))
+    y_bad = np.sign(alpha) * np.abs(y)
+    y_good = -y_bad
+    st_bad = one_step(con_p, x, y_bad, xs)
+    st_good = one_step(con_p, x, y_good, xs)
+    tb, tg = _v_target(con_p, x, xs, y_bad, alpha), _v_target(con_p, x, xs, y_good, alpha)
+    zb, zg = st_bad.z_star[con_p.blocks.mid], st_good.z_star[con_p.blocks.mid]
+    tol = ctx.tol(max(max_abs(tb), max_abs(tg), 1.0))
+    gap_bad = max_abs(zb - tb)
+    gap_good = max_abs(zg - tg)
+    con_s = ctx.con if d == ctx.design and d.variant == "signed" else build(d.with_(variant="signed"))
+    st_s = one_step(con_s, x, y_bad, xs)
+    dec = decode(con_s, st_s.z_star[con_s.blocks.mid], alpha)
+    demonstrated = gap_bad > tol and not np.any(zb) and gap_good <= tol
+    return Outcome(bool(demonstrated),
+        {"x": x, "x_star": xs, "alpha": alpha,
+         "clipped_label": {"y": y_bad, "max_abs_zbar_star": max_abs(zb), "max_abs_minus_alpha_v": max_abs(tb)},
+         "kept_label": {"y": y_good, "residual_vs_minus_alpha_v": gap_good},
+         "signed_variant_decodes_clipped_label": {"y": dec.y, "cell": [dec.cell_x, dec.cell_star]}},
+        "With e_bar(y) = copies of y, the middle channel after the step has the sign of -alpha*y. When "
+        "alpha*y > 0 every middle pre-activation is negative, the ReLUs output 0 and zbar* = 0: the "
+        "label is lost. The signed variant stacks [y; -y] so one copy of each pair survives.",
+        f"paper variant, y = {_fmt(y_bad)}: max|zbar*| = {max_abs(zb):.3g} but max|-alpha v| = "
+        f"{max_abs(tb):.3g}; signed variant decodes y = {_fmt(dec.y)}")
+
+
+@finding("psd-implication", title="'Products PSD => activations >= 0' is false; entrywise >= 0 is what works",
+         paper_ref="App. D; gap 3", condition="always (a property of the argument)")
+def psd_implication(ctx, samples) -> Finding:
+    con, b = ctx.con, ctx.blocks
+    i = next((i for i in range(2, con.N) if np.any(np.asarray(con.G[i - 1]) != 0)), 2)
+    Binv = np.linalg.inv(ctx.B(i))
+    M = Binv.T @ Binv  # symmetric positive definite: B_i is invertible
+    eig = np.linalg.eigvalsh(M)
+    p, q = np.unravel_index(int(np.argmin(M)), M.shape)
+    u = np.zeros(b.dt)
+    u[q] = 1.0
+    Mu = M @ u
+    # the slides' B_jl = [[E_jj, E_jl], [E_lj, 0]] + eps I for cell (0, 0)
+    Bs = np.zeros((b.dt, b.dt))
+    Bs[0, 0] = 1.0
+    Bs[0, b.cells_x] = 1.0
+    Bs[b.cells_x, 0] = 1.0
+    Bs += ctx.design.eps * np.eye(b.dt)
+    slides_eig = float(np.linalg.eigvalsh((Bs + Bs.T) / 2).min())
+    own = [float(np.linalg.eigvalsh((ctx.B(k) + ctx.B(k).T) / 2).min()) for k in range(1, con.N + 1)]
+    demonstrated = eig.min() > 0 and Mu.min() < 0
+    return Outcome(bool(demonstrated),
+        {"matrix": f"M = B_{i}^-T B_{i}^-1 ({b.dt}x{b.dt}, symmetric)",
+         "min_eigenvalue_M": float(eig.min()), "u": f"unit vector e_{q} (>= 0)",
+         "min_entry_Mu": float(Mu.min()), "negative_entry_index": int(p),
+         "slides_B00_min_eigenvalue": slides_eig,
+         "construction_B_i_sym_part_min_eigenvalue": min(own)},
+        "A symmetric positive definite matrix can map a non-negative vector to one with a negative "
+        "entry, so PSD products do not keep ReLU inputs non-negative. The slides' B_jl is not even "
+        "PSD. The construction works because every top product B_i and every phi~ is entrywise >= 0.",
+        f"M = B_{i}^-T B_{i}^-1 has min eigenvalue {eig.min():.3g} > 0, yet M e_{q} has entry "
+        f"{Mu.min():.3g} < 0; slides' B_00 min eigenvalue {slides_eig:.3g}")
+
+
+@finding("zero-label", title="y = 0 (e_check(y) = 0): no gradient, no switch, the output ignores x and x*",
+         paper_ref="Sec. 6; gap 4", condition="e_check(y) = 0, e.g. y = 0")
+def zero_label(ctx, samples) -> Finding:
+    d = _isolated(ctx)
+    con = ctx.con if d == ctx.design else build(d)
+    x, xs, _ = _reference(ctx, samples)
+    x2 = cell_center((con.bin_x(x) + 1) % con.blocks.cells_x, d.J, d.dx)
+    xs2 = cell_center((con.bin_star(xs) + 1) % con.blocks.cells_star, d.L, d.dx)
+    y0 = np.zeros(d.dy)
+    st1 = one_step(con, x, y0, xs)
+    st2 = one_step(con, x2, y0, xs2)
+    out1, out2 = st1.out_star_post, st2.out_star_post
+    demonstrated = (st1.theta_b_post == 0 and not np.any(st1.grads) and out1.branch == out2.branch
+                    and np.array_equal(out1.yhat, out2.yhat))
+    ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": max_abs(st1.grads),
+          "theta_b_post": st1.theta_b_post, "outputs": [out1.yhat, out2.yhat],
+          "branch_after": out1.branch}
+    if d.dy >= 2:
+        y_null = np.zeros(d.dy)
+        y_null[0], y_null[1] = 1.0, -1.0
+        st3 = one_step(con, x, y_null, xs)
+        ce["nonzero_label_in_kernel_of_e_check"] = {"y": y_null, "theta_b_post": st3.theta_b_post}
+        demonstrated = demonstrated and st3.theta_b_post == 0
+    return Outcome(bool(demonstrated), ce,
+        "With MSE at yhat = 0 the error is -y: for y = 0 nothing moves, theta_b' = 0, the switch does not "
+        "flip and the post-step output is the same for every (x, x*). More generally theta_b' is "
+        "proportional to e_check(y) = sum(y), so any label with sum 0 leaves the switch off.",
+        f"y = 0: max|grad| = {max_abs(st1.grads):.3g}, theta_b' = {st1.theta_b_post:.3g}, the same "
+        f"output {_fmt(out1.yhat)} for two different (x, x*)")
+
+
+@finding("depth-jl", title="N = J*L is one layer pair short: the paper layout needs N = J*L + 2",
+         paper_ref="App. A.1 (slides' N = J L); gap 5", condition="paper layout with N = J*L")
+def depth_jl(ctx, samples) -> Finding:
+    d = _isolated(ctx)
+    J, L = d.J, d.L
+    note = ""
+    while True:
+        cells = J**d.dx * L**d.dx
+        D = cells + (cells - 2) * (2 if d.variant == "signed" else 1) * d.dy + 1
+        if cells * D * D * 8 * 6 <= FINDING_MEMORY_BYTES or (J == 2 and L == 2):
+            break
+        J, L = max(2, J // 2), max(2, L // 2)
+        note = (f"shown on the {J}x{L} grid (the requested one would need more than "
+                f"{format_bytes(FINDING_MEMORY_BYTES)})")
+    cells = J**d.dx * L**d.dx
+    if cells < 3:
+        return Outcome(False,
+                       {"J": J, "L": L, "reason": "J*L < 3: a depth-J*L network has no code layer"},
+                       "Not applicable to these sizes.", "not applicable: J*L < 3")
+    short = build(d.with_(N=cells, J=J, L=L, layout="truncated"))
+    b = short.blocks
+    uncovered = [(c % b.cells_x, c // b.cells_x) for c in range(b.m, cells)]
+    j, l = uncovered[-1]
+    x, xs = cell_center(j, J, d.dx), cell_center(l, L, d.dx)
+    y1 = _kept_sign(d.alpha, np.full(d.dy, 1.0))
+    y2 = _kept_sign(d.alpha, np.full(d.dy, 2.5))
+    s1, s2 = one_step(short, x, y1, xs), one_step(short, x, y2, xs)
+    z1, z2 = s1.z_star[b.mid], s2.z_star[b.mid]
+    full = build(d.with_(N=cells + 2, J=J, L=L, layout="paper"))
+    f1 = one_step(full, x, y1, xs)
+    dec = decode(full, f1.z_star[full.blocks.mid], d.alpha)
+    demonstrated = not np.any(z1) and not np.any(z2) and (dec.cell_x, dec.cell_star) == (j, l)
+    return Outcome(bool(demonstrated),
+        {"N": cells, "J": J, "L": L, "cells_without_a_layer": uncovered, "x": x, "x_star": xs,
+         "labels": [y1, y2], "max_abs_zbar_star": [max_abs(z1), max_abs(z2)],
+         "with_N_plus_2": {"N": cells + 2, "decoded_cell": [dec.cell_x, dec.cell_star], "decoded_y": dec.y},
+         "note": note},
+        "Layer 1 has A_1 = I and layer N has B_N = I forced (empty products), so k_N = 0 and A_1 cannot "
+        "select a channel: only N - 2 layers can answer for a cell. With N = J*L two cells get no layer; "
+        "for x, x* in such a cell zbar* = 0 whatever the label, so different labels give the same "
+        "post-update network. N = J*L + 2 covers every cell.",
+        f"N = {cells}: cells {uncovered} get no layer; labels {_fmt(y1)} and {_fmt(y2)} both give "
+        f"zbar* = 0; N = {cells + 2} decodes cell {(dec.cell_x, dec.cell_star)}")

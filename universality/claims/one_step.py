@@ -1,0 +1,412 @@
+"""The claim catalogue of the one-shot construction (spec section 3), one function per claim.
+
+Each function takes the shared :class:`Context`, one sample and the :class:`StepResult` of the real
+step on it (or only the context, for construction-level claims), computes the left side from the
+executed network and the right side from the paper's formula, and returns a :class:`Check`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..decode import decode
+from ..execution import forward
+from .base import (Check, Verdict, claim, compare, decide_nonzero, max_abs, worst)
+
+
+def _abs_forward_max(W_abs: np.ndarray, phi: np.ndarray, rows=slice(None)) -> float:
+    """max |W_1|...|W_N||phi| over ``rows`` and over every layer: the rounding magnitude."""
+    f = forward(W_abs, np.abs(phi), relu=False)
+    return float(np.max(np.abs(f.pre[:, rows]))) if f.pre.size else 0.0
+
+
+def _kernel_formula(ctx, st) -> np.ndarray:
+    """k_i = phi~(x; 0)^T B_i^T B_i phi~(x*; theta_b') from the chosen B_i (paper's kernel, eq. (7))."""
+    b = ctx.blocks
+    px, ps = st.phi_x[b.top], st.phi_star_post[b.top]
+    return np.array([(ctx.B(i) @ px) @ (ctx.B(i) @ ps) for i in range(1, ctx.N + 1)])
+
+
+def _minus_alpha_v(ctx, s) -> np.ndarray:
+    """-alpha v(x, x*, y) with v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y) (Lemma 4.1)."""
+    con = ctx.con
+    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
+    code = con.code_vector(a, bb)
+    ebar = con.e_bar(s.y)
+    v = np.zeros(ctx.blocks.dm)
+    for c in range(ctx.blocks.m):
+        v += code[c] * con.A[c + 1] * ebar
+    return -con.design.alpha * v
+
+
+def _signed(ctx) -> bool:
+    return ctx.design.variant == "signed"
+
+
+@claim("grad-rank-one", title="Backprop gradients are the outer products a_i b_{i-1}^T",
+       paper_ref="Sec. 4 (gradient of each factor)",
+       statement=r"\nabla_{W_i}\ell = r^i\,(\prod_{j<i}W_j)^T e\,\phi^T(\prod_{j>i}W_j)^T",
+       method="real reverse-mode backprop through the ReLU stack vs the paper's product formula "
+              "(times r^i: every middle/bottom unit sits at the ReLU kink)")
+def grad_rank_one(ctx, s, st) -> Check:
+    W, Wa, N, r = ctx.con.W, ctx.absW, ctx.N, st.r
+    bvec = np.empty((N, ctx.D))
+    babs = np.empty((N, ctx.D))
+    bvec[N - 1], babs[N - 1] = st.phi_x, np.abs(st.phi_x)
+    for k in range(N - 2, -1, -1):
+        bvec[k] = W[k + 1] @ bvec[k + 1]
+        babs[k] = Wa[k + 1] @ babs[k + 1]
+    a, aabs = st.e.copy(), np.abs(st.e)
+    res, mag, worst_i = 0.0, 0.0, 1
+    for k in range(N):
+        factor = r ** (k + 1)
+        diff = max_abs(st.grads[k] - factor * np.outer(a, bvec[k]))
+        if diff > res:
+            res, worst_i = diff, k + 1
+        mag = max(mag, factor * float(aabs.max()) * float(babs[k].max()))
+        a, aabs = W[k].T @ a, Wa[k].T @ aabs
+    tol = ctx.tol(mag)
+    return Check(f"max |grad W_i - formula| = {res:.3g} (worst at i = {worst_i})", "0",
+                 res, tol, Verdict.PASS if res <= tol else Verdict.FAIL)
+
+
+@claim("update-blocks", title="The step moves only the (middle, top) and (bottom, top) blocks",
+       paper_ref="eq. (2)",
+       statement=r"\Delta W_i = 0 \text{ outside the (mid, top), (bottom, top) blocks};\ "
+                 r"\theta_{ft}, \theta_h \text{ unchanged}",
+       method="difference of the real updated weights and the originals, block by block; the error "
+              "reaching the feature map and theta_h")
+def update_blocks(ctx, s, st) -> Check:
+    b = ctx.blocks
+    delta = st.W_post - ctx.con.W
+    allowed = np.zeros((ctx.D, ctx.D), dtype=bool)
+    allowed[b.dt:, b.top] = True
+    outside = max_abs(delta[:, ~allowed])
+    feat = max_abs(st.g_phi[b.top])
+    res = max(outside, feat, abs(st.g_theta_h))
+    tol = ctx.tol(abs(st.alpha) * max_abs(st.grads))
+    moved = max_abs(delta[:, allowed])
+    return Check({"outside_allowed_blocks": outside, "error_into_feature_map": feat,
+                  "theta_h_gradient": st.g_theta_h, "largest_allowed_change": moved},
+                 "0 outside (mid, top) and (bottom, top)", res, tol,
+                 Verdict.PASS if res <= tol else Verdict.FAIL)
+
+
+def _probes(ctx, st) -> np.ndarray:
+    D = ctx.D
+    if D <= 128:
+        return np.eye(D)
+    rng = np.random.default_rng(12345)
+    return np.column_stack([rng.standard_normal((D, 8)), st.phi_star_post, st.phi_x])
+
+
+@claim("second-order-zero", title="No O(alpha^2) remainder: eq. (1) is exact",
+       paper_ref="eq. (1)",
+       statement=r"\prod_i W_i' - \Big[\prod_i W_i - \alpha\sum_i (\prod_{j<i}W_j)\nabla_{W_i}\ell"
+                 r"(\prod_{j>i}W_j)\Big] = 0",
+       method="products of the real updated weights vs the first-order expansion with the real "
+              "gradients, applied to the identity (D <= 128) or to 10 probe vectors (Freivalds)")
+def second_order_zero(ctx, s, st) -> Check:
+    W, Wa, G, N, alpha = ctx.con.W, ctx.absW, st.grads, ctx.N, st.alpha
+    X = _probes(ctx, st)
+
+    def chain(Ws, X):
+        out = X
+        for k in range(N - 1, -1, -1):
+            out = Ws[k] @ out
+        return out
+
+    def first_order(Ws, Gs, X):
+        R = [None] * N
+        R[N - 1] = X
+        for k in range(N - 2, -1, -1):
+            R[k] = Ws[k + 1] @ R[k + 1]
+        acc = Gs[N - 1] @ R[N - 1]
+        for k in range(N - 2, -1, -1):
+            acc = Gs[k] @ R[k] + Ws[k] @ acc
+        return acc
+
+    lhs = chain(st.W_post, X)
+    rhs = chain(W, X) - alpha * first_order(W, G, X)
+    res = max_abs(lhs - rhs)
+    Ga = np.abs(G)
+    mag = max(max_abs(chain(ctx.abs_post(st), np.abs(X))),
+              max_abs(chain(Wa, np.abs(X))) + abs(alpha) * max_abs(first_order(Wa, Ga, np.abs(X))))
+    tol = ctx.tol(mag)
+    how = "identity" if X.shape[1] == ctx.D and ctx.D <= 128 else f"{X.shape[1]} probes"
+    return Check(f"max |prod W' - first order| = {res:.3g} ({how})", "0", res, tol,
+                 Verdict.PASS if res <= tol else Verdict.FAIL)
+
+
+@claim("post-update-eq3", title="The post-step middle block equals eq. (3)",
+       paper_ref="eq. (3)",
+       statement=r"\bar z^\star = -\alpha\sum_i A_i\bar e(y)\,\tilde\phi(x)^T B_i^T B_i"
+                 r"\tilde\phi(x^\star;\theta_b')",
+       method="real ReLU forward pass at x* after the real step vs eq. (3) from the chosen A_i, B_i "
+              "(paper variant); signed variant: vs max(eq. (3), 0), the ReLUs clip each +/- copy")
+def post_update_eq3(ctx, s, st) -> Check:
+    con, b = ctx.con, ctx.blocks
+    k = _kernel_formula(ctx, st)
+    ebar = con.e_bar(st.y)
+    total = np.zeros(b.dm)
+    mag_formula = np.zeros(b.dm)
+    for i in range(1, ctx.N + 1):
+        total += con.A[i - 1] * ebar * k[i - 1]
+        mag_formula += np.abs(con.A[i - 1] * ebar * k[i - 1])
+    eq3 = -st.alpha * total
+    claimed = np.maximum(eq3, 0.0) if _signed(ctx) else eq3
+    computed = st.z_star[b.mid]
+    mag = _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.mid) + abs(st.alpha) * max_abs(mag_formula)
+    return compare(computed, claimed, ctx.tol(mag))
+
+
+@claim("z-star-is-minus-alpha-v", title="zbar* = -alpha v (paper) / max(-alpha v, 0) (signed)",
+       paper_ref="Lemma 4.1",
+       statement=r"\bar z^\star = -\alpha\, v(x, x^\star, y),\quad v = \sum_{i=2}^{N-1} c_{i-2}(a,b)\,A_i\,"
+                 r"\bar e(y)",
+       method="real post-step forward pass at x* vs -alpha v from the code table; signed variant "
+              "also checks that the (+, -) pairs recover -alpha v")
+def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
+    b = ctx.blocks
+    target = _minus_alpha_v(ctx, s)
+    computed = st.z_star[b.mid]
+    mag = _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.mid) + max_abs(target)
+    tol = ctx.tol(mag)
+    if not _signed(ctx):
+        return compare(computed, target, tol)
+    direct = compare(computed, np.maximum(target, 0.0), tol)
+    z = computed.reshape(b.m, 2, b.dy)
+    t = target.reshape(b.m, 2, b.dy)
+    pairs = compare(z[:, 0] - z[:, 1], t[:, 0], 2 * tol)
+    res = max(direct.residual, pairs.residual)
+    return Check(computed, np.maximum(target, 0.0), res, tol, worst(direct.verdict, pairs.verdict),
+                 "pairs z+ - z- recover -alpha v" if pairs.verdict == Verdict.PASS else
+                 "pairs z+ - z- do not recover -alpha v")
+
+
+@claim("kernel-code", title="k_i(x, x*) = c_{i-2}(bin x, bin x*); an indicator in the paper layout",
+       paper_ref="App. A.1, eq. (7)",
+       statement=r"k_i(x,x^\star) = \tilde h_{i+1}(x)^T\tilde h_{i+1}(x^\star) = c_{i-2}(a, b),\ "
+                 r"k_1 = k_N = 0",
+       method="inner products of the real top-channel activations entering each layer (at x before "
+              "the step, at x* after it) vs the code table")
+def kernel_code(ctx, s, st) -> Check:
+    con, b, N = ctx.con, ctx.blocks, ctx.N
+    computed = np.array([st.fwd_x.post[i][b.top] @ st.fwd_star_post.post[i][b.top] for i in range(1, N + 1)])
+    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
+    claimed = np.concatenate([[0.0], con.code_vector(a, bb), [0.0]])
+    mag = max(_abs_forward_max(ctx.absW, st.phi_x, b.top), 1.0) * max(
+        _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.top), 1.0) * b.dt
+    chk = compare(computed, claimed, ctx.tol(mag))
+    if chk.verdict == Verdict.PASS and ctx.design.layout == "paper":
+        ones = int(np.sum(np.isclose(computed, 1.0, rtol=0, atol=chk.tolerance)))
+        zeros = int(np.sum(np.abs(computed) <= chk.tolerance))
+        if ones != 1 or ones + zeros != N:
+            return Check(computed, claimed, chk.residual, chk.tolerance, Verdict.FAIL,
+                         "paper layout: k is not the indicator of one cell")
+        chk.note = f"indicator of cell ({a}, {bb}): layer {int(np.argmax(computed)) + 1}"
+    return chk
+
+
+@claim("v-decodes", title="v determines (bin x, bin x*, y)",
+       paper_ref="Lemma 4.1",
+       statement=r"v(x,x^\star,y)\ \mapsto\ (\mathrm{bin}\,x,\ \mathrm{bin}\,x^\star,\ y)\ \text{is injective for } y\neq0",
+       method="least-squares decoder over all cells applied to the real zbar*; compares the decoded "
+              "cells and label with the truth and reports the separation margin")
+def v_decodes(ctx, s, st) -> Check:
+    con, b = ctx.con, ctx.blocks
+    y = np.asarray(s.y, dtype=float)
+    if not np.any(y != 0):
+        return Check("y = 0", "-", 0.0, 0.0, Verdict.SKIPPED, "y = 0 carries no label (finding zero-label)")
+    dec = decode(con, st.z_star[b.mid], st.alpha)
+    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
+    from ..decode import cell_gains
+
+    w = cell_gains(con)[a * b.cells_star + bb]
+    wn = float(np.linalg.norm(w))
+    mag = _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.mid)
+    ztol = ctx.tol(mag) * math.sqrt(b.dm)
+    ytol = (ztol / (abs(st.alpha) * wn) if wn > 0 else math.inf) + ctx.tol(max_abs(y))
+    res = max_abs(dec.y - y)
+    computed = {"cell_x": dec.cell_x, "cell_star": dec.cell_star, "y": dec.y.tolist(), "margin": dec.margin}
+    claimed = {"cell_x": a, "cell_star": bb, "y": y.tolist()}
+    signal = abs(st.alpha) * wn * float(np.linalg.norm(y)) * dec.margin
+    if (dec.cell_x, dec.cell_star) != (a, bb):
+        verdict = Verdict.UNDECIDED if signal <= ztol else Verdict.FAIL
+        return Check(computed, claimed, math.inf, ytol, verdict,
+                     f"decoded cell ({dec.cell_x}, {dec.cell_star}) instead of ({a}, {bb})")
+    if signal <= ztol:
+        return Check(computed, claimed, res, ytol, Verdict.UNDECIDED,
+                     f"separation {signal:.3g} below rounding {ztol:.3g}")
+    return Check(computed, claimed, res, ytol, Verdict.PASS if res <= ytol else Verdict.FAIL,
+                 f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}")
+
+
+@claim("boundary", title="A_1 = I, B_N = I; A_i SPD, B_i invertible; products telescope to the M's",
+       paper_ref="App. A.3", scope="construction",
+       statement=r"(\bar W_1\cdots\bar W_{i-1})(\cdot)^T = A_i/r^i,\ \tilde W_{i+1}\cdots\tilde W_N = B_i,\ "
+                 r"A_1 = I,\ B_N = I",
+       method="telescoping products of the real weight blocks vs the chosen A_i (divided by r^i) and "
+              "B_i; SPD by eigenvalues (exact for diagonal products), invertibility by singular values")
+def boundary(ctx) -> Check:
+    con, b, N = ctx.con, ctx.blocks, ctx.N
+    W = con.W
+    res, mag = 0.0, 0.0
+    M = np.eye(b.dm)
+    Ma = np.eye(b.dm)
+    min_eig = math.inf
+    for i in range(1, N + 1):
+        Ai = M @ M.T
+        target = np.diag(np.asarray(con.A_built[i - 1], dtype=float))
+        res = max(res, max_abs(Ai - target))
+        mag = max(mag, max_abs(Ma @ Ma.T))
+        off = Ai - np.diag(np.diag(Ai))
+        eig = np.diag(Ai) if not np.any(off) else np.linalg.eigvalsh((Ai + Ai.T) / 2)
+        min_eig = min(min_eig, float(np.min(eig)) / max(max_abs(Ai), 1e-300))
+        M = M @ W[i - 1][b.mid, b.mid]
+        Ma = Ma @ np.abs(W[i - 1][b.mid, b.mid])
+    Bp = np.eye(b.dt)
+    Bpa = np.eye(b.dt)
+    min_sv = math.inf
+    for i in range(N, 0, -1):
+        res = max(res, max_abs(Bp - ctx.B(i)))
+        mag = max(mag, max_abs(Bpa))
+        min_sv = min(min_sv, float(np.linalg.svd(Bp, compute_uv=False).min()))
+        Bp = W[i - 1][b.top, b.top] @ Bp
+        Bpa = np.abs(W[i - 1][b.top, b.top]) @ Bpa
+    tol = ctx.tol(mag)
+    rel = ctx.tol(1.0)
+    spd = Verdict.PASS if min_eig > rel else (Verdict.FAIL if min_eig < -rel else Verdict.UNDECIDED)
+    inv = decide_nonzero(min_sv, tol)
+    tel = Verdict.PASS if res <= tol else Verdict.FAIL
+    return Check({"telescoping_residual": res, "min_eig_A_relative": min_eig, "min_singular_B": min_sv},
+                 "residual 0, eigenvalues > 0, singular values > 0", res, tol, worst(tel, spd, inv))
+
+
+@claim("nonneg-linear-regime", title="The ReLUs act linearly (non-negative / sign-consistent inputs)",
+       paper_ref="App. D",
+       statement=r"\text{paper: every ReLU input} \ge 0;\ \text{signed: each coordinate keeps one sign "
+                 r"across layers}",
+       method="pre-activations of every layer in four real forward passes (x and x*, before and after "
+               "the step)")
+def nonneg_linear_regime(ctx, s, st) -> Check:
+    passes = {"x, before": st.fwd_x, "x*, before": st.fwd_star_pre, "x, after": st.fwd_x_post,
+              "x*, after": st.fwd_star_post}
+    mag = max(_abs_forward_max(ctx.absW, st.phi_x), _abs_forward_max(ctx.abs_post(st), st.phi_star_post),
+              _abs_forward_max(ctx.abs_post(st), st.phi_x_post))
+    tol = ctx.tol(mag)
+    res, where = 0.0, ""
+    for name, f in passes.items():
+        if _signed(ctx):
+            pos = np.max(np.maximum(f.pre, 0.0), axis=0)
+            neg = np.max(np.maximum(-f.pre, 0.0), axis=0)
+            bad = np.minimum(pos, neg)
+        else:
+            bad = np.max(np.maximum(-f.pre, 0.0), axis=0)
+        if bad.size and float(bad.max()) > res:
+            res = float(bad.max())
+            where = f"{name}, unit {ctx.con.blocks.names()[int(np.argmax(bad))]}"
+    claimed = "sign-consistent per coordinate" if _signed(ctx) else "all >= 0"
+    return Check(f"worst violation {res:.3g}" + (f" at {where}" if where else ""), claimed, res, tol,
+                 Verdict.PASS if res <= tol else Verdict.FAIL, where)
+
+
+@claim("psd-argument", title="Non-negative activations: the paper's PSD argument vs entrywise non-negativity",
+       paper_ref="App. D", scope="construction",
+       statement=r"\prod_{i=j}^N \tilde W_i = B_{j-1} \ge 0 \text{ entrywise} \Rightarrow \tilde h \ge 0;\ "
+                 r"\text{PSD of the products is reported, not relied on}",
+       method="products of the real top blocks for j = 1..N: smallest entry (the working condition, "
+              "and the activations for every one-hot input) and smallest eigenvalue of the symmetric "
+              "part (the paper's premise)")
+def psd_argument(ctx) -> Check:
+    con, b, N = ctx.con, ctx.blocks, ctx.N
+    prod = np.eye(b.dt)
+    prod_abs = np.eye(b.dt)
+    min_entry, min_sym, psd_count = math.inf, math.inf, 0
+    for j in range(N, 0, -1):
+        prod = con.W[j - 1][b.top, b.top] @ prod
+        prod_abs = np.abs(con.W[j - 1][b.top, b.top]) @ prod_abs
+        min_entry = min(min_entry, float(prod.min()))
+        lam = float(np.linalg.eigvalsh((prod + prod.T) / 2).min())
+        min_sym = min(min_sym, lam)
+        psd_count += lam >= -ctx.tol(max_abs(prod_abs))
+    tol = ctx.tol(max_abs(prod_abs))
+    res = max(0.0, -min_entry)
+    note = (f"PSD premise holds for {psd_count}/{N} products (min eigenvalue of the symmetric part "
+            f"{min_sym:.3g}); the activations are non-negative because every product is entrywise >= 0, "
+            f"not because of PSD-ness")
+    if res > tol:
+        note = f"a top product has a negative entry ({min_entry:.3g}); PSD premise holds for {psd_count}/{N}"
+    return Check({"min_entry": min_entry, "min_eig_sym_part": min_sym, "psd_products": psd_count,
+                  "products": N}, "min_entry >= 0", res, tol, Verdict.PASS if res <= tol else Verdict.FAIL,
+                 note)
+
+
+def error_at_z(con, z: np.ndarray, y) -> np.ndarray:
+    """dl/dz at the pre-update point, executed through g_pre and the loss."""
+    yhat = con.Wg @ z
+    return con.Wg.T @ np.asarray(con.loss.grad(np.asarray(y, dtype=float), yhat), dtype=float)
+
+
+@claim("e-linear", title="e_bar, e_check are linear (not affine) and injective in y; theta_b' != 0",
+       paper_ref="Sec. 6, Thm 6.1",
+       statement=r"\bar e(ay+by') = a\bar e(y)+b\bar e(y'),\ \bar e(0)=0,\ \ker\bar e = 0,\ \theta_b' \ne 0",
+       method="the error at z executed through g_pre and the loss for y, a second label, their "
+              "combination, 0 and the unit labels; theta_b' from the real step")
+def e_linear(ctx, s, st) -> Check:
+    con, b = ctx.con, ctx.blocks
+    z = st.fwd_x.z
+    y1 = np.asarray(s.y, dtype=float)
+    y2 = np.linspace(-1.5, 2.0, b.dy) + 0.25
+    ca, cb = 0.75, -1.25
+
+    def E(y):
+        e = error_at_z(con, z, y)
+        return np.concatenate([e[b.mid], [e[b.bottom]]])
+
+    lin = max_abs(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2))
+    aff = max_abs(E(np.zeros(b.dy)))
+    basis = np.column_stack([E(np.eye(b.dy)[d]) for d in range(b.dy)])[:-1]  # middle rows only
+    smin = float(np.linalg.svd(basis, compute_uv=False).min())
+    mag = max_abs(np.abs(con.Wg).T @ (np.abs(con.Wg) @ np.abs(z) + np.abs(ca * y1) + np.abs(cb * y2)))
+    tol = ctx.tol(max(mag, max_abs(y1), 1.0))
+    tb = abs(st.theta_b_post)
+    g_abs = np.abs(st.e)
+    for k in range(ctx.N):
+        g_abs = ctx.absW[k].T @ (g_abs * max(st.r, 1.0))
+    tb_tol = ctx.tol(abs(st.alpha) * float(g_abs[b.bottom]))
+    res = max(lin, aff)
+    v = worst(Verdict.PASS if res <= tol else Verdict.FAIL, decide_nonzero(smin, tol),
+              decide_nonzero(tb, tb_tol))
+    note = "" if v == Verdict.PASS else (
+        "theta_b' = 0: the switch does not flip" if tb == 0 else
+        f"linearity residual {lin:.3g}, affine offset {aff:.3g}, smallest singular value {smin:.3g}, "
+        f"|theta_b'| = {tb:.3g}")
+    return Check({"linearity_residual": lin, "value_at_zero": aff, "min_singular_value": smin,
+                  "theta_b_post": st.theta_b_post}, "linear, injective, theta_b' != 0", res, tol, v, note)
+
+
+@claim("multiplexer", title="Before: yhat = 0, top error 0 (g_pre); after: zbar* != 0 (h_post)",
+       paper_ref="eqs. (4)-(5)",
+       statement=r"f_{out}(z) = g_{pre}(z) = 0 \text{ before};\ \bar z^\star\ne0 \Rightarrow f_{out}(z^\star) "
+                 r"= h_{post}(\bar z^\star) \text{ after}",
+       method="the multiplexer's branch and output in the real forward passes before and after the step")
+def multiplexer(ctx, s, st) -> Check:
+    b = ctx.blocks
+    yhat0 = max_abs(st.out_x.yhat)
+    etop = max_abs(st.e[b.top])
+    zstar = max_abs(st.z_star[b.mid])
+    mag = _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.mid)
+    tol = ctx.tol(max_abs(np.abs(ctx.con.Wg) @ np.abs(st.fwd_x.z)))
+    before = Verdict.PASS if (st.out_x.branch == "g_pre" and max(yhat0, etop) <= tol) else Verdict.FAIL
+    after = decide_nonzero(zstar, ctx.tol(mag))
+    if after == Verdict.PASS and st.out_star_post.branch != "h_post":
+        after = Verdict.FAIL
+    note = f"before: {st.out_x.branch}; after: {st.out_star_post.branch}"
+    if after == Verdict.FAIL:
+        note += " (zbar* = 0: the step left no trace at x*)"
+    return Check({"yhat_before": yhat0, "top_error": etop, "branch_before": st.out_x.branch,
+                  "max_abs_zbar_star": zstar, "branch_after": st.out_star_post.branch},
+                 {"yhat_before": 0, "top_error": 0, "branch_before": "g_pre", "branch_after": "h_post"},
+                 max(yhat0, etop), tol, worst(before, after), note)

@@ -1,0 +1,180 @@
+"""verify-construction: build the construction, run the real step, print the verdicts.
+
+Exit status: 0 when every claim of the requested construction passes (SKIPPED counts as passing),
+1 when one fails or is UNDECIDED, 2 for bad input (one line on stderr, nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+EPILOG = """\
+claims (each computed by running the network; see README):
+  grad-rank-one, update-blocks, second-order-zero, post-update-eq3, z-star-is-minus-alpha-v,
+  kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer
+findings (known gaps of the paper, each demonstrated live on these sizes):
+  relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl
+
+exit status: 0 every claim passes; 1 a claim fails or is undecided; 2 bad input.
+
+examples:
+  verify-construction --N 6 --J 4 --L 4            # compact layout, all claims PASS
+  verify-construction --N 18 --J 4 --L 4           # the paper's one-hot layout (N = J*L + 2)
+  verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
+  verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
+  verify-construction --N 6 --J 4 --L 4 --json --export out/
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 10)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="verify-construction",
+        description=(
+            "Build the explicit weight construction of Finn & Levine (ICLR 2018), 'Meta-Learning and "
+            "Universality', run the network, backprop, take one real gradient step and check every "
+            "claim of the paper against what the network actually computed. Known gaps of the paper "
+            "are demonstrated live with counterexamples."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    size = p.add_argument_group("sizes")
+    size.add_argument("--N", type=_int, required=True, metavar="N",
+                      help="depth: number of square D x D layers (>= 4). The paper layout needs N = J^dx*L^dx + 2")
+    size.add_argument("--J", type=_int, required=True, metavar="J",
+                      help="cells per axis for the training input x (>= 1)")
+    size.add_argument("--L", type=_int, required=True, metavar="L",
+                      help="cells per axis for the test input x* (>= 1)")
+    size.add_argument("--dx", type=_int, default=1, metavar="DX",
+                      help="input dimension; cells form a J^dx (L^dx) grid, flattened (default 1)")
+    size.add_argument("--dy", type=_int, default=1, metavar="DY", help="label dimension (default 1)")
+    con = p.add_argument_group("construction")
+    con.add_argument("--alpha", type=_real, default=0.3,
+                     help="inner learning rate, nonzero, any sign (default 0.3)")
+    con.add_argument("--eps", type=_real, default=0.1,
+                     help="epsilon of A_i = eps*I + E_i, > 0 (default 0.1)")
+    con.add_argument("--variant", choices=["signed", "paper"], default="signed",
+                     help="label channel: 'signed' stacks [y; -y] per channel and works for every y "
+                          "(default); 'paper' stacks [y] as in the paper and loses half the labels")
+    con.add_argument("--layout", choices=["auto", "paper", "compact"], default="auto",
+                     help="code table: 'paper' one-hot codes (N = J*L + 2), 'compact' moment-curve codes "
+                          "(any N >= 4), 'auto' paper when N = J*L + 2 else compact (default)")
+    con.add_argument("--relu-grad-at-zero", type=_real, default=1.0, metavar="R",
+                     help="ReLU'(0) used by backprop, >= 0 (default 1). r > 0 is compensated exactly "
+                          "(A_i / r^i); 0 (PyTorch/TensorFlow/JAX) shows the collapse")
+    run = p.add_argument_group("run")
+    run.add_argument("--samples", type=_int, default=16, metavar="S",
+                     help="random (x, x*, y) triples to check, >= 0 (default 16); 7 corner cases are "
+                          "always added")
+    run.add_argument("--seed", type=_int, default=0, help="random seed, >= 0 (default 0): same seed, same run")
+    run.add_argument("--max-memory", type=_real, default=None, metavar="GIB",
+                     help="refuse sizes whose dense weights need more than this many GiB "
+                          "(default: 80%% of available memory)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true",
+                     help="print one JSON document (schema: docs/json.md) instead of tables")
+    out.add_argument("--export", metavar="DIR",
+                     help="write DIR/construction.npz and DIR/construction.json (weights, samples, "
+                          "zbar*, v) to re-run the step in any framework")
+    out.add_argument("--no-findings", action="store_true",
+                     help="skip the demonstrations of the paper's known gaps (faster)")
+    p.add_argument("--version", action="version", version=_version())
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"universality {__version__}"
+
+
+def _fail(message: str) -> int:
+    print(f"verify-construction: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("verify-construction: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        return _fail("out of memory; try smaller sizes or --max-memory")
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
+        print(f"verify-construction: internal error: {type(exc).__name__}: {exc} (please report)",
+              file=sys.stderr)
+        return 1
+
+
+def _main(argv) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else "bad arguments")
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+
+    from .config import Config, ConfigError
+    from .export import ExportError, check_target
+
+    try:
+        cfg = Config(
+            N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
+            variant=args.variant, layout=args.layout, relu_grad_at_zero=args.relu_grad_at_zero,
+            samples=args.samples, seed=args.seed,
+            max_memory_bytes=None if args.max_memory is None else max(1, int(args.max_memory * 2**30)),
+        )
+        if args.export:
+            check_target(args.export)
+    except (ConfigError, ExportError) as exc:
+        return _fail(str(exc))
+
+    from . import render
+    from .verify import verify
+
+    with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
+        report = verify(cfg, progress=tick, with_findings=not args.no_findings)
+    if args.export:
+        from . import export
+
+        export.write(report.con, report.samples, args.export)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        render.text(report, export_dir=args.export)
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

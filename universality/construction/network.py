@@ -1,0 +1,217 @@
+"""The explicit weights of the construction (spec section 1-2, paper eq. (2), App. A.3).
+
+Pure builders, no execution. From the chosen A_i (output side) and B_i (input side):
+
+* P_1 = I, P_i = (A_i / r^i)^{1/2} (diagonal), Wbar_i = P_i^{-1} P_{i+1} (i < N), Wbar_N = I;
+* B_i = [[I, 0], [G_i^T, I]] with G_i the code table of channel i-2, B_1 = B_N = I;
+  Wtilde_1 = I, Wtilde_i = B_{i-1} B_i^{-1} = [[I, 0], [G_{i-1}^T - G_i^T, I]] (i >= 2);
+* wcheck_i = 1; W_i = blockdiag(Wtilde_i, Wbar_i, wcheck_i), a full D x D matrix;
+* W_g = [0, Wbar_g, wcheck_g] with Wbar_g = [+/-Lambda^{-T} ...] and wcheck_g = Lambda^{-T} 1, so
+  that the error at z is [0; e_bar(y); e_check(y)], e_bar(y) = m copies of [y; -y] (signed) or [y]
+  (paper), e_check(y) = sum(y).
+
+The factor 1/r^i compensates the ReLU'(0) = r convention exactly: every middle unit sits at the
+kink before the step, so backprop scales term i by r^i. r = 0 cannot be compensated (A_i is left
+as chosen and the construction collapses, which the findings show).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from functools import cached_property
+
+import numpy as np
+
+from ..blocks import Blocks
+from ..config import Config
+from ..losses import get_loss
+from .codes import code_table
+from .features import phi as _phi, cell as _cell
+from .fields import NUMERIC
+
+
+@dataclass(frozen=True)
+class Design:
+    """What to build: sizes and choices, independent of the number field."""
+
+    N: int
+    J: int
+    L: int
+    dx: int = 1
+    dy: int = 1
+    variant: str = "signed"
+    layout: str = "compact"  # resolved: paper | compact | truncated
+    eps: float = 0.1
+    alpha: float = 0.3
+    relu_grad_at_zero: float = 1.0
+    loss: str = "mse"
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "Design":
+        return cls(N=cfg.N, J=cfg.J, L=cfg.L, dx=cfg.dx, dy=cfg.dy, variant=cfg.variant,
+                   layout=cfg.resolved_layout, eps=cfg.eps, alpha=cfg.alpha,
+                   relu_grad_at_zero=cfg.relu_grad_at_zero, loss=cfg.loss)
+
+    def with_(self, **changes) -> "Design":
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    @property
+    def blocks(self) -> Blocks:
+        return Blocks(cells_x=self.J**self.dx, cells_star=self.L**self.dx, m=self.N - 2,
+                      s=2 if self.variant == "signed" else 1, dy=self.dy)
+
+
+@dataclass
+class Construction:
+    """The built network: weights in one number field plus the paper-side objects they came from."""
+
+    design: Design
+    blocks: Blocks
+    field: object
+    W: object  # numeric: array (N, D, D), W[k] = paper layer k+1; exact: list of Matrix
+    Wg: object  # (dy, D)
+    theta_b: object  # scalar, 0
+    codes: object  # [c][j][l]
+    A: list  # A[i-1]: diagonal (length dm) of the chosen A_i (i = 1..N), A_1 = I
+    A_built: list  # A[i-1] / r^i: what the weights realise (= A when r = 1)
+    G: list  # G[i-1]: cells_x x cells_star code matrix of B_i (zero for i = 1, N)
+    extras: dict = dc_field(default_factory=dict)
+
+    # ---- conveniences --------------------------------------------------------------------
+    @property
+    def N(self) -> int:
+        return self.design.N
+
+    @property
+    def D(self) -> int:
+        return self.blocks.D
+
+    @property
+    def loss(self):
+        return get_loss(self.design.loss)
+
+    def phi(self, u, theta_b):
+        return _phi(u, theta_b, self.design.J, self.design.L, self.blocks, self.field)
+
+    def bin_x(self, u) -> int:
+        return _cell(u, self.design.J)
+
+    def bin_star(self, u) -> int:
+        return _cell(u, self.design.L)
+
+    def B(self, i: int):
+        """The chosen B_i = [[I, 0], [G_i^T, I]] (dt x dt), i = 1..N."""
+        b, f = self.blocks, self.field
+        out = f.eye(b.dt)
+        G = self.G[i - 1]
+        if f.name == "numeric":
+            out[b.top_star, b.top_x] = G.T
+        else:
+            for j in range(b.cells_x):
+                for l in range(b.cells_star):
+                    out[b.cells_x + l, j] = G[j][l]
+        return out
+
+    def e_bar(self, y):
+        """The chosen label map of the middle channel: m copies of [y; -y] (signed) or [y]."""
+        y = np.asarray(y, dtype=float).reshape(-1)
+        b = self.blocks
+        unit = np.concatenate([y, -y]) if b.s == 2 else y
+        return np.tile(unit, b.m)
+
+    def e_check(self, y) -> float:
+        """The chosen bottom label map: sum(y)."""
+        return float(np.sum(y))
+
+    def code_vector(self, j: int, l: int):
+        """c(j, l) in R^m (numeric)."""
+        return np.asarray(self.codes)[:, j, l]
+
+    @cached_property
+    def channel_gain(self):
+        """gain[c, k] = (A_{c+2})_kk: how term c+2 of the sum weights middle coordinate k."""
+        return np.array([self.A[i - 1] for i in range(2, self.N)], dtype=float)
+
+
+def _num_diag(values, field):
+    return np.array(values, dtype=float) if field.name == "numeric" else list(values)
+
+
+def build(design: Design | Config, field=NUMERIC) -> Construction:
+    """Build the weights of ``design`` in ``field`` (NUMERIC float64 or ExactField)."""
+    if isinstance(design, Config):
+        design = Design.from_config(design)
+    b = design.blocks
+    f = field
+    N, dm, dt = design.N, b.dm, b.dt
+    one, zero = f.num(1), f.num(0)
+    eps = f.num(design.eps)
+    r = f.num(design.relu_grad_at_zero)
+    scale = r if design.relu_grad_at_zero != 0 else one
+
+    codes = code_table(design.layout, b.cells_x, b.cells_star, b.m, f)
+
+    # chosen A_i (diagonal): A_1 = I forced, A_i = eps I + E_{i-2}, A_N = eps I
+    A = []
+    for i in range(1, N + 1):
+        if i == 1:
+            diag = [one] * dm
+        elif i == N:
+            diag = [eps] * dm
+        else:
+            diag = [eps + (one if b.channel_of_local(k) == i - 2 else zero) for k in range(dm)]
+        A.append(_num_diag(diag, f))
+    A_built = [A[0]] + [
+        _num_diag([a / scale**i for a in A[i - 1]], f) for i in range(2, N + 1)
+    ]
+    # P_i = A_built_i^{1/2}; Wbar_i = P_i^{-1} P_{i+1} (i < N), Wbar_N = I
+    P = [[f.sqrt(a) for a in A_built[i]] for i in range(N)]
+    Wbar = [[P[i][k] / P[i - 1][k] if i < N else one for k in range(dm)] for i in range(1, N + 1)]
+    # G_i: code matrices of B_i; B_1 = B_N = I
+    if f.name == "numeric":
+        zeroG = np.zeros((b.cells_x, b.cells_star))
+        G = [zeroG] + [np.asarray(codes[i - 2]) for i in range(2, N)] + [zeroG]
+    else:
+        zeroG = [[zero] * b.cells_star for _ in range(b.cells_x)]
+        G = [zeroG] + [codes[i - 2] for i in range(2, N)] + [zeroG]
+
+    W = f.stack(N, b.D, b.D)
+    for k in range(N):
+        i = k + 1
+        if f.name == "numeric":
+            W[k, :dt, :dt] = np.eye(dt)
+            if i >= 2:
+                W[k, b.top_star, b.top_x] = (G[i - 2] - G[i - 1]).T
+            W[k, b.mid, b.mid] = np.diag(np.asarray(Wbar[k], dtype=float))
+            W[k, b.bottom, b.bottom] = 1.0
+        else:
+            Wk = W[k]
+            for t in range(dt):
+                Wk[t, t] = one
+            if i >= 2:
+                for j in range(b.cells_x):
+                    for l in range(b.cells_star):
+                        Wk[b.cells_x + l, j] = G[i - 2][j][l] - G[i - 1][j][l]
+            for q in range(dm):
+                Wk[dt + q, dt + q] = Wbar[k][q]
+            Wk[b.bottom, b.bottom] = one
+
+    # output head g_pre: W_g = [0, Wbar_g, wcheck_g]
+    loss = get_loss(design.loss)
+    LinvT = loss.inverse_transpose_at_zero(design.dy, f)
+    Wg = f.zeros(design.dy, b.D)
+    for c in range(b.m):
+        for sgn in range(b.s):
+            sign = 1 if sgn == 0 else -1
+            start = dt + b.mid_local(c, sgn, 0)
+            Wg[:, start:start + design.dy] = sign * LinvT
+    ones = np.ones((design.dy, 1)) if f.name == "numeric" else f.sp.ones(design.dy, 1)
+    col = LinvT @ ones if f.name == "numeric" else LinvT * ones
+    if f.name == "numeric":
+        Wg[:, b.bottom] = col[:, 0]
+    else:
+        Wg[:, b.bottom] = col
+
+    return Construction(design=design, blocks=b, field=f, W=W, Wg=Wg, theta_b=zero,
+                        codes=codes, A=A, A_built=A_built, G=G)

@@ -1,0 +1,114 @@
+"""--export DIR: the construction as construction.npz + construction.json (spec section 4), so that
+anyone can load the network into PyTorch, JAX or NumPy and re-run the step with their own autodiff.
+
+Writes are atomic: both files are rendered in a temporary folder beside DIR and then moved in.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .execution import one_step
+
+
+class ExportError(ValueError):
+    """The export folder cannot be used. One line, for the user."""
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """Validate DIR before any work is done, so a bad path fails fast with nothing written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ExportError(f"export target {str(p)!r} exists and is not a folder")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise ExportError(f"export target's parent folder {str(parent)!r} does not exist")
+    if not os.access(parent if not p.exists() else p, os.W_OK):
+        raise ExportError(f"export target {str(p)!r} is not writable")
+    return p
+
+
+def arrays(con, samples) -> dict:
+    b = con.blocks
+    S = len(samples)
+    steps = [one_step(con, s.x, s.y, s.x_star) for s in samples]
+
+    def stack(rows, width):
+        return np.array(rows, dtype=float).reshape(S, width)
+
+    def top_only(phi):
+        out = np.array(phi, dtype=float)
+        out[b.bottom] = 0.0
+        return out
+
+    v = []
+    for s in samples:
+        a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
+        code = con.code_vector(a, bb)
+        ebar = con.e_bar(s.y)
+        v.append(sum((code[c] * con.A[c + 1] * ebar for c in range(b.m)), np.zeros(b.dm)))
+    return {
+        "W": np.asarray(con.W, dtype=float),
+        "Wg": np.asarray(con.Wg, dtype=float),
+        "theta_b": np.float64(con.theta_b),
+        "alpha": np.float64(con.design.alpha),
+        "x": stack([s.x for s in samples], con.design.dx),
+        "x_star": stack([s.x_star for s in samples], con.design.dx),
+        "y": stack([s.y for s in samples], con.design.dy),
+        "phi_x": stack([st.phi_x for st in steps], b.D),
+        "phi_x_star_pre": stack([top_only(st.phi_star_pre) for st in steps], b.D),
+        "phi_x_star_post": stack([top_only(st.phi_star_post) for st in steps], b.D),
+        "zbar_star": stack([st.z_star[b.mid] for st in steps], b.dm),
+        "v": stack(v, b.dm),
+    }
+
+
+def metadata(con) -> dict:
+    d, b = con.design, con.blocks
+    return {
+        "format": "universality-construction/1",
+        "version": __version__,
+        "N": d.N, "J": d.J, "L": d.L, "dx": d.dx, "dy": d.dy, "D": b.D,
+        "layout": d.layout, "variant": d.variant, "eps": d.eps, "alpha": d.alpha,
+        "loss": {"name": con.loss.name, "formula": con.loss.formula},
+        "relu_grad_at_zero": d.relu_grad_at_zero,
+        "blocks": b.ranges(),
+        "basis": b.names(),
+        "code_table": np.asarray(con.codes, dtype=float).tolist(),
+        "code_table_index": "code_table[c][j][l] = c_c(j, l); layer i = c + 2 uses channel c",
+        "conventions": {
+            "W": "W[k] is paper layer k+1; W[N-1] acts first: z = W[0] @ ... @ W[N-1] @ phi, with a "
+                 "ReLU after every layer",
+            "phi": "phi(u; theta_b) = [phi~(u; theta_b); 0; theta_b]; phi_x_star_* store the bottom "
+                   "entry as 0: put your own theta_b there",
+            "head": "before the step yhat = Wg @ z (the gate zbar = 0 is open); after it zbar* is read",
+            "step": "theta' = theta - alpha * grad, ReLU'(0) = relu_grad_at_zero",
+        },
+    }
+
+
+def write(con, samples, target: str | os.PathLike) -> Path:
+    target = check_target(target)
+    data = arrays(con, samples)
+    meta = metadata(con)
+    parent = target.parent if str(target.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=parent))
+    try:
+        np.savez(tmp / "construction.npz", **data)
+        (tmp / "construction.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if not target.exists():
+            os.rename(tmp, target)
+            tmp = None
+        else:
+            for name in ("construction.npz", "construction.json"):
+                os.replace(tmp / name, target / name)
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

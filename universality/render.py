@@ -1,0 +1,92 @@
+"""Terminal presentation of a Report (rich tables) and the progress bar. Presentation only."""
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+_STYLE = {"PASS": "green", "FAIL": "bold red", "UNDECIDED": "yellow", "SKIPPED": "dim"}
+
+
+def _g(x) -> str:
+    if isinstance(x, str):
+        return x
+    return f"{x:.2e}" if x not in (0, 0.0) else "0"
+
+
+@contextlib.contextmanager
+def progress(enabled: bool, total: int):
+    """A transient progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("checking samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("samples", total=total)
+
+        def tick(done: int, of: int) -> None:
+            bar.update(task, completed=done, total=of)
+
+        yield tick
+
+
+def construction_lines(report) -> list[str]:
+    c = report.construction
+    cells = (c["J"] ** c["dx"]) * (c["L"] ** c["dx"])
+    if c["layout_requested"] == "auto":
+        why = (f"auto: N = J^dx*L^dx + 2 = {cells + 2}" if c["layout"] == "paper"
+               else f"auto: N = {c['N']} != J^dx*L^dx + 2 = {cells + 2}")
+    else:
+        why = "requested"
+    ch = c["channels"]
+    return [
+        f"N = {c['N']} layers, J = {c['J']}, L = {c['L']}, dx = {c['dx']}, dy = {c['dy']}; width D = {c['D']} "
+        f"(top {ch['top']} | middle {ch['middle']} | bottom {ch['bottom']}), {c['m']} code channels",
+        f"layout: {c['layout']} ({why}): {c['layout_description']}",
+        f"variant {c['variant']}, eps = {c['eps']:g}, alpha = {c['alpha']:g}, ReLU'(0) = {c['relu_grad_at_zero']:g}, "
+        f"loss {c['loss']}; {c['parameters']:,} parameters",
+        f"checked on {len(report.samples)} (x, x*, y) triples: {c['samples']} random (seed {c['seed']}) + "
+        f"{len(report.samples) - c['samples']} corner cases",
+    ]
+
+
+def text(report, export_dir=None, file=None) -> None:
+    console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False,
+                      width=None if (file or sys.stdout).isatty() else 140)
+    from . import __version__
+
+    console.print(f"[bold]universality {__version__}[/]: Finn & Levine (ICLR 2018), one MAML step, "
+                  "verified by execution")
+    for line in construction_lines(report):
+        console.print("  " + line)
+    t = Table(title="Claims", title_justify="left", show_lines=False)
+    for col in ("claim", "paper", "verdict", "residual", "tolerance", "checked"):
+        t.add_column(col, no_wrap=col in ("claim", "verdict"))
+    for c in report.claims:
+        counts = ", ".join(f"{v} {k}" for k, v in c.counts.items() if v) or "-"
+        t.add_row(c.id, c.paper_ref, f"[{_STYLE[c.verdict.value]}]{c.verdict.value}[/]", _g(c.residual),
+                  _g(c.tolerance), counts)
+    console.print(t)
+    notes = [(c.id, c.note) for c in report.claims if c.note and c.verdict.value != "PASS"]
+    for cid, note in notes:
+        console.print(f"  [bold]{cid}[/]: {note}")
+    if report.findings:
+        f = Table(title="Findings: known gaps of the paper, demonstrated live", title_justify="left")
+        for col in ("finding", "paper", "shown", "counterexample"):
+            f.add_column(col, no_wrap=col in ("finding", "shown"))
+        for item in report.findings:
+            f.add_row(item.id, item.paper_ref, "yes" if item.demonstrated else "no", item.headline)
+        console.print(f)
+    if export_dir:
+        console.print(f"exported construction.npz and construction.json to {export_dir}")
+    n = len(report.claims)
+    bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
+    if not bad:
+        console.print(f"[green]Result: all {n} claims PASS[/] (exit 0)")
+    else:
+        console.print(f"[bold red]Result: {len(bad)} of {n} claims not passed[/] "
+                      f"({', '.join(c.id + ' ' + c.verdict.value for c in bad)}) (exit 1)")

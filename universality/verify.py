@@ -1,0 +1,116 @@
+"""Run the claims and findings for one Config: the only thing the CLI, JSON and reports call."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import __version__
+from .claims import CLAIMS, FINDINGS, ClaimResult, Context, Finding, Verdict, aggregate
+from .claims.base import Check, run_finding
+from .config import Config
+from .construction.codes import LAYOUT_DESCRIPTIONS
+from .construction.network import Construction, Design, build
+from .execution import one_step
+from .samples import Sample, make_samples
+
+
+@dataclass
+class Report:
+    config: Config
+    construction: dict
+    claims: list[ClaimResult]
+    findings: list[Finding]
+    samples: list[Sample]
+    timings: dict = field(default_factory=dict)
+    con: Construction | None = field(default=None, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+
+    def claim(self, id: str) -> ClaimResult:
+        return next(c for c in self.claims if c.id == id)
+
+    def finding(self, id: str) -> Finding:
+        return next(f for f in self.findings if f.id == id)
+
+    def as_dict(self) -> dict:
+        return {
+            "tool": "universality",
+            "version": __version__,
+            "construction": self.construction,
+            "samples": [s.as_dict() for s in self.samples],
+            "claims": [c.as_dict() for c in self.claims],
+            "findings": [f.as_dict() for f in self.findings],
+            "passed": self.passed,
+            "timings_s": self.timings,
+        }
+
+
+def summary(cfg: Config, con: Construction) -> dict:
+    d, b = con.design, con.blocks
+    return {
+        "N": d.N, "J": d.J, "L": d.L, "dx": d.dx, "dy": d.dy, "D": b.D,
+        "channels": {"top": b.dt, "middle": b.dm, "bottom": 1},
+        "m": b.m, "layout": d.layout, "layout_requested": cfg.layout,
+        "layout_description": LAYOUT_DESCRIPTIONS[d.layout],
+        "variant": d.variant, "eps": d.eps, "alpha": d.alpha,
+        "relu_grad_at_zero": d.relu_grad_at_zero, "loss": d.loss,
+        "parameters": cfg.parameter_count, "samples": cfg.samples, "seed": cfg.seed,
+        "memory_estimate_bytes": cfg.memory_estimate_bytes(),
+    }
+
+
+def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
+                 progress: Callable[[int, int], None] | None = None, h_post=None) -> list[ClaimResult]:
+    """Run every (selected) claim: construction-level once, sample-level on every sample's real step."""
+    ctx = Context(con)
+    specs = [s for s in CLAIMS.values() if claim_ids is None or s.id in claim_ids]
+    per: dict[str, list] = {s.id: [] for s in specs}
+    skipped: dict[str, str] = {}
+    for spec in specs:
+        reason = spec.applies(ctx) if spec.applies else None
+        if reason:
+            skipped[spec.id] = reason
+        elif spec.scope == "construction":
+            per[spec.id].append((None, spec.func(ctx)))
+    sample_specs = [s for s in specs if s.scope == "sample" and s.id not in skipped]
+    for n, s in enumerate(samples):
+        if sample_specs:
+            st = one_step(con, s.x, s.y, s.x_star, h_post=h_post)
+            where = {"sample": n, **s.as_dict()}
+            for spec in sample_specs:
+                per[spec.id].append((where, spec.func(ctx, s, st)))
+            ctx.cache.pop("abs_post", None)
+            ctx.cache.pop("abs_post_of", None)
+        if progress:
+            progress(n + 1, len(samples))
+    out = []
+    for spec in specs:
+        if spec.id in skipped:
+            out.append(aggregate(spec, [(None, Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, skipped[spec.id]))]))
+        else:
+            out.append(aggregate(spec, per[spec.id]))
+    return out
+
+
+def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
+           **kwargs) -> Report:
+    """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings."""
+    if cfg is None:
+        cfg = Config(**kwargs)
+    t0 = time.perf_counter()
+    con = build(Design.from_config(cfg))
+    t1 = time.perf_counter()
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
+    claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+    t2 = time.perf_counter()
+    findings = []
+    if with_findings:
+        ctx = Context(con)
+        findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
+    t3 = time.perf_counter()
+    return Report(cfg, summary(cfg, con), claims, findings, samples,
+                  {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)},
+                  con)
