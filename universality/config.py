@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 VARIANTS = ("signed", "paper")
 LAYOUTS = ("auto", "paper", "compact")
-LOSSES = ("mse",)
+LOSSES = ("mse", "ce", "l1", "hinge", "huber")
 
 # Dense float64 arrays of shape N x D x D that a numeric run keeps alive at once: the weights
 # and their absolute values, one sample's gradients, the updated weights and their absolute
@@ -92,6 +92,7 @@ class Config:
     samples: int = 16
     seed: int = 0
     max_memory_bytes: int | None = field(default=None, compare=False)
+    K: int = 1  # shots per task: the K-shot step averages K per-example gradients (paper Sec. 5)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -126,6 +127,12 @@ class Config:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.loss == "ce" and self.dy < 2:
+            raise ConfigError(
+                f"loss ce needs dy = C >= 2 classes (labels on the simplex; with C = 1 the gradient "
+                f"is always 0), got dy = {self.dy}; use --dy C"
+            )
+        set_(self, "K", _int("K", self.K, 1))
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(

@@ -11,8 +11,8 @@ from .claims.base import Check, run_finding
 from .config import Config
 from .construction.codes import LAYOUT_DESCRIPTIONS
 from .construction.network import Construction, Design, build
-from .execution import one_step
-from .samples import Sample, make_samples
+from .execution import k_shot_step, one_step
+from .samples import Sample, Task, make_samples, make_tasks
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Report:
     samples: list[Sample]
     timings: dict = field(default_factory=dict)
     con: Construction | None = field(default=None, repr=False)
+    tasks: list = field(default_factory=list)  # the K-shot tasks checked (K > 1)
 
     @property
     def passed(self) -> bool:
@@ -43,6 +44,7 @@ class Report:
             "samples": [s.as_dict() for s in self.samples],
             "claims": [c.as_dict() for c in self.claims],
             "findings": [f.as_dict() for f in self.findings],
+            "tasks": [t.as_dict() for t in self.tasks],
             "passed": self.passed,
             "timings_s": self.timings,
         }
@@ -59,14 +61,19 @@ def summary(cfg: Config, con: Construction) -> dict:
         "relu_grad_at_zero": d.relu_grad_at_zero, "loss": d.loss,
         "parameters": cfg.parameter_count, "samples": cfg.samples, "seed": cfg.seed,
         "memory_estimate_bytes": cfg.memory_estimate_bytes(),
+        "K": cfg.K,
     }
 
 
 def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
-                 progress: Callable[[int, int], None] | None = None, h_post=None) -> list[ClaimResult]:
-    """Run every (selected) claim: construction-level once, sample-level on every sample's real step."""
+                 progress: Callable[[int, int], None] | None = None, h_post=None,
+                 tasks: list[Task] | None = None) -> list[ClaimResult]:
+    """Run every (selected) claim: construction-level once, sample-level on every sample's real step,
+    task-level (K-shot, scope "task") on every task's real K-shot step. Task-level claims are selected
+    only when ``tasks`` is given (verify passes them when K > 1)."""
     ctx = Context(con)
-    specs = [s for s in CLAIMS.values() if claim_ids is None or s.id in claim_ids]
+    specs = [s for s in CLAIMS.values() if (claim_ids is None or s.id in claim_ids)
+             and (s.scope != "task" or tasks)]
     per: dict[str, list] = {s.id: [] for s in specs}
     skipped: dict[str, str] = {}
     for spec in specs:
@@ -86,6 +93,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             ctx.cache.pop("abs_post_of", None)
         if progress:
             progress(n + 1, len(samples))
+    task_specs = [s for s in specs if s.scope == "task" and s.id not in skipped]
+    for n, t in enumerate((tasks or []) if task_specs else []):
+        kst = k_shot_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
+        for spec in task_specs:
+            per[spec.id].append(({"task": n, **t.as_dict()}, spec.func(ctx, t, kst)))
     out = []
     for spec in specs:
         if spec.id in skipped:
@@ -103,14 +115,18 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     t0 = time.perf_counter()
     con = build(Design.from_config(cfg))
     t1 = time.perf_counter()
-    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
-    claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
+    tasks = (make_tasks(max(cfg.samples, 1), cfg.seed, cfg.K, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
+             if cfg.K > 1 else None)
+    claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress, tasks=tasks)
     t2 = time.perf_counter()
     findings = []
     if with_findings:
         ctx = Context(con)
         findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
     t3 = time.perf_counter()
-    return Report(cfg, summary(cfg, con), claims, findings, samples,
-                  {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)},
-                  con)
+    report = Report(cfg, summary(cfg, con), claims, findings, samples,
+                    {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)},
+                    con)
+    report.tasks = tasks or []
+    return report

@@ -355,6 +355,10 @@ def error_at_z(con, z: np.ndarray, y) -> np.ndarray:
        method="the error at z executed through g_pre and the loss for y, a second label, their "
               "combination, 0 and the unit labels; theta_b' from the real step")
 def e_linear(ctx, s, st) -> Check:
+    if ctx.con.loss.domain == "simplex":  # CE: linear on the simplex only (claims/loss_claims.py)
+        from .loss_claims import simplex_e_linear
+
+        return simplex_e_linear(ctx, s, st)
     con, b = ctx.con, ctx.blocks
     z = st.fwd_x.z
     y1 = np.asarray(s.y, dtype=float)
