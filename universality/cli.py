@@ -14,8 +14,11 @@ EPILOG = """\
 claims (each computed by running the network; see README):
   grad-rank-one, update-blocks, second-order-zero, post-update-eq3, z-star-is-minus-alpha-v,
   kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer
+  loss-recovers-label (Sec. 6, every loss); with --K > 1 also kshot-eq, permutation-invariant,
+  kshot-decodes (Sec. 5)
 findings (known gaps of the paper, each demonstrated live on these sizes):
-  relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl
+  relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl,
+  kshot-coincident-bins, kshot-balanced-ce, kshot-mse-null-space, kshot-mixed-signs
 
 exit status: 0 every claim passes; 1 a claim fails or is undecided; 2 bad input.
 
@@ -25,6 +28,9 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
   verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
   verify-construction --N 6 --J 4 --L 4 --json --export out/
+  verify-construction --N 6 --J 4 --L 4 --loss ce --dy 3    # softmax CE, one-hot labels (C = dy)
+  verify-construction --N 6 --J 4 --L 4 --loss l1           # L1 loses the label: exit 1
+  verify-construction --N 6 --J 4 --L 4 --K 3               # 3-shot step, K-shot claims
 """
 
 
@@ -91,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     con.add_argument("--relu-grad-at-zero", type=_real, default=1.0, metavar="R",
                      help="ReLU'(0) used by backprop, >= 0 (default 1). r > 0 is compensated exactly "
                           "(A_i / r^i); 0 (PyTorch/TensorFlow/JAX) shows the collapse")
+    con.add_argument("--loss", choices=["mse", "ce", "l1", "hinge", "huber"], default="mse",
+                     help="inner loss: mse (default, Thm 6.1), ce (softmax cross-entropy on the simplex, "
+                          "C = dy classes, Thm 6.2), or l1 / hinge / huber (the paper's negative cases)")
+    con.add_argument("--K", type=_int, default=1, metavar="K",
+                     help="shots per task, >= 1 (default 1). K > 1 also runs real K-shot steps "
+                          "theta' = theta - alpha (1/K) sum_k grad l_k and the K-shot claims")
     run = p.add_argument_group("run")
     run.add_argument("--samples", type=_int, default=16, metavar="S",
                      help="random (x, x*, y) triples to check, >= 0 (default 16); 7 corner cases are "
@@ -152,7 +164,7 @@ def _main(argv) -> int:
         cfg = Config(
             N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
             variant=args.variant, layout=args.layout, relu_grad_at_zero=args.relu_grad_at_zero,
-            samples=args.samples, seed=args.seed,
+            samples=args.samples, seed=args.seed, loss=args.loss, K=args.K,
             max_memory_bytes=None if args.max_memory is None else max(1, int(args.max_memory * 2**30)),
         )
         if args.export:

@@ -48,7 +48,8 @@ def construction_lines(report) -> list[str]:
         f"(top {ch['top']} | middle {ch['middle']} | bottom {ch['bottom']}), {c['m']} code channels",
         f"layout: {c['layout']} ({why}): {c['layout_description']}",
         f"variant {c['variant']}, eps = {c['eps']:g}, alpha = {c['alpha']:g}, ReLU'(0) = {c['relu_grad_at_zero']:g}, "
-        f"loss {c['loss']}; {c['parameters']:,} parameters",
+        f"loss {c['loss']}" + (f", K = {c['K']} shots" if c.get("K", 1) > 1 else "") +
+        f"; {c['parameters']:,} parameters",
         f"checked on {len(report.samples)} (x, x*, y) triples: {c['samples']} random (seed {c['seed']}) + "
         f"{len(report.samples) - c['samples']} corner cases",
     ]

@@ -17,6 +17,7 @@ The label domain is the loss's (``loss.domain``): R^dy, or the probability simpl
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -100,9 +101,13 @@ def execute_gradient_map(con, z) -> dict:
 
 def symbolic_gradient_map(loss, dy: int) -> dict:
     """Exact SymPy gradient of the loss at yhat = 0 and what it says about linearity/invertibility."""
+    return dict(_symbolic(loss, min(dy, SYMBOLIC_MAX_DIM)))
+
+
+@functools.lru_cache(maxsize=None)
+def _symbolic(loss, C: int) -> dict:
     import sympy as sp
 
-    C = min(dy, SYMBOLIC_MAX_DIM)
     ys = sp.symbols(f"y0:{C}", real=True)
     yh = sp.symbols(f"yh0:{C}", real=True)
     ell = loss.sympy_value(list(ys), list(yh))
