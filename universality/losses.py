@@ -97,6 +97,13 @@ def _col_sum(H, dy: int, field):
     return H * field.sp.ones(dy, 1)
 
 
+def _pow2(dy: int, field):
+    """-(1, 2, 4, ..., 2^(dy-1)) as a vector of the field."""
+    if field.name == "numeric":
+        return -(2.0 ** np.arange(dy))
+    return field.sp.Matrix([-field.num(2**d) for d in range(dy)])
+
+
 def _softmax(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=float)
     e = np.exp(v - np.max(v))
@@ -208,8 +215,9 @@ class L1:
         return sum(sp.Abs(a - b) for a, b in zip(yhat, y))
 
     def head(self, dy: int, field):
-        H = -field.eye(dy)
-        return H, _col_sum(H, dy, field)
+        """H = -I (unit sign(y)); u = -(1, 2, 4, ...): e_check = sum_d 2^d sign(y_d), nonzero for
+        every label with nonzero components (a plain sum of signs vanishes for half the sign patterns)."""
+        return -field.eye(dy), _pow2(dy, field)
 
     def label_code(self, y):
         return np.sign(_arr(y))
@@ -218,7 +226,7 @@ class L1:
         return _arr(u)
 
     def e_check(self, y) -> float:
-        return float(np.sum(np.sign(_arr(y))))
+        return float(np.sign(_arr(y)) @ 2.0 ** np.arange(_arr(y).size))
 
     def sample_label(self, rng, dy: int) -> np.ndarray:
         return _real_label(rng, dy)
@@ -256,8 +264,9 @@ class Hinge:
         return sum(sp.Max(0, 1 - sp.sign(b) * a) for a, b in zip(yhat, y))
 
     def head(self, dy: int, field):
-        H = -field.eye(dy)
-        return H, _col_sum(H, dy, field)
+        """H = -I (unit sign(y)); u = -(1, 2, 4, ...): e_check = sum_d 2^d sign(y_d), nonzero for
+        every label with nonzero components (a plain sum of signs vanishes for half the sign patterns)."""
+        return -field.eye(dy), _pow2(dy, field)
 
     def label_code(self, y):
         return np.sign(_arr(y))
@@ -266,7 +275,7 @@ class Hinge:
         return _arr(u)
 
     def e_check(self, y) -> float:
-        return float(np.sum(np.sign(_arr(y))))
+        return float(np.sign(_arr(y)) @ 2.0 ** np.arange(_arr(y).size))
 
     def sample_label(self, rng, dy: int) -> np.ndarray:
         return _real_label(rng, dy)

@@ -185,9 +185,10 @@ def kshot_decodes(ctx, t, kst) -> Check:
                      f"no candidate explains zbar* within rounding (best residual {r:.3g})")
     if alts:
         a = alts[0]
+        why = ("zbar* = 0: the step left no trace at x*" if not np.any(z) else
+               f"{b.m} code channels, {t.K} shots")
         return Check(computed, claimed, r, ztol, Verdict.FAIL,
-                     f"ambiguous: x* cell {a[1]} with x cells {list(a[2])} also explains zbar* "
-                     f"(m = {b.m} channels cannot separate {t.K} shots)")
+                     f"ambiguous: x* cell {a[1]} with x cells {list(a[2])} also explains zbar* ({why})")
     if l != truth_star or sorted(S) != sorted(cells):
         return Check(computed, claimed, math.inf, ztol, Verdict.FAIL,
                      f"decoded x* cell {l}, x cells {list(S)}")
@@ -228,12 +229,10 @@ def kshot_coincident_bins(ctx, samples) -> Outcome:
     x = _centers(con, [0])[0]
     x_star = _centers(con, [0])[0]
     sgn = -np.sign(d.alpha)
-    if loss.domain == "simplex":
-        C = d.dy
-        half = np.zeros(C)
-        half[:2] = 0.5
-        set_a = [half, half]
-        set_b = [np.eye(C)[0], np.eye(C)[1]]
+    if loss.domain == "simplex":  # two mixed labels vs two vertices with the same sum
+        e = np.eye(d.dy)
+        set_a = [0.9 * e[0] + 0.1 * e[1], 0.6 * e[0] + 0.4 * e[1]]
+        set_b = [e[0], 0.5 * e[0] + 0.5 * e[1]]
     else:
         set_a = [np.full(d.dy, sgn * 0.25), np.full(d.dy, sgn * 0.75)]
         set_b = [np.full(d.dy, sgn * 0.5), np.full(d.dy, sgn * 0.5)]
@@ -350,8 +349,9 @@ def kshot_mixed_signs(ctx, samples) -> Outcome:
         return Outcome(False, {"reason": "one x cell"}, "Not applicable to these sizes.", "not applicable: J^dx = 1")
     xs = _centers(con, [0, 1])
     x_star = _centers(con, [0])[0]
-    if con.loss.domain == "simplex":
-        ys = [np.eye(d.dy)[0], np.eye(d.dy)[1]]
+    if con.loss.domain == "simplex":  # not class-balanced, so theta_b moves
+        e = np.eye(d.dy)
+        ys = [e[0], 0.25 * e[0] + 0.75 * e[1]]
     else:
         ys = [np.full(d.dy, 2.0), np.full(d.dy, -0.5)]
     st = k_shot_step(con, xs, ys, x_star)
