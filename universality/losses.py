@@ -312,8 +312,9 @@ class Huber:
         return out
 
     def head(self, dy: int, field):
-        H = -field.eye(dy)
-        return H, _col_sum(H, dy, field)
+        """H = -I (unit clip(y)); u = -(1, 2, 4, ...): e_check = sum_d 2^d clip(y_d), which saturated
+        labels of mixed signs cannot cancel (a plain sum can: clip((2, -3)) sums to 0)."""
+        return -field.eye(dy), _pow2(dy, field)
 
     def label_code(self, y):
         return np.clip(_arr(y), -self.delta, self.delta)
@@ -322,7 +323,8 @@ class Huber:
         return _arr(u)
 
     def e_check(self, y) -> float:
-        return float(np.sum(self.label_code(y)))
+        c = self.label_code(y)
+        return float(c @ 2.0 ** np.arange(c.size))
 
     def sample_label(self, rng, dy: int) -> np.ndarray:
         return _real_label(rng, dy)

@@ -27,6 +27,7 @@ import numpy as np
 from ..construction.network import build
 from ..decode import recover
 from ..execution import forward, k_shot_step
+from ..samples import cell_point
 from .base import Check, Outcome, Verdict, claim, compare, finding, max_abs, worst
 
 # Largest number of (x* cell, set of x cells) candidates the K-shot decoder tries.
@@ -212,8 +213,6 @@ def _con_for(ctx, design):
 
 
 def _centers(con, idx) -> list:
-    from ..samples import cell_point
-
     return [cell_point(int(c), con.design.J, con.design.dx) for c in idx]
 
 
@@ -347,26 +346,38 @@ def kshot_mixed_signs(ctx, samples) -> Outcome:
     cx = con.blocks.cells_x
     if cx < 2:
         return Outcome(False, {"reason": "one x cell"}, "Not applicable to these sizes.", "not applicable: J^dx = 1")
-    xs = _centers(con, [0, 1])
-    x_star = _centers(con, [0])[0]
     if con.loss.domain == "simplex":  # not class-balanced, so theta_b moves
         e = np.eye(d.dy)
-        ys = [e[0], 0.25 * e[0] + 0.75 * e[1]]
+        pair = [e[0], 0.25 * e[0] + 0.75 * e[1]]
     else:
-        ys = [np.full(d.dy, 2.0), np.full(d.dy, -0.5)]
-    st = k_shot_step(con, xs, ys, x_star)
-    f, fmag = kshot_formula(con, xs, ys, x_star, st.theta_b_post, st.alpha)
-    lin = forward(st.W_post, st.phi_star_post, relu=False).z[b.mid]
-    relu = st.z_star[b.mid]
-    claimed = np.maximum(f, 0.0) if d.variant == "signed" else f
-    tol = ctx.tol(_abs_forward_max(np.abs(st.W_post), st.phi_star_post, b.mid) + max_abs(fmag))
-    gap_relu = max_abs(relu - claimed)
-    gap_lin = max_abs(lin - f)
-    demonstrated = gap_relu > tol and gap_lin <= tol
+        pair = [np.full(d.dy, 2.0), np.full(d.dy, -0.5)]
+    # search a few placements (which layer adds first decides whether a partial sum dips below 0)
+    tried = 0
+    for cells in ([0, 1], [1, 0], [0, cx - 1], [cx - 1, 0]):
+        for ys in (pair, pair[::-1]):
+            for star in (0, con.blocks.cells_star - 1):
+                tried += 1
+                xs = _centers(con, cells)
+                x_star = cell_point(star, d.L, d.dx)
+                st = k_shot_step(con, xs, ys, x_star)
+                f, fmag = kshot_formula(con, xs, ys, x_star, st.theta_b_post, st.alpha)
+                lin = forward(st.W_post, st.phi_star_post, relu=False).z[b.mid]
+                relu = st.z_star[b.mid]
+                claimed = np.maximum(f, 0.0) if d.variant == "signed" else f
+                tol = ctx.tol(_abs_forward_max(np.abs(st.W_post), st.phi_star_post, b.mid) + max_abs(fmag))
+                gap_relu = max_abs(relu - claimed)
+                gap_lin = max_abs(lin - f)
+                demonstrated = gap_relu > tol and gap_lin <= tol
+                if demonstrated:
+                    break
+            if demonstrated:
+                break
+        if demonstrated:
+            break
     return Outcome(bool(demonstrated),
         {"x": xs, "x_star": x_star, "labels": ys, "relu_network_vs_formula": gap_relu,
          "linear_product_vs_formula": gap_lin, "zbar_star": relu, "formula": claimed,
-         "loss": d.loss, "note": shown_with},
+         "loss": d.loss, "placements_tried": tried, "note": shown_with},
         "Each middle coordinate sums its K contributions layer by layer. When they have both signs a "
         "partial sum can be negative at an intermediate layer and the ReLU zeroes it, so the ReLU "
         "network leaves the linear formula (the product of the updated weights still matches it "
