@@ -75,6 +75,10 @@ def text(report, export_dir=None, file=None) -> None:
     notes = [(c.id, c.note) for c in report.claims if c.note and c.verdict.value != "PASS"]
     for cid, note in notes:
         console.print(f"  [bold]{cid}[/]: {note}")
+    loss_note = next((c for c in report.claims if c.id == "loss-recovers-label" and c.verdict.value == "PASS"
+                      and c.note), None)
+    if loss_note is not None:  # e.g. CE: singular on R^C, injective only on the simplex
+        console.print(f"  [bold]loss-recovers-label[/]: {loss_note.note}")
     if report.findings:
         f = Table(title="Findings: known gaps of the paper, demonstrated live", title_justify="left")
         for col in ("finding", "paper", "shown", "counterexample"):

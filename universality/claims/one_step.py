@@ -239,8 +239,16 @@ def v_decodes(ctx, s, st) -> Check:
     if signal <= ztol:
         return Check(computed, claimed, res, ytol, Verdict.UNDECIDED,
                      f"separation {signal:.3g} below rounding {ztol:.3g}")
-    return Check(computed, claimed, res, ytol, Verdict.PASS if res <= ytol else Verdict.FAIL,
+    if res > ytol:
+        return Check(computed, claimed, res, ytol, Verdict.FAIL,
+                     f"right cell, but the decoded label {_short(dec.y)} is not y = {_short(y)}")
+    return Check(computed, claimed, res, ytol, Verdict.PASS,
                  f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}")
+
+
+def _short(v) -> str:
+    v = np.asarray(v, dtype=float).reshape(-1)
+    return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
 @claim("boundary", title="A_1 = I, B_N = I; A_i SPD, B_i invertible; products telescope to the M's",
