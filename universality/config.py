@@ -129,7 +129,7 @@ class Config:
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(
-                f"the paper layout needs N = J^dx*L^dx + 2 = {cells + 2} (one layer per cell plus the "
+                f"the paper layout needs N = {cells + 2} (J^dx*L^dx + 2: one layer per cell plus the "
                 f"two forced end layers), got N = {self.N}; use --N {cells + 2} or --layout compact"
             )
         if self.max_memory_bytes is not None:
