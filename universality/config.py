@@ -21,6 +21,7 @@ LOSSES = ("mse",)
 DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
+MAX_SAMPLES = 100_000
 
 
 class ConfigError(ValueError):
@@ -102,6 +103,8 @@ class Config:
         set_(self, "dx", _int("dx", self.dx, 1))
         set_(self, "samples", _int("samples", self.samples, 0))
         set_(self, "seed", _int("seed", self.seed, 0))
+        if self.samples > MAX_SAMPLES:
+            raise ConfigError(f"samples must be <= {MAX_SAMPLES:,} (each one is a full step), got {self.samples:,}")
         if self.N < 4:
             raise ConfigError(
                 f"N must be >= 4 (two forced end layers plus at least two code channels), got {self.N}"
