@@ -168,3 +168,17 @@ def test_cli_loss():
     assert r.returncode == 1 and "loss-recovers-label" in r.stdout
     r = run_cli("--N", "6", "--J", "3", "--L", "2", "--loss", "ce")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "dy = C >= 2" in r.stderr
+
+
+@given(loss=st.sampled_from(ALL), seed=st.integers(0, 10_000))
+def test_exact_gradient_matches_numeric(loss, seed):
+    """loss.grad on SymPy rationals (an exact run) agrees with the float64 gradient."""
+    import sympy as sp
+
+    lo = get_loss(loss)
+    rng = np.random.default_rng(seed)
+    y = lo.sample_label(rng, 2)
+    yhat = rng.uniform(-2, 2, 2)
+    exact = lo.grad(sp.Matrix([sp.Rational(repr(float(v))) for v in y]),
+                    sp.Matrix([sp.Rational(repr(float(v))) for v in yhat]))
+    np.testing.assert_allclose(np.array([float(v) for v in exact]), lo.grad(y, yhat), atol=1e-12)

@@ -3,7 +3,7 @@
 Every loss object has
 
 * ``value(y, yhat)`` and ``grad(y, yhat)``: the loss and its real gradient in yhat. Execution uses
-  :meth:`grad` (NumPy arrays; SymPy matrices for MSE and CE), never a matrix.
+  :meth:`grad` (NumPy arrays, or SymPy matrices for an exact run), never a matrix.
 * ``head(dy, field)`` -> (H, u): the output head g_pre = W_g z is built as
   W_g = [0, +H, -H, +H, -H, ..., u] (signed variant; [0, H, H, ..., u] for the paper variant), so
   that the error reaching z at yhat = 0 is [0; e_bar(y); e_check(y)] with e_bar's unit
@@ -207,6 +207,10 @@ class L1:
         return float(np.sum(np.abs(_arr(yhat) - _arr(y))))
 
     def grad(self, y, yhat):
+        if _is_sympy(yhat) or _is_sympy(y):
+            import sympy as sp
+
+            return sp.Matrix([sp.sign(a - b) for a, b in zip(yhat, y)])
         return np.sign(_arr(yhat) - _arr(y))
 
     def sympy_value(self, y, yhat):
@@ -255,6 +259,11 @@ class Hinge:
         return float(np.sum(np.maximum(0.0, 1.0 - t * _arr(yhat))))
 
     def grad(self, y, yhat):
+        if _is_sympy(yhat) or _is_sympy(y):
+            import sympy as sp
+
+            return sp.Matrix([sp.Piecewise((-sp.sign(b), sp.sign(b) * a < 1), (0, True))
+                              for a, b in zip(yhat, y)])
         t = np.sign(_arr(y))
         return np.where(t * _arr(yhat) < 1.0, -t, 0.0)
 
@@ -299,6 +308,11 @@ class Huber:
         return float(np.sum(np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d))))
 
     def grad(self, y, yhat):
+        if _is_sympy(yhat) or _is_sympy(y):
+            import sympy as sp
+
+            d = sp.Rational(repr(self.delta))
+            return sp.Matrix([sp.Max(-d, sp.Min(d, a - b)) for a, b in zip(yhat, y)])
         return np.clip(_arr(yhat) - _arr(y), -self.delta, self.delta)
 
     def sympy_value(self, y, yhat):
