@@ -97,7 +97,7 @@ def relu_grad_at_zero(ctx, samples) -> Finding:
 def sign_of_y(ctx, samples) -> Finding:
     x, xs, y = _reference(ctx, samples)
     d = _isolated(ctx)
-    if d.loss != "mse":  # a property of the variant: shown with MSE's real labels
+    if ctx.con.loss.domain == "simplex":  # a property of the variant: shown with MSE's real labels
         d = d.with_(loss="mse")
         y = np.abs(np.asarray(y, dtype=float)) + 0.5
     alpha = d.alpha

@@ -116,7 +116,7 @@ class Construction:
 
     def e_bar(self, y):
         """The chosen label map of the middle channel: m copies of [u; -u] (signed) or [u], with
-        u = the loss's label code (MSE: u = y; CE: y - 1/C; see losses.py)."""
+        u = the loss's label code (MSE: u = y; CE: y - mean(y); see losses.py)."""
         y = self.loss.label_code(y)
         b = self.blocks
         unit = np.concatenate([y, -y]) if b.s == 2 else y
