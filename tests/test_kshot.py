@@ -156,3 +156,12 @@ def test_cli_kshot_json():
     assert found["kshot-coincident-bins"] and found["kshot-balanced-ce"] and found["kshot-mse-null-space"]
     r = run_cli("--N", "6", "--J", "4", "--L", "2", "--K", "-1")
     assert r.returncode == 2 and "K must be >= 1" in r.stderr
+
+
+def test_compact_layout_decoding_capacity():
+    """m = N - 2 code channels separate at most m - 1 shots; K = m is reported ambiguous, N + 1 passes."""
+    bad = verify(Config(N=6, J=4, L=4, K=4, samples=2), claim_ids={"kshot-decodes"}, with_findings=False)
+    c = bad.claim("kshot-decodes")
+    assert c.verdict == Verdict.FAIL and "cannot separate K = 4 shots" in c.note
+    good = verify(Config(N=7, J=4, L=4, K=4, samples=2), claim_ids={"kshot-decodes"}, with_findings=False)
+    assert good.passed

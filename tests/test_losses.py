@@ -154,6 +154,8 @@ def test_config_validation():
         Config(N=6, J=4, L=4, loss="ce")
     with pytest.raises(ConfigError, match="K must be >= 1"):
         Config(N=6, J=4, L=4, K=0)
+    with pytest.raises(ConfigError, match="K \\* samples must be"):
+        Config(N=6, J=4, L=4, K=10**6, samples=2)
     with pytest.raises(ConfigError, match="loss must be one of"):
         Config(N=6, J=4, L=4, loss="nope")
 

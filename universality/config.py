@@ -22,6 +22,7 @@ DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
 MAX_SAMPLES = 100_000
+MAX_SHOT_STEPS = 1_000_000  # K * samples: forward+backward passes the K-shot claims run (times 3)
 
 
 class ConfigError(ValueError):
@@ -136,6 +137,11 @@ class Config:
                 f"is always 0), got dy = {self.dy}; use --dy C"
             )
         set_(self, "K", _int("K", self.K, 1))
+        if self.K > 1 and self.K * max(self.samples, 1) > MAX_SHOT_STEPS:
+            raise ConfigError(
+                f"K * samples must be <= {MAX_SHOT_STEPS:,} (each task runs K forward and backward passes, "
+                f"three times), got K = {self.K:,}, samples = {self.samples:,}"
+            )
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(

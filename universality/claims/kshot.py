@@ -186,8 +186,13 @@ def kshot_decodes(ctx, t, kst) -> Check:
                      f"no candidate explains zbar* within rounding (best residual {r:.3g})")
     if alts:
         a = alts[0]
-        why = ("zbar* = 0: the step left no trace at x*" if not np.any(z) else
-               f"{b.m} code channels, {t.K} shots")
+        if not np.any(z):
+            why = "zbar* = 0: the step left no trace at x*"
+        elif ctx.design.layout == "compact" and t.K >= b.m:
+            why = (f"the compact layout's m = N - 2 = {b.m} code channels cannot separate K = {t.K} shots: "
+                   f"it decodes K <= m - 1; use a deeper N or the paper layout")
+        else:
+            why = f"{b.m} code channels, {t.K} shots"
         return Check(computed, claimed, r, ztol, Verdict.FAIL,
                      f"ambiguous: x* cell {a[1]} with x cells {list(a[2])} also explains zbar* ({why})")
     if l != truth_star or sorted(S) != sorted(cells):
