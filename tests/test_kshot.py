@@ -165,3 +165,15 @@ def test_compact_layout_decoding_capacity():
     assert c.verdict == Verdict.FAIL and "cannot separate K = 4 shots" in c.note
     good = verify(Config(N=7, J=4, L=4, K=4, samples=2), claim_ids={"kshot-decodes"}, with_findings=False)
     assert good.passed
+
+
+def test_losses_doc_example_runs():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "losses-and-kshot.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    ns: dict = {}
+    exec(compile(block, "docs/losses-and-kshot.md", "exec"), ns)  # noqa: S102 - our own documentation
+    assert ns["report"].claim("loss-recovers-label").verdict == Verdict.PASS
+    assert ns["st"].theta_b_post != 0 and np.any(ns["st"].z_star)
