@@ -177,3 +177,11 @@ def test_losses_doc_example_runs():
     exec(compile(block, "docs/losses-and-kshot.md", "exec"), ns)  # noqa: S102 - our own documentation
     assert ns["report"].claim("loss-recovers-label").verdict == Verdict.PASS
     assert ns["st"].theta_b_post != 0 and np.any(ns["st"].z_star)
+
+
+def test_kshot_findings_shrink_a_second_construction(monkeypatch):
+    from universality.claims import findings
+
+    monkeypatch.setattr(findings, "FINDING_MEMORY_BYTES", 10**4)
+    out = kshot_balanced_ce(Context(build(Config(N=18, J=4, L=4, samples=1))), [])
+    assert out.demonstrated and out.counterexample["sizes"].startswith("shown on N = 6")

@@ -214,7 +214,25 @@ def _small(ctx):
 
 
 def _con_for(ctx, design):
-    return ctx.con if design == ctx.design else build(design)
+    """The run's construction when the design is the run's; else a new one, on a small grid of the
+    same kind when the run's sizes would need more than FINDING_MEMORY_BYTES (it says so in
+    ``con.extras['shown_on']``)."""
+    if design == ctx.design:
+        return ctx.con
+    from .findings import FINDING_MEMORY_BYTES
+
+    b = design.blocks
+    if 6 * design.N * b.D * b.D * 8 > FINDING_MEMORY_BYTES:
+        small = design.with_(N=6, J=min(design.J, 4), L=min(design.L, 4), dx=1, layout="compact")
+        con = build(small)
+        con.extras["shown_on"] = (f"shown on N = 6, J = {small.J}, L = {small.L} (the run's sizes would need "
+                                  f"more than {FINDING_MEMORY_BYTES // 2**30} GiB for a second construction)")
+        return con
+    return build(design)
+
+
+def _where(con) -> str:
+    return con.extras.get("shown_on", "")
 
 
 def _centers(con, idx) -> list:
@@ -229,6 +247,7 @@ def kshot_coincident_bins(ctx, samples) -> Outcome:
     if d.loss in ("l1", "hinge"):  # their label code is sign(y): no two code sets share a sum
         d, shown_with = d.with_(loss="mse"), f"shown with mse: {d.loss} already maps labels to sign(y)"
     con = _con_for(ctx, d)
+    d = con.design
     loss = con.loss
     x = _centers(con, [0])[0]
     x_star = _centers(con, [0])[0]
@@ -254,7 +273,7 @@ def kshot_coincident_bins(ctx, samples) -> Outcome:
         {"x_both": x, "x_star": x_star, "labels_a": set_a, "labels_b": set_b,
          "max_abs_theta_post_difference": diff, "zbar_star_difference": zdiff,
          "theta_b_post": [sa.theta_b_post, sb.theta_b_post], "largest_weight_change": moved,
-         "loss": d.loss, "note": shown_with},
+         "loss": d.loss, "note": shown_with, "sizes": _where(con)},
         "With the x_k in one cell the K gradients land in the same weight entries and only the sum of "
         "the labels survives the averaged step. Two different label sets with the same sum give the "
         "same theta', so no post-update network can tell them apart: the K-shot construction needs "
@@ -275,6 +294,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
     if d.loss != "ce":
         d = d.with_(loss="ce", dy=max(d.dy, 3))
     con = _con_for(ctx, d)
+    d = con.design
     C = d.dy
     cx = con.blocks.cells_x
     idx = [k % cx for k in range(C)]
@@ -297,6 +317,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
                     and su.theta_b_post != 0 and abs(su.theta_b_post) > tol)
     return Outcome(bool(demonstrated),
         {"C": C, "task": f"{C}-way 1-shot, one example per class", "x": xs, "x_star": x_star,
+         "sizes": _where(con),
          "sum_of_gradients_at_0_exact": [str(q) for q in exact],
          "sum_of_gradients_at_0_executed": g_sum, "theta_b_gradient": st.g_theta_b,
          "theta_b_post": st.theta_b_post, "other_bottom_form_times_sum": g_other,
@@ -316,6 +337,7 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
     if d.loss != "mse":
         d = d.with_(loss="mse")
     con = _con_for(ctx, d)
+    d = con.design
     cx = con.blocks.cells_x
     xs = _centers(con, [0, 1 % cx])
     x_star = _centers(con, [0])[0]
@@ -328,7 +350,7 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
     tol = ctx.tol(abs(d.alpha) * max(max_abs(st.grads), 1.0))
     demonstrated = st.theta_b_post == 0 and e_sum == 0 and moved > tol and su.theta_b_post != 0
     return Outcome(bool(demonstrated),
-        {"x": xs, "x_star": x_star, "labels": ys, "e_check_of_sum": e_sum,
+        {"x": xs, "x_star": x_star, "labels": ys, "e_check_of_sum": e_sum, "sizes": _where(con),
          "theta_b_post": st.theta_b_post, "largest_weight_change": moved,
          "other_task": {"labels": [y1, 2 * y1], "theta_b_post": su.theta_b_post}},
         "theta_b' = -alpha (prod w_check) e_check(sum_k y_k) / K. Nonzero labels whose sum lies in the "
@@ -347,6 +369,7 @@ def kshot_mixed_signs(ctx, samples) -> Outcome:
     if d.loss in ("l1", "hinge"):  # codes +/-1 of equal size: shown with MSE's real labels
         d, shown_with = d.with_(loss="mse"), f"shown with mse ({d.loss}'s codes are sign(y))"
     con = _con_for(ctx, d)
+    d = con.design
     b = con.blocks
     cx = con.blocks.cells_x
     if cx < 2:
@@ -382,7 +405,7 @@ def kshot_mixed_signs(ctx, samples) -> Outcome:
     return Outcome(bool(demonstrated),
         {"x": xs, "x_star": x_star, "labels": ys, "relu_network_vs_formula": gap_relu,
          "linear_product_vs_formula": gap_lin, "zbar_star": relu, "formula": claimed,
-         "loss": d.loss, "placements_tried": tried, "note": shown_with},
+         "loss": d.loss, "placements_tried": tried, "note": shown_with, "sizes": _where(con)},
         "Each middle coordinate sums its K contributions layer by layer. When they have both signs a "
         "partial sum can be negative at an intermediate layer and the ReLU zeroes it, so the ReLU "
         "network leaves the linear formula (the product of the updated weights still matches it "
