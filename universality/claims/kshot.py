@@ -61,10 +61,6 @@ def kshot_formula(con, xs, ys, x_star, theta_b_post: float, alpha: float) -> tup
     return -alpha / K * total, abs(alpha) / K * mag
 
 
-def _task_where(n: int, t) -> dict:
-    return {"task": n, **t.as_dict()}
-
-
 @claim("kshot-eq", title="K-shot: zbar* = -(alpha/K) sum_i sum_k A_i e_bar(y_k) k_i(x_k, x*), exactly",
        paper_ref="Sec. 5", scope="task",
        statement=r"\bar z^\star = -\frac{\alpha}{K}\sum_{i=1}^N\sum_{k=1}^K A_i\,\bar e(y_k)\,k_i(x_k,x^\star)",
