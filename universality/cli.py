@@ -225,8 +225,11 @@ def _main(argv) -> int:
     from . import render
     from .verify import verify
 
-    with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
-        report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal)
+    try:
+        with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
+            report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal)
+    except ConfigError as exc:  # e.g. a --target function that fails on some input
+        return _fail(str(exc))
     if args.export:
         from . import export
 

@@ -251,6 +251,12 @@ def net_abs_forward(net, a: np.ndarray) -> np.ndarray:
     return h.reshape(-1)
 
 
+def hpost_callable(hpost) -> Callable:
+    """h_post as a plain function of zbar (a real forward pass of its network), for one_step(h_post=...)
+    with the exact indicator multiplexer of :func:`head`."""
+    return lambda zbar: net_forward(hpost.net, zbar)[0]
+
+
 @dataclass
 class MuxTape:
     z: np.ndarray

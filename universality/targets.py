@@ -39,9 +39,16 @@ class Target:
     dy: int | None = None  # required label dimension (None: any)
 
     def __call__(self, x, y, x_star) -> np.ndarray:
-        out = self.func(np.atleast_1d(np.asarray(x, dtype=float)), np.atleast_1d(np.asarray(y, dtype=float)),
-                        np.atleast_1d(np.asarray(x_star, dtype=float)))
-        return np.atleast_1d(np.asarray(out, dtype=float)).reshape(-1)
+        x, y, xs = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, y, x_star))
+        try:
+            out = np.atleast_1d(np.asarray(self.func(x, y, xs), dtype=float)).reshape(-1)
+        except Exception as exc:  # noqa: BLE001 - the user's function failed: say where, in one line
+            raise TargetError(f"target {self.name!r} failed at x = {x.tolist()}, y = {y.tolist()}, "
+                              f"x* = {xs.tolist()}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        if not np.all(np.isfinite(out)):
+            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} at x = {x.tolist()}, "
+                              f"y = {y.tolist()}, x* = {xs.tolist()}")
+        return out
 
 
 def _copy(x, y, xs):
@@ -112,11 +119,7 @@ def output_dim(target: Target, dx: int, dy: int) -> int:
     """d_out, found by calling the target once; a bad target raises TargetError (one line)."""
     if target.dy is not None and target.dy != dy:
         raise TargetError(f"target {target.name!r} needs dy = {target.dy} (use --dy {target.dy}), got dy = {dy}")
-    try:
-        out = target(np.full(dx, 0.25), np.ones(dy), np.full(dx, 0.75))
-    except Exception as exc:  # noqa: BLE001
-        raise TargetError(f"target {target.name!r} failed on a test call f(x, y, x*) with dx = {dx}, dy = {dy}: "
-                          f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
-    if out.size == 0 or not np.all(np.isfinite(out)):
-        raise TargetError(f"target {target.name!r} must return finite numbers, got {out!r}")
+    out = target(np.full(dx, 0.25), np.ones(dy), np.full(dx, 0.75))
+    if out.size == 0:
+        raise TargetError(f"target {target.name!r} returned no values")
     return int(out.size)
