@@ -106,6 +106,11 @@ def universal_tables(console, uni) -> None:
                   f"(centre, grid label) triples; sup {_g(at['random_sup_error'])}, RMS {_g(at['random_rms_error'])} "
                   f"on {at['random_points']} random triples"
                   + (f"; [bold red]{at['collapsed']} collapsed (zbar* = 0)[/]" if at["collapsed"] else ""))
+    bd = d.get("below_delta")
+    if bd:
+        console.print(f"  below delta (0 < |y|_1 < {hp['delta']:g}, gates only approximate): sup error "
+                      f"{_g(bd['sup_error_vs_cell_value'])} on {bd['points']} triples; branches "
+                      + ", ".join(f"{k} {v}" for k, v in bd["branches"].items()))
     t = Table(title=f"Convergence ({sw['layout']} layout, {sw['variant']} variant, {sw['test_points']} random "
                     "test triples, one real step each)", title_justify="left")
     for col in ("J = L", "N", "D", "y-grid", "h_post params", "sup error", "RMS error", "collapsed",

@@ -112,6 +112,19 @@ def random_triples(n: int, dx: int, dy: int, y_max: float, delta: float, seed: i
     return out
 
 
+def small_label_triples(n: int, dx: int, dy: int, delta: float, seed: int) -> list[tuple]:
+    """n random (x, y, x*) with 0 < |y|_1 < delta: where the realised gates are only approximate."""
+    rng = np.random.default_rng([seed, 13])
+    out = []
+    while len(out) < n:
+        y = rng.uniform(-1, 1, dy)
+        y = y / np.sum(np.abs(y)) * delta * 10 ** rng.uniform(-3, 0) * (1 - 1e-9)
+        if np.sum(y) == 0:
+            continue
+        out.append((tuple(rng.uniform(0, 1, dx)), y, tuple(rng.uniform(0, 1, dx))))
+    return out
+
+
 def grid_triples(prep: Prepared, count: int, seed: int) -> list[tuple]:
     """(cell centre x_j, grid label, cell centre x*_l) with |y|_1 >= delta and sum(y) != 0: all, or ``count``."""
     hp = prep.hpost
@@ -334,6 +347,7 @@ class UniversalResult:
     grid: Measured
     random: Measured
     sweep: SweepResult
+    small: Measured | None  # labels with |y|_1 < delta (the gates' transition zone), for the record
     hpost: HPost = field(repr=False)
     mux: Mux = field(repr=False)
 
@@ -355,6 +369,16 @@ class UniversalResult:
                 "random_rms_error": float(np.sqrt(np.mean(self.random.error ** 2))),
                 "collapsed": int(sum(b != "h_post" for b in self.random.branch)),
             },
+            "below_delta": None if self.small is None else {
+                "points": int(self.small.error.size),
+                "label_l1_range": [float(np.abs(self.small.y).sum(axis=1).min()),
+                                   float(np.abs(self.small.y).sum(axis=1).max())],
+                "sup_error_vs_cell_value": float(self.small.error.max(initial=0.0)),
+                "branches": {b: int(sum(x == b for x in self.small.branch)) for b in sorted(set(self.small.branch))},
+                "meaning": "the multiplexer's and the cells' indicator gates are discontinuous at zbar = 0 "
+                           "(y = 0); the realised ReLU gates are exact only for |y|_1 >= delta. Below it the "
+                           "output blends branches and cells; this is the error there (not a claim)",
+            },
             "sweep": self.sweep.as_dict(),
         }
 
@@ -365,8 +389,9 @@ def run(cfg: Config, con: Construction | None, opts: UniversalOptions) -> Univer
                    y_max=opts.y_max, delta=opts.delta)
     g = measure_grid(prep, opts.grid_checks, opts.seed)
     r = measure_random(prep, random_triples(opts.test_points, cfg.dx, cfg.dy, opts.y_max, opts.delta, opts.seed))
+    small = _run(prep, small_label_triples(min(opts.test_points, 50), cfg.dx, cfg.dy, opts.delta, opts.seed), "cell")
     s = sweep(cfg, opts)
-    return UniversalResult(opts, g, r, s, prep.hpost, prep.mux)
+    return UniversalResult(opts, g, r, s, small, prep.hpost, prep.mux)
 
 
 # ---- plot ------------------------------------------------------------------------------------

@@ -113,8 +113,12 @@ def run_universal(cfg, con, opts):
             if c.verdict == Verdict.FAIL:
                 s = "y > 0" if w["y"][0] > 0 else "y < 0"
                 kinds[s] = kinds.get(s, 0) + 1
+        collapsed = sum(b != "h_post" for b in res.grid.branch)
+        extra = (f"; {collapsed} collapsed to zbar* = 0 (those that pass have f_target = 0 there)"
+                 if collapsed else "")
         exact.note = (f"{len(fails)} of {len(checks)} grid triples fail ("
-                      + ", ".join(f"{v} with {k}" for k, v in sorted(kinds.items())) + "); worst: " + exact.note)
+                      + ", ".join(f"{v} with {k}" for k, v in sorted(kinds.items())) + f"){extra}; worst: "
+                      + exact.note)
     conv = aggregate(CONVERGES, [(None, converges(res.sweep))])
     return [exact, conv], res
 
