@@ -189,9 +189,13 @@ def _universal_options(args, cfg):
     if args.plot:
         from pathlib import Path
 
+        import os
+
         parent = Path(args.plot).parent
         if not (parent if str(parent) else Path(".")).is_dir():
             raise ConfigError(f"--plot: folder {str(parent)!r} does not exist")
+        if not os.access(parent if str(parent) else Path("."), os.W_OK):
+            raise ConfigError(f"--plot: folder {str(parent)!r} is not writable")
         if Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
             raise ConfigError(f"--plot: file must end in .png, .pdf or .svg, got {args.plot!r}")
     return opts

@@ -385,6 +385,7 @@ class UniversalResult:
 
 def run(cfg: Config, con: Construction | None, opts: UniversalOptions) -> UniversalResult:
     """Measure at the run's own sizes (grid and random triples) and run the sweep."""
+    check_sizes(cfg, opts)
     prep = prepare(con if con is not None else Design.from_config(cfg), opts.target, grid_size=opts.grid_size,
                    y_max=opts.y_max, delta=opts.delta)
     g = measure_grid(prep, opts.grid_checks, opts.seed)
