@@ -213,6 +213,8 @@ def _main(argv) -> int:
     from .config import Config, ConfigError
     from .export import ExportError, check_target
 
+    if args.max_memory is not None and args.max_memory <= 0:
+        return _fail(f"--max-memory must be > 0 GiB, got {args.max_memory:g}")
     try:
         cfg = Config(
             N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
