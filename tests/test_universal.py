@@ -273,3 +273,17 @@ def test_plot_accepts_json_dict(tmp_path):
     path = plot_convergence({"sweep": sw.as_dict()}, tmp_path / "c.svg")
     assert "<svg" in (tmp_path / "c.svg").read_text()[:400] and path.endswith("c.svg")
     assert "matplotlib.pyplot" in sys.modules
+
+
+def test_docs_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "universality.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block.replace("UniversalOptions(target=", "UniversalOptions(test_points=40, target="),
+                 "docs/universality.md", "exec"), ns)  # noqa: S102 - our own documentation
+    assert [c.verdict.value for c in ns["rep"].claims[-2:]] == ["PASS", "PASS"]
+    assert (tmp_path / "conv.png").stat().st_size > 1000

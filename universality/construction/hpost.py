@@ -274,9 +274,13 @@ def build_hpost(con, target, *, grid_size: int = 9, y_max: float = 2.0, delta: f
     # --- separation of the cells and the gate scale tau
     P = np.eye(m)[None] - w[:, :, None] * w[:, None, :] / wn2[:, None, None]  # (K, m, m)
     if K > 1:
-        dist = np.abs(np.einsum("kab,jb->kja", P, w)).sum(axis=2)  # |P_k w_j|_1, (K, K)
-        dist[np.arange(K), np.arange(K)] = np.inf
-        sep = float(dist.min())
+        sep = math.inf
+        step = max(1, 2**22 // max(1, K * m))  # rows of |P_k w_j|_1 per chunk: bounded memory
+        for k0 in range(0, K, step):
+            dist = np.abs(np.einsum("kab,jb->kja", P[k0:k0 + step], w)).sum(axis=2)  # (chunk, K)
+            rows = np.arange(dist.shape[0])
+            dist[rows, k0 + rows] = np.inf
+            sep = min(sep, float(dist.min()))
     else:
         sep = 1.0
     if not sep > 0:
