@@ -287,3 +287,13 @@ def test_docs_example_runs(tmp_path, monkeypatch):
                  "docs/universality.md", "exec"), ns)  # noqa: S102 - our own documentation
     assert [c.verdict.value for c in ns["rep"].claims[-2:]] == ["PASS", "PASS"]
     assert (tmp_path / "conv.png").stat().st_size > 1000
+
+
+def test_y_grid_sweep_at_fixed_cells():
+    """J fixed, y-grid refined: the fit is against the y-grid spacing; sin(3y) converges in y."""
+    sw = sweep(Config(N=6, J=2, L=2), UniversalOptions(target="sin-y", sweep=(4, 4, 4), sweep_grid=(3, 5, 9),
+                                                        test_points=40))
+    assert "y-grid spacing" in sw.variable
+    assert [l.h for l in sw.levels] == [l.y_step for l in sw.levels]
+    rms = [l.rms for l in sw.levels]
+    assert rms[0] > rms[1] > rms[2]

@@ -124,4 +124,4 @@ def universal_tables(console, uni) -> None:
     rate = sw["rate_rms"]
     console.print("  fitted rate: " + (f"RMS ~ h^{rate:.2f}" if rate is not None else "none (errors at rounding level)")
                   + (f", sup ~ h^{sw['rate_sup']:.2f}" if sw["rate_sup"] is not None else "")
-                  + " with h = 1/J = 1/L (y-grid refined alongside)")
+                  + f" with {sw.get('variable', 'h = 1/J = 1/L')}")

@@ -212,7 +212,8 @@ class Level:
     D: int
     layout: str
     grid_size: int
-    h: float  # cell width 1/J (the y-grid spacing is refined alongside)
+    h: float  # the refinement variable of the fit: cell width 1/J, or the y-grid spacing when J is fixed
+    y_step: float  # y-grid spacing
     hpost_parameters: int
     sup: float
     rms: float
@@ -300,13 +301,14 @@ class SweepResult:
     test_points: int
     y_max: float
     delta: float
+    variable: str = "h = 1/J = 1/L, y-grid spacing refined alongside"
 
     def as_dict(self) -> dict:
         return {"target": self.target, "variant": self.variant, "layout": self.layout,
                 "levels": [l.as_dict() for l in self.levels], "rate_rms": self.rate_rms,
                 "rate_sup": self.rate_sup, "test_points": self.test_points, "y_max": self.y_max,
                 "delta": self.delta,
-                "rate_meaning": "error ~ h^rate, h = 1/J = 1/L, y-grid spacing refined alongside"}
+                "rate_meaning": f"error ~ h^rate, {self.variable}", "variable": self.variable}
 
 
 def sweep(cfg: Config, opts: UniversalOptions, progress=None) -> SweepResult:
@@ -324,6 +326,7 @@ def sweep(cfg: Config, opts: UniversalOptions, progress=None) -> SweepResult:
         floor = float(np.max(SAFETY * gamma(m.ops) * m.magnitude))
         levels.append(Level(
             J=n, L=n, N=c.N, D=c.D, layout=prep.con.design.layout, grid_size=G, h=1.0 / n,
+            y_step=2.0 * opts.y_max / (G - 1),
             hpost_parameters=prep.hpost.net.parameters, sup=float(m.error.max()),
             rms=float(np.sqrt(np.mean(m.error ** 2))),
             collapsed=int(sum(br != "h_post" for br in m.branch)),
@@ -332,11 +335,18 @@ def sweep(cfg: Config, opts: UniversalOptions, progress=None) -> SweepResult:
             floor=floor, build_s=round(prep.build_s, 4), eval_s=round(m.seconds, 4), points=len(triples)))
         if progress:
             progress(i + 1, len(opts.sweep))
+    variable = "h = 1/J = 1/L, y-grid spacing refined alongside"
+    if len({l.J for l in levels}) == 1 and len({l.grid_size for l in levels}) > 1:
+        for l in levels:  # J fixed: the y-grid is what is refined
+            l.h = l.y_step
+        variable = f"h = y-grid spacing (J = L = {levels[0].J} fixed)"
+    elif len({l.grid_size for l in levels}) == 1:
+        variable = f"h = 1/J = 1/L (y-grid {levels[0].grid_size} fixed)"
     hs = [l.h for l in levels]
     return SweepResult(resolve(opts.target).name, cfg.variant, cfg.resolved_layout, levels,
                        fit_rate(hs, [l.rms for l in levels], [l.floor for l in levels]),
                        fit_rate(hs, [l.sup for l in levels], [l.floor for l in levels]),
-                       opts.test_points, opts.y_max, opts.delta)
+                       opts.test_points, opts.y_max, opts.delta, variable)
 
 
 @dataclass
@@ -437,7 +447,7 @@ def plot_convergence(result, path) -> str:
         ax.annotate(f"J=L={l['J']}, G={l['grid_size']}", (l["h"], max(l["rms"], tiny)), fontsize=7,
                     textcoords="offset points", xytext=(4, -10))
     ax.invert_xaxis()
-    ax.set_xlabel("cell width h = 1/J = 1/L (y-grid refined alongside)")
+    ax.set_xlabel(data.get("variable", "h = 1/J = 1/L"))
     ax.set_ylabel("|f(x*; theta') - f_target(x, y, x*)|")
     ax.set_title(f"one step reproduces '{data['target']}' ({data['layout']} layout, {data['variant']} variant)",
                  fontsize=9)

@@ -96,7 +96,7 @@ def converges(sw) -> Check:
     rate_txt = f"RMS ~ h^{rate:.2f}" if rate is not None else "rate undefined"
     sup_txt = f", sup ~ h^{sw.rate_sup:.2f}" if sw.rate_sup is not None else ""
     return Check(computed, "strictly decreasing RMS", 0.0, 0.0, Verdict.PASS,
-                 f"{rate_txt}{sup_txt} (h = 1/J = 1/L, y-grid refined alongside)")
+                 f"{rate_txt}{sup_txt} ({sw.variable})")
 
 
 def run_universal(cfg, con, opts):
