@@ -297,3 +297,72 @@ def test_y_grid_sweep_at_fixed_cells():
     assert [l.h for l in sw.levels] == [l.y_step for l in sw.levels]
     rms = [l.rms for l in sw.levels]
     assert rms[0] > rms[1] > rms[2]
+
+
+@pytest.mark.parametrize("kw, target", [(dict(N=6, J=3, L=2), "cos"), (dict(N=8, J=3, L=2), "sin-y"),
+                                        (dict(N=6, J=2, L=2, dy=2), "two-output")])
+def test_torch_autograd_steps_through_the_realised_f_out(kw, target):
+    """PyTorch's autograd, fed the exported arrays of W, W_g, h_post and the multiplexer, takes the same
+    step through the whole network (f_out included) and predicts the same f(x*; theta')."""
+    torch = pytest.importorskip("torch")
+    cfg, prep = _prep(target=target, **kw)
+    con, hp, mux = prep.con, prep.hpost, prep.mux
+    b, dt, r = con.blocks, torch.float64, con.design.relu_grad_at_zero
+
+    class ReLUr(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, u):
+            ctx.save_for_backward(u)
+            return u.clamp(min=0)
+
+        @staticmethod
+        def backward(ctx, g):
+            (u,) = ctx.saved_tensors
+            return g * torch.where(u > 0, 1.0, torch.where(u < 0, 0.0, r)).to(g.dtype)
+
+    relu = ReLUr.apply
+    T = lambda a: torch.tensor(np.asarray(a, dtype=float), dtype=dt, requires_grad=True)  # noqa: E731
+    W = [T(Wk) for Wk in con.W]
+    Wg, theta_b = T(con.Wg), torch.zeros((), dtype=dt, requires_grad=True)
+    hW = [(T(l.W), T(l.b), l) for l in hp.net.layers]
+    bottom = torch.zeros(b.D, dtype=dt)
+    bottom[b.bottom] = 1.0
+
+    def hpost(zbar):
+        h = zbar
+        for Wt, bt, l in hW:
+            if l.kind == "dense":
+                h = Wt @ h.reshape(-1) + bt
+            elif l.shared_input:
+                h = torch.einsum("koi,i->ko", Wt, h) + bt
+            else:
+                h = torch.einsum("koi,ki->ko", Wt, h.reshape(Wt.shape[0], -1)) + bt
+            h = relu(h) if l.relu else h
+        return h
+
+    def f(weights, Wg_, phi_top, tb):
+        h = phi_top + tb * bottom
+        for Wk in reversed(weights):
+            h = relu(Wk @ h)
+        zbar = h[b.mid]
+        q = relu(1.0 - relu(zbar.sum() - mux.kappa0) / (mux.kappa1 - mux.kappa0))
+        g, hh, M = Wg_ @ h, hpost(zbar), mux.M
+        return g - relu(g - M * q) + relu(-g - M * q) + relu(hh - M * q) - relu(-hh - M * q)
+
+    for x, y, xs in random_triples(3, cfg.dx, cfg.dy, 2.0, 0.1, 5):
+        for p in [*W, Wg, theta_b, *(t for Wt, bt, _ in hW for t in (Wt, bt))]:
+            p.grad = None
+        out = f(W, Wg, torch.tensor(con.phi(x, 0.0), dtype=dt), theta_b)
+        loss = 0.5 * torch.sum((out - torch.tensor(y, dtype=dt)) ** 2)
+        loss.backward()
+        assert all(float(t.grad.abs().max()) == 0.0 for Wt, bt, _ in hW for t in (Wt, bt))  # theta_h fixed
+        a = con.design.alpha
+        with torch.no_grad():
+            W_post = [Wk - a * Wk.grad for Wk in W]
+            tb_post = theta_b - a * theta_b.grad
+            phi_star = torch.tensor(con.phi(xs, float(tb_post)), dtype=dt)
+            phi_star[b.bottom] = 0.0
+            pred = f(W_post, Wg - a * Wg.grad, phi_star, tb_post).numpy()
+        ours = one_step(con, x, y, xs, f_out=prep.head)
+        np.testing.assert_allclose(pred, ours.out_star_post.yhat, rtol=0, atol=1e-10)
+        assert float(tb_post) == pytest.approx(ours.theta_b_post, rel=1e-14)
