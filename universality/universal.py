@@ -28,6 +28,9 @@ from .execution import NetHead, forward, net_abs_forward, one_step
 from .targets import Target, output_dim, resolve
 
 
+MAX_TEST_POINTS = 100_000  # one real step each: about 5 ms apiece on the small layouts
+
+
 @dataclass(frozen=True)
 class UniversalOptions:
     """What to reproduce and how finely: validated once (bad input raises ConfigError)."""
@@ -52,8 +55,11 @@ class UniversalOptions:
                 raise ConfigError(f"{name} must be an integer, got {v!r}")
         if self.grid_size < 2:
             raise ConfigError(f"the y-grid needs at least 2 points, got {self.grid_size}")
-        if self.test_points < 1:
-            raise ConfigError(f"test-points must be >= 1, got {self.test_points}")
+        if not 1 <= self.test_points <= MAX_TEST_POINTS:
+            raise ConfigError(f"test-points must be in 1..{MAX_TEST_POINTS} (one real step each), "
+                              f"got {self.test_points}")
+        if not 1 <= self.grid_checks <= MAX_TEST_POINTS:
+            raise ConfigError(f"grid checks must be in 1..{MAX_TEST_POINTS}, got {self.grid_checks}")
         if not (math.isfinite(self.y_max) and self.y_max > 0):
             raise ConfigError(f"y-max must be > 0, got {self.y_max}")
         if not (math.isfinite(self.delta) and 0 < self.delta < self.y_max):
