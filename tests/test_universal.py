@@ -12,8 +12,8 @@ from hypothesis import given, strategies as st
 from universality import Config, verify
 from universality.claims.base import Verdict
 from universality.claims.universal import converges, exact_on_grid, run_universal
-from universality.construction.network import Design, build
-from universality.execution import NetHead, hpost_callable, net_forward, one_step
+from universality.construction.network import Design
+from universality.execution import hpost_callable, net_forward, one_step
 from universality.targets import BUILTIN, TargetError, output_dim, resolve
 from universality.universal import (UniversalOptions, measure_grid, plot_convergence, prepare, random_triples,
                                     sweep)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config, ConfigError
-from .construction.hpost import HPost, Mux, build_hpost, build_mux, cell_centres
+from .construction.hpost import HPost, Mux, build_hpost, build_mux
 from .construction.network import Construction, Design, build
 from .execution import NetHead, forward, net_abs_forward, one_step
 from .targets import Target, output_dim, resolve

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SAFETY, Check, ClaimSpec, Verdict, aggregate, gamma, worst
+from .base import SAFETY, Check, ClaimSpec, Verdict, aggregate, gamma
 
 EXACT = ClaimSpec(
     "universal-exact-on-grid", "One step reproduces f_target exactly at bin centres and grid labels",
@@ -123,4 +123,4 @@ def run_universal(cfg, con, opts):
     return [exact, conv], res
 
 
-__all__ = ["EXACT", "CONVERGES", "exact_on_grid", "converges", "run_universal", "worst"]
+__all__ = ["EXACT", "CONVERGES", "exact_on_grid", "converges", "run_universal"]
