@@ -19,6 +19,8 @@ Every loss object has
   Theorems 6.1 / 6.2 (claims/loss_claims.py).
 * ``sample_label(rng, dy)`` and ``zero_gradient_label(dy)``: labels of the loss's domain; the latter
   is the label whose gradient at yhat = 0 vanishes (MSE: 0; CE: the uniform vector 1/C).
+  ``e_check_null_label(dy)``: a label with nonzero gradient but e_check = 0 (the switch stays off),
+  or None where the bottom form has no such label.
 
 Which loss recovers the label is never stated here: the claim ``loss-recovers-label`` computes it.
 """
@@ -88,6 +90,14 @@ class MSE:
 
     def zero_gradient_label(self, dy: int) -> np.ndarray:
         return np.zeros(dy)
+
+    def e_check_null_label(self, dy: int):
+        """A nonzero label with e_check = sum(y) = 0 (dy >= 2), else None."""
+        if dy < 2:
+            return None
+        y = np.zeros(dy)
+        y[0], y[1] = 1.0, -1.0
+        return y
 
 
 def _col_sum(H, dy: int, field):
@@ -195,6 +205,15 @@ class CrossEntropy:
     def zero_gradient_label(self, dy: int) -> np.ndarray:
         return np.full(dy, 1.0 / dy)
 
+    def e_check_null_label(self, dy: int):
+        """A simplex label with e_check = C y_0 - 1 = 0 that is not the uniform one (C >= 3; for C = 2
+        the only such label is the uniform one)."""
+        if dy < 3:
+            return None
+        y = np.zeros(dy)
+        y[0], y[1] = 1.0 / dy, 1.0 - 1.0 / dy
+        return y
+
 
 @dataclass(frozen=True)
 class L1:
@@ -237,6 +256,10 @@ class L1:
 
     def zero_gradient_label(self, dy: int) -> np.ndarray:
         return np.zeros(dy)
+
+    def e_check_null_label(self, dy: int):
+        """None: sum_d 2^d s_d with s_d in {-1, 0, 1} vanishes only at s = 0 (the zero label)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -292,6 +315,10 @@ class Hinge:
     def zero_gradient_label(self, dy: int) -> np.ndarray:
         return np.zeros(dy)
 
+    def e_check_null_label(self, dy: int):
+        """None: sum_d 2^d s_d with s_d in {-1, 0, 1} vanishes only at s = 0 (the zero label)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Huber:
@@ -345,6 +372,14 @@ class Huber:
 
     def zero_gradient_label(self, dy: int) -> np.ndarray:
         return np.zeros(dy)
+
+    def e_check_null_label(self, dy: int):
+        """A nonzero label with sum_d 2^d clip(y_d) = 0 (dy >= 2): (1, -1/2, 0, ...), else None."""
+        if dy < 2:
+            return None
+        y = np.zeros(dy)
+        y[0], y[1] = 1.0, -0.5
+        return y
 
 
 LOSSES = {"mse": MSE(), "ce": CrossEntropy(), "l1": L1(), "hinge": Hinge(), "huber": Huber()}

@@ -21,11 +21,15 @@ FINDING_MEMORY_BYTES = 1 * 2**30
 
 def _reference(ctx, samples):
     """The first random sample with a label of ordinary size, else a fixed triple."""
+    simplex = ctx.con.loss.domain == "simplex"
     for s in samples:
-        if s.kind == "random" and np.all((np.abs(s.y) >= 0.5) & (np.abs(s.y) <= 5.0)):
+        if simplex:  # CE: a label whose centred code is of ordinary size (not the uniform label)
+            if s.kind == "random" and np.max(np.abs(ctx.con.loss.label_code(s.y))) >= 0.25:
+                return s.x, s.x_star, np.asarray(s.y, dtype=float)
+        elif s.kind == "random" and np.all((np.abs(s.y) >= 0.5) & (np.abs(s.y) <= 5.0)):
             return s.x, s.x_star, np.asarray(s.y, dtype=float)
     dx, dy = ctx.design.dx, ctx.design.dy
-    return (0.3,) * dx, (0.7,) * dx, np.full(dy, 1.5)
+    return (0.3,) * dx, (0.7,) * dx, (np.eye(dy)[0] if simplex else np.full(dy, 1.5))
 
 
 def _isolated(ctx):
@@ -178,11 +182,8 @@ def zero_label(ctx, samples) -> Finding:
     ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": max_abs(st1.grads),
           "theta_b_post": st1.theta_b_post, "outputs": [out1.yhat, out2.yhat],
           "branch_after": out1.branch}
-    if d.dy >= 2:
-        y_null = np.zeros(d.dy)
-        y_null[0], y_null[1] = 1.0, -1.0
-        if con.loss.domain == "simplex":  # CE: e_check = C y_0 - 1 on the simplex
-            y_null[0], y_null[1] = 1.0 / d.dy, 1.0 - 1.0 / d.dy
+    y_null = con.loss.e_check_null_label(d.dy)  # MSE: (1, -1, 0, ...); None where there is none
+    if y_null is not None:
         st3 = one_step(con, x, y_null, xs)
         ce["nonzero_label_in_kernel_of_e_check"] = {"y": y_null, "theta_b_post": st3.theta_b_post}
         demonstrated = demonstrated and st3.theta_b_post == 0

@@ -363,12 +363,22 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
     con = _con_for(ctx, d)
     d = con.design
     cx = con.blocks.cells_x
-    xs = _centers(con, [0, 1 % cx])
     x_star = _centers(con, [0])[0]
-    y1 = np.full(d.dy, 1.5)
-    ys = [y1, -y1]
+    if cx >= 2:  # y and -y in two cells
+        xs = _centers(con, [0, 1])
+        y1 = np.full(d.dy, 1.5)
+        ys = [y1, -y1]
+    elif d.dy >= 2:  # one cell: two copies of a label in the kernel of e_check
+        xs = _centers(con, [0, 0])
+        y1 = np.zeros(d.dy)
+        y1[0], y1[1] = 1.5, -1.5
+        ys = [y1, y1]
+    else:
+        return Outcome(False, {"reason": "one x cell and dy = 1: labels summing to 0 in one cell cancel"},
+                       "Not applicable to these sizes.", "not applicable: J^dx = 1 and dy = 1")
     st = k_shot_step(con, xs, ys, x_star)
-    su = k_shot_step(con, xs, [y1, 2 * y1], x_star)
+    other = [np.abs(y1), 2 * np.abs(y1)]  # same cells, labels off the kernel
+    su = k_shot_step(con, xs, other, x_star)
     e_sum = con.e_check(y1) + con.e_check(-y1)
     moved = max_abs(st.W_post - con.W)
     tol = ctx.tol(abs(d.alpha) * max(max_abs(st.grads), 1.0))
@@ -376,12 +386,12 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
     return Outcome(bool(demonstrated),
         {"x": xs, "x_star": x_star, "labels": ys, "e_check_of_sum": e_sum, "sizes": _where(con),
          "theta_b_post": st.theta_b_post, "largest_weight_change": moved,
-         "other_task": {"labels": [y1, 2 * y1], "theta_b_post": su.theta_b_post}},
+         "other_task": {"labels": other, "theta_b_post": su.theta_b_post}},
         "theta_b' = -alpha (prod w_check) e_check(sum_k y_k) / K. Nonzero labels whose sum lies in the "
         "kernel of e_check (here y and -y) move W but leave theta_b at 0, so the switch never flips and "
         "the test input is read through the training slots.",
         f"labels {_lbl(ys)}: W moved by {moved:.3g} but theta_b' = {st.theta_b_post:.3g}; "
-        f"labels {_lbl([y1, 2 * y1])}: theta_b' = {su.theta_b_post:.3g}")
+        f"labels {_lbl(other)}: theta_b' = {su.theta_b_post:.3g}")
 
 
 @finding("kshot-mixed-signs", title="K-shot: contributions of both signs in one middle coordinate are "
