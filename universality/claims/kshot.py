@@ -338,7 +338,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
     g_other = float(w @ g_sum)
     tol = ctx.tol(abs(d.alpha) * C * 2)
     demonstrated = (all(q == 0 for q in exact) and abs(st.theta_b_post) <= tol
-                    and su.theta_b_post != 0 and abs(su.theta_b_post) > tol)
+                    and su.theta_b_post != 0 and abs(su.theta_b_post) > abs(st.theta_b_post))
     return Outcome(bool(demonstrated),
         {"C": C, "task": f"{C}-way 1-shot, one example per class", "x": xs, "x_star": x_star,
          "sizes": _where(con),
