@@ -117,7 +117,7 @@ class _Pipe:
                 pass
 
 
-def load_page(url: str, exe: str | None = None, timeout: float = 60, settle: float = 1.0) -> PageLoad:
+def load_page(url: str, exe: str | None = None, timeout: float = 60, settle: float = 0.5) -> PageLoad:
     """Open ``url`` in a fresh headless Chromium; record errors and requests; screenshot it."""
     exe = exe or chromium_path()
     if exe is None:

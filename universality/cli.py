@@ -25,6 +25,7 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
   verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
   verify-construction --N 6 --J 4 --L 4 --json --export out/
+  verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
 """
 
 
@@ -107,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "zbar*, v) to re-run the step in any framework")
     out.add_argument("--no-findings", action="store_true",
                      help="skip the demonstrations of the paper's known gaps (faster)")
+    out.add_argument("--report", metavar="DIR",
+                     help="write a proof report into DIR: report.html (self-contained, offline), "
+                          "report.tex (+ figures/), report.json; see docs/user-guide.md")
+    out.add_argument("--format", metavar="LIST", default=None,
+                     help="report formats, comma-separated from html, tex, pdf (default html,tex); "
+                          "pdf runs latexmk")
+    out.add_argument("--force", action="store_true",
+                     help="let --report replace the report files in a non-empty DIR")
     p.add_argument("--version", action="version", version=_version())
     return p
 
@@ -159,6 +168,17 @@ def _main(argv) -> int:
             check_target(args.export)
     except (ConfigError, ExportError) as exc:
         return _fail(str(exc))
+    report_formats = None
+    if args.report is not None or args.format is not None or args.force:
+        from .report import ReportError, check_target as check_report_target, parse_formats
+
+        try:
+            if args.report is None:
+                raise ReportError("--format and --force need --report DIR")
+            report_formats = parse_formats(args.format)
+            check_report_target(args.report, force=args.force, formats=report_formats)
+        except ReportError as exc:
+            return _fail(str(exc))
 
     from . import render
     from .verify import verify
@@ -169,10 +189,19 @@ def _main(argv) -> int:
         from . import export
 
         export.write(report.con, report.samples, args.export)
+    if args.report is not None:
+        from .report import ReportError, write_report
+
+        try:
+            write_report(report, args.report, formats=report_formats, force=args.force,
+                         argv=list(sys.argv[1:] if argv is None else argv))
+        except ReportError as exc:
+            print(f"verify-construction: error: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        render.text(report, export_dir=args.export)
+        render.text(report, export_dir=args.export, report_dir=args.report)
     return 0 if report.passed else 1
 
 

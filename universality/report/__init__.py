@@ -63,13 +63,14 @@ def check_target(path, force: bool = False, formats=DEFAULT_FORMATS) -> Path:
     return p
 
 
-def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None) -> list[str]:
-    """Render the report's files into ``folder`` (which exists). Returns the names written."""
+def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None, context=None) -> list[str]:
+    """Render the report's files into ``folder`` (which exists). Returns the names written.
+    ``context``: a prebuilt render.build_context(report, ...) to reuse."""
     from . import graph as _graph
     from .latex import build_pdf
     from .render import build_context, render_html, render_tex
 
-    ctx = build_context(report, argv=argv, now=now)
+    ctx = context if context is not None else build_context(report, argv=argv, now=now)
     written = []
     data = report.as_dict()
     data["report"] = {"command": ctx["command"], "reproduce": ctx["reproduce"],
@@ -103,7 +104,8 @@ def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=No
     return written
 
 
-def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, argv=None, now=None) -> Path:
+def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, argv=None, now=None,
+                 context=None) -> Path:
     """Render into a temporary folder beside ``target``, then move the files in (atomic per file;
     a new folder appears whole). Raises ReportError (one line) when it cannot."""
     from .latex import LatexError
@@ -117,7 +119,7 @@ def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, a
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a report folder is an ordinary one
     try:
         try:
-            written = render_into(tmp, report, formats, argv=argv, now=now)
+            written = render_into(tmp, report, formats, argv=argv, now=now, context=context)
         except LatexError as exc:
             raise ReportError(str(exc)) from None
         if not target.exists():

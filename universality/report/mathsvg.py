@@ -1,84 +1,99 @@
-"""LaTeX statements as pre-rendered inline SVG (matplotlib mathtext): math without a network or TeX.
+"""LaTeX statements as pre-rendered inline SVG (matplotlib's mathtext): math without a network or TeX.
 
-Glyphs are emitted as paths (svg.fonttype = path), so no font is needed to display them. Every
-glyph is defined once per document (:class:`MathSheet` collects the <defs> of all statements and
-the formulas refer to them with <use>), which keeps a report with dozens of formulas small.
+Glyphs are emitted as paths, so no font is needed to display them, and each glyph is defined once
+per document: :class:`MathSheet` collects the glyph outlines of every formula of a report and the
+formulas refer to them with <use> (as matplotlib's own SVG backend does within one figure). One
+mathtext parse per formula, no figure drawing.
 """
 from __future__ import annotations
 
-import io
-import re
-from functools import lru_cache
 from html import escape
 
-FONT_SIZE = 14
-_DEFS = re.compile(r"<defs>(.*?)</defs>", re.S)
-_GLYPH = re.compile(r'<path id="([^"]+)"\s+d="([^"]*)"\s*(?:transform="([^"]*)")?\s*/>', re.S)
-_ID_ATTR = re.compile(r'\s+id="[^"]*"')
-_HEAD = re.compile(r"^.*?(<svg\b)", re.S)
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_BACKGROUND = re.compile(r'<g[^>]*>\s*<path d="[^"]*"\s+style="fill: #ffffff"/>\s*</g>', re.S)
+FONT_SIZE = 14  # points
+FONTSET = "cm"
 
 
-def _squeeze(d: str) -> str:
-    return re.sub(r"\s+", " ", d).strip()
+def _fmt(x: float) -> str:
+    s = f"{float(x):.3f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
 
 
-@lru_cache(maxsize=512)
-def _raw_svg(tex: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import rc_context
-    from matplotlib.mathtext import math_to_image
-    from matplotlib.font_manager import FontProperties
-
-    buf = io.BytesIO()
-    with rc_context({"svg.fonttype": "path", "svg.hashsalt": "universality", "mathtext.fontset": "cm",
-                     "svg.image_inline": True}):
-        math_to_image(f"${tex}$", buf, prop=FontProperties(size=FONT_SIZE), format="svg")
-    return buf.getvalue().decode("utf-8")
-
-
-def render_svg(tex: str) -> str:
-    """One standalone inline <svg> (its own glyph definitions) for the math-mode LaTeX ``tex``."""
-    svg = _HEAD.sub(r"\1", _raw_svg(tex), count=1)
-    return _strip_metadata(svg)
-
-
-def _strip_metadata(svg: str) -> str:
-    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+def _path_d(vertices, codes) -> str:
+    """SVG path data from matplotlib path vertices/codes (MOVETO 1, LINETO 2, CURVE3 3, CURVE4 4,
+    CLOSEPOLY 79)."""
+    out = []
+    i, n = 0, len(codes)
+    while i < n:
+        c = int(codes[i])
+        if c == 1:
+            out.append(f"M{_fmt(vertices[i][0])} {_fmt(vertices[i][1])}")
+            i += 1
+        elif c == 2:
+            out.append(f"L{_fmt(vertices[i][0])} {_fmt(vertices[i][1])}")
+            i += 1
+        elif c == 3:
+            (x1, y1), (x2, y2) = vertices[i], vertices[i + 1]
+            out.append(f"Q{_fmt(x1)} {_fmt(y1)} {_fmt(x2)} {_fmt(y2)}")
+            i += 2
+        elif c == 4:
+            (x1, y1), (x2, y2), (x3, y3) = vertices[i], vertices[i + 1], vertices[i + 2]
+            out.append(f"C{_fmt(x1)} {_fmt(y1)} {_fmt(x2)} {_fmt(y2)} {_fmt(x3)} {_fmt(y3)}")
+            i += 3
+        elif c == 79:
+            out.append("Z")
+            i += 1
+        else:  # STOP or unknown
+            i += 1
+    return "".join(out)
 
 
 class MathSheet:
-    """Collects formulas for one HTML document; glyph definitions are shared and emitted once."""
+    """Formulas for one HTML document; glyph outlines are shared and emitted once by :meth:`defs`."""
 
     def __init__(self) -> None:
+        from matplotlib.textpath import TextToPath
+
+        self._t2p = TextToPath()
+        self._glyph_map: dict = {}
         self.glyphs: dict[str, str] = {}
         self._cache: dict[str, str] = {}
 
+    def _prop(self):
+        from matplotlib.font_manager import FontProperties
+
+        return FontProperties(size=self._t2p.FONT_SCALE)
+
     def svg(self, tex: str) -> str:
+        """An inline <svg> for the math-mode LaTeX ``tex`` (mathtext subset)."""
         if tex in self._cache:
             return self._cache[tex]
-        svg = render_svg(tex)
+        from matplotlib import rc_context
 
-        def take(m: re.Match) -> str:
-            for gid, d, transform in _GLYPH.findall(m.group(1)):
-                t = f' transform="{transform}"' if transform else ""
-                self.glyphs.setdefault(gid, f'<path id="{gid}" d="{_squeeze(d)}"{t}/>')
-            leftover = _GLYPH.sub("", m.group(1)).strip()
-            return f"<defs>{leftover}</defs>" if leftover else ""
-
-        svg = _DEFS.sub(take, svg)
-        svg = _COMMENT.sub("", svg)
-        svg = _BACKGROUND.sub("", svg, count=1)
-        # the glyph ids now live in the shared sheet; every other id would repeat across formulas
-        svg = _ID_ATTR.sub("", svg)
-        svg = re.sub(r">\s+<", "><", svg)
+        s = f"${tex}$"
+        with rc_context({"mathtext.fontset": FONTSET}):
+            prop = self._prop()
+            width, height, depth, _, _ = self._t2p.mathtext_parser.parse(s, self._t2p.DPI, prop)
+            info, new, rects = self._t2p.get_glyphs_mathtext(prop, s, glyph_map=self._glyph_map,
+                                                            return_new_glyphs_only=True)
+        for gid, (verts, codes) in new.items():
+            self._glyph_map[gid] = (verts, codes)
+            self.glyphs[gid] = f'<path id="g-{_safe(gid)}" d="{_path_d(verts * 64, codes)}" transform="scale(0.015625)"/>'
+        k = FONT_SIZE / self._t2p.FONT_SCALE
+        pad = 1.0
+        W, H = width * k + 2 * pad, height * k + 2 * pad
+        body = []
+        for gid, x, y, scale in info:
+            sc = "" if float(scale) == 1.0 else f" scale({_fmt(scale)})"
+            body.append(f'<use xlink:href="#g-{_safe(gid)}" transform="translate({_fmt(x)} {_fmt(y)}){sc}"/>')
+        for verts, codes in rects:
+            body.append(f'<path d="{_path_d(verts, codes)}"/>')
         label = escape(tex, quote=True)
-        svg = svg.replace("<svg ", f'<svg class="math" role="img" aria-label="{label}" ', 1)
-        svg = re.sub(r"(<svg\b[^>]*>)", lambda mm: mm.group(1) + f"<title>{escape(tex)}</title>", svg,
-                     count=1)
+        svg = (f'<svg class="math" role="img" aria-label="{label}" xmlns="http://www.w3.org/2000/svg" '
+               f'xmlns:xlink="http://www.w3.org/1999/xlink" width="{_fmt(W)}pt" height="{_fmt(H)}pt" '
+               f'viewBox="0 0 {_fmt(W)} {_fmt(H)}" style="vertical-align: {_fmt(-(depth * k + pad))}pt">'
+               f"<title>{escape(tex)}</title>"
+               f'<g transform="translate({_fmt(pad)} {_fmt(pad + (height - depth) * k)}) '
+               f'scale({_fmt(k)} {_fmt(-k)})">{"".join(body)}</g></svg>')
         self._cache[tex] = svg
         return svg
 
@@ -87,3 +102,15 @@ class MathSheet:
         body = "".join(self.glyphs[k] for k in sorted(self.glyphs))
         return ('<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0" aria-hidden="true" '
                 f'style="position:absolute;width:0;height:0;overflow:hidden"><defs>{body}</defs></svg>')
+
+
+def _safe(gid: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in gid)
+
+
+def render_svg(tex: str) -> str:
+    """A standalone <svg> for one formula (its glyph definitions included)."""
+    sheet = MathSheet()
+    svg = sheet.svg(tex)
+    defs = "<defs>" + "".join(sheet.glyphs[k] for k in sorted(sheet.glyphs)) + "</defs>"
+    return svg.replace("</title>", "</title>" + defs, 1)

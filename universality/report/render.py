@@ -157,8 +157,10 @@ def _matrices(con) -> list[dict]:
     return out
 
 
-def build_context(report, argv: list[str] | None = None, now: _dt.datetime | None = None) -> dict:
-    """Everything the templates show, as plain data (figures as PNG bytes)."""
+def build_context(report, argv: list[str] | None = None, now: _dt.datetime | None = None,
+                  figures: bool = True) -> dict:
+    """Everything the templates show, as plain data (figures as PNG bytes; ``figures=False`` skips
+    drawing them)."""
     from ..render import construction_lines
     from ..verify import sample_step
 
@@ -215,7 +217,8 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
 
     step = sample_step(report)
     b = con.blocks
-    figures = [
+    draw = figures
+    figures = [] if not draw else [
         {"key": "weights", "file": "figures/weights.png", "png": _plots.weights(step, b),
          "title": "The weight matrices before and after the step",
          "caption": (f"Heatmaps of W_i (top row), W_i' after one real gradient step on sample "
