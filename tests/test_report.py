@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 from tests.conftest import require_tool
 from tests.helpers import run_cli
@@ -233,3 +234,15 @@ def test_cli_bad_report_options(tmp_path, args, message):
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and message in res.stderr and "Traceback" not in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@given(st.text())
+def test_latex_escape_leaves_no_active_character(text):
+    out = latex.escape(text)
+    # remove the escapes we emit; what is left must hold no character TeX would act on
+    rest = re.sub(r"\\(textbackslash|textasciicircum|textasciitilde|textless|textgreater|textbar|"
+                  r"textquotedbl|textquotesingle|textasciigrave|dots|ensuremath\{\\[a-zA-Z|]+\}|"
+                  r"textsf\{\[U\+[0-9A-F]{4,6}\]\})(\{\})?|\\[{}$&#_%]|\\\\ |-\{\}", "", out)
+    rest = rest.replace(r"\ensuremath{\|}", "")
+    assert not set(rest) & set("\\{}$&#^_%~"), (text, out, rest)
+    assert all(32 <= ord(ch) < 127 for ch in rest)

@@ -25,7 +25,7 @@ _UNICODE = {
     "α": r"\ensuremath{\alpha}", "ε": r"\ensuremath{\varepsilon}", "θ": r"\ensuremath{\theta}",
     "φ": r"\ensuremath{\phi}", "±": r"\ensuremath{\pm}", "·": r"\ensuremath{\cdot}",
     "→": r"\ensuremath{\to}", "⇒": r"\ensuremath{\Rightarrow}", "‖": r"\ensuremath{\|}",
-    "“": "``", "”": "''", "‘": "`", "’": "'", "\u00a0": "~", "\t": " ",
+    "“": "``", "”": "''", "‘": "`", "’": "'", "\u00a0": " ", "\t": " ",
 }
 
 
