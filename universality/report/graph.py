@@ -83,11 +83,12 @@ def legend_html() -> str:
     cells = "".join(
         f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
         f'<TD ALIGN="LEFT">{_html(text)}</TD></TR>' for fill, border, text in STATUS_STYLE.values())
-    kinds = ("box: definition; rounded: equation; bold: lemma/theorem; hexagon: condition; "
-             "ellipse: proof step; octagon: known gap (dashed edges)")
+    kinds = ["box: definition; rounded: equation", "bold: lemma, theorem; hexagon: condition",
+             "ellipse: proof step; octagon: known gap", "(dashed edge: what a gap breaks)"]
+    br = '<BR ALIGN="LEFT"/>'
+    lines = br.join(_html(k) for k in kinds) + br
     return (f'<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR><TD COLSPAN="2" ALIGN="LEFT">'
-            f"<B>Legend</B></TD></TR>{cells}<TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\">{_html(kinds)}</TD></TR>"
-            f"</TABLE>")
+            f'<B>Legend</B></TD></TR>{cells}<TR><TD COLSPAN="2" ALIGN="LEFT">{lines}</TD></TR></TABLE>')
 
 
 def dot_path() -> str | None:
