@@ -51,6 +51,14 @@ def test_every_blueprint_checker_is_registered_or_pending():
     assert not missing, f"blueprint names checkers nobody registers: {missing}"
 
 
+def test_pending_checkers_are_not_registered_yet():
+    """When an in-flight module lands, its ids must leave PENDING_CHECKERS (the lead empties it)."""
+    registered = {f"claim:{c}" for c in CLAIMS} | {f"finding:{f}" for f in FINDINGS}
+    landed = sorted(PENDING_CHECKERS & registered)
+    assert not landed, f"registered now, remove from PENDING_CHECKERS: {landed}"
+    assert PENDING_CHECKERS <= set(bp.load().checkers()), "a pending id has no blueprint entry"
+
+
 def test_registries_take_their_text_from_the_blueprint():
     b = bp.load()
     for cid, spec in CLAIMS.items():

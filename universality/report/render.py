@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import math
+import os
 import platform
 import shlex
 from importlib import metadata
@@ -173,6 +174,8 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
         con = build(Design.from_config(cfg))
     claims = {c.id: c for c in report.claims}
     findings = {f.id: f for f in report.findings}
+    if now is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():  # reproducible builds
+        now = _dt.datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), _dt.timezone.utc)
     now = now or _dt.datetime.now(_dt.timezone.utc)
 
     entries = []
