@@ -246,3 +246,12 @@ def test_latex_escape_leaves_no_active_character(text):
     rest = rest.replace(r"\ensuremath{\|}", "")
     assert not set(rest) & set("\\{}$&#^_%~"), (text, out, rest)
     assert all(32 <= ord(ch) < 127 for ch in rest)
+
+
+def test_reproduce_command_spells_out_every_option():
+    cmd = render.reproduce_command(Config(N=6, J=4, L=4, alpha=-0.25, seed=3),
+                                   ["--N", "6", "--J", "4", "--L", "4", "--alpha", "-0.25", "--seed", "3",
+                                    "--target", "cos", "--report", "out", "--force"])
+    assert cmd.startswith("verify-construction --N 6 --J 4 --L 4 --dx 1 --dy 1 --alpha -0.25 --eps 0.1")
+    assert "--seed 3" in cmd and cmd.endswith("--target cos")
+    assert "--report" not in cmd and "--force" not in cmd

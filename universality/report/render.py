@@ -109,7 +109,23 @@ def versions() -> list[tuple[str, str]]:
     return out
 
 
-def reproduce_command(cfg) -> str:
+_NOT_REPRODUCED = {"--report", "--format", "--force", "--json", "--export"}
+
+
+def _extra_options(args: list[str], canonical: list[str]) -> list[str]:
+    """Options of the command as run that the canonical form does not spell out (e.g. --target)."""
+    have = {a for a in canonical if a.startswith("--")}
+    out, keep = [], False
+    for a in args:
+        if a.startswith("--"):
+            name = a.split("=", 1)[0]
+            keep = name not in have and name not in _NOT_REPRODUCED
+        if keep:
+            out.append(a)
+    return out
+
+
+def reproduce_command(cfg, argv: list[str] | None = None) -> str:
     """Every option explicit: the same command gives the same report (up to timestamps)."""
     args = ["verify-construction", "--N", str(cfg.N), "--J", str(cfg.J), "--L", str(cfg.L),
             "--dx", str(cfg.dx), "--dy", str(cfg.dy), "--alpha", repr(cfg.alpha), "--eps", repr(cfg.eps),
@@ -118,6 +134,8 @@ def reproduce_command(cfg) -> str:
             "--seed", str(cfg.seed)]
     if getattr(cfg, "loss", "mse") != "mse":
         args += ["--loss", cfg.loss]
+    if argv:
+        args += _extra_options(list(argv), args)
     return shlex.join(args)
 
 
@@ -260,7 +278,7 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
         "title": "Proof report: Finn & Levine (ICLR 2018), one MAML step, verified by execution",
         "generated": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "command": ("verify-construction " + shlex.join(argv)) if argv is not None else None,
-        "reproduce": reproduce_command(cfg),
+        "reproduce": reproduce_command(cfg, argv),
         "seed": cfg.seed,
         "versions": versions(),
         "timings": [(k, fmt(v)) for k, v in report.timings.items()],
