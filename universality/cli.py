@@ -244,6 +244,10 @@ def _main(argv) -> int:
             if args.report is None:
                 raise ReportError("--format and --force need --report DIR")
             report_formats = parse_formats(args.format)
+            from pathlib import Path
+
+            if args.export and Path(args.export).resolve() == Path(args.report).resolve():
+                raise ReportError("--export and --report need different folders")
             check_report_target(args.report, force=args.force, formats=report_formats)
         except ReportError as exc:
             return _fail(str(exc))

@@ -88,9 +88,7 @@ def tree(value, limit: int = 12) -> list[dict]:
     if isinstance(value, dict):
         out = []
         for k, v in value.items():
-            if isinstance(v, dict) and v and any(isinstance(t, (dict, list, tuple)) for t in v.values()):
-                out.append({"key": str(k), "value": None, "children": tree(v, limit)})
-            elif isinstance(v, dict):
+            if isinstance(v, dict):
                 out.append({"key": str(k), "value": None, "children": tree(v, limit)})
             else:
                 out.append({"key": str(k), "value": leaf(v), "children": []})
@@ -263,6 +261,16 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
                                           if con.design.variant == "signed" else ""))},
     ]
 
+    if draw and getattr(report, "universal", None) is not None:
+        png = _convergence_png(report)
+        if png:
+            figures.append({
+                "key": "convergence", "file": "figures/convergence.png", "png": png,
+                "title": "Universality: error against f_target along the sweep",
+                "caption": ("The post-update network's error against the requested target f(x, y, x*), "
+                            "one real step per test triple, at each grid of the sweep (claim "
+                            "universal-converges).")})
+
     n_bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
     summary = {
         "passed": report.passed,
@@ -298,6 +306,22 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
         "dot": _graph.dot_source(bp, status),
     }
     return ctx
+
+
+def _convergence_png(report) -> bytes | None:
+    """The convergence plot of a run with --target (drawn by universality.universal)."""
+    import tempfile
+
+    from ..universal import plot_convergence
+
+    with tempfile.TemporaryDirectory(prefix="conv-") as tmp:
+        path = os.path.join(tmp, "convergence.png")
+        try:
+            plot_convergence(report, path)
+        except ValueError:  # a sweep without levels: nothing to draw
+            return None
+        with open(path, "rb") as fh:
+            return fh.read()
 
 
 # ---- HTML ----------------------------------------------------------------------------------------
