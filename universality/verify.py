@@ -5,6 +5,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from . import __version__
 from .claims import CLAIMS, FINDINGS, ClaimResult, Context, Finding, Verdict, aggregate
 from .claims.base import Check, run_finding
@@ -156,7 +158,14 @@ def sample_step(report: Report, index: int | None = None) -> SampleStep:
         kept = [n for n, s in enumerate(samples)
                 if s.kind == "random" and all(-con.design.alpha * y > 0 for y in s.y)]
         sizable = [n for n in kept if all(0.5 <= abs(y) <= 5 for y in samples[n].y)]
-        index = (sizable or kept or [0])[0]
+        pool = sizable or kept or [0]
+
+        def spread(n):  # prefer a cell whose code channels differ: the picture shows more
+            code = np.asarray(con.code_vector(con.bin_x(samples[n].x), con.bin_star(samples[n].x_star)),
+                              dtype=float)
+            return -(float(code.max() - code.min()) / max(float(np.abs(code).max()), 1e-300))
+
+        index = min(pool, key=lambda n: (spread(n), n))
     s = samples[index]
     st = one_step(con, s.x, s.y, s.x_star)
     ctx = Context(con)
