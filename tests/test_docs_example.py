@@ -57,3 +57,12 @@ def test_normalisation_keeps_what_matters():
     assert normal_html(a) != normal_html(a.replace("PASS", "FAIL"))
     assert normal_html(a) == normal_html(a.replace("1.0", "2.0"))
     assert normal_tex(r"\volatile{3.1} x") == normal_tex(r"\volatile{3.2} x") != normal_tex(r"\volatile{3.1} y")
+
+
+def test_user_guide_python_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "user-guide.md").read_text(), flags=re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    exec(compile(blocks[0], "docs/user-guide.md", "exec"), {})  # noqa: S102 - our own documentation
+    assert (tmp_path / "out" / "report" / "report.html").exists()
