@@ -223,6 +223,13 @@ def _blueprint_text(kind: str, id: str, **fallback) -> dict:
     return out
 
 
+# Public name for ClaimSpec / FindingSpec objects built outside the registries (e.g. claims that run
+# only on request): spec_text("claim", "universal-converges") -> {"title", "paper_ref", "statement"}.
+def spec_text(kind: str, id: str) -> dict:
+    return _blueprint_text(kind, id, title=None, paper_ref=None,
+                           **({"statement": None} if kind == "claim" else {}))
+
+
 def claim(id: str, *, method: str, title: str | None = None, paper_ref: str | None = None,
           statement: str | None = None, scope: str = "sample", applies: Callable | None = None):
     """Register a claim function under its catalogue id. Title, paper reference and statement come
