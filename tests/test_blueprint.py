@@ -127,3 +127,14 @@ def test_statements_render_with_mathtext():
     for e in bp.load():
         svg = render_svg(e.statement)
         assert svg.startswith("<svg") and "<path" in svg or "<use" in svg, e.id
+
+
+def test_spec_text_for_specs_outside_the_registries():
+    from universality.claims.base import spec_text
+
+    e = bp.load().for_checker("claim", "universal-converges")
+    assert spec_text("claim", "universal-converges") == {
+        "title": e.title, "paper_ref": e.paper_ref, "statement": e.statement}
+    assert set(spec_text("finding", "sign-of-y")) == {"title", "paper_ref"}
+    with pytest.raises(ValueError):
+        spec_text("claim", "no-such-claim")
