@@ -80,3 +80,15 @@ def test_every_blueprint_entry_is_a_node_of_the_pdf_graph(written):
     tex = (out / "report.tex").read_text()
     assert r"\includegraphics[width=\linewidth,height=0.8\textheight,keepaspectratio]{figures/graph.pdf}" in tex
     assert tex.count(r"\subsection*{\texttt{") >= len(load_blueprint())
+
+
+def test_latex_failure_is_one_clear_line(tmp_path):
+    require_tool("latexmk")
+    from universality.report.latex import LatexError, build_pdf
+
+    tex = tmp_path / "broken.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
+    with pytest.raises(LatexError) as err:
+        build_pdf(tex, timeout=120)
+    msg = str(err.value)
+    assert "\n" not in msg and "Undefined control sequence" in msg
