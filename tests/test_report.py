@@ -254,3 +254,13 @@ def test_reproduce_command_spells_out_every_option():
     assert cmd.startswith("verify-construction --N 6 --J 4 --L 4 --dx 1 --dy 1 --alpha -0.25 --eps 0.1")
     assert "--seed 3" in cmd and cmd.endswith("--target cos")
     assert "--report" not in cmd and "--force" not in cmd
+
+
+def test_statement_outside_mathtext_falls_back_to_source(context):
+    import copy
+
+    ctx = copy.deepcopy({k: v for k, v in context.items() if k != "figures"})
+    ctx["figures"] = []
+    ctx["claims"][0]["statement"] = r"\begin{cases} a & b<c \\ d \end{cases}"
+    html = render.render_html(ctx)
+    assert r'<code class="tex">\begin{cases} a &amp; b&lt;c' in html

@@ -342,7 +342,13 @@ def render_html(ctx: dict) -> str:
 
     sheet = MathSheet()
     env = _html_env()
-    env.filters["math"] = lambda tex: Markup(sheet.svg(tex))
+    def math(tex: str) -> Markup:
+        try:
+            return Markup(sheet.svg(tex))
+        except Exception:  # noqa: BLE001 - outside mathtext's subset: show the LaTeX source instead
+            return Markup('<code class="tex">') + tex + Markup("</code>")
+
+    env.filters["math"] = math
     env.filters["datauri"] = lambda png: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     try:
         graph_svg, graph_error = Markup(_graph.inline_svg(ctx["dot"])), None
