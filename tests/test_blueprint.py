@@ -86,10 +86,13 @@ def test_registries_take_their_text_from_the_blueprint():
     claims, findings = _known_specs()
     for cid, spec in claims.items():
         e = b.for_checker("claim", cid)
-        assert (spec.title, spec.statement, spec.paper_ref) == (e.title, e.statement, e.paper_ref)
+        assert (spec.title, spec.statement, spec.paper_ref) == (e.title, e.statement, e.paper_ref), (
+            f"claim {cid}: its text differs from blueprint entry {e.id}; edit proofs/blueprint.toml and "
+            "take the text from it (@claim without title/statement/paper_ref, or claims.base.spec_text)")
     for fid, spec in findings.items():
         e = b.for_checker("finding", fid)
-        assert (spec.title, spec.paper_ref) == (e.title, e.paper_ref)
+        assert (spec.title, spec.paper_ref) == (e.title, e.paper_ref), (
+            f"finding {fid}: its text differs from blueprint entry {e.id}; edit proofs/blueprint.toml")
 
 
 def test_decorator_keywords_are_a_fallback(monkeypatch):
