@@ -55,7 +55,7 @@ def construction_lines(report) -> list[str]:
     ]
 
 
-def text(report, export_dir=None, file=None) -> None:
+def text(report, export_dir=None, file=None, report_dir=None) -> None:
     console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False,
                       width=None if (file or sys.stdout).isatty() else 140)
     from . import __version__
@@ -90,6 +90,8 @@ def text(report, export_dir=None, file=None) -> None:
         universal_tables(console, report.universal)
     if export_dir:
         console.print(f"exported construction.npz and construction.json to {export_dir}")
+    if report_dir:
+        console.print(f"report written to {report_dir}")
     n = len(report.claims)
     bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
     if not bad:
