@@ -61,9 +61,7 @@ def kshot_formula(con, xs, ys, x_star, theta_b_post: float, alpha: float) -> tup
     return -alpha / K * total, abs(alpha) / K * mag
 
 
-@claim("kshot-eq", title="K-shot: zbar* = -(alpha/K) sum_i sum_k A_i e_bar(y_k) k_i(x_k, x*), exactly",
-       paper_ref="Sec. 5", scope="task",
-       statement=r"\bar z^\star = -\frac{\alpha}{K}\sum_{i=1}^N\sum_{k=1}^K A_i\,\bar e(y_k)\,k_i(x_k,x^\star)",
+@claim("kshot-eq", scope="task",
        method="a real K-shot step (K forward passes, the loss's real gradients, backprop, the average); "
               "then (1) the updated weights' product applied to phi(x*) with no ReLU (the linear "
               "reading: no second-order term) and (2) the real ReLU forward pass at x* (signed "
@@ -90,9 +88,7 @@ def kshot_eq(ctx, t, kst) -> Check:
                   "zbar_star": relu}, claimed_relu, res, tol, worst(c_lin.verdict, c_relu.verdict), note)
 
 
-@claim("permutation-invariant", title="K-shot: reordering the dataset gives the same theta'",
-       paper_ref="Sec. 5", scope="task",
-       statement=r"\theta'(\{(x_{\pi(k)}, y_{\pi(k)})\}) = \theta'(\{(x_k, y_k)\})\ \forall \pi",
+@claim("permutation-invariant", scope="task",
        method="the real K-shot step on the task reversed and on a seeded random permutation; every "
               "updated parameter (W', theta_b', W_g') and zbar* compared with the original order")
 def permutation_invariant(ctx, t, kst) -> Check:
@@ -170,13 +166,12 @@ def decode_multiset(con, zbar: np.ndarray, alpha: float, K: int, tol: float):
     return best, alts, count, smin
 
 
-@claim("kshot-decodes", title="K-shot: zbar* determines the multiset {(bin x_k, y_k)} and bin x*",
-       paper_ref="Sec. 5", scope="task",
-       statement=r"\bar z^\star\ \mapsto\ \big(\{(\mathrm{bin}\,x_k, y_k)\}_k,\ \mathrm{bin}\,x^\star\big)"
-                 r"\ \text{injective when the } x_k \text{ fall in distinct bins}",
-       method="exhaustive least-squares decoder over every x* cell and every set of K distinct x cells "
-              "applied to the real zbar*; PASS when exactly one candidate explains zbar* within "
-              "rounding and it is the truth (labels read back through the loss's label code)")
+@claim("kshot-decodes", scope="task",
+       method="decoder applied to the real zbar*: one linear solve for every cell's label code (paper "
+              "layout: the cell gains are an invertible square matrix), else exhaustive least squares "
+              "over every x* cell and every set of K distinct x cells; PASS when exactly one explanation "
+              "fits zbar* within rounding and it is the truth (labels read back through the loss's "
+              "label code)")
 def kshot_decodes(ctx, t, kst) -> Check:
     con, b = ctx.con, ctx.blocks
     cells = [con.bin_x(x) for x in t.xs]
@@ -263,8 +258,7 @@ def _centers(con, idx) -> list:
     return [cell_point(int(c), con.design.J, con.design.dx) for c in idx]
 
 
-@finding("kshot-coincident-bins", title="K-shot: two x_k in one cell add their labels (information lost)",
-         paper_ref="Sec. 5; gap G9", condition="two training inputs in the same x cell")
+@finding("kshot-coincident-bins", condition="two training inputs in the same x cell")
 def kshot_coincident_bins(ctx, samples) -> Outcome:
     d = _small(ctx)
     shown_with = ""
@@ -310,8 +304,7 @@ def _lbl(ys) -> str:
     return "{" + ", ".join("[" + ", ".join(f"{v:g}" for v in np.asarray(y).reshape(-1)[:3]) + "]" for y in ys) + "}"
 
 
-@finding("kshot-balanced-ce", title="K-shot: class-balanced softmax CE gives theta_b zero gradient; the "
-         "switch never flips", paper_ref="Sec. 5-6; gap G8",
+@finding("kshot-balanced-ce",
          condition="softmax CE and every class equally often in the task (e.g. C-way 1-shot)")
 def kshot_balanced_ce(ctx, samples) -> Outcome:
     d = _small(ctx)
@@ -354,8 +347,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
         f"{st.theta_b_post:.3g}; unbalanced task: theta_b' = {su.theta_b_post:.3g}")
 
 
-@finding("kshot-mse-null-space", title="K-shot MSE: sum_k y_k in the kernel of e_check leaves the switch off",
-         paper_ref="Sec. 5; gap G8 / A11", condition="MSE and e_check(sum_k y_k) = 0")
+@finding("kshot-mse-null-space", condition="MSE and e_check(sum_k y_k) = 0")
 def kshot_mse_null_space(ctx, samples) -> Outcome:
     d = _small(ctx)
     if d.loss != "mse":
@@ -394,8 +386,7 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
         f"labels {_lbl(other)}: theta_b' = {su.theta_b_post:.3g}")
 
 
-@finding("kshot-mixed-signs", title="K-shot: contributions of both signs in one middle coordinate are "
-         "clipped by intermediate ReLUs", paper_ref="Sec. 5, App. D",
+@finding("kshot-mixed-signs",
          condition="K >= 2 with labels of both signs per component (always for multi-class CE)")
 def kshot_mixed_signs(ctx, samples) -> Outcome:
     d = _small(ctx)
