@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..decode import decode
-from ..execution import forward
+from ..execution import forward, relu_grad
 from .base import (Check, Verdict, claim, compare, decide_nonzero, max_abs, worst)
 
 
@@ -252,15 +252,24 @@ def v_decodes(ctx, s, st) -> Check:
 def boundary(ctx) -> Check:
     con, b, N = ctx.con, ctx.blocks, ctx.N
     W = con.W
-    res, mag = 0.0, 0.0
+    # Each layer's product is compared with a tolerance from its own magnitude: with r != 1 the
+    # A_i / r^i span many orders of magnitude, and one tolerance for all layers would let an error
+    # in a small product hide under the largest one (a wrong PASS).
+    res, tol, worst_ratio = 0.0, 0.0, -1.0
+
+    def record(r_i: float, t_i: float) -> None:
+        nonlocal res, tol, worst_ratio
+        ratio = r_i / t_i if t_i > 0 else (math.inf if r_i > 0 else 0.0)
+        if ratio > worst_ratio:
+            res, tol, worst_ratio = r_i, t_i, ratio
+
     M = np.eye(b.dm)
     Ma = np.eye(b.dm)
     min_eig = math.inf
     for i in range(1, N + 1):
         Ai = M @ M.T
         target = np.diag(np.asarray(con.A_built[i - 1], dtype=float))
-        res = max(res, max_abs(Ai - target))
-        mag = max(mag, max_abs(Ma @ Ma.T))
+        record(max_abs(Ai - target), ctx.tol(max(max_abs(Ma @ Ma.T), max_abs(target))))
         off = Ai - np.diag(np.diag(Ai))
         eig = np.diag(Ai) if not np.any(off) else np.linalg.eigvalsh((Ai + Ai.T) / 2)
         min_eig = min(min_eig, float(np.min(eig)) / max(max_abs(Ai), 1e-300))
@@ -269,19 +278,35 @@ def boundary(ctx) -> Check:
     Bp = np.eye(b.dt)
     Bpa = np.eye(b.dt)
     min_sv = math.inf
+    inv = Verdict.PASS
     for i in range(N, 0, -1):
-        res = max(res, max_abs(Bp - ctx.B(i)))
-        mag = max(mag, max_abs(Bpa))
-        min_sv = min(min_sv, float(np.linalg.svd(Bp, compute_uv=False).min()))
+        Bi = ctx.B(i)
+        t_i = ctx.tol(max(max_abs(Bpa), max_abs(Bi)))
+        record(max_abs(Bp - Bi), t_i)
+        sv = float(np.linalg.svd(Bp, compute_uv=False).min())
+        min_sv = min(min_sv, sv)
+        # |fl(B) - B| <= t_i entrywise moves a singular value by at most dt * t_i
+        inv = worst(inv, decide_nonzero(sv, b.dt * t_i))
         Bp = W[i - 1][b.top, b.top] @ Bp
         Bpa = np.abs(W[i - 1][b.top, b.top]) @ Bpa
-    tol = ctx.tol(mag)
     rel = ctx.tol(1.0)
     spd = Verdict.PASS if min_eig > rel else (Verdict.FAIL if min_eig < -rel else Verdict.UNDECIDED)
-    inv = decide_nonzero(min_sv, tol)
     tel = Verdict.PASS if res <= tol else Verdict.FAIL
+    verdict = worst(tel, spd, inv)
+    note = ""
+    if verdict != Verdict.PASS:
+        parts = []
+        if tel != Verdict.PASS:
+            parts.append(f"telescoping residual {res:.3g} above tolerance {tol:.3g}")
+        if spd != Verdict.PASS:
+            parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} "
+                         f"({'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {rel:.3g})")
+        if inv != Verdict.PASS:
+            parts.append(f"smallest singular value of a B_i product {min_sv:.3g} "
+                         f"({'exactly 0' if inv == Verdict.FAIL else 'within rounding of 0'})")
+        note = "; ".join(parts)
     return Check({"telescoping_residual": res, "min_eig_A_relative": min_eig, "min_singular_B": min_sv},
-                 "residual 0, eigenvalues > 0, singular values > 0", res, tol, worst(tel, spd, inv))
+                 "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
 
 
 @claim("nonneg-linear-regime", title="The ReLUs act linearly (non-negative / sign-consistent inputs)",
@@ -374,7 +399,9 @@ def e_linear(ctx, s, st) -> Check:
     tb = abs(st.theta_b_post)
     g_abs = np.abs(st.e)
     for k in range(ctx.N):
-        g_abs = ctx.absW[k].T @ (g_abs * max(st.r, 1.0))
+        # the absolute-value backward pass: |ReLU'| is exactly what backprop multiplied by (r at the
+        # kink); a max(r, 1) here would inflate the bound by r^-N for small r (spurious UNDECIDED)
+        g_abs = ctx.absW[k].T @ (g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
     tb_tol = ctx.tol(abs(st.alpha) * float(g_abs[b.bottom]))
     res = max(lin, aff)
     v = worst(Verdict.PASS if res <= tol else Verdict.FAIL, decide_nonzero(smin, tol),
