@@ -21,6 +21,11 @@ LOSSES = ("mse",)
 DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
+# Hostile-input guards: a grid of more than 2^48 cells per input can never fit in memory, and
+# computing J**dx for a huge dx would hang before the memory check could refuse it; more than
+# MAX_SAMPLES samples would run for hours.
+MAX_CELL_BITS = 48
+MAX_SAMPLES = 100_000
 
 
 class ConfigError(ValueError):
@@ -101,6 +106,8 @@ class Config:
         set_(self, "dy", _int("dy", self.dy, 1))
         set_(self, "dx", _int("dx", self.dx, 1))
         set_(self, "samples", _int("samples", self.samples, 0))
+        if self.samples > MAX_SAMPLES:
+            raise ConfigError(f"samples must be <= {MAX_SAMPLES}, got {self.samples}")
         set_(self, "seed", _int("seed", self.seed, 0))
         if self.N < 4:
             raise ConfigError(
@@ -126,6 +133,10 @@ class Config:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        for name, per_axis in (("J", self.J), ("L", self.L)):
+            if per_axis > 1 and self.dx * math.log2(per_axis) > MAX_CELL_BITS:
+                raise ConfigError(f"sizes too large: {name}^dx = {per_axis}^{self.dx} cells per input "
+                                  f"(more than 2^{MAX_CELL_BITS})")
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(
