@@ -123,3 +123,34 @@ def test_subprocess_contract():
         p = run_cli(*argv)
         assert p.returncode == want, (argv, p.returncode, p.stderr)
         check_contract(p.returncode, p.stdout, p.stderr, argv)
+
+
+def test_export_contract_in_process():
+    """--export writes both files on success; a bad target is one line, exit 2, nothing written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = os.path.join(tmp, "out")
+        rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--samples", "1", "--no-findings",
+                                       "--export", target])
+        assert rc == 0, err
+        assert sorted(os.listdir(target)) == ["construction.json", "construction.npz"]
+        blocker = os.path.join(tmp, "file")
+        open(blocker, "w").close()
+        for bad in (blocker, os.path.join(tmp, "missing", "out")):
+            rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--export", bad])
+            check_contract(rc, out, err, bad)
+            assert rc == 2
+        assert sorted(os.listdir(tmp)) == ["file", "out"]
+
+
+def test_python_dash_m_entry_point(monkeypatch):
+    """`python -m universality` runs cli.main and exits with its status (in-process via runpy)."""
+    import runpy
+    import sys
+
+    import pytest
+
+    monkeypatch.setattr(sys, "argv", ["universality", "--N", "3", "--J", "1", "--L", "1"])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exc:
+        runpy.run_module("universality", run_name="__main__")
+    assert exc.value.code == 2 and err.getvalue().count("\n") == 1

@@ -69,3 +69,16 @@ def test_cli_bad_input_exit_2(capsys):
     assert main(["--N", "5", "--J", "2", "--L", "2", "--relu-grad-at-zero", "0"]) == 2  # baseline fails
     err = capsys.readouterr().err
     assert "Traceback" not in err
+
+
+def test_cli_json_and_equivalent_listing(capsys):
+    """The JSON report and the listing of equivalent mutants, each with an explanation found by execution."""
+    import json
+
+    rc = main(["--N", "4", "--J", "1", "--L", "1", "--samples", "1", "--per-block", "1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["meaningful"] > 0 and data["kill_fraction"] >= 0.95
+    assert all(m["explanation"] for m in data["equivalent_mutants"])
+    rc = main(["--N", "4", "--J", "1", "--L", "1", "--samples", "1", "--per-block", "1", "--show-equivalent"])
+    out = capsys.readouterr().out
+    assert "equivalent mutants:" in out
