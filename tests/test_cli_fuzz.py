@@ -154,3 +154,11 @@ def test_python_dash_m_entry_point(monkeypatch):
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exc:
         runpy.run_module("universality", run_name="__main__")
     assert exc.value.code == 2 and err.getvalue().count("\n") == 1
+
+
+def test_negative_scientific_values_are_values():
+    """argparse took `--alpha -1e-8` for an option; negative numbers in any notation are values."""
+    for value in ("-1e-8", "-2.5E3", "-0.3", "-3"):
+        rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--alpha", value, "--samples", "0",
+                                       "--no-findings"])
+        assert rc == 0, (value, err)

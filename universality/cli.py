@@ -33,6 +33,14 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse only takes -3 and -0.5 as negative numbers; accept -1e-8 and -2.5E3 as values too
+        # (no option of ours looks like a number)
+        import re
+
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
     def error(self, message):  # one line, exit 2, no usage dump
         raise UsageError(message)
 
