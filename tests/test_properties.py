@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from universality import Config, ConfigError, Design, build, one_step, verify
 from universality.samples import BELOW_ONE, Sample
@@ -51,6 +51,7 @@ def test_signed_variant_every_claim_passes(case):
     assert all(c.verdict.value == "PASS" for c in results)
 
 
+@settings(max_examples=10)  # a full verify() with the five findings per example
 @given(configs(variant="signed", samples=2))
 @example(README.with_(samples=2))
 def test_verify_signed_passes_and_every_gap_is_shown(cfg):
@@ -149,8 +150,9 @@ def test_depth_jl_gap(JL, data):
         covered = j + J * l < N - 2
         st_ = one_step(short, s.x, s.y, s.x_star)
         assert bool(np.any(st_.z_star[short.blocks.mid])) == covered
-        assert (verdicts(check_claims(short, [s]))["multiplexer"] == "PASS") == covered
-        assert all(c.verdict.value == "PASS" for c in check_claims(full, [s]))
+        assert (verdicts(check_claims(short, [s], claim_ids={"multiplexer"}))["multiplexer"] == "PASS") == covered
+        if not covered:  # N = J L + 2 serves the cell the short network misses
+            assert all(c.verdict.value == "PASS" for c in check_claims(full, [s]))
 
 
 # ---- 3. metamorphic relations ---------------------------------------------------------------
