@@ -24,6 +24,7 @@ class Report:
     samples: list[Sample]
     timings: dict = field(default_factory=dict)
     con: Construction | None = field(default=None, repr=False)
+    universal: object = field(default=None, repr=False)  # universal.UniversalResult when a target ran
 
     @property
     def passed(self) -> bool:
@@ -45,6 +46,7 @@ class Report:
             "findings": [f.as_dict() for f in self.findings],
             "passed": self.passed,
             "timings_s": self.timings,
+            **({"universality": self.universal.as_dict()} if self.universal is not None else {}),
         }
 
 
@@ -96,8 +98,12 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
-           **kwargs) -> Report:
-    """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings."""
+           universal=None, **kwargs) -> Report:
+    """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
+
+    ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
+    also run the universality claims for that target learning algorithm.
+    """
     if cfg is None:
         cfg = Config(**kwargs)
     t0 = time.perf_counter()
@@ -111,6 +117,14 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         ctx = Context(con)
         findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
     t3 = time.perf_counter()
-    return Report(cfg, summary(cfg, con), claims, findings, samples,
-                  {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)},
-                  con)
+    timings = {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)}
+    uni = None
+    if universal is not None:
+        from .claims.universal import run_universal
+        from .universal import UniversalOptions
+
+        opts = universal if isinstance(universal, UniversalOptions) else UniversalOptions(target=universal)
+        uclaims, uni = run_universal(cfg, con, opts)
+        claims = claims + uclaims
+        timings["universality"] = round(time.perf_counter() - t3, 4)
+    return Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni)
