@@ -211,7 +211,7 @@ def _phi_mutant(id_, desc, make_index) -> Mutant:
 
 
 def structural_mutants(con: Construction) -> list:
-    d, b = con.design, con.blocks
+    b = con.blocks
     out = [
         _phi_mutant("switch never flips", "phi~(u; theta_b) always writes the x-cell slot (no switch)",
                     lambda u, tb, d, b: b.top_x.start + _cell(u, d.J)),
