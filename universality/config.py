@@ -21,6 +21,9 @@ LOSSES = ("mse", "ce", "l1", "hinge", "huber")
 DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
+# Hostile-input guard: a grid of more than 2^48 cells per input can never fit in memory, and
+# computing J**dx for a huge dx would hang before the memory check could refuse it.
+MAX_CELL_BITS = 48
 MAX_SAMPLES = 100_000
 MAX_SHOT_STEPS = 1_000_000  # K * samples: forward+backward passes the K-shot claims run (times 3)
 
@@ -142,6 +145,10 @@ class Config:
                 f"K * samples must be <= {MAX_SHOT_STEPS:,} (each task runs K forward and backward passes, "
                 f"three times), got K = {self.K:,}, samples = {self.samples:,}"
             )
+        for name, per_axis in (("J", self.J), ("L", self.L)):
+            if per_axis > 1 and self.dx * math.log2(per_axis) > MAX_CELL_BITS:
+                raise ConfigError(f"sizes too large: {name}^dx = {per_axis}^{self.dx} cells per input "
+                                  f"(more than 2^{MAX_CELL_BITS})")
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(
