@@ -25,6 +25,7 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
   verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
   verify-construction --N 6 --J 4 --L 4 --json --export out/
+  verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
 """
 
 
@@ -107,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "zbar*, v) to re-run the step in any framework")
     out.add_argument("--no-findings", action="store_true",
                      help="skip the demonstrations of the paper's known gaps (faster)")
+    sym = p.add_argument_group("exact verification")
+    sym.add_argument("--backend", choices=["auto", "numeric", "symbolic", "both"], default="auto",
+                     help="numeric (float64 with tolerances), symbolic (exact SymPy proofs: instance proofs "
+                          "and the schematic proof for every N), both, or auto (default): both when the "
+                          "symbolic run is predicted quick for the sizes, numeric otherwise; a one-line note "
+                          "says which ran")
+    sym.add_argument("--symbolic-budget", type=_real, default=None, metavar="SECONDS",
+                     help="wall-clock budget of the symbolic run (default 60): a run predicted to exceed it "
+                          "is refused, a run reaching it is cut with a note")
     p.add_argument("--version", action="version", version=_version())
     return p
 
@@ -157,6 +167,10 @@ def _main(argv) -> int:
         )
         if args.export:
             check_target(args.export)
+        from .symbolic import DEFAULT_BUDGET_S, resolve_backend
+
+        budget = DEFAULT_BUDGET_S if args.symbolic_budget is None else args.symbolic_budget
+        resolve_backend(cfg, args.backend, budget)
     except (ConfigError, ExportError) as exc:
         return _fail(str(exc))
 
@@ -164,7 +178,8 @@ def _main(argv) -> int:
     from .verify import verify
 
     with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
-        report = verify(cfg, progress=tick, with_findings=not args.no_findings)
+        report = verify(cfg, progress=tick, with_findings=not args.no_findings, backend=args.backend,
+                        symbolic_budget=budget)
     if args.export:
         from . import export
 

@@ -70,7 +70,8 @@ def text(report, export_dir=None, file=None) -> None:
         counts = ", ".join(f"{v} {k}" for k, v in c.counts.items() if v) or "-"
         t.add_row(c.id, c.paper_ref, f"[{_STYLE[c.verdict.value]}]{c.verdict.value}[/]", _g(c.residual),
                   _g(c.tolerance), counts)
-    console.print(t)
+    if report.claims:
+        console.print(t)
     notes = [(c.id, c.note) for c in report.claims if c.note and c.verdict.value != "PASS"]
     for cid, note in notes:
         console.print(f"  [bold]{cid}[/]: {note}")
@@ -81,12 +82,62 @@ def text(report, export_dir=None, file=None) -> None:
         for item in report.findings:
             f.add_row(item.id, item.paper_ref, "yes" if item.demonstrated else "no", item.headline)
         console.print(f)
+    symbolic_tables(console, report)
     if export_dir:
         console.print(f"exported construction.npz and construction.json to {export_dir}")
     n = len(report.claims)
     bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
+    sym = getattr(report, "symbolic", None)
+    if sym is not None:
+        n += len(sym.claims) + len(sym.schematic)
+        from types import SimpleNamespace
+
+        bad += [SimpleNamespace(id=f"exact {c.id}", verdict=c.verdict)
+                for c in list(sym.claims) + list(sym.schematic) if c.verdict.value in ("FAIL", "UNDECIDED")]
+        if sym.cut:
+            bad.append(SimpleNamespace(id="symbolic-run", verdict=SimpleNamespace(value="CUT")))
     if not bad:
         console.print(f"[green]Result: all {n} claims PASS[/] (exit 0)")
     else:
         console.print(f"[bold red]Result: {len(bad)} of {n} claims not passed[/] "
                       f"({', '.join(c.id + ' ' + c.verdict.value for c in bad)}) (exit 1)")
+
+
+def symbolic_tables(console, report) -> None:
+    """The exact backend's results: instance proofs (same claim ids) and the schematic proof steps."""
+    from rich.markup import escape
+
+    note = getattr(report, "backend_note", "")
+    sym = getattr(report, "symbolic", None)
+    if note:
+        console.print(f"[dim]{escape(note)}[/]")
+    if sym is None:
+        return
+    t = Table(title=f"Exact (SymPy) proofs: {sym.instances_done} of {sym.instances} instances, alpha {sym.alpha}, "
+                    f"y {sym.y}", title_justify="left")
+    for col in ("claim", "verdict", "residual", "checked", "proof"):
+        t.add_column(col, no_wrap=col in ("claim", "verdict"))
+    for c in sym.claims:
+        counts = ", ".join(f"{v} {k}" for k, v in c.counts.items() if v) or "-"
+        if isinstance(c.computed, str):
+            shown = c.computed
+        elif isinstance(c.computed, dict):
+            shown = "; ".join(f"{k}: {v}" for k, v in c.computed.items())
+        else:
+            shown = c.note or "-"
+        t.add_row(c.id, f"[{_STYLE[c.verdict.value]}]{c.verdict.value}[/]",
+                  "0 (identity)" if c.verdict.value == "PASS" else _g(c.residual), counts, escape(shown[:90]))
+    console.print(t)
+    for c in sym.claims:
+        if c.verdict.value not in ("PASS", "SKIPPED") and c.note:
+            console.print(f"  [bold]{c.id}[/] (exact): {escape(c.note[:300])}")
+    if sym.schematic:
+        s = Table(title="Schematic proof for every N (block matrices, symbolic sizes)", title_justify="left")
+        for col in ("step", "verdict", "identity"):
+            s.add_column(col, no_wrap=col in ("step", "verdict"))
+        for step in sym.schematic:
+            s.add_row(step.id, f"[{_STYLE[step.verdict.value]}]{step.verdict.value}[/]", escape(step.statement))
+        console.print(s)
+        for step in sym.schematic:
+            if step.verdict.value != "PASS":
+                console.print(f"  [bold]{step.id}[/]: {escape(step.residual[:300])}")

@@ -24,10 +24,15 @@ class Report:
     samples: list[Sample]
     timings: dict = field(default_factory=dict)
     con: Construction | None = field(default=None, repr=False)
+    # exact backend (universality.symbolic): instance proofs + schematic proof; None when not run
+    symbolic: object | None = None
+    backend: str = "numeric"
+    backend_note: str = ""
 
     @property
     def passed(self) -> bool:
-        return all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+        return (all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+                and (self.symbolic is None or self.symbolic.passed))
 
     def claim(self, id: str) -> ClaimResult:
         return next(c for c in self.claims if c.id == id)
@@ -45,6 +50,8 @@ class Report:
             "findings": [f.as_dict() for f in self.findings],
             "passed": self.passed,
             "timings_s": self.timings,
+            "backend": {"ran": self.backend, "note": self.backend_note},
+            "symbolic": None if self.symbolic is None else self.symbolic.as_dict(),
         }
 
 
@@ -96,15 +103,30 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
-           **kwargs) -> Report:
-    """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings."""
+           backend: str = "numeric", symbolic_budget: float | None = None, **kwargs) -> Report:
+    """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
+
+    ``backend``: "numeric" (float64, default here), "symbolic" (exact SymPy proofs only), "both",
+    or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
+    ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
+    """
     if cfg is None:
         cfg = Config(**kwargs)
+    from .symbolic import DEFAULT_BUDGET_S, resolve_backend, run_symbolic
+
+    budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
+    ran, backend_note = resolve_backend(cfg, backend, budget)
     t0 = time.perf_counter()
     con = build(Design.from_config(cfg))
     t1 = time.perf_counter()
     samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
-    claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+    claims = []
+    if ran != "symbolic":
+        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+    symbolic = None
+    if ran != "numeric":
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids)
+        backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
     t2 = time.perf_counter()
     findings = []
     if with_findings:
@@ -113,4 +135,4 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     t3 = time.perf_counter()
     return Report(cfg, summary(cfg, con), claims, findings, samples,
                   {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)},
-                  con)
+                  con, symbolic, ran, backend_note)

@@ -29,10 +29,12 @@ from .claims import SYMBOLIC_CLAIMS, ExactContext
 from .execution import one_step, train
 from .signs import Orthant, UndecidedSign
 
-# Seconds per unit of work, fitted on this project's 2-core machine (see docs/symbolic.md); the
-# work of one instance is about N * D^2 entries through the N-fold exact product.
-SECONDS_PER_WORK = 2.0e-5
+# Seconds per instance = SECONDS_PER_INSTANCE + SECONDS_PER_ND2 * N D^2 + SECONDS_PER_D2 * D^2, fitted
+# on this project's (shared, 2-core) machine for N = 4..18, D = 9..41 (see docs/symbolic.md): the
+# N-fold exact D x D products and the per-layer sign decisions dominate.
 SECONDS_PER_INSTANCE = 0.05
+SECONDS_PER_ND2 = 6.0e-5
+SECONDS_PER_D2 = 8.0e-4
 DEFAULT_BUDGET_S = 60.0
 QUICK_S = 20.0  # the default backend adds the symbolic run when it is predicted below this
 
@@ -97,8 +99,42 @@ def instances_of(con, samples, y_mode: str = "symbol") -> list[Instance]:
 
 def estimate_seconds(cfg, n_instances: int) -> float:
     """Predicted wall time of the instance proofs (the schematic proof is separate and fixed)."""
-    work = cfg.N * cfg.D * cfg.D * max(cfg.N / 6, 1.0)
-    return n_instances * (SECONDS_PER_INSTANCE + SECONDS_PER_WORK * work)
+    d2 = cfg.D * cfg.D
+    return n_instances * (SECONDS_PER_INSTANCE + SECONDS_PER_ND2 * cfg.N * d2 + SECONDS_PER_D2 * d2)
+
+
+BACKENDS = ("auto", "numeric", "symbolic", "both")
+SCHEMATIC_S = 3.0  # the schematic proof's cost (size-independent)
+
+
+def instance_bound(cfg) -> int:
+    """At most this many distinct instances: samples + 7 corners, and cells x label sign patterns."""
+    return min(cfg.samples + 7, cfg.cells_x * cfg.cells_star * 2**cfg.dy)
+
+
+def resolve_backend(cfg, backend: str, budget_s: float | None) -> tuple[str, str]:
+    """Which backend runs, and the one-line note that says so; ConfigError when refused."""
+    from ..config import ConfigError
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if budget_s is not None and not (budget_s > 0):
+        raise ConfigError(f"symbolic budget must be > 0 seconds, got {budget_s}")
+    if backend == "numeric":
+        return "numeric", ""
+    est = estimate_seconds(cfg, instance_bound(cfg)) + SCHEMATIC_S
+    limit = budget_s if budget_s is not None else math.inf
+    if backend == "auto":
+        if est <= min(QUICK_S, limit):
+            return "both", f"backend: numeric + symbolic (symbolic estimated {est:.0f} s)"
+        return "numeric", (f"backend: numeric only (symbolic estimated {est:.1f} s > {min(QUICK_S, limit):g} s; "
+                           f"force it with --backend both --symbolic-budget SECONDS)")
+    if est > limit:
+        raise ConfigError(
+            f"symbolic run of N={cfg.N}, D={cfg.D} with up to {instance_bound(cfg)} instances is estimated at "
+            f"{est:.0f} s, over the --symbolic-budget of {limit:g} s; raise the budget, lower --samples, "
+            f"or use --backend numeric")
+    return backend, f"backend: {backend} (symbolic estimated {est:.0f} s, budget {limit:g} s)"
 
 
 def _exact(v: float) -> sp.Rational:
@@ -173,26 +209,37 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
             for n, inst in enumerate(insts):
                 if deadline is not None and time.perf_counter() > deadline:
                     raise BudgetExceeded()
-                a_sym, y_syms, orthant, point = _symbols(cfg, inst, alpha, y)
-                ctx = ExactContext(con, a_sym, r, point, ctx0.cache)
-                where = {"instance": n, "cell_x": inst.cell_x, "cell_star": inst.cell_star,
-                         "orthant": orthant.describe(), "samples": inst.samples}
-                try:
-                    tkey = (inst.cell_x, tuple(y_syms))
-                    if tkey not in parts:
-                        parts[tkey] = train(con, inst.x, sp.Matrix(y_syms), alpha=a_sym, r=r, orthant=orthant)
-                    st = one_step(con, inst.x, y_syms, inst.x_star, alpha=a_sym, r=r, orthant=orthant,
-                                  part=parts[tkey])
-                except UndecidedSign as exc:
+                base = {"instance": n, "cell_x": inst.cell_x, "cell_star": inst.cell_star}
+                jobs = [(dict(base, samples=inst.samples), inst, y)]
+                while jobs:
+                    where, job, mode = jobs.pop(0)
+                    a_sym, y_syms, orthant, point = _symbols(cfg, job, alpha, mode)
+                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache)
+                    where["orthant"] = orthant.describe()
+                    try:
+                        tkey = (job.cell_x, tuple(y_syms))
+                        if tkey not in parts:
+                            parts[tkey] = train(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r, orthant=orthant)
+                        st = one_step(con, job.x, y_syms, job.x_star, alpha=a_sym, r=r, orthant=orthant,
+                                      part=parts[tkey])
+                    except UndecidedSign as exc:
+                        if mode == "symbol":
+                            # the sign orthant is too coarse (e.g. sum(y) changes sign on it): prove each
+                            # sample of the group with its exact label instead
+                            for k in job.samples:
+                                smp = samples[k]
+                                jobs.append((dict(base, samples=[k], y_note=f"exact label; on the orthant: {exc}"),
+                                             Instance(smp.x, smp.x_star, tuple(smp.y), job.cell_x, job.cell_star,
+                                                      [k]), "value"))
+                            continue
+                        for spec in specs:
+                            if spec.scope == "sample":
+                                per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
+                                                                  str(exc))))
+                        continue
                     for spec in specs:
                         if spec.scope == "sample":
-                            per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
-                                                              str(exc))))
-                    done += 1
-                    continue
-                for spec in specs:
-                    if spec.scope == "sample":
-                        per[spec.id].append((where, spec.func(ctx, st)))
+                            per[spec.id].append((where, spec.func(ctx, st)))
                 done += 1
     except BudgetExceeded:
         cut = True
