@@ -8,6 +8,8 @@ grad-rank-one), where SymPy expressions with ``expand`` would be slow.
 """
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
@@ -26,16 +28,49 @@ def _surds(mats) -> list:
     return sorted(found, key=sp.default_sort_key)
 
 
+def _primes(surds) -> list:
+    """The primes under the square roots: sqrt(n) = prod sqrt(p) over the primes p of squarefree n."""
+    primes = set()
+    for s in surds:
+        if not (s.is_Pow and s.exp == sp.Rational(1, 2) and s.base.is_Integer and s.base > 0):
+            raise NotPolynomial(f"{s} is not the square root of a positive integer")
+        primes |= set(sp.factorint(int(s.base)))
+    return sorted(primes)
+
+
+@functools.lru_cache(maxsize=16)
+def _field(primes: tuple):
+    """Q(sqrt(p_1), ..., sqrt(p_k)) and its prime roots (the primitive element is costly: cached)."""
+    roots = [sp.sqrt(p) for p in primes]
+    K0 = QQ.algebraic_field(*roots) if roots else QQ
+    return K0, {p: K0.from_sympy(r) for p, r in zip(primes, roots)}
+
+
 class PolyDomain:
     """QQ<surds>[gens] for a set of SymPy matrices, with conversions both ways."""
 
     def __init__(self, mats, gens):
         gens = tuple(g for g in gens if isinstance(g, sp.Symbol))
-        surds = _surds(mats)
-        self.K0 = QQ.algebraic_field(*surds) if surds else QQ
+        # Q(sqrt(p_1), ..., sqrt(p_k)) over the primes of the weights' square roots: it contains every
+        # product of those roots, so the updated weights and gradients live in it too.
+        self.K0, roots0 = _field(tuple(_primes(_surds(mats))))
         self.K = self.K0[gens] if gens else self.K0
-        self._surd = {s: self.K.convert_from(self.K0.from_sympy(s), self.K0) for s in surds}
+        self._prime_root = {p: self.K.convert_from(v, self.K0) for p, v in roots0.items()}
+        self._surd = {}
         self._gen = {g: self.K.gens[i] for i, g in enumerate(gens)} if gens else {}
+
+    def _root(self, f):
+        """sqrt(n) for squarefree n as the product of the prime roots (cached)."""
+        if f not in self._surd:
+            if not (f.is_Pow and f.exp == sp.Rational(1, 2) and f.base.is_Integer and f.base > 0):
+                raise NotPolynomial(f"{f} is not a known square root or symbol")
+            v = self.K.one
+            for p, k in sp.factorint(int(f.base)).items():
+                if p not in self._prime_root:
+                    raise NotPolynomial(f"sqrt({p}) is outside Q(sqrt of the weights' primes)")
+                v = v * self._prime_root[p] ** k
+            self._surd[f] = v
+        return self._surd[f]
 
     def element(self, e):
         K = self.K
@@ -46,12 +81,12 @@ class PolyDomain:
             c, facs = term.as_coeff_mul()
             v = K.convert_from(QQ.from_sympy(c), QQ)
             for f in facs:
-                if f in self._surd:
-                    v = v * self._surd[f]
-                elif f in self._gen:
+                if f in self._gen:
                     v = v * self._gen[f]
                 elif f.is_Pow and f.base in self._gen and f.exp.is_Integer and f.exp > 0:
                     v = v * self._gen[f.base] ** int(f.exp)
+                elif f.is_number:
+                    v = v * self._root(f)
                 else:
                     raise NotPolynomial(f"{f} is not a known square root or symbol")
             out = out + v
