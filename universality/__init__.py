@@ -8,6 +8,15 @@ Quick start::
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# The matrices here are small (D is at most a few hundred): one BLAS thread is faster, and
+# multithreaded OpenBLAS spin-waits badly on a busy machine (85x85 products measured 80x slower
+# with two threads under load). Only a default: set OPENBLAS_NUM_THREADS yourself to override, and it
+# has no effect if NumPy was imported before this package.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    _os.environ.setdefault(_var, "1")
+
 from .config import Config, ConfigError  # noqa: E402
 from .construction.network import Construction, Design, build  # noqa: E402
 from .execution import one_step  # noqa: E402

@@ -14,6 +14,7 @@ EPILOG = """\
 claims (each computed by running the network; see README):
   grad-rank-one, update-blocks, second-order-zero, post-update-eq3, z-star-is-minus-alpha-v,
   kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer
+  with --target: universal-exact-on-grid, universal-converges
 findings (known gaps of the paper, each demonstrated live on these sizes):
   relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl
 
@@ -25,6 +26,8 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
   verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
   verify-construction --N 6 --J 4 --L 4 --json --export out/
+  verify-construction --N 6 --J 4 --L 4 --target cos          # one step reproduces f = y cos(2 pi (x* - x))
+  verify-construction --N 6 --J 4 --L 4 --target mymod:f --sweep 2,4,8,16 --plot conv.png
   verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
 """
 
@@ -108,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
                           "zbar*, v) to re-run the step in any framework")
     out.add_argument("--no-findings", action="store_true",
                      help="skip the demonstrations of the paper's known gaps (faster)")
+    uni = p.add_argument_group("universality (Lemma 4.1 end to end: one step reproduces a learning algorithm)")
+    uni.add_argument("--target", metavar="NAME|MODULE:FUNC", default=None,
+                     help="target learning algorithm f(x, y, x*): copy, cos, nn, two-output (dy = 2), sin-y, "
+                          "or module:function; adds the claims universal-exact-on-grid and universal-converges")
+    uni.add_argument("--y-grid", type=_int, default=9, metavar="G",
+                     help="y-grid points per label coordinate of h_post at the run's sizes (default 9)")
+    uni.add_argument("--y-max", type=_real, default=2.0, metavar="Y",
+                     help="labels live in [-Y, Y]^dy (default 2)")
+    uni.add_argument("--y-min", type=_real, default=0.1, metavar="DELTA",
+                     help="test labels have |y|_1 >= DELTA, where the gates are exact (default 0.1)")
+    uni.add_argument("--test-points", type=_int, default=200, metavar="T",
+                     help="random (x, y, x*) test triples, one real step each (default 200)")
+    uni.add_argument("--sweep", type=_int_list, default=(2, 4, 8), metavar="J1,J2,...",
+                     help="J = L of each convergence level (default 2,4,8); the paper layout's N follows")
+    uni.add_argument("--sweep-grid", type=_int_list, default=None, metavar="G1,G2,...",
+                     help="y-grid size per level, or one for all (default 5,9,17,... for dy = 1; 3,5,9,... "
+                          "for dy >= 2)")
+    uni.add_argument("--plot", metavar="FILE", default=None,
+                     help="write the convergence plot to FILE (.png, .pdf or .svg)")
     sym = p.add_argument_group("exact verification")
     sym.add_argument("--backend", choices=["auto", "numeric", "symbolic", "both"], default="auto",
                      help="numeric (float64 with tolerances), symbolic (exact SymPy proofs: instance proofs "
@@ -119,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "is refused, a run reaching it is cut with a note")
     p.add_argument("--version", action="version", version=_version())
     return p
+
+
+def _int_list(text: str) -> tuple:
+    try:
+        values = tuple(int(t, 10) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"must list at least one integer, got {text!r}")
+    return values
 
 
 def _version() -> str:
@@ -146,6 +178,39 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _universal_options(args, cfg):
+    """UniversalOptions from --target and its options; the options without --target are an error."""
+    from .config import ConfigError
+
+    given = [flag for flag, value, default in (
+        ("--y-grid", args.y_grid, 9), ("--y-max", args.y_max, 2.0), ("--y-min", args.y_min, 0.1),
+        ("--test-points", args.test_points, 200), ("--sweep", args.sweep, (2, 4, 8)),
+        ("--sweep-grid", args.sweep_grid, None), ("--plot", args.plot, None)) if value != default]
+    if args.target is None:
+        if given:
+            raise ConfigError(f"{given[0]} needs --target")
+        return None
+    from .universal import UniversalOptions, check_sizes
+
+    opts = UniversalOptions(target=args.target, grid_size=args.y_grid, y_max=args.y_max, delta=args.y_min,
+                            test_points=args.test_points, sweep=args.sweep, sweep_grid=args.sweep_grid,
+                            seed=args.seed)
+    check_sizes(cfg, opts)
+    if args.plot:
+        from pathlib import Path
+
+        import os
+
+        parent = Path(args.plot).parent
+        if not (parent if str(parent) else Path(".")).is_dir():
+            raise ConfigError(f"--plot: folder {str(parent)!r} does not exist")
+        if not os.access(parent if str(parent) else Path("."), os.W_OK):
+            raise ConfigError(f"--plot: folder {str(parent)!r} is not writable")
+        if Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise ConfigError(f"--plot: file must end in .png, .pdf or .svg, got {args.plot!r}")
+    return opts
+
+
 def _main(argv) -> int:
     parser = build_parser()
     try:
@@ -158,6 +223,8 @@ def _main(argv) -> int:
     from .config import Config, ConfigError
     from .export import ExportError, check_target
 
+    if args.max_memory is not None and args.max_memory <= 0:
+        return _fail(f"--max-memory must be > 0 GiB, got {args.max_memory:g}")
     try:
         cfg = Config(
             N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
@@ -167,6 +234,7 @@ def _main(argv) -> int:
         )
         if args.export:
             check_target(args.export)
+        universal = _universal_options(args, cfg)
         from .symbolic import DEFAULT_BUDGET_S, resolve_backend
 
         budget = DEFAULT_BUDGET_S if args.symbolic_budget is None else args.symbolic_budget
@@ -177,13 +245,24 @@ def _main(argv) -> int:
     from . import render
     from .verify import verify
 
-    with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
-        report = verify(cfg, progress=tick, with_findings=not args.no_findings, backend=args.backend,
-                        symbolic_budget=budget)
+    try:
+        with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
+            report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal,
+                            backend=args.backend, symbolic_budget=budget)
+    except ConfigError as exc:  # e.g. a --target function that fails on some input
+        return _fail(str(exc))
     if args.export:
         from . import export
 
-        export.write(report.con, report.samples, args.export)
+        if report.universal is not None:
+            export.write(report.con, report.samples, args.export, hpost=report.universal.hpost,
+                         mux=report.universal.mux)
+        else:
+            export.write(report.con, report.samples, args.export)
+    if args.plot and report.universal is not None:
+        from .universal import plot_convergence
+
+        plot_convergence(report.universal, args.plot)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

@@ -21,6 +21,7 @@ LOSSES = ("mse",)
 DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
+MAX_SAMPLES = 100_000
 
 
 class ConfigError(ValueError):
@@ -102,6 +103,8 @@ class Config:
         set_(self, "dx", _int("dx", self.dx, 1))
         set_(self, "samples", _int("samples", self.samples, 0))
         set_(self, "seed", _int("seed", self.seed, 0))
+        if self.samples > MAX_SAMPLES:
+            raise ConfigError(f"samples must be <= {MAX_SAMPLES:,} (each one is a full step), got {self.samples:,}")
         if self.N < 4:
             raise ConfigError(
                 f"N must be >= 4 (two forced end layers plus at least two code channels), got {self.N}"
@@ -129,7 +132,7 @@ class Config:
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(
-                f"the paper layout needs N = J^dx*L^dx + 2 = {cells + 2} (one layer per cell plus the "
+                f"the paper layout needs N = {cells + 2} (J^dx*L^dx + 2: one layer per cell plus the "
                 f"two forced end layers), got N = {self.N}; use --N {cells + 2} or --layout compact"
             )
         if self.max_memory_bytes is not None:

@@ -93,10 +93,19 @@ def metadata(con) -> dict:
     }
 
 
-def write(con, samples, target: str | os.PathLike) -> Path:
+def write(con, samples, target: str | os.PathLike, hpost=None, mux=None) -> Path:
+    """Write the export. With ``hpost`` (and ``mux``) from a --target run, h_post's layers (keys
+    hpost_layer{n}_W / _b, hpost_*) and the multiplexer's constants (mux_*) are added to the npz and
+    described under "h_post" / "multiplexer" in the json; the other keys are unchanged."""
     target = check_target(target)
     data = arrays(con, samples)
     meta = metadata(con)
+    if hpost is not None:
+        data.update(hpost.arrays())
+        meta["h_post"] = hpost.describe()
+    if mux is not None:
+        data.update(mux.arrays())
+        meta["multiplexer"] = mux.describe()
     parent = target.parent if str(target.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=parent))
     try:

@@ -82,6 +82,8 @@ def text(report, export_dir=None, file=None) -> None:
         for item in report.findings:
             f.add_row(item.id, item.paper_ref, "yes" if item.demonstrated else "no", item.headline)
         console.print(f)
+    if getattr(report, "universal", None) is not None:
+        universal_tables(console, report.universal)
     symbolic_tables(console, report)
     if export_dir:
         console.print(f"exported construction.npz and construction.json to {export_dir}")
@@ -89,7 +91,9 @@ def text(report, export_dir=None, file=None) -> None:
     bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
     sym = getattr(report, "symbolic", None)
     if sym is not None:
-        n += len(sym.claims) + len(sym.schematic)
+        console.print(f"Exact: {len(sym.claims)} claims on {sym.instances_done} of {sym.instances} instances and "
+                      f"{len(sym.schematic)} schematic steps, {'all PASS' if sym.passed else 'NOT all passed'}")
+        n += len(sym.claims) + len(sym.schematic) if not report.claims else 0
         from types import SimpleNamespace
 
         bad += [SimpleNamespace(id=f"exact {c.id}", verdict=c.verdict)
@@ -97,7 +101,8 @@ def text(report, export_dir=None, file=None) -> None:
         if sym.cut:
             bad.append(SimpleNamespace(id="symbolic-run", verdict=SimpleNamespace(value="CUT")))
     if not bad:
-        console.print(f"[green]Result: all {n} claims PASS[/] (exit 0)")
+        exact = f" + exact {len(sym.claims)} claims, {len(sym.schematic)} steps" if sym is not None and report.claims else ""
+        console.print(f"[green]Result: all {n} claims PASS[/]{exact} (exit 0)")
     else:
         console.print(f"[bold red]Result: {len(bad)} of {n} claims not passed[/] "
                       f"({', '.join(c.id + ' ' + c.verdict.value for c in bad)}) (exit 1)")
@@ -141,3 +146,36 @@ def symbolic_tables(console, report) -> None:
         for step in sym.schematic:
             if step.verdict.value != "PASS":
                 console.print(f"  [bold]{step.id}[/]: {escape(step.residual[:300])}")
+
+
+def universal_tables(console, uni) -> None:
+    """The universality run: h_post, errors at the run's sizes and the convergence table."""
+    d = uni.as_dict()
+    hp, at, sw = d["h_post"], d["at_run_sizes"], d["sweep"]
+    console.print(f"[bold]Universality[/]: target '{d['target']['name']}' ({d['target']['description']}); "
+                  f"h_post: explicit ReLU network, {hp['depth']} layers, {hp['parameters']:,} parameters, "
+                  f"{hp['cells']} cells x y-grid {hp['grid_size']}, labels in [-{hp['y_max']:g}, {hp['y_max']:g}], "
+                  f"|y|_1 >= {hp['delta']:g}")
+    console.print(f"  at these sizes: max error {_g(at['grid_max_error'])} on {at['grid_points_checked']} "
+                  f"(centre, grid label) triples; sup {_g(at['random_sup_error'])}, RMS {_g(at['random_rms_error'])} "
+                  f"on {at['random_points']} random triples"
+                  + (f"; [bold red]{at['collapsed']} collapsed (zbar* = 0)[/]" if at["collapsed"] else ""))
+    bd = d.get("below_delta")
+    if bd:
+        console.print(f"  below delta (0 < |y|_1 < {hp['delta']:g}, gates only approximate): sup error "
+                      f"{_g(bd['sup_error_vs_cell_value'])} on {bd['points']} triples; branches "
+                      + ", ".join(f"{k} {v}" for k, v in bd["branches"].items()))
+    t = Table(title=f"Convergence ({sw['layout']} layout, {sw['variant']} variant, {sw['test_points']} random "
+                    "test triples, one real step each)", title_justify="left")
+    for col in ("J = L", "N", "D", "y-grid", "h_post params", "sup error", "RMS error", "collapsed",
+                "rounding floor", "time (s)"):
+        t.add_column(col, justify="right")
+    for l in sw["levels"]:
+        t.add_row(str(l["J"]), str(l["N"]), str(l["D"]), str(l["grid_size"]), f"{l['hpost_parameters']:,}",
+                  _g(l["sup"]), _g(l["rms"]), str(l["collapsed"]), _g(l["floor"]),
+                  f"{l['build_s'] + l['eval_s']:.2f}")
+    console.print(t)
+    rate = sw["rate_rms"]
+    console.print("  fitted rate: " + (f"RMS ~ h^{rate:.2f}" if rate is not None else "none (errors at rounding level)")
+                  + (f", sup ~ h^{sw['rate_sup']:.2f}" if sw["rate_sup"] is not None else "")
+                  + f" with {sw.get('variable', 'h = 1/J = 1/L')}")

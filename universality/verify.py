@@ -24,6 +24,7 @@ class Report:
     samples: list[Sample]
     timings: dict = field(default_factory=dict)
     con: Construction | None = field(default=None, repr=False)
+    universal: object = field(default=None, repr=False)  # universal.UniversalResult when a target ran
     # exact backend (universality.symbolic): instance proofs + schematic proof; None when not run
     symbolic: object | None = None
     backend: str = "numeric"
@@ -50,6 +51,7 @@ class Report:
             "findings": [f.as_dict() for f in self.findings],
             "passed": self.passed,
             "timings_s": self.timings,
+            **({"universality": self.universal.as_dict()} if self.universal is not None else {}),
             "backend": {"ran": self.backend, "note": self.backend_note},
             "symbolic": None if self.symbolic is None else self.symbolic.as_dict(),
         }
@@ -103,9 +105,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
-           backend: str = "numeric", symbolic_budget: float | None = None, **kwargs) -> Report:
+           universal=None, backend: str = "numeric", symbolic_budget: float | None = None, **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
 
+    ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
+    also run the universality claims for that target learning algorithm.
     ``backend``: "numeric" (float64, default here), "symbolic" (exact SymPy proofs only), "both",
     or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
     ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
@@ -133,6 +137,17 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         ctx = Context(con)
         findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
     t3 = time.perf_counter()
-    return Report(cfg, summary(cfg, con), claims, findings, samples,
-                  {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)},
-                  con, symbolic, ran, backend_note)
+    timings = {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)}
+    if symbolic is not None:
+        timings["symbolic"] = symbolic.timings
+    uni = None
+    if universal is not None:
+        from .claims.universal import run_universal
+        from .universal import UniversalOptions
+
+        opts = universal if isinstance(universal, UniversalOptions) else UniversalOptions(target=universal)
+        uclaims, uni = run_universal(cfg, con, opts)
+        claims = claims + uclaims
+        timings["universality"] = round(time.perf_counter() - t3, 4)
+    return Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
+                  symbolic=symbolic, backend=ran, backend_note=backend_note)

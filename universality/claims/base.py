@@ -71,6 +71,8 @@ def summarize(value, limit: int = 8):
         return {str(k): summarize(v, limit) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and not all(isinstance(v, (int, float, np.number)) for v in value):
         return [summarize(v, limit) for v in value[:limit]]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, np.integer)) for v in value):
+        return [int(v) for v in value[:limit]]
     arr = np.asarray(value, dtype=float).reshape(-1)
     out = [float(v) for v in arr[:limit]]
     if arr.size > limit:

@@ -61,8 +61,7 @@ class ProofStep:
 
     def as_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "statement": self.statement, "method": self.method,
-                "verdict": self.verdict.value, "residual": self.residual, "note": self.note,
-                "seconds": round(self.seconds, 4)}
+                "verdict": self.verdict.value, "residual": self.residual, "note": self.note}
 
 
 class _Blocks:
