@@ -13,7 +13,8 @@ from universality.construction.fields import ExactField
 from universality.construction.network import build
 from universality.samples import make_samples
 from universality.symbolic.execution import forward, one_step
-from universality.symbolic.run import resolve_backend, run_symbolic
+from universality.symbolic.budget import resolve_backend
+from universality.symbolic.run import run_symbolic
 from universality.symbolic.schematic import schematic_proof
 from universality.symbolic.signs import Orthant, Sign, UndecidedSign, decide
 
@@ -175,6 +176,7 @@ def test_report_includes_symbolic_results():
 def test_auto_backend_falls_back_to_numeric_for_large_sizes():
     ran, note = resolve_backend(Config(N=40, J=6, L=6), "auto", 60)
     assert ran == "numeric" and "numeric only" in note
+    assert resolve_backend(Config(N=4, J=2, L=2), "auto", 60)[0] == "both"
 
 
 def test_cli_symbolic_backend_json():

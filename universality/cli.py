@@ -235,7 +235,7 @@ def _main(argv) -> int:
         if args.export:
             check_target(args.export)
         universal = _universal_options(args, cfg)
-        from .symbolic import DEFAULT_BUDGET_S, resolve_backend
+        from .symbolic.budget import DEFAULT_BUDGET_S, resolve_backend
 
         budget = DEFAULT_BUDGET_S if args.symbolic_budget is None else args.symbolic_budget
         resolve_backend(cfg, args.backend, budget)

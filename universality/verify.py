@@ -116,7 +116,7 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     """
     if cfg is None:
         cfg = Config(**kwargs)
-    from .symbolic import DEFAULT_BUDGET_S, resolve_backend, run_symbolic
+    from .symbolic.budget import DEFAULT_BUDGET_S, resolve_backend
 
     budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
     ran, backend_note = resolve_backend(cfg, backend, budget)
@@ -129,6 +129,8 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
     symbolic = None
     if ran != "numeric":
+        from .symbolic.run import run_symbolic
+
         symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids)
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
     t2 = time.perf_counter()

@@ -18,7 +18,6 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import sympy as sp
 
@@ -27,17 +26,8 @@ from ..construction.fields import ExactField
 from ..construction.network import Design, build
 from .claims import SYMBOLIC_CLAIMS, ExactContext
 from .execution import one_step, train
+from .budget import DEFAULT_BUDGET_S
 from .signs import Orthant, UndecidedSign
-
-# Seconds per instance = SECONDS_PER_INSTANCE + SECONDS_PER_ND2 * N D^2 + SECONDS_PER_D2 * D^2, fitted
-# on this project's (shared, 2-core) machine for N = 4..18, D = 9..41 (see docs/symbolic.md): the
-# N-fold exact D x D products and the per-layer sign decisions dominate.
-SECONDS_PER_INSTANCE = 0.05
-SECONDS_PER_ND2 = 6.0e-5
-SECONDS_PER_D2 = 8.0e-4
-DEFAULT_BUDGET_S = 60.0
-QUICK_S = 20.0  # the default backend adds the symbolic run when it is predicted below this
-
 
 class BudgetExceeded(Exception):
     pass
@@ -95,46 +85,6 @@ def instances_of(con, samples, y_mode: str = "symbol") -> list[Instance]:
             out[key] = Instance(s.x, s.x_star, tuple(s.y), a, b)
         out[key].samples.append(n)
     return list(out.values())
-
-
-def estimate_seconds(cfg, n_instances: int) -> float:
-    """Predicted wall time of the instance proofs (the schematic proof is separate and fixed)."""
-    d2 = cfg.D * cfg.D
-    return n_instances * (SECONDS_PER_INSTANCE + SECONDS_PER_ND2 * cfg.N * d2 + SECONDS_PER_D2 * d2)
-
-
-BACKENDS = ("auto", "numeric", "symbolic", "both")
-SCHEMATIC_S = 3.0  # the schematic proof's cost (size-independent)
-
-
-def instance_bound(cfg) -> int:
-    """At most this many distinct instances: samples + 7 corners, and cells x label sign patterns."""
-    return min(cfg.samples + 7, cfg.cells_x * cfg.cells_star * 2**cfg.dy)
-
-
-def resolve_backend(cfg, backend: str, budget_s: float | None) -> tuple[str, str]:
-    """Which backend runs, and the one-line note that says so; ConfigError when refused."""
-    from ..config import ConfigError
-
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if budget_s is not None and not (budget_s > 0):
-        raise ConfigError(f"symbolic budget must be > 0 seconds, got {budget_s}")
-    if backend == "numeric":
-        return "numeric", ""
-    est = estimate_seconds(cfg, instance_bound(cfg)) + SCHEMATIC_S
-    limit = budget_s if budget_s is not None else math.inf
-    if backend == "auto":
-        if est <= min(QUICK_S, limit):
-            return "both", f"backend: numeric + symbolic (symbolic estimated {est:.0f} s)"
-        return "numeric", (f"backend: numeric only (symbolic estimated {est:.1f} s > {min(QUICK_S, limit):g} s; "
-                           f"force it with --backend both --symbolic-budget SECONDS)")
-    if est > limit:
-        raise ConfigError(
-            f"symbolic run of N={cfg.N}, D={cfg.D} with up to {instance_bound(cfg)} instances is estimated at "
-            f"{est:.0f} s, over the --symbolic-budget of {limit:g} s; raise the budget, lower --samples, "
-            f"or use --backend numeric")
-    return backend, f"backend: {backend} (symbolic estimated {est:.0f} s, budget {limit:g} s)"
 
 
 def _exact(v: float) -> sp.Rational:

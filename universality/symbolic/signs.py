@@ -106,7 +106,3 @@ def decide(expr, orthant: Orthant) -> tuple[Sign, str]:
         return Sign.UNDECIDED, "terms of both signs on the orthant"
     return (Sign.POS, "every term > 0") if seen == {1} else (Sign.NEG, "every term < 0")
 
-
-def is_zero_identity(expr) -> bool:
-    """Is ``expr`` identically zero? Exact: expand into a canonical polynomial form."""
-    return sp.expand(expr) == 0
