@@ -38,26 +38,44 @@ def _primes(surds) -> list:
     return sorted(primes)
 
 
-@functools.lru_cache(maxsize=16)
-def _field(primes: tuple):
-    """Q(sqrt(p_1), ..., sqrt(p_k)) and its prime roots (the primitive element is costly: cached)."""
-    roots = [sp.sqrt(p) for p in primes]
-    K0 = QQ.algebraic_field(*roots) if roots else QQ
-    return K0, {p: K0.from_sympy(r) for p, r in zip(primes, roots)}
-
-
 class PolyDomain:
-    """QQ<surds>[gens] for a set of SymPy matrices, with conversions both ways."""
+    """Q(sqrt(p_1), ..., sqrt(p_k))[gens] as QQ[s_1, ..., s_k, gens] reduced modulo s_i^2 = p_i.
+
+    The p_i are the primes under the weights' square roots. Products of distinct prime roots with
+    exponents 0 or 1 are linearly independent over Q (Besicovitch 1940), so an element reduced to
+    exponents <= 1 in every s_i has exactly one representation: "residual == 0" is an exact test.
+    Rational polynomial arithmetic is much faster than SymPy's algebraic-field arithmetic.
+    """
 
     def __init__(self, mats, gens):
         gens = tuple(g for g in gens if isinstance(g, sp.Symbol))
-        # Q(sqrt(p_1), ..., sqrt(p_k)) over the primes of the weights' square roots: it contains every
-        # product of those roots, so the updated weights and gradients live in it too.
-        self.K0, roots0 = _field(tuple(_primes(_surds(mats))))
-        self.K = self.K0[gens] if gens else self.K0
-        self._prime_root = {p: self.K.convert_from(v, self.K0) for p, v in roots0.items()}
+        self.primes = _primes(_surds(mats))
+        self.roots = tuple(sp.Symbol(f"s_{p}", positive=True) for p in self.primes)
+        self.K = QQ[self.roots + gens] if (self.roots or gens) else QQ
+        self.k = len(self.primes)
+        self._prime_root = {p: self.K.gens[i] for i, p in enumerate(self.primes)}
         self._surd = {}
-        self._gen = {g: self.K.gens[i] for i, g in enumerate(gens)} if gens else {}
+        self._gen = {g: self.K.gens[self.k + i] for i, g in enumerate(gens)}
+        self._to_sympy_subs = {r: sp.sqrt(p) for r, p in zip(self.roots, self.primes)}
+
+    def reduce(self, v):
+        """Exponents of the s_i folded into {0, 1} using s_i^2 = p_i."""
+        if not self.k or not v:
+            return v
+        out = {}
+        for monom, c in v.terms():
+            if all(e < 2 for e in monom[:self.k]):
+                out[monom] = out.get(monom, 0) + c
+                continue
+            new = list(monom)
+            for i in range(self.k):
+                q, rem = divmod(monom[i], 2)
+                if q:
+                    c = c * self.primes[i] ** q
+                new[i] = rem
+            new = tuple(new)
+            out[new] = out.get(new, 0) + c
+        return self.K.ring.from_dict({m: c for m, c in out.items() if c})
 
     def _root(self, f):
         """sqrt(n) for squarefree n as the product of the prime roots (cached)."""
@@ -69,7 +87,7 @@ class PolyDomain:
                 if p not in self._prime_root:
                     raise NotPolynomial(f"sqrt({p}) is outside Q(sqrt of the weights' primes)")
                 v = v * self._prime_root[p] ** k
-            self._surd[f] = v
+            self._surd[f] = self.reduce(v)
         return self._surd[f]
 
     def element(self, e):
@@ -90,7 +108,7 @@ class PolyDomain:
                 else:
                     raise NotPolynomial(f"{f} is not a known square root or symbol")
             out = out + v
-        return out
+        return self.reduce(out)
 
     def matrix(self, M) -> DomainMatrix:
         rows = {}
@@ -101,12 +119,16 @@ class PolyDomain:
                 rows[i] = row
         return DomainMatrix(rows, M.shape, self.K)
 
-    def eye(self, n: int) -> DomainMatrix:
-        return DomainMatrix.eye(n, self.K).to_sparse()
+    def mul(self, A: DomainMatrix, B: DomainMatrix) -> DomainMatrix:
+        """A B with every entry reduced (the canonical form)."""
+        return (A * B).applyfunc(self.reduce)
 
     def scalar(self, e):
         return self.element(e)
 
-    @staticmethod
-    def to_sympy(dm: DomainMatrix) -> sp.Matrix:
-        return dm.to_Matrix()
+    def to_sympy(self, dm: DomainMatrix) -> sp.Matrix:
+        return dm.to_Matrix().subs(self._to_sympy_subs).applyfunc(sp.expand)
+
+    def degree(self, dm: DomainMatrix, gen) -> int:
+        i = self.K.symbols.index(gen)
+        return max((m[i] for row in dm.to_sdm().values() for v in row.values() for m in v.monoms()), default=0)
