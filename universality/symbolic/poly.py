@@ -1,14 +1,11 @@
-"""Exact products in a canonical domain: polynomials in (alpha, y) over Q(sqrt(q_1), ..., sqrt(q_k)).
+"""Exact products in a canonical domain: polynomials in (alpha, y) over Q(sqrt(p_1), ..., sqrt(p_k)).
 
-The square roots come from A_i^{1/2} in the weights. SymPy's ``QQ.algebraic_field`` represents
-Q(sqrt(q_1), ...) by a primitive element with its exact minimal polynomial, and a polynomial ring
-over it keeps every element in a canonical form, so "the residual is 0" is an exact test there
-(no simplification heuristics). Used for the N-fold D x D products (second-order-zero,
-grad-rank-one), where SymPy expressions with ``expand`` would be slow.
+The square roots come from A_i^{1/2} in the weights; the p_i are the primes under them. An element
+is a rational polynomial in s_i = sqrt(p_i), alpha and y, kept reduced modulo s_i^2 = p_i; that
+form is unique, so "the residual is 0" is an exact test (no simplification heuristics). Used for
+the N-fold D x D products of second-order-zero, where SymPy expressions with ``expand`` are slow.
 """
 from __future__ import annotations
-
-import functools
 
 import sympy as sp
 from sympy import QQ
