@@ -105,9 +105,38 @@ def _size(ctx, exprs) -> float:
     return best if best > 0 else math.inf
 
 
+def _confirm_nonzero(bad):
+    """Entries that ``expand`` left nonzero, re-tested in the canonical Q(sqrt p)[symbols] form.
+
+    Returns (truly nonzero entries, entries that could not be put in canonical form)."""
+    syms = sorted({s for _, e in bad for s in e.free_symbols}, key=sp.default_sort_key)
+    try:
+        P = PolyDomain([sp.Matrix([e for _, e in bad])], syms)
+    except NotPolynomial:
+        return [], bad
+    nonzero, unsure = [], []
+    for where, e in bad:
+        try:
+            if P.element(e):
+                nonzero.append((where, e))
+        except NotPolynomial:
+            unsure.append((where, e))
+    return nonzero, unsure
+
+
 def identity(ctx, residual, claimed: str, what: str, note: str = "") -> Check:
-    """PASS iff every entry of ``residual`` expands to 0; else FAIL with the first entries shown."""
+    """PASS iff every entry of ``residual`` is identically 0; else FAIL with the first entries shown.
+
+    Zero test: ``expand`` (canonical for these sums of monomials times square roots), then every
+    entry it leaves is re-tested in the canonical form of :class:`PolyDomain`; an entry that cannot
+    be put there makes the check UNDECIDED rather than FAIL."""
     bad = _nonzero_entries(residual)
+    if bad:
+        bad, unsure = _confirm_nonzero(bad)
+        if not bad and unsure:
+            shown = "; ".join(f"[{i},{j}]: {sp.sstr(e)}" for (i, j), e in unsure[:3])
+            return Check(f"{what}: zero test undecided for {shown}", claimed, math.nan, 0.0, Verdict.UNDECIDED,
+                         "residual outside Q(sqrt p)[alpha, y]: cannot decide it is 0")
     if not bad:
         return Check(f"{what} = 0 (identically)", claimed, 0.0, 0.0, Verdict.PASS, note)
     shown = "; ".join(f"[{i},{j}]: {sp.sstr(e)}" for (i, j), e in bad[:3])
