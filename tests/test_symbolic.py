@@ -191,3 +191,20 @@ def test_cli_refuses_a_symbolic_run_over_budget():
     p = run_cli("--N", "40", "--J", "6", "--L", "6", "--backend", "symbolic")
     assert p.returncode == 2 and p.stdout == ""
     assert len(p.stderr.strip().splitlines()) == 1 and "symbolic-budget" in p.stderr
+
+
+def test_identity_zero_test_is_canonical_and_honest():
+    from universality.symbolic.claims import ExactContext, identity
+
+    ctx = ExactContext(None, ALPHA, 1, {ALPHA: 0.3})
+    assert identity(ctx, sp.Matrix([ALPHA * (sp.sqrt(6) - sp.sqrt(2) * sp.sqrt(3))]), "0", "r").verdict == Verdict.PASS
+    fail = identity(ctx, sp.Matrix([ALPHA * (sp.sqrt(6) - sp.sqrt(2))]), "0", "r")
+    assert fail.verdict == Verdict.FAIL and "alpha" in fail.computed and fail.residual > 0
+    assert identity(ctx, sp.Matrix([sp.exp(ALPHA)]), "0", "r").verdict == Verdict.UNDECIDED
+
+
+def test_cli_both_prints_the_exact_tables():
+    p = run_cli("--N", "4", "--J", "2", "--L", "2", "--samples", "0", "--backend", "both", "--no-findings")
+    assert p.returncode == 0, p.stderr
+    assert "Exact (SymPy) proofs" in p.stdout and "Schematic proof for every N" in p.stdout
+    assert "backend: both" in p.stdout and "schematic-induction-step" in p.stdout
