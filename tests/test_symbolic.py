@@ -208,3 +208,11 @@ def test_cli_both_prints_the_exact_tables():
     assert p.returncode == 0, p.stderr
     assert "Exact (SymPy) proofs" in p.stdout and "Schematic proof for every N" in p.stdout
     assert "backend: both" in p.stdout and "schematic-induction-step" in p.stdout
+
+
+def test_symbolic_relu_grad_proves_the_compensation_for_every_r():
+    """With ReLU'(0) = rho^2 a symbol (construction A_i / r^i and backprop), zbar* = max(-alpha v, 0)
+    still holds identically: the 1/r^i compensation is exact for every r > 0."""
+    out = run(small(), relu="symbol")
+    assert out.relu == "symbol" and all(c.verdict == Verdict.PASS for c in out.claims)
+    assert "rho" in by_id(out.claims)["e-linear"].computed["theta_b_post"]

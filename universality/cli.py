@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     sym.add_argument("--symbolic-budget", type=_real, default=None, metavar="SECONDS",
                      help="wall-clock budget of the symbolic run (default 60): a run predicted to exceed it "
                           "is refused, a run reaching it is cut with a note")
+    sym.add_argument("--symbolic-relu", action="store_true",
+                     help="in the exact run, make ReLU'(0) the symbol r = rho^2 > 0 (construction and backprop): "
+                          "proves the 1/r^i compensation for every r > 0 at once")
     p.add_argument("--version", action="version", version=_version())
     return p
 
@@ -248,7 +251,8 @@ def _main(argv) -> int:
     try:
         with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
             report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal,
-                            backend=args.backend, symbolic_budget=budget)
+                            backend=args.backend, symbolic_budget=budget,
+                            symbolic_relu="symbol" if args.symbolic_relu else "value")
     except ConfigError as exc:  # e.g. a --target function that fails on some input
         return _fail(str(exc))
     if args.export:

@@ -118,8 +118,9 @@ def symbolic_tables(console, report) -> None:
         console.print(f"[dim]{escape(note)}[/]")
     if sym is None:
         return
+    relu = ", ReLU'(0) = rho^2 symbol" if getattr(sym, "relu", "value") == "symbol" else ""
     t = Table(title=f"Exact (SymPy) proofs: {sym.instances_done} of {sym.instances} instances, alpha {sym.alpha}, "
-                    f"y {sym.y}", title_justify="left")
+                    f"y {sym.y}{relu}", title_justify="left")
     for col in ("claim", "verdict", "residual", "checked", "proof"):
         t.add_column(col, no_wrap=col in ("claim", "verdict"))
     for c in sym.claims:

@@ -105,7 +105,8 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
-           universal=None, backend: str = "numeric", symbolic_budget: float | None = None, **kwargs) -> Report:
+           universal=None, backend: str = "numeric", symbolic_budget: float | None = None,
+           symbolic_relu: str = "value", **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
 
     ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
@@ -113,6 +114,7 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     ``backend``: "numeric" (float64, default here), "symbolic" (exact SymPy proofs only), "both",
     or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
     ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
+    ``symbolic_relu``: "value" (the run's ReLU'(0) as an exact rational) or "symbol" (r = rho^2 > 0).
     """
     if cfg is None:
         cfg = Config(**kwargs)
@@ -131,7 +133,7 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     if ran != "numeric":
         from .symbolic.run import run_symbolic
 
-        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids)
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu)
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
     t2 = time.perf_counter()
     findings = []

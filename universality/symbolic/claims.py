@@ -41,6 +41,7 @@ class ExactContext:
     r: Any
     point: dict  # symbol -> the run's float value, to give a residual its size
     cache: dict = field(default_factory=dict)
+    extra: tuple = ()  # further free symbols of the construction (rho of a symbolic ReLU'(0))
 
     @property
     def blocks(self):
@@ -215,7 +216,7 @@ def second_order_zero(ctx, st) -> Check:
 
     def make():
         W, G, alpha, N = ctx.con.W, st.grads, st.alpha, ctx.N
-        gens = (alpha, *st.y)
+        gens = (alpha, *st.y, *ctx.extra)
         try:
             P = ctx.cached(("domain", gens), lambda: PolyDomain(list(W), gens))
             Wd = ctx.cached(("W in domain", gens), lambda: [P.matrix(M) for M in W])

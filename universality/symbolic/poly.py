@@ -35,6 +35,15 @@ def _primes(surds) -> list:
     return sorted(primes)
 
 
+def _powers(e):
+    """(base, exponent) of every power of a symbol in ``e``."""
+    out = []
+    for p in e.atoms(sp.Pow):
+        if p.base.is_Symbol and p.exp.is_Integer:
+            out.append((p.base, int(p.exp)))
+    return out
+
+
 class PolyDomain:
     """Q(sqrt(p_1), ..., sqrt(p_k))[gens] as QQ[s_1, ..., s_k, gens] reduced modulo s_i^2 = p_i.
 
@@ -48,20 +57,28 @@ class PolyDomain:
         gens = tuple(g for g in gens if isinstance(g, sp.Symbol))
         self.primes = _primes(_surds(mats))
         self.roots = tuple(sp.Symbol(f"s_{p}", positive=True) for p in self.primes)
-        self.K = QQ[self.roots + gens] if (self.roots or gens) else QQ
+        # symbols that appear with negative powers (rho of a symbolic ReLU'(0) = rho^2) get an inverse
+        # generator g_inv, reduced by g g_inv = 1: Laurent polynomials, still a unique form
+        neg = sorted({b for M in mats for e in M for b, x in _powers(e) if b in gens and x < 0},
+                     key=sp.default_sort_key)
+        self.inverses = tuple(sp.Symbol(f"{g.name}_inv", positive=True) for g in neg)
+        self.K = QQ[self.roots + gens + self.inverses]
         self.k = len(self.primes)
         self._prime_root = {p: self.K.gens[i] for i, p in enumerate(self.primes)}
         self._surd = {}
         self._gen = {g: self.K.gens[self.k + i] for i, g in enumerate(gens)}
+        self._inv = {g: self.K.gens[self.k + len(gens) + i] for i, g in enumerate(neg)}
+        self._pairs = [(self.k + gens.index(g), self.k + len(gens) + i) for i, g in enumerate(neg)]
         self._to_sympy_subs = {r: sp.sqrt(p) for r, p in zip(self.roots, self.primes)}
+        self._to_sympy_subs.update({ginv: 1 / g for g, ginv in zip(neg, self.inverses)})
 
     def reduce(self, v):
         """Exponents of the s_i folded into {0, 1} using s_i^2 = p_i."""
-        if not self.k or not v:
+        if not (self.k or self._pairs) or not v:
             return v
         out = {}
         for monom, c in v.terms():
-            if all(e < 2 for e in monom[:self.k]):
+            if all(e < 2 for e in monom[:self.k]) and all(not (monom[a] and monom[b]) for a, b in self._pairs):
                 out[monom] = out.get(monom, 0) + c
                 continue
             new = list(monom)
@@ -70,6 +87,10 @@ class PolyDomain:
                 if q:
                     c = c * self.primes[i] ** q
                 new[i] = rem
+            for a, b in self._pairs:
+                m = min(new[a], new[b])
+                new[a] -= m
+                new[b] -= m
             new = tuple(new)
             out[new] = out.get(new, 0) + c
         return self.K.ring.from_dict({m: c for m, c in out.items() if c})
@@ -100,6 +121,8 @@ class PolyDomain:
                     v = v * self._gen[f]
                 elif f.is_Pow and f.base in self._gen and f.exp.is_Integer and f.exp > 0:
                     v = v * self._gen[f.base] ** int(f.exp)
+                elif f.is_Pow and f.base in self._inv and f.exp.is_Integer and f.exp < 0:
+                    v = v * self._inv[f.base] ** int(-f.exp)
                 elif f.is_number:
                     v = v * self._root(f)
                 else:

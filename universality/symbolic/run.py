@@ -54,6 +54,7 @@ class SymbolicOutcome:
     y: str
     timings: dict = field(default_factory=dict)
     cut: bool = False
+    relu: str = "value"  # "symbol": ReLU'(0) = rho^2 was a symbol
 
     @property
     def passed(self) -> bool:
@@ -63,7 +64,7 @@ class SymbolicOutcome:
 
     def as_dict(self) -> dict:
         return {
-            "alpha": self.alpha, "y": self.y, "instances": self.instances,
+            "alpha": self.alpha, "y": self.y, "relu_grad_at_zero": self.relu, "instances": self.instances,
             "instances_done": self.instances_done, "cut": self.cut, "note": self.note,
             "claims": [c.as_dict() for c in self.claims],
             "schematic": [s.as_dict() for s in self.schematic],
@@ -91,8 +92,15 @@ def _exact(v: float) -> sp.Rational:
     return ExactField().num(float(v))
 
 
-def _symbols(cfg, inst: Instance, alpha_mode: str, y_mode: str):
+RHO = sp.Symbol("rho", positive=True)  # a symbolic ReLU'(0) is r = rho^2, rho > 0
+
+
+def _symbols(cfg, inst: Instance, alpha_mode: str, y_mode: str, rho=None):
     syms, signs, point = [], [], {}
+    if rho is not None:
+        syms.append(rho)
+        signs.append(1)
+        point[rho] = math.sqrt(cfg.relu_grad_at_zero) if cfg.relu_grad_at_zero > 0 else 1.0
     if alpha_mode == "symbol":
         alpha = sp.Symbol("alpha", positive=cfg.alpha > 0, negative=cfg.alpha < 0)
         syms.append(alpha)
@@ -135,14 +143,22 @@ def _deadline(seconds: float | None):
 
 
 def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alpha: str = "symbol",
-                 y: str = "symbol", schematic: bool = True, claim_ids=None, con=None) -> SymbolicOutcome:
-    """Exact proofs of the claim catalogue on the samples' instances, and the schematic proof."""
+                 y: str = "symbol", relu: str = "value", schematic: bool = True, claim_ids=None,
+                 con=None) -> SymbolicOutcome:
+    """Exact proofs of the claim catalogue on the samples' instances, and the schematic proof.
+
+    ``relu="symbol"`` makes ReLU'(0) the symbol r = rho^2 (rho > 0) in the construction (A_i / r^i)
+    and in backprop, so the proofs hold for every r > 0 at once (the run's r = 0 is not in that
+    family: it stays a value, and the note says so).
+    """
     from .schematic import schematic_proof
 
     t0 = time.perf_counter()
+    rho = RHO if (relu == "symbol" and cfg.relu_grad_at_zero > 0) else None
     if con is None:
-        con = build(Design.from_config(cfg), ExactField())
-    r = ExactField().num(cfg.relu_grad_at_zero)
+        design = Design.from_config(cfg)
+        con = build(design if rho is None else design.with_(relu_grad_at_zero=rho**2), ExactField())
+    r = ExactField().num(cfg.relu_grad_at_zero) if rho is None else rho**2
     insts = instances_of(con, samples, y)
     specs = [s for s in SYMBOLIC_CLAIMS.values() if claim_ids is None or s.id in claim_ids]
     per: dict[str, list] = {s.id: [] for s in specs}
@@ -151,7 +167,8 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
     deadline = None if budget_s is None else t0 + budget_s
     try:
         with _deadline(None if budget_s is None else budget_s - (t1 - t0)):
-            ctx0 = ExactContext(con, None, r, {})
+            extra = () if rho is None else (rho,)
+            ctx0 = ExactContext(con, None, r, {}, extra=extra)
             parts: dict = {}
             for spec in specs:
                 if spec.scope == "construction":
@@ -163,8 +180,8 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                 jobs = [(dict(base, samples=inst.samples), inst, y)]
                 while jobs:
                     where, job, mode = jobs.pop(0)
-                    a_sym, y_syms, orthant, point = _symbols(cfg, job, alpha, mode)
-                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache)
+                    a_sym, y_syms, orthant, point = _symbols(cfg, job, alpha, mode, rho)
+                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache, extra)
                     where["orthant"] = orthant.describe()
                     try:
                         tkey = (job.cell_x, tuple(y_syms))
@@ -206,8 +223,10 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
         steps = schematic_proof()
     t3 = time.perf_counter()
     if not note:
-        note = (f"symbolic: {len(insts)} exact instances (alpha {alpha}, y {y}) from {len(samples)} samples; "
+        rnote = "ReLU'(0) = rho^2 symbolic" if rho is not None else (
+            "ReLU'(0) = 0 kept as a value" if relu == "symbol" else f"ReLU'(0) = {sp.sstr(r)}")
+        note = (f"symbolic: {len(insts)} exact instances (alpha {alpha}, y {y}, {rnote}) from {len(samples)} samples; "
                 f"schematic proof for every N: {len(steps)} steps")
     return SymbolicOutcome(out, steps, len(insts), done, note, alpha, y,
                            {"build": round(t1 - t0, 4), "instances": round(t2 - t1, 4),
-                            "schematic": round(t3 - t2, 4)}, cut)
+                            "schematic": round(t3 - t2, 4)}, cut, "symbol" if rho is not None else "value")

@@ -3,7 +3,8 @@
 An instance fixes the sign of every free symbol (alpha and each label component y_d: alpha takes
 the sign of the run's alpha, y_d the sign of the sample's label) and nothing else, so a proof
 covers the whole open orthant. A pre-activation is a polynomial p in those symbols with
-coefficients in Q(sqrt(...)) (the square roots of the A_i). Write p = sum_k c_k m_k with monomials
+coefficients in Q(sqrt(...)) (the square roots of the A_i); with a symbolic ReLU'(0) = rho^2 it is a
+Laurent polynomial (negative powers of rho > 0), which the same argument covers. Write p = sum_k c_k m_k with monomials
 m_k. On the orthant every monomial has a known constant sign, so
 
 * p is the zero polynomial            -> ZERO     (ReLU(p) = 0, ReLU'(p) = r)
@@ -86,7 +87,7 @@ def decide(expr, orthant: Orthant) -> tuple[Sign, str]:
     for term in sp.Add.make_args(e):
         num, mono = term.as_independent(*orthant.symbols, as_Add=False)
         powers = {} if mono == 1 else mono.as_powers_dict()
-        if any(base not in syms or not (ex.is_Integer and ex > 0) for base, ex in powers.items()):
+        if any(base not in syms or not (ex.is_Integer and ex != 0) for base, ex in powers.items()):
             return Sign.UNDECIDED, "not a polynomial in the instance's symbols"
         coeffs[mono] = coeffs.get(mono, 0) + num
     seen = set()
