@@ -49,7 +49,8 @@ def by_id(claims):
     (sp.Integer(0), Sign.ZERO),
     (sp.sqrt(2) - sp.Rational(7, 5), Sign.POS),
     (1 - ALPHA, Sign.UNDECIDED),  # changes sign on alpha > 0
-    (1 / ALPHA, Sign.UNDECIDED),  # not a polynomial
+    (1 / ALPHA, Sign.POS),  # a Laurent monomial (rho^-k of a symbolic ReLU'(0)) keeps its sign
+    (sp.sqrt(ALPHA), Sign.UNDECIDED),  # not a (Laurent) polynomial
     (sp.Symbol("q"), Sign.UNDECIDED),  # no sign assumption
 ])
 def test_decide(expr, sign):
