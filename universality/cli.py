@@ -28,6 +28,7 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --json --export out/
   verify-construction --N 6 --J 4 --L 4 --target cos          # one step reproduces f = y cos(2 pi (x* - x))
   verify-construction --N 6 --J 4 --L 4 --target mymod:f --sweep 2,4,8,16 --plot conv.png
+  verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
   verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
 """
 
@@ -130,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "for dy >= 2)")
     uni.add_argument("--plot", metavar="FILE", default=None,
                      help="write the convergence plot to FILE (.png, .pdf or .svg)")
+    out.add_argument("--report", metavar="DIR",
+                     help="write a proof report into DIR: report.html (self-contained, offline), "
+                          "report.tex (+ figures/), report.json; see docs/user-guide.md")
+    out.add_argument("--format", metavar="LIST", default=None,
+                     help="report formats, comma-separated from html, tex, pdf (default html,tex); "
+                          "pdf runs latexmk")
+    out.add_argument("--force", action="store_true",
+                     help="let --report replace the report files in a non-empty DIR")
     sym = p.add_argument_group("exact verification")
     sym.add_argument("--backend", choices=["auto", "numeric", "symbolic", "both"], default="auto",
                      help="numeric (float64 with tolerances), symbolic (exact SymPy proofs: instance proofs "
@@ -244,6 +253,21 @@ def _main(argv) -> int:
         resolve_backend(cfg, args.backend, budget)
     except (ConfigError, ExportError) as exc:
         return _fail(str(exc))
+    report_formats = None
+    if args.report is not None or args.format is not None or args.force:
+        from .report import ReportError, check_target as check_report_target, parse_formats
+
+        try:
+            if args.report is None:
+                raise ReportError("--format and --force need --report DIR")
+            report_formats = parse_formats(args.format)
+            from pathlib import Path
+
+            if args.export and Path(args.export).resolve() == Path(args.report).resolve():
+                raise ReportError("--export and --report need different folders")
+            check_report_target(args.report, force=args.force, formats=report_formats)
+        except ReportError as exc:
+            return _fail(str(exc))
 
     from . import render
     from .verify import verify
@@ -267,10 +291,19 @@ def _main(argv) -> int:
         from .universal import plot_convergence
 
         plot_convergence(report.universal, args.plot)
+    if args.report is not None:
+        from .report import ReportError, write_report
+
+        try:
+            write_report(report, args.report, formats=report_formats, force=args.force,
+                         argv=list(sys.argv[1:] if argv is None else argv))
+        except ReportError as exc:
+            print(f"verify-construction: error: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        render.text(report, export_dir=args.export)
+        render.text(report, export_dir=args.export, report_dir=args.report)
     return 0 if report.passed else 1
 
 

@@ -54,7 +54,7 @@ def construction_lines(report) -> list[str]:
     ]
 
 
-def text(report, export_dir=None, file=None) -> None:
+def text(report, export_dir=None, file=None, report_dir=None) -> None:
     console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False,
                       width=None if (file or sys.stdout).isatty() else 140)
     from . import __version__
@@ -87,6 +87,8 @@ def text(report, export_dir=None, file=None) -> None:
     symbolic_tables(console, report)
     if export_dir:
         console.print(f"exported construction.npz and construction.json to {export_dir}")
+    if report_dir:
+        console.print(f"report written to {report_dir}")
     n = len(report.claims)
     bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
     sym = getattr(report, "symbolic", None)

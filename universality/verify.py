@@ -5,6 +5,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from . import __version__
 from .claims import CLAIMS, FINDINGS, ClaimResult, Context, Finding, Verdict, aggregate
 from .claims.base import Check, run_finding
@@ -155,3 +157,44 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         timings["universality"] = round(time.perf_counter() - t3, 4)
     return Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
                   symbolic=symbolic, backend=ran, backend_note=backend_note)
+
+
+@dataclass
+class SampleStep:
+    """The real step on one of a report's samples, for the report's pictures (reports call this
+    rather than executing the network themselves)."""
+
+    index: int
+    sample: Sample
+    cell: tuple
+    W_before: object  # (N, D, D)
+    W_after: object
+    zbar_star: object  # (dm,) from the real post-step forward pass at x*
+    minus_alpha_v: object  # (dm,) the paper's formula (Lemma 4.1)
+    theta_b_post: float
+
+
+def sample_step(report: Report, index: int | None = None) -> SampleStep:
+    """Re-run the real step on sample ``index`` (default: the first with a label the ReLUs keep)."""
+    from .claims.one_step import _minus_alpha_v
+
+    con = report.con if report.con is not None else build(Design.from_config(report.config))
+    samples = report.samples or make_samples(1, report.config.seed, report.config.J, report.config.L,
+                                             report.config.dx, report.config.dy, corners=False)
+    if index is None:
+        kept = [n for n, s in enumerate(samples)
+                if s.kind == "random" and all(-con.design.alpha * y > 0 for y in s.y)]
+        sizable = [n for n in kept if all(0.5 <= abs(y) <= 5 for y in samples[n].y)]
+        pool = sizable or kept or [0]
+
+        def spread(n):  # prefer a cell whose code channels differ: the picture shows more
+            code = np.asarray(con.code_vector(con.bin_x(samples[n].x), con.bin_star(samples[n].x_star)),
+                              dtype=float)
+            return -(float(code.max() - code.min()) / max(float(np.abs(code).max()), 1e-300))
+
+        index = min(pool, key=lambda n: (spread(n), n))
+    s = samples[index]
+    st = one_step(con, s.x, s.y, s.x_star)
+    ctx = Context(con)
+    return SampleStep(index, s, (con.bin_x(s.x), con.bin_star(s.x_star)), con.W, st.W_post,
+                      st.z_star[con.blocks.mid], _minus_alpha_v(ctx, s), float(st.theta_b_post))

@@ -207,14 +207,40 @@ def aggregate(spec: ClaimSpec, checks: list[tuple[dict | None, Check]]) -> Claim
 CLAIMS: dict[str, ClaimSpec] = {}
 
 
-def claim(id: str, *, title: str, paper_ref: str, statement: str, method: str,
-          scope: str = "sample", applies: Callable | None = None):
-    """Register a claim function under its catalogue id."""
+def _blueprint_text(kind: str, id: str, **fallback) -> dict:
+    """Title, paper reference and statement of checker ``kind:id`` from the blueprint
+    (universality/data/blueprint.toml, the single source). The decorator's own keyword arguments
+    are only a fallback for a checker that has no blueprint entry yet."""
+    from ..blueprint import load
+
+    entry = load().for_checker(kind, id)
+    out = {}
+    for key, value in fallback.items():
+        text = getattr(entry, key) if entry is not None else value
+        if not text:
+            raise ValueError(f"{kind} {id} has no blueprint entry and no {key}= in its decorator")
+        out[key] = text
+    return out
+
+
+# Public name for ClaimSpec / FindingSpec objects built outside the registries (e.g. claims that run
+# only on request): spec_text("claim", "universal-converges") -> {"title", "paper_ref", "statement"}.
+def spec_text(kind: str, id: str) -> dict:
+    return _blueprint_text(kind, id, title=None, paper_ref=None,
+                           **({"statement": None} if kind == "claim" else {}))
+
+
+def claim(id: str, *, method: str, title: str | None = None, paper_ref: str | None = None,
+          statement: str | None = None, scope: str = "sample", applies: Callable | None = None):
+    """Register a claim function under its catalogue id. Title, paper reference and statement come
+    from the blueprint entry whose checker is ``claim:<id>`` (keywords: fallback only)."""
 
     def deco(func):
         if id in CLAIMS:
             raise ValueError(f"duplicate claim id {id}")
-        CLAIMS[id] = ClaimSpec(id, title, paper_ref, statement, method, scope, func, applies)
+        text = _blueprint_text("claim", id, title=title, paper_ref=paper_ref, statement=statement)
+        CLAIMS[id] = ClaimSpec(id, text["title"], text["paper_ref"], text["statement"], method, scope,
+                               func, applies)
         return func
 
     return deco
@@ -268,11 +294,15 @@ class FindingSpec:
 FINDINGS: dict[str, FindingSpec] = {}
 
 
-def finding(id: str, *, title: str, paper_ref: str, condition: str):
+def finding(id: str, *, condition: str, title: str | None = None, paper_ref: str | None = None):
+    """Register a finding. Title and paper reference come from the blueprint entry whose checker is
+    ``finding:<id>`` (keywords: fallback only)."""
+
     def deco(func):
         if id in FINDINGS:
             raise ValueError(f"duplicate finding id {id}")
-        FINDINGS[id] = FindingSpec(id, title, paper_ref, condition, func)
+        text = _blueprint_text("finding", id, title=title, paper_ref=paper_ref)
+        FINDINGS[id] = FindingSpec(id, text["title"], text["paper_ref"], condition, func)
         return func
 
     return deco

@@ -65,8 +65,8 @@ def _v_target(con, x, x_star, y, alpha):
     return -alpha * np.asarray(v, dtype=float)
 
 
-@finding("relu-grad-at-zero", title="ReLU'(0) = 0 (PyTorch, TensorFlow, JAX) collapses the construction",
-         paper_ref="App. D; gap 1", condition="relu_grad_at_zero = 0")
+@finding("relu-grad-at-zero",
+         condition="relu_grad_at_zero = 0")
 def relu_grad_at_zero(ctx, samples) -> Finding:
     x, xs, y = _reference(ctx, samples)
     d = ctx.design
@@ -92,8 +92,8 @@ def relu_grad_at_zero(ctx, samples) -> Finding:
         f"r = {r1:g}: theta_b' = {st1.theta_b_post:.3g}, max|zbar*| = {max_abs(_zbar(ctx, st1)):.3g}")
 
 
-@finding("sign-of-y", title="Paper variant: the ReLUs clip zbar* to 0 for half of the labels",
-         paper_ref="App. D; gap 2", condition="variant = paper and alpha * y > 0")
+@finding("sign-of-y",
+         condition="variant = paper and alpha * y > 0")
 def sign_of_y(ctx, samples) -> Finding:
     x, xs, y = _reference(ctx, samples)
     d = _isolated(ctx)
@@ -124,8 +124,8 @@ def sign_of_y(ctx, samples) -> Finding:
         f"{max_abs(tb):.3g}; signed variant decodes y = {_fmt(dec.y)}")
 
 
-@finding("psd-implication", title="'Products PSD => activations >= 0' is false; entrywise >= 0 is what works",
-         paper_ref="App. D; gap 3", condition="always (a property of the argument)")
+@finding("psd-implication",
+         condition="always (a property of the argument)")
 def psd_implication(ctx, samples) -> Finding:
     con, b = ctx.con, ctx.blocks
     i = next((i for i in range(2, con.N) if np.any(np.asarray(con.G[i - 1]) != 0)), 2)
@@ -158,8 +158,8 @@ def psd_implication(ctx, samples) -> Finding:
         f"{Mu.min():.3g} < 0; slides' B_00 min eigenvalue {slides_eig:.3g}")
 
 
-@finding("zero-label", title="y = 0 (e_check(y) = 0): no gradient, no switch, the output ignores x and x*",
-         paper_ref="Sec. 6; gap 4", condition="e_check(y) = 0, e.g. y = 0")
+@finding("zero-label",
+         condition="e_check(y) = 0, e.g. y = 0")
 def zero_label(ctx, samples) -> Finding:
     d = _isolated(ctx)
     con = ctx.con if d == ctx.design else build(d)
@@ -189,8 +189,8 @@ def zero_label(ctx, samples) -> Finding:
         f"output {_fmt(out1.yhat)} for two different (x, x*)")
 
 
-@finding("depth-jl", title="N = J*L is one layer pair short: the paper layout needs N = J*L + 2",
-         paper_ref="App. A.1 (slides' N = J L); gap 5", condition="paper layout with N = J*L")
+@finding("depth-jl",
+         condition="paper layout with N = J*L")
 def depth_jl(ctx, samples) -> Finding:
     d = _isolated(ctx)
     J, L = d.J, d.L

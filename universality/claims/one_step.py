@@ -44,9 +44,7 @@ def _signed(ctx) -> bool:
     return ctx.design.variant == "signed"
 
 
-@claim("grad-rank-one", title="Backprop gradients are the outer products a_i b_{i-1}^T",
-       paper_ref="Sec. 4 (gradient of each factor)",
-       statement=r"\nabla_{W_i}\ell = r^i\,(\prod_{j<i}W_j)^T e\,\phi^T(\prod_{j>i}W_j)^T",
+@claim("grad-rank-one",
        method="real reverse-mode backprop through the ReLU stack vs the paper's product formula "
               "(times r^i: every middle/bottom unit sits at the ReLU kink)")
 def grad_rank_one(ctx, s, st) -> Check:
@@ -71,10 +69,7 @@ def grad_rank_one(ctx, s, st) -> Check:
                  res, tol, Verdict.PASS if res <= tol else Verdict.FAIL)
 
 
-@claim("update-blocks", title="The step moves only the (middle, top) and (bottom, top) blocks",
-       paper_ref="eq. (2)",
-       statement=r"\Delta W_i = 0 \text{ outside the (mid, top), (bottom, top) blocks};\ "
-                 r"\theta_{ft}, \theta_h \text{ unchanged}",
+@claim("update-blocks",
        method="difference of the real updated weights and the originals, block by block; the error "
               "reaching the feature map and theta_h")
 def update_blocks(ctx, s, st) -> Check:
@@ -103,10 +98,7 @@ def _probes(ctx, st) -> np.ndarray:
     return np.column_stack([rng.standard_normal((D, 8)), st.phi_star_post, st.phi_x])
 
 
-@claim("second-order-zero", title="No O(alpha^2) remainder: eq. (1) is exact",
-       paper_ref="eq. (1)",
-       statement=r"\prod_i W_i' - \Big[\prod_i W_i - \alpha\sum_i (\prod_{j<i}W_j)\nabla_{W_i}\ell"
-                 r"(\prod_{j>i}W_j)\Big] = 0",
+@claim("second-order-zero",
        method="products of the real updated weights vs the first-order expansion with the real "
               "gradients, applied to the identity (D <= 128) or to 10 probe vectors (Freivalds)")
 def second_order_zero(ctx, s, st) -> Check:
@@ -142,10 +134,7 @@ def second_order_zero(ctx, s, st) -> Check:
                  Verdict.PASS if res <= tol else Verdict.FAIL)
 
 
-@claim("post-update-eq3", title="The post-step middle block equals eq. (3)",
-       paper_ref="eq. (3)",
-       statement=r"\bar z^\star = -\alpha\sum_i A_i\bar e(y)\,\tilde\phi(x)^T B_i^T B_i"
-                 r"\tilde\phi(x^\star;\theta_b')",
+@claim("post-update-eq3",
        method="real ReLU forward pass at x* after the real step vs eq. (3) from the chosen A_i, B_i "
               "(paper variant); signed variant: vs max(eq. (3), 0), the ReLUs clip each +/- copy")
 def post_update_eq3(ctx, s, st) -> Check:
@@ -164,10 +153,7 @@ def post_update_eq3(ctx, s, st) -> Check:
     return compare(computed, claimed, ctx.tol(mag))
 
 
-@claim("z-star-is-minus-alpha-v", title="zbar* = -alpha v (paper) / max(-alpha v, 0) (signed)",
-       paper_ref="Lemma 4.1",
-       statement=r"\bar z^\star = -\alpha\, v(x, x^\star, y),\quad v = \sum_{i=2}^{N-1} c_{i-2}(a,b)\,A_i\,"
-                 r"\bar e(y)",
+@claim("z-star-is-minus-alpha-v",
        method="real post-step forward pass at x* vs -alpha v from the code table; signed variant "
               "also checks that the (+, -) pairs recover -alpha v")
 def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
@@ -188,10 +174,7 @@ def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
                  "pairs z+ - z- do not recover -alpha v")
 
 
-@claim("kernel-code", title="k_i(x, x*) = c_{i-2}(bin x, bin x*); an indicator in the paper layout",
-       paper_ref="App. A.1, eq. (7)",
-       statement=r"k_i(x,x^\star) = \tilde h_{i+1}(x)^T\tilde h_{i+1}(x^\star) = c_{i-2}(a, b),\ "
-                 r"k_1 = k_N = 0",
+@claim("kernel-code",
        method="inner products of the real top-channel activations entering each layer (at x before "
               "the step, at x* after it) vs the code table")
 def kernel_code(ctx, s, st) -> Check:
@@ -212,9 +195,7 @@ def kernel_code(ctx, s, st) -> Check:
     return chk
 
 
-@claim("v-decodes", title="v determines (bin x, bin x*, y)",
-       paper_ref="Lemma 4.1",
-       statement=r"v(x,x^\star,y)\ \mapsto\ (\mathrm{bin}\,x,\ \mathrm{bin}\,x^\star,\ y)\ \text{is injective for } y\neq0",
+@claim("v-decodes",
        method="least-squares decoder over all cells applied to the real zbar*; compares the decoded "
               "cells and label with the truth and reports the separation margin")
 def v_decodes(ctx, s, st) -> Check:
@@ -246,10 +227,8 @@ def v_decodes(ctx, s, st) -> Check:
                  f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}")
 
 
-@claim("boundary", title="A_1 = I, B_N = I; A_i SPD, B_i invertible; products telescope to the M's",
-       paper_ref="App. A.3", scope="construction",
-       statement=r"(\bar W_1\cdots\bar W_{i-1})(\cdot)^T = A_i/r^i,\ \tilde W_{i+1}\cdots\tilde W_N = B_i,\ "
-                 r"A_1 = I,\ B_N = I",
+@claim("boundary",
+       scope="construction",
        method="telescoping products of the real weight blocks vs the chosen A_i (divided by r^i) and "
               "B_i; SPD by eigenvalues (exact for diagonal products), invertibility by singular values")
 def boundary(ctx) -> Check:
@@ -287,10 +266,7 @@ def boundary(ctx) -> Check:
                  "residual 0, eigenvalues > 0, singular values > 0", res, tol, worst(tel, spd, inv))
 
 
-@claim("nonneg-linear-regime", title="The ReLUs act linearly (non-negative / sign-consistent inputs)",
-       paper_ref="App. D",
-       statement=r"\text{paper: every ReLU input} \ge 0;\ \text{signed: each coordinate keeps one sign "
-                 r"across layers}",
+@claim("nonneg-linear-regime",
        method="pre-activations of every layer in four real forward passes (x and x*, before and after "
                "the step)")
 def nonneg_linear_regime(ctx, s, st) -> Check:
@@ -315,10 +291,8 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
                  Verdict.PASS if res <= tol else Verdict.FAIL, where)
 
 
-@claim("psd-argument", title="Non-negative activations: the paper's PSD argument vs entrywise non-negativity",
-       paper_ref="App. D", scope="construction",
-       statement=r"\prod_{i=j}^N \tilde W_i = B_{j-1} \ge 0 \text{ entrywise} \Rightarrow \tilde h \ge 0;\ "
-                 r"\text{PSD of the products is reported, not relied on}",
+@claim("psd-argument",
+       scope="construction",
        method="products of the real top blocks for j = 1..N: smallest entry (the working condition, "
               "and the activations for every one-hot input) and smallest eigenvalue of the symmetric "
               "part (the paper's premise)")
@@ -352,9 +326,7 @@ def error_at_z(con, z: np.ndarray, y) -> np.ndarray:
     return con.Wg.T @ np.asarray(con.loss.grad(np.asarray(y, dtype=float), yhat), dtype=float)
 
 
-@claim("e-linear", title="e_bar, e_check are linear (not affine) and injective in y; theta_b' != 0",
-       paper_ref="Sec. 6, Thm 6.1",
-       statement=r"\bar e(ay+by') = a\bar e(y)+b\bar e(y'),\ \bar e(0)=0,\ \ker\bar e = 0,\ \theta_b' \ne 0",
+@claim("e-linear",
        method="the error at z executed through g_pre and the loss for y, a second label, their "
               "combination, 0 and the unit labels; theta_b' from the real step")
 def e_linear(ctx, s, st) -> Check:
@@ -390,10 +362,7 @@ def e_linear(ctx, s, st) -> Check:
                   "theta_b_post": st.theta_b_post}, "linear, injective, theta_b' != 0", res, tol, v, note)
 
 
-@claim("multiplexer", title="Before: yhat = 0, top error 0 (g_pre); after: zbar* != 0 (h_post)",
-       paper_ref="eqs. (4)-(5)",
-       statement=r"f_{out}(z) = g_{pre}(z) = 0 \text{ before};\ \bar z^\star\ne0 \Rightarrow f_{out}(z^\star) "
-                 r"= h_{post}(\bar z^\star) \text{ after}",
+@claim("multiplexer",
        method="the multiplexer's branch and output in the real forward passes before and after the step")
 def multiplexer(ctx, s, st) -> Check:
     b = ctx.blocks

@@ -16,24 +16,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SAFETY, Check, ClaimSpec, Verdict, aggregate, gamma
+from .base import SAFETY, Check, ClaimSpec, Verdict, aggregate, gamma, spec_text
 
-EXACT = ClaimSpec(
-    "universal-exact-on-grid", "One step reproduces f_target exactly at bin centres and grid labels",
-    "Lemma 4.1, eqs. (5)-(6)",
-    r"f(x^\star;\theta') = h_{post}(-\alpha v) = f_{target}(x_j, y_g, x^\star_l)\ \text{at bin centres, grid labels}",
+def _spec(id: str, method: str, scope: str) -> ClaimSpec:
+    """Title, paper reference and statement come from the blueprint (proofs/blueprint.toml)."""
+    t = spec_text("claim", id)
+    return ClaimSpec(id, t["title"], t["paper_ref"], t["statement"], method, scope, None)
+
+
+EXACT = _spec(
+    "universal-exact-on-grid",
     "real step through the full network (h_post and f_out realised as ReLU networks) at every cell centre "
     "pair and grid label with |y|_1 >= delta (or a seeded sample), vs the target evaluated there",
-    "sample", None)
+    "sample")
 
-CONVERGES = ClaimSpec(
-    "universal-converges", "The error against f_target decreases along the sweep; rate fitted",
-    "Lemma 4.1 (approximation)",
-    r"\mathrm{RMS}_{x,y,x^\star}|f(x^\star;\theta') - f_{target}(x,y,x^\star)| \downarrow 0 \text{ as } J=L\uparrow,\ "
-    r"\text{y-grid}\uparrow",
+CONVERGES = _spec(
+    "universal-converges",
     "the same random test triples (|y|_1 >= delta) run at each sweep level with one real step each; "
     "strict decrease until the rounding floor; least-squares slope of log RMS against log h",
-    "construction", None)
+    "construction")
 
 
 def exact_on_grid(m) -> list[tuple[dict, Check]]:

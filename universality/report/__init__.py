@@ -1,0 +1,150 @@
+"""Proof reports of one verification run: a self-contained HTML file and a standalone LaTeX file
+(optionally compiled to PDF), with the claims, the live findings, pictures and the blueprint's
+dependency graph coloured by verdict.
+
+    from universality import Config, verify
+    from universality.report import write_report
+    write_report(verify(Config(N=6, J=4, L=4)), "out/report", formats=("html", "tex"))
+
+Writes are atomic: everything is rendered in a temporary folder beside DIR and then moved in. A
+non-empty DIR is refused unless ``force``; then only the report's own files in it are replaced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+FORMATS = ("html", "tex", "pdf")
+DEFAULT_FORMATS = ("html", "tex")
+# what a report folder holds; with force these (and only these) are replaced
+OUTPUTS = ("report.html", "report.tex", "report.pdf", "report.json", "figures")
+
+
+class ReportError(ValueError):
+    """The report cannot be written as asked. One line, for the user."""
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """'html,tex,pdf' -> ('html', 'tex', 'pdf'); unknown or empty -> ReportError."""
+    if text is None:
+        return DEFAULT_FORMATS
+    items = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ReportError("--format needs at least one of html, tex, pdf")
+    bad = [t for t in items if t not in FORMATS]
+    if bad:
+        raise ReportError(f"unknown report format {bad[0]!r}; choose from {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in items)
+
+
+def check_target(path, force: bool = False, formats=DEFAULT_FORMATS) -> Path:
+    """Validate DIR (and the toolchain for pdf) before any work is done."""
+    p = Path(path)
+    if str(path).strip() == "":
+        raise ReportError("--report needs a folder name")
+    if p.exists() and not p.is_dir():
+        raise ReportError(f"report target {str(p)!r} exists and is not a folder")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise ReportError(f"report target's parent folder {str(parent)!r} does not exist")
+    if p.exists() and any(p.iterdir()) and not force:
+        raise ReportError(f"report folder {str(p)!r} is not empty; use --force to replace the report in it")
+    if not os.access(p if p.exists() else parent, os.W_OK):
+        raise ReportError(f"report target {str(p)!r} is not writable")
+    if "pdf" in formats:
+        from .latex import toolchain_missing
+
+        problem = toolchain_missing()
+        if problem:
+            raise ReportError(problem)
+    return p
+
+
+def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None, context=None) -> list[str]:
+    """Render the report's files into ``folder`` (which exists). Returns the names written.
+    ``context``: a prebuilt render.build_context(report, ...) to reuse."""
+    from . import graph as _graph
+    from .latex import build_pdf
+    from .render import build_context, render_html, render_tex
+
+    ctx = context if context is not None else build_context(report, argv=argv, now=now)
+    written = []
+    data = report.as_dict()
+    data["report"] = {"command": ctx["command"], "reproduce": ctx["reproduce"],
+                      "generated": ctx["generated"], "versions": dict(ctx["versions"]),
+                      "blueprint_status": ctx["status"]}
+    (folder / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    written.append("report.json")
+    if "html" in formats:
+        (folder / "report.html").write_text(render_html(ctx), encoding="utf-8")
+        written.append("report.html")
+    if "tex" in formats or "pdf" in formats:
+        figs = folder / "figures"
+        figs.mkdir(exist_ok=True)
+        for f in ctx["figures"]:
+            (folder / f["file"]).write_bytes(f["png"])
+        graph_file, graph_error = "figures/graph.pdf", None
+        try:
+            (folder / graph_file).write_bytes(_graph.render(ctx["dot"], "pdf"))
+        except _graph.GraphUnavailable as exc:
+            graph_file, graph_error = None, str(exc)
+        tex = folder / "report.tex"
+        tex.write_text(render_tex(ctx, graph_file, graph_error), encoding="utf-8")
+        written += ["report.tex", "figures"]
+        if "pdf" in formats:
+            build_pdf(tex)
+            written.append("report.pdf")
+            if "tex" not in formats:
+                tex.unlink()
+                shutil.rmtree(figs)
+                written = [w for w in written if w not in ("report.tex", "figures")]
+    return written
+
+
+def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, argv=None, now=None,
+                 context=None) -> Path:
+    """Render into a temporary folder beside ``target``, then move the files in (atomic per file;
+    a new folder appears whole). Raises ReportError (one line) when it cannot."""
+    from .latex import LatexError
+
+    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
+    target = check_target(target, force=force, formats=formats)
+    parent = target.parent if str(target.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a report folder is an ordinary one
+    try:
+        try:
+            written = render_into(tmp, report, formats, argv=argv, now=now, context=context)
+        except LatexError as exc:
+            raise ReportError(str(exc)) from None
+        if not target.exists():
+            os.rename(tmp, target)
+            tmp = None
+        else:
+            for name in OUTPUTS:  # a previous report's files that this one does not replace
+                old = target / name
+                if name not in written and (old.exists() or old.is_symlink()):
+                    shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+            for name in written:
+                src, dst = tmp / name, target / name
+                if src.is_dir():
+                    if dst.exists() or dst.is_symlink():
+                        trash = Path(tempfile.mkdtemp(prefix=".old-", dir=parent))
+                        os.replace(dst, trash / name)
+                        os.replace(src, dst)
+                        shutil.rmtree(trash, ignore_errors=True)
+                    else:
+                        os.replace(src, dst)
+                else:
+                    if dst.is_dir() and not dst.is_symlink():
+                        shutil.rmtree(dst)
+                    os.replace(src, dst)
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

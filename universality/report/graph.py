@@ -1,0 +1,132 @@
+"""The blueprint's dependency graph, coloured by the run's verdicts: DOT source, then SVG/PDF via
+Graphviz ``dot`` (Debian package graphviz). Without ``dot`` the callers say so instead of crashing.
+
+Edges go from an entry to the entries that use it (definitions at the top, results below).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import textwrap
+
+# status -> (fill, border, legend text)
+STATUS_STYLE = {
+    "PASS": ("#c8e6c9", "#2e7d32", "claim PASS"),
+    "FAIL": ("#ffcdd2", "#c62828", "claim FAIL"),
+    "UNDECIDED": ("#fff59d", "#f9a825", "claim UNDECIDED"),
+    "SKIPPED": ("#e0e0e0", "#757575", "claim SKIPPED"),
+    "SHOWN": ("#ffe0b2", "#e65100", "gap demonstrated live"),
+    "NOT SHOWN": ("#bbdefb", "#1565c0", "gap not shown on these sizes"),
+    "NOT RUN": ("#ffffff", "#9e9e9e", "checker not run in this report"),
+    "NONE": ("#ffffff", "#424242", "definition / consequence: no checker of its own"),
+}
+KIND_SHAPE = {
+    "definition": ("box", ""),
+    "equation": ("box", "rounded"),
+    "lemma": ("box", "bold"),
+    "theorem": ("box", "bold"),
+    "condition": ("hexagon", ""),
+    "step": ("ellipse", ""),
+    "gap": ("octagon", ""),
+}
+
+
+class GraphUnavailable(RuntimeError):
+    """Graphviz is missing or failed; the message is one line for the reader."""
+
+
+def _q(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _html(text: str) -> str:
+    """Text inside a DOT HTML-like label."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def _label(entry) -> str:
+    title = textwrap.shorten(entry.title, width=58, placeholder="...")
+    return entry.id + "\n" + "\n".join(textwrap.wrap(title, width=24)[:3])
+
+
+def dot_source(blueprint, status: dict[str, str]) -> str:
+    """DOT for the blueprint; ``status`` maps entry id -> a key of STATUS_STYLE."""
+    lines = [
+        "digraph blueprint {",
+        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.45, fontname="Helvetica", fontsize=10, '
+        'labelloc=b, labeljust=l];',
+        '  node [fontname="Helvetica", fontsize=9, style=filled, penwidth=1.4, margin="0.08,0.04"];',
+        '  edge [color="#607d8b", arrowsize=0.6];',
+    ]
+    for e in blueprint:
+        st = status.get(e.id, "NONE")
+        fill, border, _ = STATUS_STYLE[st]
+        shape, extra = KIND_SHAPE[e.kind]
+        style = ",".join(s for s in ("filled", extra, "dashed" if st == "NOT RUN" else "") if s)
+        tooltip = f"{e.id} ({e.kind}, {e.paper_ref}): {e.title} [{st.lower()}]"
+        lines.append(
+            f"  {_q(e.id)} [label={_q(_label(e))}, shape={shape}, style={_q(style)}, "
+            f"fillcolor={_q(fill)}, color={_q(border)}, URL={_q('#' + e.anchor)}, tooltip={_q(tooltip)}];")
+    for used, user in blueprint.edges():
+        gap = blueprint.get(user).kind == "gap"
+        attrs = ' [style=dashed, color="#e65100"]' if gap else ""
+        lines.append(f"  {_q(used)} -> {_q(user)}{attrs};")
+    lines.append(f"  label=<{legend_html()}>;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def legend_html() -> str:
+    """The legend as a Graphviz HTML-like table (the graph's own label, so it is not a node)."""
+    cells = "".join(
+        f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
+        f'<TD ALIGN="LEFT">{_html(text)}</TD></TR>' for fill, border, text in STATUS_STYLE.values())
+    kinds = ["box: definition; rounded: equation", "bold: lemma, theorem; hexagon: condition",
+             "ellipse: proof step; octagon: known gap", "(dashed edge: what a gap breaks)"]
+    br = '<BR ALIGN="LEFT"/>'
+    lines = br.join(_html(k) for k in kinds) + br
+    return (f'<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR><TD COLSPAN="2" ALIGN="LEFT">'
+            f'<B>Legend</B></TD></TR>{cells}<TR><TD COLSPAN="2" ALIGN="LEFT">{lines}</TD></TR></TABLE>')
+
+
+def dot_path() -> str | None:
+    return shutil.which("dot")
+
+
+def dot_version() -> str | None:
+    exe = dot_path()
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"version\s+(\S+)", out.stderr + out.stdout)
+    return m.group(1) if m else None
+
+
+def render(source: str, fmt: str) -> bytes:
+    """Run ``dot -T<fmt>``; raises GraphUnavailable (one line) when dot is missing or fails."""
+    exe = dot_path()
+    if exe is None:
+        raise GraphUnavailable("graphviz 'dot' is not installed (Debian: apt-get install graphviz), "
+                               "so the dependency graph could not be drawn")
+    try:
+        out = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
+                             timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise GraphUnavailable(f"graphviz 'dot' failed: {exc}") from None
+    if out.returncode != 0:
+        msg = out.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GraphUnavailable(f"graphviz 'dot' failed: {msg[0] if msg else out.returncode}")
+    return out.stdout
+
+
+def inline_svg(source: str) -> str:
+    """SVG for embedding in HTML: without the XML prolog, doctype and comments."""
+    svg = render(source, "svg").decode("utf-8")
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)
+    return svg.replace("<svg ", '<svg class="graph" role="img" aria-label="dependency graph" ', 1)

@@ -1,0 +1,143 @@
+"""Pictures for the report (matplotlib, Agg backend, imported lazily): PNG bytes, reproducible.
+
+* weights: heatmaps of W_i before and after the real step and of the change, with the three
+  channels (top | middle | bottom) marked and the (middle, top) block that the step writes boxed;
+* codes: the code table c(j, l) (one row per cell, one column per code channel);
+* zbar: z̄★ from the real post-step forward pass against −αv (the paper's formula), per channel.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+MAX_LAYERS_SHOWN = 4
+DPI = 110
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def layers_shown(N: int) -> list[int]:
+    """Paper layer numbers (1-based) to draw: all when few, else the ends and two code layers."""
+    if N <= MAX_LAYERS_SHOWN:
+        return list(range(1, N + 1))
+    return sorted({1, 2, N - 1, N})
+
+
+def _mark_channels(ax, b, box: bool) -> None:
+    D = b.D
+    for cut in (b.dt, b.dt + b.dm):
+        ax.axhline(cut - 0.5, color="black", lw=0.7)
+        ax.axvline(cut - 0.5, color="black", lw=0.7)
+    if box:
+        from matplotlib.patches import Rectangle
+
+        ax.add_patch(Rectangle((-0.5, b.dt - 0.5), b.dt, b.dm + 1, fill=False, ec="#e65100", lw=1.6,
+                               ls="--"))
+    ticks = [b.dt / 2 - 0.5, b.dt + b.dm / 2 - 0.5, D - 1]
+    ax.set_xticks(ticks, ["top", "middle", "bot."], fontsize=7)
+    ax.set_yticks(ticks, ["top", "middle", "bot."], fontsize=7, rotation=90, va="center")
+    ax.tick_params(length=0)
+
+
+def weights(step, blocks) -> bytes:
+    """Rows: W_i before, W_i' after, W_i' - W_i; columns: the layers of :func:`layers_shown`."""
+    plt = _plt()
+    from matplotlib.colors import TwoSlopeNorm
+
+    Wb = np.asarray(step.W_before, dtype=float)
+    Wa = np.asarray(step.W_after, dtype=float)
+    N = Wb.shape[0]
+    shown = layers_shown(N)
+    delta = Wa - Wb
+    fig, axes = plt.subplots(3, len(shown), figsize=(2.3 * len(shown) + 0.8, 7.2), squeeze=False)
+    vmax = max(float(np.abs(Wb).max()), float(np.abs(Wa).max()), 1e-300)
+    dmax = max(float(np.abs(delta).max()), 1e-300)
+    rows = [("W_i (before)", Wb, vmax), ("W_i' (after the step)", Wa, vmax),
+            ("W_i' - W_i (what the step wrote)", delta, dmax)]
+    for r, (name, stack, vm) in enumerate(rows):
+        for c, i in enumerate(shown):
+            ax = axes[r][c]
+            im = ax.imshow(stack[i - 1], cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -vm, vm),
+                           interpolation="nearest")
+            _mark_channels(ax, blocks, box=(r == 2))
+            if r == 0:
+                ax.set_title(f"layer i = {i}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+        fig.colorbar(im, ax=list(axes[r]), shrink=0.85, pad=0.02)
+    fig.suptitle("Weights before and after one real gradient step (dashed: the (middle, top) and "
+                 "(bottom, top) blocks)", fontsize=9)
+    return _png(fig)
+
+
+def codes(code_table, J_cells: int, L_cells: int) -> bytes:
+    """The code table: row (j, l), column c, value c_c(j, l)."""
+    plt = _plt()
+    C = np.asarray(code_table, dtype=float)  # (m, cells_x, cells_star)
+    m = C.shape[0]
+    table = C.reshape(m, -1).T  # (cells, m)
+    cells = table.shape[0]
+    fig, ax = plt.subplots(figsize=(min(1.2 + 0.55 * m, 9), min(1.0 + 0.22 * cells, 9)))
+    im = ax.imshow(table, cmap="viridis", aspect="auto", interpolation="nearest")
+    ax.set_xlabel("code channel c (layer i = c + 2)", fontsize=8)
+    ax.set_ylabel("cell (j, l)", fontsize=8)
+    ax.set_xticks(range(m), [str(c) for c in range(m)] if m <= 24 else [""] * m, fontsize=7)
+    if cells <= 40:
+        ax.set_yticks(range(cells), [f"({k // L_cells}, {k % L_cells})" for k in range(cells)], fontsize=6)
+    else:
+        ax.set_yticks([])
+    if cells * m <= 160:
+        for (k, c), v in np.ndenumerate(table):
+            ax.text(c, k, f"{v:.2g}", ha="center", va="center", fontsize=5.5,
+                    color="white" if v < 0.6 * table.max() else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title("Code table c(j, l)", fontsize=9)
+    return _png(fig)
+
+
+def zbar(step, blocks, variant: str, alpha: float) -> bytes:
+    """z̄★ (real forward pass) against −αv (formula) for every middle coordinate, by channel."""
+    plt = _plt()
+    z = np.asarray(step.zbar_star, dtype=float)
+    t = np.asarray(step.minus_alpha_v, dtype=float)
+    k = np.arange(z.size)
+    fig, ax = plt.subplots(figsize=(min(2.5 + 0.28 * z.size, 10), 3.2))
+    ax.bar(k, z, width=0.7, color="#90caf9", label="zbar* (real forward pass after the real step)")
+    ax.plot(k, t, "x", color="#c62828", ms=6, label="-alpha v (paper's formula)")
+    if variant == "signed":
+        ax.plot(k, np.maximum(t, 0), "o", mfc="none", color="#2e7d32", ms=7,
+                label="max(-alpha v, 0) (what the ReLUs keep)")
+    ax.axhline(0, color="black", lw=0.6)
+    w = blocks.s * blocks.dy
+    for c in range(1, blocks.m):
+        ax.axvline(c * w - 0.5, color="#9e9e9e", lw=0.6, ls=":")
+    if blocks.m <= 24:
+        ax.set_xticks([c * w + (w - 1) / 2 for c in range(blocks.m)], [f"c{c}" for c in range(blocks.m)],
+                      fontsize=7)
+    ax.set_xlabel("middle coordinate, grouped by code channel" +
+                  (" (+ and - copies)" if variant == "signed" else ""), fontsize=8)
+    s = step.sample
+    ax.set_title(f"sample {step.index}: x = {_pt(s.x)}, x* = {_pt(s.x_star)}, y = {_pt(s.y)}, "
+                 f"cell {step.cell}, alpha = {alpha:g}", fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
+    return _png(fig)
+
+
+def _pt(v) -> str:
+    v = list(v)
+    return ", ".join(f"{a:.3g}" for a in v[:3]) + (", ..." if len(v) > 3 else "")
