@@ -38,6 +38,14 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse only takes -3 and -0.5 as negative numbers; accept -1e-8 and -2.5E3 as values too
+        # (no option of ours looks like a number)
+        import re
+
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
     def error(self, message):  # one line, exit 2, no usage dump
         raise UsageError(message)
 
@@ -171,6 +179,15 @@ def _version() -> str:
     return f"universality {__version__}"
 
 
+def _memory_bytes(gib: float) -> int:
+    """--max-memory GiB as bytes: > 0, and capped (1e300 GiB would overflow int(float))."""
+    from .config import ConfigError
+
+    if not gib > 0:
+        raise ConfigError(f"max-memory must be > 0 GiB, got {gib}")
+    return max(1, int(min(gib * 2**30, float(2**62))))
+
+
 def _fail(message: str) -> int:
     print(f"verify-construction: error: {message}", file=sys.stderr)
     return 2
@@ -242,7 +259,7 @@ def _main(argv) -> int:
             N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
             variant=args.variant, layout=args.layout, relu_grad_at_zero=args.relu_grad_at_zero,
             samples=args.samples, seed=args.seed,
-            max_memory_bytes=None if args.max_memory is None else max(1, int(args.max_memory * 2**30)),
+            max_memory_bytes=None if args.max_memory is None else _memory_bytes(args.max_memory),
         )
         if args.export:
             check_target(args.export)

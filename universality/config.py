@@ -21,6 +21,9 @@ LOSSES = ("mse",)
 DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
+# Hostile-input guard: a grid of more than 2^48 cells per input can never fit in memory, and
+# computing J**dx for a huge dx would hang before the memory check could refuse it.
+MAX_CELL_BITS = 48
 MAX_SAMPLES = 100_000
 
 
@@ -129,6 +132,10 @@ class Config:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        for name, per_axis in (("J", self.J), ("L", self.L)):
+            if per_axis > 1 and self.dx * math.log2(per_axis) > MAX_CELL_BITS:
+                raise ConfigError(f"sizes too large: {name}^dx = {per_axis}^{self.dx} cells per input "
+                                  f"(more than 2^{MAX_CELL_BITS})")
         cells = self.cells_x * self.cells_star
         if self.layout == "paper" and self.N != cells + 2:
             raise ConfigError(

@@ -105,6 +105,32 @@ def compare(computed, claimed, tol: float, note: str = "") -> Check:
     return Check(computed, claimed, res, tol, Verdict.PASS if res <= tol else Verdict.FAIL, note)
 
 
+def compare_componentwise(computed, claimed, tol, note: str = "") -> Check:
+    """Like :func:`compare` but with one tolerance per entry (Higham's bound is componentwise).
+
+    A single max-norm tolerance lets an entry that is tiny next to the others (a label component
+    of 1e-8 beside one of 1e8) be wrong without notice; here each entry is held to its own
+    rounding bound. The reported tolerance is that of the entry closest to (or furthest over) it.
+    """
+    c = np.asarray(computed, dtype=float)
+    d = np.asarray(claimed, dtype=float)
+    t = np.broadcast_to(np.asarray(tol, dtype=float), d.shape) if d.shape else np.asarray(tol, dtype=float)
+    if c.shape != d.shape:
+        return Check(computed, claimed, math.inf, float(np.max(t)) if t.size else 0.0, Verdict.FAIL,
+                     f"shape mismatch {c.shape} vs {d.shape}")
+    diff = np.abs(c - d)
+    if diff.size and not np.all(np.isfinite(diff)):
+        return Check(computed, claimed, math.inf, float(np.max(t)), Verdict.FAIL, "non-finite values")
+    if not diff.size:
+        return Check(computed, claimed, 0.0, 0.0, Verdict.PASS, note)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, np.where(t > 0, diff / np.where(t > 0, t, 1.0), np.inf))
+    k = int(np.argmax(ratio))
+    ok = bool(np.all(diff <= t))
+    return Check(computed, claimed, float(diff.reshape(-1)[k]), float(t.reshape(-1)[k]),
+                 Verdict.PASS if ok else Verdict.FAIL, note)
+
+
 def decide_nonzero(value_abs: float, tol: float) -> Verdict:
     """Is a quantity nonzero? PASS above tol, FAIL at exactly 0, UNDECIDED in between."""
     if not math.isfinite(value_abs):
