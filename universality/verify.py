@@ -27,10 +27,15 @@ class Report:
     timings: dict = field(default_factory=dict)
     con: Construction | None = field(default=None, repr=False)
     universal: object = field(default=None, repr=False)  # universal.UniversalResult when a target ran
+    # exact backend (universality.symbolic): instance proofs + schematic proof; None when not run
+    symbolic: object | None = None
+    backend: str = "numeric"
+    backend_note: str = ""
 
     @property
     def passed(self) -> bool:
-        return all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+        return (all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+                and (self.symbolic is None or self.symbolic.passed))
 
     def claim(self, id: str) -> ClaimResult:
         return next(c for c in self.claims if c.id == id)
@@ -49,6 +54,8 @@ class Report:
             "passed": self.passed,
             "timings_s": self.timings,
             **({"universality": self.universal.as_dict()} if self.universal is not None else {}),
+            "backend": {"ran": self.backend, "note": self.backend_note},
+            "symbolic": None if self.symbolic is None else self.symbolic.as_dict(),
         }
 
 
@@ -100,19 +107,36 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
-           universal=None, **kwargs) -> Report:
+           universal=None, backend: str = "numeric", symbolic_budget: float | None = None,
+           symbolic_relu: str = "value", **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
 
     ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
     also run the universality claims for that target learning algorithm.
+    ``backend``: "numeric" (float64, default here), "symbolic" (exact SymPy proofs only), "both",
+    or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
+    ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
+    ``symbolic_relu``: "value" (the run's ReLU'(0) as an exact rational) or "symbol" (r = rho^2 > 0).
     """
     if cfg is None:
         cfg = Config(**kwargs)
+    from .symbolic.budget import DEFAULT_BUDGET_S, resolve_backend
+
+    budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
+    ran, backend_note = resolve_backend(cfg, backend, budget)
     t0 = time.perf_counter()
     con = build(Design.from_config(cfg))
     t1 = time.perf_counter()
     samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
-    claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+    claims = []
+    if ran != "symbolic":
+        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+    symbolic = None
+    if ran != "numeric":
+        from .symbolic.run import run_symbolic
+
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu)
+        backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
     t2 = time.perf_counter()
     findings = []
     if with_findings:
@@ -120,6 +144,8 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
     t3 = time.perf_counter()
     timings = {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)}
+    if symbolic is not None:
+        timings["symbolic"] = symbolic.timings
     uni = None
     if universal is not None:
         from .claims.universal import run_universal
@@ -129,7 +155,8 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         uclaims, uni = run_universal(cfg, con, opts)
         claims = claims + uclaims
         timings["universality"] = round(time.perf_counter() - t3, 4)
-    return Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni)
+    return Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
+                  symbolic=symbolic, backend=ran, backend_note=backend_note)
 
 
 @dataclass
