@@ -184,3 +184,13 @@ def test_exact_gradient_matches_numeric(loss, seed):
     exact = lo.grad(sp.Matrix([sp.Rational(repr(float(v))) for v in y]),
                     sp.Matrix([sp.Rational(repr(float(v))) for v in yhat]))
     np.testing.assert_allclose(np.array([float(v) for v in exact]), lo.grad(y, yhat), atol=1e-12)
+
+
+def test_exact_backend_is_mse_only():
+    """The exact backend's claims use MSE's label channel: auto falls back to numeric, both is refused."""
+    rep = verify(_cfg("ce", 2, N=4, J=2, L=1), backend="auto", with_findings=False)
+    assert rep.backend == "numeric" and "covers --loss mse" in rep.backend_note and rep.passed
+    with pytest.raises(ConfigError, match="covers --loss mse only"):
+        verify(_cfg("l1", N=4, J=2, L=1), backend="both", with_findings=False)
+    r = run_cli("--N", "4", "--J", "2", "--L", "1", "--loss", "huber", "--backend", "symbolic")
+    assert r.returncode == 2 and r.stdout == "" and "covers --loss mse only" in r.stderr

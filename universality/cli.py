@@ -35,6 +35,7 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --target cos          # one step reproduces f = y cos(2 pi (x* - x))
   verify-construction --N 6 --J 4 --L 4 --target mymod:f --sweep 2,4,8,16 --plot conv.png
   verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
+  verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
 """
 
 
@@ -158,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "pdf runs latexmk")
     out.add_argument("--force", action="store_true",
                      help="let --report replace the report files in a non-empty DIR")
+    sym = p.add_argument_group("exact verification")
+    sym.add_argument("--backend", choices=["auto", "numeric", "symbolic", "both"], default="auto",
+                     help="numeric (float64 with tolerances), symbolic (exact SymPy proofs: instance proofs "
+                          "and the schematic proof for every N), both, or auto (default): both when the "
+                          "symbolic run is predicted quick for the sizes, numeric otherwise; a one-line note "
+                          "says which ran")
+    sym.add_argument("--symbolic-budget", type=_real, default=None, metavar="SECONDS",
+                     help="wall-clock budget of the symbolic run (default 60): a run predicted to exceed it "
+                          "is refused, a run reaching it is cut with a note")
+    sym.add_argument("--symbolic-relu", action="store_true",
+                     help="in the exact run, make ReLU'(0) the symbol r = rho^2 > 0 (construction and backprop): "
+                          "proves the 1/r^i compensation for every r > 0 at once")
     p.add_argument("--version", action="version", version=_version())
     return p
 
@@ -263,6 +276,11 @@ def _main(argv) -> int:
         if args.export:
             check_target(args.export)
         universal = _universal_options(args, cfg)
+        from .symbolic.budget import DEFAULT_BUDGET_S
+        from .verify import resolve_backend_for_loss
+
+        budget = DEFAULT_BUDGET_S if args.symbolic_budget is None else args.symbolic_budget
+        resolve_backend_for_loss(cfg, args.backend, budget)
     except (ConfigError, ExportError) as exc:
         return _fail(str(exc))
     report_formats = None
@@ -286,7 +304,9 @@ def _main(argv) -> int:
 
     try:
         with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
-            report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal)
+            report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal,
+                            backend=args.backend, symbolic_budget=budget,
+                            symbolic_relu="symbol" if args.symbolic_relu else "value")
     except ConfigError as exc:  # e.g. a --target function that fails on some input
         return _fail(str(exc))
     if args.export:

@@ -71,7 +71,8 @@ def text(report, export_dir=None, file=None, report_dir=None) -> None:
         counts = ", ".join(f"{v} {k}" for k, v in c.counts.items() if v) or "-"
         t.add_row(c.id, c.paper_ref, f"[{_STYLE[c.verdict.value]}]{c.verdict.value}[/]", _g(c.residual),
                   _g(c.tolerance), counts)
-    console.print(t)
+    if report.claims:
+        console.print(t)
     notes = [(c.id, c.note) for c in report.claims if c.note and c.verdict.value != "PASS"]
     for cid, note in notes:
         console.print(f"  [bold]{cid}[/]: {note}")
@@ -88,17 +89,71 @@ def text(report, export_dir=None, file=None, report_dir=None) -> None:
         console.print(f)
     if getattr(report, "universal", None) is not None:
         universal_tables(console, report.universal)
+    symbolic_tables(console, report)
     if export_dir:
         console.print(f"exported construction.npz and construction.json to {export_dir}")
     if report_dir:
         console.print(f"report written to {report_dir}")
     n = len(report.claims)
     bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
+    sym = getattr(report, "symbolic", None)
+    if sym is not None:
+        console.print(f"Exact: {len(sym.claims)} claims on {sym.instances_done} of {sym.instances} instances and "
+                      f"{len(sym.schematic)} schematic steps, {'all PASS' if sym.passed else 'NOT all passed'}")
+        n += len(sym.claims) + len(sym.schematic) if not report.claims else 0
+        from types import SimpleNamespace
+
+        bad += [SimpleNamespace(id=f"exact {c.id}", verdict=c.verdict)
+                for c in list(sym.claims) + list(sym.schematic) if c.verdict.value in ("FAIL", "UNDECIDED")]
+        if sym.cut:
+            bad.append(SimpleNamespace(id="symbolic-run", verdict=SimpleNamespace(value="CUT")))
     if not bad:
-        console.print(f"[green]Result: all {n} claims PASS[/] (exit 0)")
+        exact = f" + exact {len(sym.claims)} claims, {len(sym.schematic)} steps" if sym is not None and report.claims else ""
+        console.print(f"[green]Result: all {n} claims PASS[/]{exact} (exit 0)")
     else:
         console.print(f"[bold red]Result: {len(bad)} of {n} claims not passed[/] "
                       f"({', '.join(c.id + ' ' + c.verdict.value for c in bad)}) (exit 1)")
+
+
+def symbolic_tables(console, report) -> None:
+    """The exact backend's results: instance proofs (same claim ids) and the schematic proof steps."""
+    from rich.markup import escape
+
+    note = getattr(report, "backend_note", "")
+    sym = getattr(report, "symbolic", None)
+    if note:
+        console.print(f"[dim]{escape(note)}[/]")
+    if sym is None:
+        return
+    relu = ", ReLU'(0) = rho^2 symbol" if getattr(sym, "relu", "value") == "symbol" else ""
+    t = Table(title=f"Exact (SymPy) proofs: {sym.instances_done} of {sym.instances} instances, alpha {sym.alpha}, "
+                    f"y {sym.y}{relu}", title_justify="left")
+    for col in ("claim", "verdict", "residual", "checked", "proof"):
+        t.add_column(col, no_wrap=col in ("claim", "verdict"))
+    for c in sym.claims:
+        counts = ", ".join(f"{v} {k}" for k, v in c.counts.items() if v) or "-"
+        if isinstance(c.computed, str):
+            shown = c.computed
+        elif isinstance(c.computed, dict):
+            shown = "; ".join(f"{k}: {v}" for k, v in c.computed.items())
+        else:
+            shown = c.note or "-"
+        t.add_row(c.id, f"[{_STYLE[c.verdict.value]}]{c.verdict.value}[/]",
+                  "0 (identity)" if c.verdict.value == "PASS" else _g(c.residual), counts, escape(shown[:90]))
+    console.print(t)
+    for c in sym.claims:
+        if c.verdict.value not in ("PASS", "SKIPPED") and c.note:
+            console.print(f"  [bold]{c.id}[/] (exact): {escape(c.note[:300])}")
+    if sym.schematic:
+        s = Table(title="Schematic proof for every N (block matrices, symbolic sizes)", title_justify="left")
+        for col in ("step", "verdict", "identity"):
+            s.add_column(col, no_wrap=col in ("step", "verdict"))
+        for step in sym.schematic:
+            s.add_row(step.id, f"[{_STYLE[step.verdict.value]}]{step.verdict.value}[/]", escape(step.statement))
+        console.print(s)
+        for step in sym.schematic:
+            if step.verdict.value != "PASS":
+                console.print(f"  [bold]{step.id}[/]: {escape(step.residual[:300])}")
 
 
 def universal_tables(console, uni) -> None:

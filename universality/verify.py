@@ -27,11 +27,16 @@ class Report:
     timings: dict = field(default_factory=dict)
     con: Construction | None = field(default=None, repr=False)
     universal: object = field(default=None, repr=False)  # universal.UniversalResult when a target ran
+    # exact backend (universality.symbolic): instance proofs + schematic proof; None when not run
+    symbolic: object | None = None
+    backend: str = "numeric"
+    backend_note: str = ""
     tasks: list = field(default_factory=list)  # the K-shot tasks checked (K > 1)
 
     @property
     def passed(self) -> bool:
-        return all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+        return (all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in self.claims)
+                and (self.symbolic is None or self.symbolic.passed))
 
     def claim(self, id: str) -> ClaimResult:
         return next(c for c in self.claims if c.id == id)
@@ -51,6 +56,8 @@ class Report:
             "passed": self.passed,
             "timings_s": self.timings,
             **({"universality": self.universal.as_dict()} if self.universal is not None else {}),
+            "backend": {"ran": self.backend, "note": self.backend_note},
+            "symbolic": None if self.symbolic is None else self.symbolic.as_dict(),
         }
 
 
@@ -111,22 +118,55 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
     return out
 
 
+def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) -> tuple[str, str]:
+    """symbolic.budget.resolve_backend, restricted to the losses the exact backend covers: its claims
+    use MSE's label channel (e_bar(y) = copies of y), so other losses run numerically ("auto") or are
+    refused with one line ("symbolic" / "both")."""
+    from .config import ConfigError
+    from .symbolic.budget import resolve_backend
+
+    if cfg.loss != "mse" and backend in ("symbolic", "both"):
+        raise ConfigError(f"--backend {backend} covers --loss mse only (its exact claims use MSE's label "
+                          f"channel); use --backend numeric or auto with --loss {cfg.loss}")
+    ran, note = resolve_backend(cfg, backend, budget_s)
+    if cfg.loss != "mse" and ran != "numeric":
+        return "numeric", f"backend: numeric only (the exact backend covers --loss mse; this run uses --loss {cfg.loss})"
+    return ran, note
+
+
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
-           universal=None, **kwargs) -> Report:
+           universal=None, backend: str = "numeric", symbolic_budget: float | None = None,
+           symbolic_relu: str = "value", **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
 
     ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
     also run the universality claims for that target learning algorithm.
+    ``backend``: "numeric" (float64, default here), "symbolic" (exact SymPy proofs only), "both",
+    or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
+    ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
+    ``symbolic_relu``: "value" (the run's ReLU'(0) as an exact rational) or "symbol" (r = rho^2 > 0).
     """
     if cfg is None:
         cfg = Config(**kwargs)
+    from .symbolic.budget import DEFAULT_BUDGET_S
+
+    budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
+    ran, backend_note = resolve_backend_for_loss(cfg, backend, budget)
     t0 = time.perf_counter()
     con = build(Design.from_config(cfg))
     t1 = time.perf_counter()
     samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
     tasks = (make_tasks(max(cfg.samples, 1), cfg.seed, cfg.K, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
              if cfg.K > 1 else None)
-    claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress, tasks=tasks)
+    claims = []
+    if ran != "symbolic":
+        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress, tasks=tasks)
+    symbolic = None
+    if ran != "numeric":
+        from .symbolic.run import run_symbolic
+
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu)
+        backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
     t2 = time.perf_counter()
     findings = []
     if with_findings:
@@ -134,6 +174,8 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
     t3 = time.perf_counter()
     timings = {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)}
+    if symbolic is not None:
+        timings["symbolic"] = symbolic.timings
     uni = None
     if universal is not None:
         from .claims.universal import run_universal
@@ -143,7 +185,8 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         uclaims, uni = run_universal(cfg, con, opts)
         claims = claims + uclaims
         timings["universality"] = round(time.perf_counter() - t3, 4)
-    report = Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni)
+    report = Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
+                    symbolic=symbolic, backend=ran, backend_note=backend_note)
     report.tasks = tasks or []
     return report
 

@@ -51,7 +51,7 @@ class ExactField:
             return sp.Rational(q.numerator, q.denominator)
         if isinstance(q, float):
             # the decimal the user typed (0.1 -> 1/10), not the binary float's expansion
-            return sp.Rational(repr(q))
+            return sp.Rational(repr(float(q)))  # float(): NumPy 2 reprs np.float64 as "np.float64(...)"
         return sp.Integer(q)
 
     def sqrt(self, x):
