@@ -169,7 +169,9 @@ def test_report_includes_symbolic_results():
     rep = verify(small(), backend="both", with_findings=False)
     d = rep.as_dict()
     assert d["backend"]["ran"] == "both" and d["symbolic"]["passed"] is True
-    assert [c["id"] for c in d["symbolic"]["claims"]] == [c["id"] for c in d["claims"]]
+    # loss-recovers-label is exact on its own (SymPy in claims/loss_claims.py), not an instance claim
+    assert [c["id"] for c in d["symbolic"]["claims"]] == [c["id"] for c in d["claims"]
+                                                           if c["id"] != "loss-recovers-label"]
     assert all(s["id"].startswith("schematic-") for s in d["symbolic"]["schematic"])
     assert rep.passed
 

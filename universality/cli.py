@@ -14,9 +14,12 @@ EPILOG = """\
 claims (each computed by running the network; see README):
   grad-rank-one, update-blocks, second-order-zero, post-update-eq3, z-star-is-minus-alpha-v,
   kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer
+  loss-recovers-label (Sec. 6, every loss); with --K > 1 also kshot-eq, permutation-invariant,
+  kshot-decodes (Sec. 5)
   with --target: universal-exact-on-grid, universal-converges
 findings (known gaps of the paper, each demonstrated live on these sizes):
-  relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl
+  relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl,
+  kshot-coincident-bins, kshot-balanced-ce, kshot-mse-null-space, kshot-mixed-signs
 
 exit status: 0 every claim passes; 1 a claim fails or is undecided; 2 bad input.
 
@@ -26,6 +29,9 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
   verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
   verify-construction --N 6 --J 4 --L 4 --json --export out/
+  verify-construction --N 6 --J 4 --L 4 --loss ce --dy 3    # softmax CE, one-hot labels (C = dy)
+  verify-construction --N 6 --J 4 --L 4 --loss l1           # L1 loses the label: exit 1
+  verify-construction --N 6 --J 4 --L 4 --K 3               # 3-shot step, K-shot claims
   verify-construction --N 6 --J 4 --L 4 --target cos          # one step reproduces f = y cos(2 pi (x* - x))
   verify-construction --N 6 --J 4 --L 4 --target mymod:f --sweep 2,4,8,16 --plot conv.png
   verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
@@ -104,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     con.add_argument("--relu-grad-at-zero", type=_real, default=1.0, metavar="R",
                      help="ReLU'(0) used by backprop, >= 0 (default 1). r > 0 is compensated exactly "
                           "(A_i / r^i); 0 (PyTorch/TensorFlow/JAX) shows the collapse")
+    con.add_argument("--loss", choices=["mse", "ce", "l1", "hinge", "huber"], default="mse",
+                     help="inner loss: mse (default, Thm 6.1), ce (softmax cross-entropy on the simplex, "
+                          "C = dy classes, Thm 6.2), or l1 / hinge / huber (the paper's negative cases)")
+    con.add_argument("--K", type=_int, default=1, metavar="K",
+                     help="shots per task, >= 1 (default 1). K > 1 also runs real K-shot steps "
+                          "theta' = theta - alpha (1/K) sum_k grad l_k and the K-shot claims")
     run = p.add_argument_group("run")
     run.add_argument("--samples", type=_int, default=16, metavar="S",
                      help="random (x, x*, y) triples to check, >= 0 (default 16); 7 corner cases are "
@@ -258,16 +270,17 @@ def _main(argv) -> int:
         cfg = Config(
             N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
             variant=args.variant, layout=args.layout, relu_grad_at_zero=args.relu_grad_at_zero,
-            samples=args.samples, seed=args.seed,
+            samples=args.samples, seed=args.seed, loss=args.loss, K=args.K,
             max_memory_bytes=None if args.max_memory is None else _memory_bytes(args.max_memory),
         )
         if args.export:
             check_target(args.export)
         universal = _universal_options(args, cfg)
-        from .symbolic.budget import DEFAULT_BUDGET_S, resolve_backend
+        from .symbolic.budget import DEFAULT_BUDGET_S
+        from .verify import resolve_backend_for_loss
 
         budget = DEFAULT_BUDGET_S if args.symbolic_budget is None else args.symbolic_budget
-        resolve_backend(cfg, args.backend, budget)
+        resolve_backend_for_loss(cfg, args.backend, budget)
     except (ConfigError, ExportError) as exc:
         return _fail(str(exc))
     report_formats = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 VARIANTS = ("signed", "paper")
 LAYOUTS = ("auto", "paper", "compact")
-LOSSES = ("mse",)
+LOSSES = ("mse", "ce", "l1", "hinge", "huber")
 
 # Dense float64 arrays of shape N x D x D that a numeric run keeps alive at once: the weights
 # and their absolute values, one sample's gradients, the updated weights and their absolute
@@ -25,6 +25,7 @@ FALLBACK_MEMORY_BYTES = 8 * 2**30
 # computing J**dx for a huge dx would hang before the memory check could refuse it.
 MAX_CELL_BITS = 48
 MAX_SAMPLES = 100_000
+MAX_SHOT_STEPS = 1_000_000  # K * samples: forward+backward passes the K-shot claims run (times 3)
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,7 @@ class Config:
     samples: int = 16
     seed: int = 0
     max_memory_bytes: int | None = field(default=None, compare=False)
+    K: int = 1  # shots per task: the K-shot step averages K per-example gradients (paper Sec. 5)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -132,6 +134,17 @@ class Config:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.loss == "ce" and self.dy < 2:
+            raise ConfigError(
+                f"loss ce needs dy = C >= 2 classes (labels on the simplex; with C = 1 the gradient "
+                f"is always 0), got dy = {self.dy}; use --dy C"
+            )
+        set_(self, "K", _int("K", self.K, 1))
+        if self.K > 1 and self.K * max(self.samples, 1) > MAX_SHOT_STEPS:
+            raise ConfigError(
+                f"K * samples must be <= {MAX_SHOT_STEPS:,} (each task runs K forward and backward passes, "
+                f"three times), got K = {self.K:,}, samples = {self.samples:,}"
+            )
         for name, per_axis in (("J", self.J), ("L", self.L)):
             if per_axis > 1 and self.dx * math.log2(per_axis) > MAX_CELL_BITS:
                 raise ConfigError(f"sizes too large: {name}^dx = {per_axis}^{self.dx} cells per input "

@@ -48,7 +48,7 @@ def decode(con, zbar: np.ndarray, alpha: float) -> Decoded:
     resid2 = float(np.sum(U * U)) - np.sum(proj * proj, axis=1) / safe
     resid2 = np.where(norms2 > 0, resid2, np.sum(U * U))
     best = int(np.argmin(resid2))
-    y = proj[best] / safe[best]
+    y = con.loss.label_from_code(proj[best] / safe[best])  # MSE: the code itself; CE: + 1/C
     return Decoded(best // b.cells_star, best % b.cells_star, y, float(np.sqrt(max(resid2[best], 0.0))),
                    separation_margin(Wc, best))
 

@@ -309,3 +309,85 @@ class NetHead:
         dz = tape.Wg.T @ dg
         dz[m.mid] += ds + dzbar[0]
         return dz, np.outer(dg, tape.z), gmax
+
+
+@dataclass
+class KShotResult:
+    """One real K-shot MAML step: theta' = theta - alpha (1/K) sum_k grad l(y_k, f(x_k; theta))."""
+
+    xs: list
+    ys: list  # list of (dy,) arrays
+    x_star: object
+    alpha: float
+    r: float
+    K: int
+    errors: list  # dl_k/dz for each example (D,)
+    branches: list  # the multiplexer branch at each x_k before the step
+    grads: np.ndarray  # (1/K) sum_k dl_k/dW_i, (N, D, D)
+    g_theta_b: float  # (1/K) sum_k dl_k/dtheta_b
+    g_feature: np.ndarray  # (1/K) sum_k dl_k/dphi: what reaches theta_ft (top block) and theta_b
+    g_Wg: np.ndarray
+    W_post: np.ndarray
+    theta_b_post: float
+    Wg_post: np.ndarray
+    phi_star_post: np.ndarray
+    fwd_star_post: Forward
+    out_star_post: HeadOutput
+
+    @property
+    def z_star(self) -> np.ndarray:
+        return self.fwd_star_post.z
+
+
+def k_shot_step(con, xs, ys, x_star, *, r: float | None = None, alpha: float | None = None,
+                h_post: Callable | None = None) -> KShotResult:
+    """Run the network at every x_k, backprop each example's real loss gradient (``loss.grad``),
+    average the K gradients, take one step, then run the updated network at x*.
+
+    With K = 1 this takes exactly the step of :func:`one_step`.
+    """
+    d = con.design
+    r = d.relu_grad_at_zero if r is None else float(r)
+    alpha = d.alpha if alpha is None else float(alpha)
+    xs = list(xs)
+    ys = [np.asarray(y, dtype=float).reshape(-1) for y in ys]
+    if len(xs) != len(ys) or not xs:
+        raise ValueError(f"k_shot_step needs K >= 1 pairs, got {len(xs)} inputs and {len(ys)} labels")
+    K = len(xs)
+    b = con.blocks
+    W, Wg, theta_b = con.W, con.Wg, float(con.theta_b)
+    loss = con.loss
+    gsum = np.zeros_like(W)
+    gphi = np.zeros(b.D)
+    gWg = np.zeros_like(Wg)
+    errors, branches = [], []
+    for x, y in zip(xs, ys):
+        fwd = forward(W, con.phi(x, theta_b))
+        out = head(fwd.z, Wg, b.mid, h_post)
+        branches.append(out.branch)
+        if out.branch == "g_pre":
+            gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
+            e = Wg.T @ gy
+            gWg += np.outer(gy, fwd.z)
+        else:  # gate already open: h_post is held fixed, no error reaches z (as in one_step)
+            e = np.zeros(b.D)
+        errors.append(e)
+        g, gp = backward(W, fwd, e, r)
+        gsum += g
+        gphi += gp
+    grads = gsum
+    grads /= K  # in place: no extra N x D x D copy
+    gphi /= K
+    gWg /= K
+    g_theta_b = float(gphi[b.bottom])
+    W_post = W - alpha * grads
+    theta_b_post = theta_b - alpha * g_theta_b
+    Wg_post = Wg - alpha * gWg
+    phi_star_post = con.phi(x_star, theta_b_post)
+    fwd_star_post = forward(W_post, phi_star_post)
+    out_star_post = head(fwd_star_post.z, Wg_post, b.mid, h_post)
+    return KShotResult(xs=xs, ys=ys, x_star=x_star, alpha=alpha, r=r, K=K, errors=errors,
+                       branches=branches, grads=grads, g_theta_b=g_theta_b, g_feature=gphi,
+                       g_Wg=gWg, W_post=W_post, theta_b_post=theta_b_post, Wg_post=Wg_post,
+                       phi_star_post=phi_star_post, fwd_star_post=fwd_star_post,
+                       out_star_post=out_star_post)

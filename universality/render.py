@@ -48,7 +48,8 @@ def construction_lines(report) -> list[str]:
         f"(top {ch['top']} | middle {ch['middle']} | bottom {ch['bottom']}), {c['m']} code channels",
         f"layout: {c['layout']} ({why}): {c['layout_description']}",
         f"variant {c['variant']}, eps = {c['eps']:g}, alpha = {c['alpha']:g}, ReLU'(0) = {c['relu_grad_at_zero']:g}, "
-        f"loss {c['loss']}; {c['parameters']:,} parameters",
+        f"loss {c['loss']}" + (f", K = {c['K']} shots" if c.get("K", 1) > 1 else "") +
+        f"; {c['parameters']:,} parameters",
         f"checked on {len(report.samples)} (x, x*, y) triples: {c['samples']} random (seed {c['seed']}) + "
         f"{len(report.samples) - c['samples']} corner cases",
     ]
@@ -75,6 +76,10 @@ def text(report, export_dir=None, file=None, report_dir=None) -> None:
     notes = [(c.id, c.note) for c in report.claims if c.note and c.verdict.value != "PASS"]
     for cid, note in notes:
         console.print(f"  [bold]{cid}[/]: {note}")
+    loss_note = next((c for c in report.claims if c.id == "loss-recovers-label" and c.verdict.value == "PASS"
+                      and c.note), None)
+    if loss_note is not None:  # e.g. CE: singular on R^C, injective only on the simplex
+        console.print(f"  [bold]loss-recovers-label[/]: {loss_note.note}")
     if report.findings:
         f = Table(title="Findings: known gaps of the paper, demonstrated live", title_justify="left")
         for col in ("finding", "paper", "shown", "counterexample"):

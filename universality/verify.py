@@ -13,8 +13,8 @@ from .claims.base import Check, run_finding
 from .config import Config
 from .construction.codes import LAYOUT_DESCRIPTIONS
 from .construction.network import Construction, Design, build
-from .execution import one_step
-from .samples import Sample, make_samples
+from .execution import k_shot_step, one_step
+from .samples import Sample, Task, make_samples, make_tasks
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Report:
     symbolic: object | None = None
     backend: str = "numeric"
     backend_note: str = ""
+    tasks: list = field(default_factory=list)  # the K-shot tasks checked (K > 1)
 
     @property
     def passed(self) -> bool:
@@ -51,6 +52,7 @@ class Report:
             "samples": [s.as_dict() for s in self.samples],
             "claims": [c.as_dict() for c in self.claims],
             "findings": [f.as_dict() for f in self.findings],
+            "tasks": [t.as_dict() for t in self.tasks],
             "passed": self.passed,
             "timings_s": self.timings,
             **({"universality": self.universal.as_dict()} if self.universal is not None else {}),
@@ -70,14 +72,19 @@ def summary(cfg: Config, con: Construction) -> dict:
         "relu_grad_at_zero": d.relu_grad_at_zero, "loss": d.loss,
         "parameters": cfg.parameter_count, "samples": cfg.samples, "seed": cfg.seed,
         "memory_estimate_bytes": cfg.memory_estimate_bytes(),
+        "K": cfg.K,
     }
 
 
 def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
-                 progress: Callable[[int, int], None] | None = None, h_post=None) -> list[ClaimResult]:
-    """Run every (selected) claim: construction-level once, sample-level on every sample's real step."""
+                 progress: Callable[[int, int], None] | None = None, h_post=None,
+                 tasks: list[Task] | None = None) -> list[ClaimResult]:
+    """Run every (selected) claim: construction-level once, sample-level on every sample's real step,
+    task-level (K-shot, scope "task") on every task's real K-shot step. Task-level claims are selected
+    only when ``tasks`` is given (verify passes them when K > 1)."""
     ctx = Context(con)
-    specs = [s for s in CLAIMS.values() if claim_ids is None or s.id in claim_ids]
+    specs = [s for s in CLAIMS.values() if (claim_ids is None or s.id in claim_ids)
+             and (s.scope != "task" or tasks)]
     per: dict[str, list] = {s.id: [] for s in specs}
     skipped: dict[str, str] = {}
     for spec in specs:
@@ -97,6 +104,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             ctx.cache.pop("abs_post_of", None)
         if progress:
             progress(n + 1, len(samples))
+    task_specs = [s for s in specs if s.scope == "task" and s.id not in skipped]
+    for n, t in enumerate((tasks or []) if task_specs else []):
+        kst = k_shot_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
+        for spec in task_specs:
+            per[spec.id].append(({"task": n, **t.as_dict()}, spec.func(ctx, t, kst)))
     out = []
     for spec in specs:
         if spec.id in skipped:
@@ -104,6 +116,22 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
         else:
             out.append(aggregate(spec, per[spec.id]))
     return out
+
+
+def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) -> tuple[str, str]:
+    """symbolic.budget.resolve_backend, restricted to the losses the exact backend covers: its claims
+    use MSE's label channel (e_bar(y) = copies of y), so other losses run numerically ("auto") or are
+    refused with one line ("symbolic" / "both")."""
+    from .config import ConfigError
+    from .symbolic.budget import resolve_backend
+
+    if cfg.loss != "mse" and backend in ("symbolic", "both"):
+        raise ConfigError(f"--backend {backend} covers --loss mse only (its exact claims use MSE's label "
+                          f"channel); use --backend numeric or auto with --loss {cfg.loss}")
+    ran, note = resolve_backend(cfg, backend, budget_s)
+    if cfg.loss != "mse" and ran != "numeric":
+        return "numeric", f"backend: numeric only (the exact backend covers --loss mse; this run uses --loss {cfg.loss})"
+    return ran, note
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
@@ -120,17 +148,19 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     """
     if cfg is None:
         cfg = Config(**kwargs)
-    from .symbolic.budget import DEFAULT_BUDGET_S, resolve_backend
+    from .symbolic.budget import DEFAULT_BUDGET_S
 
     budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
-    ran, backend_note = resolve_backend(cfg, backend, budget)
+    ran, backend_note = resolve_backend_for_loss(cfg, backend, budget)
     t0 = time.perf_counter()
     con = build(Design.from_config(cfg))
     t1 = time.perf_counter()
-    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
+    tasks = (make_tasks(max(cfg.samples, 1), cfg.seed, cfg.K, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
+             if cfg.K > 1 else None)
     claims = []
     if ran != "symbolic":
-        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress)
+        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress, tasks=tasks)
     symbolic = None
     if ran != "numeric":
         from .symbolic.run import run_symbolic
@@ -155,8 +185,10 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
         uclaims, uni = run_universal(cfg, con, opts)
         claims = claims + uclaims
         timings["universality"] = round(time.perf_counter() - t3, 4)
-    return Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
-                  symbolic=symbolic, backend=ran, backend_note=backend_note)
+    report = Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
+                    symbolic=symbolic, backend=ran, backend_note=backend_note)
+    report.tasks = tasks or []
+    return report
 
 
 @dataclass

@@ -21,11 +21,15 @@ FINDING_MEMORY_BYTES = 1 * 2**30
 
 def _reference(ctx, samples):
     """The first random sample with a label of ordinary size, else a fixed triple."""
+    simplex = ctx.con.loss.domain == "simplex"
     for s in samples:
-        if s.kind == "random" and np.all((np.abs(s.y) >= 0.5) & (np.abs(s.y) <= 5.0)):
+        if simplex:  # CE: a label whose centred code is of ordinary size (not the uniform label)
+            if s.kind == "random" and np.max(np.abs(ctx.con.loss.label_code(s.y))) >= 0.25:
+                return s.x, s.x_star, np.asarray(s.y, dtype=float)
+        elif s.kind == "random" and np.all((np.abs(s.y) >= 0.5) & (np.abs(s.y) <= 5.0)):
             return s.x, s.x_star, np.asarray(s.y, dtype=float)
     dx, dy = ctx.design.dx, ctx.design.dy
-    return (0.3,) * dx, (0.7,) * dx, np.full(dy, 1.5)
+    return (0.3,) * dx, (0.7,) * dx, (np.eye(dy)[0] if simplex else np.full(dy, 1.5))
 
 
 def _isolated(ctx):
@@ -97,6 +101,9 @@ def relu_grad_at_zero(ctx, samples) -> Finding:
 def sign_of_y(ctx, samples) -> Finding:
     x, xs, y = _reference(ctx, samples)
     d = _isolated(ctx)
+    if ctx.con.loss.domain == "simplex":  # a property of the variant: shown with MSE's real labels
+        d = d.with_(loss="mse")
+        y = np.abs(np.asarray(y, dtype=float)) + 0.5
     alpha = d.alpha
     con_p = ctx.con if d == ctx.design and d.variant == "paper" else build(d.with_(variant="paper"))
     y_bad = np.sign(alpha) * np.abs(y)
@@ -166,7 +173,7 @@ def zero_label(ctx, samples) -> Finding:
     x, xs, _ = _reference(ctx, samples)
     x2 = cell_center((con.bin_x(x) + 1) % con.blocks.cells_x, d.J, d.dx)
     xs2 = cell_center((con.bin_star(xs) + 1) % con.blocks.cells_star, d.L, d.dx)
-    y0 = np.zeros(d.dy)
+    y0 = con.loss.zero_gradient_label(d.dy)  # MSE: 0; CE: the uniform label 1/C
     st1 = one_step(con, x, y0, xs)
     st2 = one_step(con, x2, y0, xs2)
     out1, out2 = st1.out_star_post, st2.out_star_post
@@ -175,9 +182,8 @@ def zero_label(ctx, samples) -> Finding:
     ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": max_abs(st1.grads),
           "theta_b_post": st1.theta_b_post, "outputs": [out1.yhat, out2.yhat],
           "branch_after": out1.branch}
-    if d.dy >= 2:
-        y_null = np.zeros(d.dy)
-        y_null[0], y_null[1] = 1.0, -1.0
+    y_null = con.loss.e_check_null_label(d.dy)  # MSE: (1, -1, 0, ...); None where there is none
+    if y_null is not None:
         st3 = one_step(con, x, y_null, xs)
         ce["nonzero_label_in_kernel_of_e_check"] = {"y": y_null, "theta_b_post": st3.theta_b_post}
         demonstrated = demonstrated and st3.theta_b_post == 0
@@ -185,7 +191,7 @@ def zero_label(ctx, samples) -> Finding:
         "With MSE at yhat = 0 the error is -y: for y = 0 nothing moves, theta_b' = 0, the switch does not "
         "flip and the post-step output is the same for every (x, x*). More generally theta_b' is "
         "proportional to e_check(y) = sum(y), so any label with sum 0 leaves the switch off.",
-        f"y = 0: max|grad| = {max_abs(st1.grads):.3g}, theta_b' = {st1.theta_b_post:.3g}, the same "
+        f"y = {_fmt(y0)}: max|grad| = {max_abs(st1.grads):.3g}, theta_b' = {st1.theta_b_post:.3g}, the same "
         f"output {_fmt(out1.yhat)} for two different (x, x*)")
 
 
@@ -215,6 +221,8 @@ def depth_jl(ctx, samples) -> Finding:
     x, xs = cell_center(j, J, d.dx), cell_center(l, L, d.dx)
     y1 = _kept_sign(d.alpha, np.full(d.dy, 1.0))
     y2 = _kept_sign(d.alpha, np.full(d.dy, 2.5))
+    if short.loss.domain == "simplex":  # CE: two different one-hot labels
+        y1, y2 = np.eye(d.dy)[0], np.eye(d.dy)[1]
     s1, s2 = one_step(short, x, y1, xs), one_step(short, x, y2, xs)
     z1, z2 = s1.z_star[b.mid], s2.z_star[b.mid]
     full = build(d.with_(N=cells + 2, J=J, L=L, layout="paper"))

@@ -236,8 +236,16 @@ def v_decodes(ctx, s, st) -> Check:
     if signal <= ztol:
         return Check(computed, claimed, res, ytol, Verdict.UNDECIDED,
                      f"separation {signal:.3g} below rounding {ztol:.3g}")
-    return Check(computed, claimed, res, ytol, Verdict.PASS if res <= ytol else Verdict.FAIL,
+    if res > ytol:
+        return Check(computed, claimed, res, ytol, Verdict.FAIL,
+                     f"right cell, but the decoded label {_short(dec.y)} is not y = {_short(y)}")
+    return Check(computed, claimed, res, ytol, Verdict.PASS,
                  f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}")
+
+
+def _short(v) -> str:
+    v = np.asarray(v, dtype=float).reshape(-1)
+    return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
 @claim("boundary",
@@ -368,6 +376,10 @@ def error_at_z(con, z: np.ndarray, y) -> np.ndarray:
        method="the error at z executed through g_pre and the loss for y, a second label, their "
               "combination, 0 and the unit labels; theta_b' from the real step")
 def e_linear(ctx, s, st) -> Check:
+    if ctx.con.loss.domain == "simplex":  # CE: linear on the simplex only (claims/loss_claims.py)
+        from .loss_claims import simplex_e_linear
+
+        return simplex_e_linear(ctx, s, st)
     con, b = ctx.con, ctx.blocks
     z = st.fwd_x.z
     y1 = np.asarray(s.y, dtype=float)

@@ -8,7 +8,8 @@ Pure builders, no execution. From the chosen A_i (output side) and B_i (input si
 * wcheck_i = 1; W_i = blockdiag(Wtilde_i, Wbar_i, wcheck_i), a full D x D matrix;
 * W_g = [0, Wbar_g, wcheck_g] with Wbar_g = [+/-Lambda^{-T} ...] and wcheck_g = Lambda^{-T} 1, so
   that the error at z is [0; e_bar(y); e_check(y)], e_bar(y) = m copies of [y; -y] (signed) or [y]
-  (paper), e_check(y) = sum(y).
+  (paper), e_check(y) = sum(y). (MSE; other losses supply their own (H, u) = (Lambda^{-T}, wcheck_g)
+  through ``loss.head``, see losses.py.)
 
 The factor 1/r^i compensates the ReLU'(0) = r convention exactly: every middle unit sits at the
 kink before the step, so backprop scales term i by r^i. r = 0 cannot be compensated (A_i is left
@@ -114,15 +115,16 @@ class Construction:
         return out
 
     def e_bar(self, y):
-        """The chosen label map of the middle channel: m copies of [y; -y] (signed) or [y]."""
-        y = np.asarray(y, dtype=float).reshape(-1)
+        """The chosen label map of the middle channel: m copies of [u; -u] (signed) or [u], with
+        u = the loss's label code (MSE: u = y; CE: y - mean(y); see losses.py)."""
+        y = self.loss.label_code(y)
         b = self.blocks
         unit = np.concatenate([y, -y]) if b.s == 2 else y
         return np.tile(unit, b.m)
 
     def e_check(self, y) -> float:
-        """The chosen bottom label map: sum(y)."""
-        return float(np.sum(y))
+        """The chosen bottom label map: sum(y) for MSE (the loss's closed form in general)."""
+        return self.loss.e_check(y)
 
     def code_vector(self, j: int, l: int):
         """c(j, l) in R^m (numeric)."""
@@ -198,20 +200,20 @@ def build(design: Design | Config, field=NUMERIC) -> Construction:
             Wk[b.bottom, b.bottom] = one
 
     # output head g_pre: W_g = [0, Wbar_g, wcheck_g]
+    # (H, u) from the loss: e_bar's unit is H^T grad l(y, 0), e_check(y) = u^T grad l(y, 0)
+    # (MSE: H = -I, u = -1, the Lambda^{-T} recipe; see losses.py for CE and the others)
     loss = get_loss(design.loss)
-    LinvT = loss.inverse_transpose_at_zero(design.dy, f)
+    H, u = loss.head(design.dy, f)
     Wg = f.zeros(design.dy, b.D)
     for c in range(b.m):
         for sgn in range(b.s):
             sign = 1 if sgn == 0 else -1
             start = dt + b.mid_local(c, sgn, 0)
-            Wg[:, start:start + design.dy] = sign * LinvT
-    ones = np.ones((design.dy, 1)) if f.name == "numeric" else f.sp.ones(design.dy, 1)
-    col = LinvT @ ones if f.name == "numeric" else LinvT * ones
+            Wg[:, start:start + design.dy] = sign * H
     if f.name == "numeric":
-        Wg[:, b.bottom] = col[:, 0]
+        Wg[:, b.bottom] = np.asarray(u, dtype=float).reshape(-1)
     else:
-        Wg[:, b.bottom] = col
+        Wg[:, b.bottom] = u
 
     return Construction(design=design, blocks=b, field=f, W=W, Wg=Wg, theta_b=zero,
                         codes=codes, A=A, A_built=A_built, G=G)

@@ -1,0 +1,262 @@
+"""Section 6: does the loss's gradient at yhat = 0 carry the label? (Theorems 6.1, 6.2, negative cases)
+
+``loss-recovers-label`` is checked twice, independently:
+
+* by execution: the error reaching z at the pre-update point, computed through the real forward
+  pass, the real g_pre head W_g and the loss's real gradient (``loss.grad``), for many labels of the
+  loss's domain: linear on the domain, injective on the domain, and a search for two different
+  labels with the same error. A collision is then replayed as two real one-shot steps, which give
+  the same post-update network (the live counterexample).
+* symbolically: exact SymPy derivatives of the loss formula at yhat = 0 (Theorem 6.1: MSE gives
+  -y, linear and invertible; Theorem 6.2: softmax CE gives 1/C - y, affine on R^C, equal on the
+  simplex to ((1/C) 1 1^T - I) y whose matrix is singular; L1, hinge, Huber: exact collisions).
+  SymPy's tri-state answers None -> UNDECIDED.
+
+The label domain is the loss's (``loss.domain``): R^dy, or the probability simplex for CE, where
+"invertible" in Theorem 6.2 can only mean injective on the simplex.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from ..execution import forward, one_step
+from .base import Check, Verdict, claim, decide_nonzero, max_abs, worst
+from .one_step import error_at_z
+
+# Probe values for the collision search along one label component (real-label losses).
+PROBES = (0.05, 0.5, 1.0, 1.5, 2.0, 3.0, 7.0)
+SYMBOLIC_MAX_DIM = 3  # the exact check uses min(dy, this) label components (cost grows fast)
+
+
+def _E(con, z, y) -> np.ndarray:
+    """[e_bar; e_check] executed at the pre-update point for label y."""
+    b = con.blocks
+    e = error_at_z(con, z, y)
+    return np.concatenate([e[b.mid], [e[b.bottom]]])
+
+
+def _probe_labels(loss, dy: int) -> list[np.ndarray]:
+    if loss.domain == "simplex":
+        eye = np.eye(dy)
+        out = [eye[c] for c in range(dy)]
+        out += [0.5 * eye[0] + 0.5 * eye[1], 0.25 * eye[0] + 0.75 * eye[dy - 1], 0.9 * eye[1] + 0.1 * eye[0]]
+        return out
+    base = np.full(dy, 0.3)
+    out = []
+    for v in PROBES:
+        for s in (1.0, -1.0):
+            y = base.copy()
+            y[0] = s * v
+            out.append(y)
+    return out
+
+
+def execute_gradient_map(con, z) -> dict:
+    """Linearity, injectivity and collisions of the executed label map, on the loss's domain."""
+    loss, dy = con.loss, con.design.dy
+    eye = np.eye(dy)
+    cols = np.column_stack([_E(con, z, eye[d]) for d in range(dy)])  # images of the unit labels
+    probes = _probe_labels(loss, dy)
+    images = [_E(con, z, y) for y in probes]
+    mag = max(max_abs(im) for im in images + [cols])
+    out: dict = {}
+    if loss.domain == "simplex":
+        # linear on the simplex: E(y) = M y with M the images of the vertices
+        lin = max(max_abs(im - cols @ y) for im, y in zip(images, probes))
+        # injective on the simplex: M on the sum-zero directions
+        V = np.linalg.svd(np.ones((1, dy)))[2][1:].T  # orthonormal basis of {1^T d = 0}
+        smin = float(np.linalg.svd(cols[:-1] @ V, compute_uv=False).min())
+        s_all = float(np.linalg.svd(cols[:-1], compute_uv=False).min())
+        # off the simplex: y and y + 1 (the kernel direction) give the same error
+        off = (eye[0], eye[0] + 1.0)
+        out.update(linearity_residual_on_simplex=lin, min_singular_on_simplex=smin,
+                   value_at_y_0=max_abs(_E(con, z, np.zeros(dy))),
+                   min_singular_on_R_C=s_all,
+                   off_simplex_pair=[off[0], off[1]],
+                   off_simplex_pair_error_difference=max_abs(_E(con, z, off[0]) - _E(con, z, off[1])))
+    else:
+        y1, y2 = probes[3], probes[8]
+        ca, cb = 0.75, -1.25
+        lin = max(max_abs(_E(con, z, ca * y1 + cb * y2) - ca * _E(con, z, y1) - cb * _E(con, z, y2)),
+                  max_abs(_E(con, z, np.zeros(dy))))
+        smin = float(np.linalg.svd(cols[:-1], compute_uv=False).min())
+        out.update(linearity_residual=lin, min_singular_value=smin)
+    collision = None
+    for i in range(len(probes)):
+        for j in range(i + 1, len(probes)):
+            if not np.array_equal(probes[i], probes[j]) and np.array_equal(images[i], images[j]):
+                collision = (probes[i], probes[j])
+                break
+        if collision:
+            break
+    out["collision"] = collision
+    out["magnitude"] = mag
+    out["linear"] = lin
+    out["smin"] = smin
+    return out
+
+
+def symbolic_gradient_map(loss, dy: int) -> dict:
+    """Exact SymPy gradient of the loss at yhat = 0 and what it says about linearity/invertibility."""
+    return dict(_symbolic(loss, min(dy, SYMBOLIC_MAX_DIM)))
+
+
+@functools.lru_cache(maxsize=None)
+def _symbolic(loss, C: int) -> dict:
+    import sympy as sp
+
+    ys = sp.symbols(f"y0:{C}", real=True)
+    yh = sp.symbols(f"yh0:{C}", real=True)
+    ell = loss.sympy_value(list(ys), list(yh))
+    g = sp.Matrix([sp.diff(ell, v) for v in yh]).subs({v: 0 for v in yh})
+    g = sp.simplify(g)
+    out = {"dims": C, "grad_at_0": str(list(g))}
+    if loss.domain == "simplex":
+        J = g.jacobian(ys)
+        g0 = g.subs({v: 0 for v in ys})
+        const = not any(J.has(v) for v in ys)
+        linear_on_R = bool(const and g0 == sp.zeros(C, 1))
+        ones = sp.ones(C, 1)
+        # the textbook form softmax(0) - y = 1/C - y is affine; it agrees with g on sum(y) = 1
+        textbook = sp.Matrix([sp.Rational(1, C) - v for v in ys])
+        agrees = sp.simplify((g - textbook).subs(ys[-1], 1 - sum(ys[:-1]))) == sp.zeros(C, 1)
+        det = sp.simplify(J.det())
+        V = sp.Matrix([[1 if r == c else (-1 if r == c + 1 else 0) for c in range(C - 1)] for r in range(C)])
+        out.update(jacobian=str(J.tolist()), jacobian_constant=const, value_at_0=str(list(g0)),
+                   linear_on_R_C=linear_on_R, equals_softmax_minus_y_on_simplex=agrees,
+                   det_jacobian=str(det), det_is_zero=det.is_zero, rank=J.rank(),
+                   kernel_contains_ones=sp.simplify(J * ones) == sp.zeros(C, 1),
+                   rank_on_sum_zero_directions=(J * V).rank())
+        out["linear_on_domain"] = bool(linear_on_R and agrees)
+        out["injective_on_domain"] = (None if det.is_zero is None
+                                      else out["rank_on_sum_zero_directions"] == C - 1)
+        out["collision"] = None
+        return out
+    g0 = g.subs({v: 0 for v in ys})
+    try:
+        J = g.jacobian(ys)
+        const = not any(J.has(v) for v in ys) and not J.has(sp.DiracDelta)
+    except Exception:  # noqa: BLE001 - a derivative SymPy cannot take counts as "not linear"
+        J, const = None, False
+    linear = bool(const and g0 == sp.zeros(C, 1))
+    out["jacobian_constant"] = const
+    out["value_at_0"] = str(list(g0))
+    if linear:
+        det = sp.simplify(J.det())
+        out["det_jacobian"] = str(det)
+        out["injective_on_domain"] = None if det.is_zero is None else (not det.is_zero)
+    else:
+        out["injective_on_domain"] = False
+    out["linear_on_domain"] = linear
+    # exact collision search along the first component (others fixed at 3/10)
+    collision = None
+    vals = [sp.Rational(str(v)) * s for v in PROBES for s in (1, -1)]
+    rest = {v: sp.Rational(3, 10) for v in ys[1:]}
+    imgs = [(v, g.subs({ys[0]: v, **rest})) for v in vals]
+    for i in range(len(imgs)):
+        for j in range(i + 1, len(imgs)):
+            if imgs[i][1] == imgs[j][1]:
+                collision = (str(imgs[i][0]), str(imgs[j][0]), str(list(imgs[i][1])))
+                break
+        if collision:
+            break
+    out["collision"] = collision
+    if loss.name == "hinge":  # what the margin formula would give if fed the real label directly
+        y, h = sp.symbols("y yhat", real=True)
+        out["margin_hinge_with_real_label_grad_at_0"] = str(sp.diff(sp.Max(0, 1 - y * h), h).subs(h, 0))
+    return out
+
+
+def _tri(v) -> Verdict:
+    return Verdict.UNDECIDED if v is None else (Verdict.PASS if v else Verdict.FAIL)
+
+
+@claim("loss-recovers-label", scope="construction",
+       method="executed: the error at z through the real forward pass, W_g and loss.grad for many "
+              "labels (linearity, injectivity, collision search; a collision is replayed as two real "
+              "steps); symbolic: exact SymPy derivative of the loss at yhat = 0")
+def loss_recovers_label(ctx) -> Check:
+    con, b, d = ctx.con, ctx.blocks, ctx.design
+    loss = con.loss
+    x = (0.3,) * d.dx
+    z = forward(con.W, con.phi(x, con.theta_b)).z
+    num = execute_gradient_map(con, z)
+    tol = ctx.tol(max(num["magnitude"], 1.0) * 4)
+    sym = symbolic_gradient_map(loss, d.dy)
+    computed = {"executed": {k: v for k, v in num.items() if k not in ("linear", "smin", "magnitude")},
+                "symbolic": sym}
+    domain = "the simplex" if loss.domain == "simplex" else f"R^{d.dy}"
+    claimed = f"linear and injective on {domain}"
+    notes = []
+    if num["collision"] is not None:
+        ya, yb = num["collision"]
+        xs = (0.7,) * d.dx
+        sa, sb = one_step(con, x, ya, xs), one_step(con, x, yb, xs)
+        same = (np.array_equal(sa.W_post, sb.W_post) and sa.theta_b_post == sb.theta_b_post
+                and np.array_equal(sa.z_star, sb.z_star))
+        computed["counterexample"] = {"y_a": ya, "y_b": yb, "same_post_update_network": same,
+                                      "theta_b_post": [sa.theta_b_post, sb.theta_b_post],
+                                      "max_abs_W_post_difference": max_abs(sa.W_post - sb.W_post)}
+        notes.append(f"labels {ya.tolist()} and {yb.tolist()} give the same gradient and the same "
+                     f"post-update network (max|W'_a - W'_b| = {max_abs(sa.W_post - sb.W_post):.3g})")
+        num_v = Verdict.FAIL
+        res = math.inf
+    else:
+        num_v = worst(Verdict.PASS if num["linear"] <= tol else Verdict.FAIL, decide_nonzero(num["smin"], tol))
+        res = num["linear"]
+    sym_v = worst(_tri(sym.get("linear_on_domain")), _tri(sym.get("injective_on_domain")))
+    if sym.get("collision"):
+        sym_v = Verdict.FAIL
+        notes.append(f"symbolic: y0 = {sym['collision'][0]} and {sym['collision'][1]} both give "
+                     f"{sym['collision'][2]}")
+    if loss.domain == "simplex":
+        notes.append(f"gradient at 0 (exact, C = {sym['dims']}) = {sym.get('jacobian')} y, the matrix "
+                     f"(1/C)11^T - I, det {sym.get('det_jacobian')}, rank {sym.get('rank')}: singular on all "
+                     f"of R^C, so 'invertible' (Thm 6.2) holds only on the simplex, where it is injective "
+                     f"(rank {sym.get('rank_on_sum_zero_directions')} on the sum-zero directions) and equals "
+                     f"softmax(0) - y = 1/C - y. Executed: smallest singular value {num['min_singular_on_R_C']:.2g} "
+                     f"on R^C, {num['smin']:.3g} on the simplex; y = e_0 and e_0 + 1 give errors differing by "
+                     f"{num['off_simplex_pair_error_difference']:.2g}")
+    if "margin_hinge_with_real_label_grad_at_0" in sym:
+        notes.append("hinge sees only the class sign(y); fed a real y directly, max(0, 1 - y yhat) would "
+                     f"have gradient {sym['margin_hinge_with_real_label_grad_at_0']} at 0")
+    verdict = worst(num_v, sym_v)
+    if verdict == Verdict.PASS and not notes:
+        notes.append(f"linear and injective on {domain} (executed and exact)")
+    return Check(computed, claimed, res, tol, verdict, "; ".join(notes))
+
+
+def simplex_e_linear(ctx, s, st) -> Check:
+    """e-linear for a simplex-label loss (CE): linear and injective on the simplex, theta_b' != 0.
+
+    The error at z is linear on R^C but singular (kernel span(1)); injectivity is checked on the
+    sum-zero directions, i.e. on the simplex. Linearity on the sample's label, vertices and mixtures.
+    """
+    con, b = ctx.con, ctx.blocks
+    z = st.fwd_x.z
+    num = execute_gradient_map(con, z)
+    y = np.asarray(s.y, dtype=float)
+    eye = np.eye(b.dy)
+    cols = np.column_stack([_E(con, z, eye[c]) for c in range(b.dy)])
+    lin_sample = max_abs(_E(con, z, y) - cols @ y)
+    lin = max(num["linear"], lin_sample)
+    tol = ctx.tol(max(num["magnitude"], 1.0) * 4)
+    tb = abs(st.theta_b_post)
+    g_abs = np.abs(st.e)
+    for k in range(ctx.N):
+        g_abs = ctx.absW[k].T @ (g_abs * max(st.r, 1.0))
+    tb_tol = ctx.tol(abs(st.alpha) * float(g_abs[b.bottom]))
+    v = worst(Verdict.PASS if lin <= tol else Verdict.FAIL, decide_nonzero(num["smin"], tol),
+              decide_nonzero(tb, tb_tol))
+    note = (f"simplex labels: linear, singular on R^C (smallest singular value "
+            f"{num['min_singular_on_R_C']:.2g}), injective on the simplex ({num['smin']:.3g})")
+    if v != Verdict.PASS:
+        note = ("theta_b' = 0: the switch does not flip" if tb == 0 else
+                f"linearity residual on the simplex {lin:.3g}, smallest singular value {num['smin']:.3g}")
+    return Check({"linearity_residual_on_simplex": lin, "value_at_zero": num["value_at_y_0"],
+                  "min_singular_value_on_simplex": num["smin"], "theta_b_post": st.theta_b_post},
+                 "linear and injective on the simplex, theta_b' != 0", lin, tol, v, note)
+
