@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from dataclasses import dataclass, field, replace
 
 VARIANTS = ("signed", "paper")

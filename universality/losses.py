@@ -215,27 +215,8 @@ class CrossEntropy:
         return y
 
 
-@dataclass(frozen=True)
-class L1:
-    name: str = "l1"
-    formula: str = "l(y, yhat) = sum |yhat - y|;  grad_yhat l = sign(yhat - y) (at yhat = 0: -sign(y))"
-    paper_ref: str = "Sec. 6 (negative case)"
-    domain: str = "real"
-
-    def value(self, y, yhat):
-        return float(np.sum(np.abs(_arr(yhat) - _arr(y))))
-
-    def grad(self, y, yhat):
-        if _is_sympy(yhat) or _is_sympy(y):
-            import sympy as sp
-
-            return sp.Matrix([sp.sign(a - b) for a, b in zip(yhat, y)])
-        return np.sign(_arr(yhat) - _arr(y))
-
-    def sympy_value(self, y, yhat):
-        import sympy as sp
-
-        return sum(sp.Abs(a - b) for a, b in zip(yhat, y))
+class _SignCoded:
+    """What L1 and hinge share: at yhat = 0 their gradient only sees sign(y)."""
 
     def head(self, dy: int, field):
         """H = -I (unit sign(y)); u = -(1, 2, 4, ...): e_check = sum_d 2^d sign(y_d), nonzero for
@@ -262,8 +243,32 @@ class L1:
         return None
 
 
+
 @dataclass(frozen=True)
-class Hinge:
+class L1(_SignCoded):
+    name: str = "l1"
+    formula: str = "l(y, yhat) = sum |yhat - y|;  grad_yhat l = sign(yhat - y) (at yhat = 0: -sign(y))"
+    paper_ref: str = "Sec. 6 (negative case)"
+    domain: str = "real"
+
+    def value(self, y, yhat):
+        return float(np.sum(np.abs(_arr(yhat) - _arr(y))))
+
+    def grad(self, y, yhat):
+        if _is_sympy(yhat) or _is_sympy(y):
+            import sympy as sp
+
+            return sp.Matrix([sp.sign(a - b) for a, b in zip(yhat, y)])
+        return np.sign(_arr(yhat) - _arr(y))
+
+    def sympy_value(self, y, yhat):
+        import sympy as sp
+
+        return sum(sp.Abs(a - b) for a, b in zip(yhat, y))
+
+
+@dataclass(frozen=True)
+class Hinge(_SignCoded):
     """Margin hinge per component on the class target t = sign(y) in {-1, 0, +1}.
 
     A hinge loss takes class targets; a real label reaches it only through its sign. (Fed a real y
@@ -294,30 +299,6 @@ class Hinge:
         import sympy as sp
 
         return sum(sp.Max(0, 1 - sp.sign(b) * a) for a, b in zip(yhat, y))
-
-    def head(self, dy: int, field):
-        """H = -I (unit sign(y)); u = -(1, 2, 4, ...): e_check = sum_d 2^d sign(y_d), nonzero for
-        every label with nonzero components (a plain sum of signs vanishes for half the sign patterns)."""
-        return -field.eye(dy), _pow2(dy, field)
-
-    def label_code(self, y):
-        return np.sign(_arr(y))
-
-    def label_from_code(self, u):
-        return _arr(u)
-
-    def e_check(self, y) -> float:
-        return float(np.sign(_arr(y)) @ 2.0 ** np.arange(_arr(y).size))
-
-    def sample_label(self, rng, dy: int) -> np.ndarray:
-        return _real_label(rng, dy)
-
-    def zero_gradient_label(self, dy: int) -> np.ndarray:
-        return np.zeros(dy)
-
-    def e_check_null_label(self, dy: int):
-        """None: sum_d 2^d s_d with s_d in {-1, 0, 1} vanishes only at s = 0 (the zero label)."""
-        return None
 
 
 @dataclass(frozen=True)
