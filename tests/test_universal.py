@@ -309,18 +309,9 @@ def test_torch_autograd_steps_through_the_realised_f_out(kw, target):
     con, hp, mux = prep.con, prep.hpost, prep.mux
     b, dt, r = con.blocks, torch.float64, con.design.relu_grad_at_zero
 
-    class ReLUr(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return u.clamp(min=0)
+    from universality.interop import relu_with_grad_at_zero
 
-        @staticmethod
-        def backward(ctx, g):
-            (u,) = ctx.saved_tensors
-            return g * torch.where(u > 0, 1.0, torch.where(u < 0, 0.0, r)).to(g.dtype)
-
-    relu = ReLUr.apply
+    relu = relu_with_grad_at_zero(r)
     T = lambda a: torch.tensor(np.asarray(a, dtype=float), dtype=dt, requires_grad=True)  # noqa: E731
     W = [T(Wk) for Wk in con.W]
     Wg, theta_b = T(con.Wg), torch.zeros((), dtype=dt, requires_grad=True)

@@ -19,10 +19,9 @@ class TorchStep:
     z_star: np.ndarray  # the full post-step z at x*
 
 
-def torch_step(con, x, y, x_star, relu: str = "r", r: float | None = None) -> TorchStep:
+def relu_with_grad_at_zero(r: float):
+    """A PyTorch ReLU whose backward returns r at 0 (torch.relu returns 0 there)."""
     import torch
-
-    r = con.design.relu_grad_at_zero if r is None else float(r)
 
     class ReLUr(torch.autograd.Function):
         @staticmethod
@@ -35,7 +34,15 @@ def torch_step(con, x, y, x_star, relu: str = "r", r: float | None = None) -> To
             (u,) = ctx.saved_tensors
             return g * torch.where(u > 0, 1.0, torch.where(u < 0, 0.0, r)).to(g.dtype)
 
-    act = torch.relu if relu == "torch" else ReLUr.apply
+    return ReLUr.apply
+
+
+def torch_step(con, x, y, x_star, relu: str = "r", r: float | None = None) -> TorchStep:
+    import torch
+
+    r = con.design.relu_grad_at_zero if r is None else float(r)
+
+    act = torch.relu if relu == "torch" else relu_with_grad_at_zero(r)
     b = con.blocks
     dt = torch.float64
     W = [torch.tensor(np.asarray(Wk), dtype=dt, requires_grad=True) for Wk in con.W]
