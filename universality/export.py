@@ -47,12 +47,7 @@ def arrays(con, samples) -> dict:
         out[b.bottom] = 0.0
         return out
 
-    v = []
-    for s in samples:
-        a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
-        code = con.code_vector(a, bb)
-        ebar = con.e_bar(s.y)
-        v.append(sum((code[c] * con.A[c + 1] * ebar for c in range(b.m)), np.zeros(b.dm)))
+    v = [con.v(s.x, s.x_star, s.y) for s in samples]
     return {
         "W": np.asarray(con.W, dtype=float),
         "Wg": np.asarray(con.Wg, dtype=float),

@@ -61,17 +61,9 @@ def _zbar(ctx, st):
     return st.z_star[ctx.blocks.mid]
 
 
-def _v_target(con, x, x_star, y, alpha):
-    a, b = con.bin_x(x), con.bin_star(x_star)
-    code = con.code_vector(a, b)
-    ebar = con.e_bar(y)
-    v = sum(code[c] * con.A[c + 1] * ebar for c in range(con.blocks.m))
-    return -alpha * np.asarray(v, dtype=float)
-
-
 @finding("relu-grad-at-zero",
          condition="relu_grad_at_zero = 0")
-def relu_grad_at_zero(ctx, samples) -> Finding:
+def relu_grad_at_zero(ctx, samples) -> Outcome:
     x, xs, y = _reference(ctx, samples)
     d = ctx.design
     y = _kept_sign(d.alpha, y)
@@ -98,7 +90,7 @@ def relu_grad_at_zero(ctx, samples) -> Finding:
 
 @finding("sign-of-y",
          condition="variant = paper and alpha * y > 0")
-def sign_of_y(ctx, samples) -> Finding:
+def sign_of_y(ctx, samples) -> Outcome:
     x, xs, y = _reference(ctx, samples)
     d = _isolated(ctx)
     if ctx.con.loss.domain == "simplex":  # a property of the variant: shown with MSE's real labels
@@ -110,7 +102,7 @@ def sign_of_y(ctx, samples) -> Finding:
     y_good = -y_bad
     st_bad = one_step(con_p, x, y_bad, xs)
     st_good = one_step(con_p, x, y_good, xs)
-    tb, tg = _v_target(con_p, x, xs, y_bad, alpha), _v_target(con_p, x, xs, y_good, alpha)
+    tb, tg = -alpha * con_p.v(x, xs, y_bad), -alpha * con_p.v(x, xs, y_good)
     zb, zg = st_bad.z_star[con_p.blocks.mid], st_good.z_star[con_p.blocks.mid]
     tol = ctx.tol(max(max_abs(tb), max_abs(tg), 1.0))
     gap_bad = max_abs(zb - tb)
@@ -133,7 +125,7 @@ def sign_of_y(ctx, samples) -> Finding:
 
 @finding("psd-implication",
          condition="always (a property of the argument)")
-def psd_implication(ctx, samples) -> Finding:
+def psd_implication(ctx, samples) -> Outcome:
     con, b = ctx.con, ctx.blocks
     i = next((i for i in range(2, con.N) if np.any(np.asarray(con.G[i - 1]) != 0)), 2)
     Binv = np.linalg.inv(ctx.B(i))
@@ -167,7 +159,7 @@ def psd_implication(ctx, samples) -> Finding:
 
 @finding("zero-label",
          condition="e_check(y) = 0, e.g. y = 0")
-def zero_label(ctx, samples) -> Finding:
+def zero_label(ctx, samples) -> Outcome:
     d = _isolated(ctx)
     con = ctx.con if d == ctx.design else build(d)
     x, xs, _ = _reference(ctx, samples)
@@ -197,7 +189,7 @@ def zero_label(ctx, samples) -> Finding:
 
 @finding("depth-jl",
          condition="paper layout with N = J*L")
-def depth_jl(ctx, samples) -> Finding:
+def depth_jl(ctx, samples) -> Outcome:
     d = _isolated(ctx)
     J, L = d.J, d.L
     note = ""

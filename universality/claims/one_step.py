@@ -36,14 +36,7 @@ def _kernel_formula(ctx, st) -> np.ndarray:
 
 def _minus_alpha_v(ctx, s) -> np.ndarray:
     """-alpha v(x, x*, y) with v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y) (Lemma 4.1)."""
-    con = ctx.con
-    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
-    code = con.code_vector(a, bb)
-    ebar = con.e_bar(s.y)
-    v = np.zeros(ctx.blocks.dm)
-    for c in range(ctx.blocks.m):
-        v += code[c] * con.A[c + 1] * ebar
-    return -con.design.alpha * v
+    return -ctx.con.design.alpha * ctx.con.v(s.x, s.x_star, s.y)
 
 
 def _signed(ctx) -> bool:

@@ -126,6 +126,15 @@ class Construction:
         """The chosen bottom label map: sum(y) for MSE (the loss's closed form in general)."""
         return self.loss.e_check(y)
 
+    def v(self, x, x_star, y) -> np.ndarray:
+        """The paper's linear prediction v = sum_{i=2}^{N-1} c_{i-2}(bin x, bin x*) A_i e_bar(y) (Lemma 4.1)."""
+        code = self.code_vector(self.bin_x(x), self.bin_star(x_star))
+        ebar = self.e_bar(y)
+        out = np.zeros(self.blocks.dm)
+        for c in range(self.blocks.m):
+            out += code[c] * np.asarray(self.A[c + 1], dtype=float) * ebar
+        return out
+
     def code_vector(self, j: int, l: int):
         """c(j, l) in R^m (numeric)."""
         return np.asarray(self.codes)[:, j, l]
