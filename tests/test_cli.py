@@ -71,9 +71,12 @@ def test_bad_input_is_one_line_exit_2(args):
 
 
 def test_huge_sizes_refused_with_estimate():
-    p = run_cli("--N", "5000", "--J", "40", "--L", "40")
+    p = run_cli("--N", "5000", "--J", "40", "--L", "40", "--engine", "dense")
     assert p.returncode == 2
     assert "GiB" in p.stderr or "TiB" in p.stderr
+    p = run_cli("--N", "200000", "--J", "40", "--L", "40")  # too big for the sparse engine as well
+    assert p.returncode == 2
+    assert ("GiB" in p.stderr or "TiB" in p.stderr) and "sparse engine" in p.stderr
 
 
 def test_json_schema_fields():

@@ -94,6 +94,6 @@ def test_forward_linear_mode_and_backward_shapes():
     f = forward(con.W, phi, relu=False)
     assert f.pre.shape == (4, con.D) and f.post.shape == (5, con.D)
     assert np.array_equal(f.h(con.N + 1), phi)
-    grads, g = backward(con.W, f, np.ones(con.D), 1.0)
-    assert grads.shape == con.W.shape and g.shape == (con.D,)
-    assert math.isfinite(float(np.sum(grads)))
+    d, g = backward(con.W, f, np.ones(con.D), 1.0)  # d[k]: the error at layer k+1's output
+    assert d.shape == (con.N, con.D) and g.shape == (con.D,)
+    assert math.isfinite(float(np.sum(d)))

@@ -26,8 +26,26 @@ def samples():
     return make_samples(CFG.samples, CFG.seed, CFG.J, CFG.L)
 
 
-def failing(con, samples) -> set:
-    return {c.id for c in check_claims(con, samples) if c.verdict.value == "FAIL"}
+def on_engine(con, engine: str):
+    """The same (possibly corrupted) construction on the requested backend: the sparse engine gets
+    every entry of the dense stack as a general CSR matrix per layer (nothing assumed about which
+    blocks are nonzero, so a corrupted entry anywhere is executed)."""
+    if engine == "dense":
+        return con
+    import copy
+
+    from universality.engine.layers import to_sparse
+
+    out = copy.copy(con)  # keeps instance-level overrides (a patched phi)
+    out.W, out.extras = to_sparse(con.W), {}
+    return out
+
+
+def failing(con, samples, engine: str = "dense") -> set:
+    return {c.id for c in check_claims(on_engine(con, engine), samples) if c.verdict.value == "FAIL"}
+
+
+ENGINES = ["dense", "sparse"]
 
 
 def with_W(con, edit):
@@ -36,8 +54,9 @@ def with_W(con, edit):
     return replace(con, W=W)
 
 
-def test_baseline_passes(con, samples):
-    assert failing(con, samples) == set()
+@pytest.mark.parametrize("engine", ENGINES)
+def test_baseline_passes(con, samples, engine):
+    assert failing(con, samples, engine) == set()
 
 
 # (corruption, the claim that must catch it)
@@ -91,10 +110,11 @@ def _code_edit(codes, ch, j, l):
     return out
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", list(CASES))
-def test_corruption_is_caught_by_the_named_claim(con, samples, name):
+def test_corruption_is_caught_by_the_named_claim(con, samples, name, engine):
     corrupt, expected = CASES[name]
-    bad = failing(corrupt(con), samples)
+    bad = failing(corrupt(con), samples, engine)
     assert expected <= bad, f"{name}: expected {sorted(expected)} to FAIL, got {sorted(bad)}"
 
 
@@ -120,9 +140,10 @@ def _switch(kind):
     return apply
 
 
-def test_switch_that_never_flips_is_caught_by_kernel_code(con, samples):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_switch_that_never_flips_is_caught_by_kernel_code(con, samples, engine):
     """The switch of the feature map: x* lands in the x-slots after the step, k_i loses the code."""
-    bad = failing(_switch("never")(con), samples)
+    bad = failing(_switch("never")(con), samples, engine)
     assert {"kernel-code", "z-star-is-minus-alpha-v"} <= bad
 
 

@@ -19,8 +19,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from .config import Config, ConfigError  # noqa: E402
 from .construction.network import Construction, Design, build  # noqa: E402
-from .execution import one_step  # noqa: E402
+from .engine.step import maml_step, single_step  # noqa: E402
 from .verify import Report, verify  # noqa: E402
 
-__all__ = ["Config", "ConfigError", "Construction", "Design", "Report", "build", "one_step", "verify",
-           "__version__"]
+one_step = single_step  # the first version's name, kept for scripts that import it
+
+__all__ = ["Config", "ConfigError", "Construction", "Design", "Report", "build", "maml_step", "one_step",
+           "single_step", "verify", "__version__"]

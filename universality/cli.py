@@ -121,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random (x, x*, y) triples to check, >= 0 (default 16); 7 corner cases are "
                           "always added")
     run.add_argument("--seed", type=_int, default=0, help="random seed, >= 0 (default 0): same seed, same run")
+    run.add_argument("--engine", choices=["auto", "dense", "sparse"], default="auto",
+                     help="execution backend: dense N x D x D arrays, sparse CSR layers (any size the "
+                          "memory allows), or auto: dense while N*D*D <= 4e6, sparse above (default auto)")
     run.add_argument("--max-memory", type=_real, default=None, metavar="GIB",
-                     help="refuse sizes whose dense weights need more than this many GiB "
+                     help="refuse sizes whose run (on the chosen engine) needs more than this many GiB "
                           "(default: 80%% of available memory)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true",
@@ -270,7 +273,7 @@ def _main(argv) -> int:
         cfg = Config(
             N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
             variant=args.variant, layout=args.layout, relu_grad_at_zero=args.relu_grad_at_zero,
-            samples=args.samples, seed=args.seed, loss=args.loss, K=args.K,
+            samples=args.samples, seed=args.seed, loss=args.loss, K=args.K, engine=args.engine,
             max_memory_bytes=None if args.max_memory is None else _memory_bytes(args.max_memory),
         )
         if args.export:
@@ -314,9 +317,9 @@ def _main(argv) -> int:
 
         if report.universal is not None:
             export.write(report.con, report.samples, args.export, hpost=report.universal.hpost,
-                         mux=report.universal.mux)
+                         mux=report.universal.mux, steps=report.steps)
         else:
-            export.write(report.con, report.samples, args.export)
+            export.write(report.con, report.samples, args.export, steps=report.steps)
     if args.plot and report.universal is not None:
         from .universal import plot_convergence
 

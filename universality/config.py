@@ -97,6 +97,7 @@ class Config:
     seed: int = 0
     max_memory_bytes: int | None = field(default=None, compare=False)
     K: int = 1  # shots per task: the K-shot step averages K per-example gradients (paper Sec. 5)
+    engine: str = "auto"  # execution backend: auto | dense | sparse (universality.engine)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -131,6 +132,10 @@ class Config:
             raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.layout not in LAYOUTS:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        from .engine.memory import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.loss == "ce" and self.dy < 2:
@@ -160,9 +165,8 @@ class Config:
         limit = self.max_memory_bytes or available_memory_bytes()
         if need > limit:
             raise ConfigError(
-                f"sizes too large: N={self.N}, D={self.D} needs about {format_bytes(need)} of dense "
-                f"float64 weights ({DENSE_STACKS_ALIVE} stacks of N*D*D), more than the "
-                f"{format_bytes(limit)} available"
+                f"sizes too large: N={self.N}, D={self.D} needs about {format_bytes(need)} on the "
+                f"{self.resolved_engine} engine, more than the {format_bytes(limit)} available"
             )
 
     # ---- derived sizes -------------------------------------------------------------------
@@ -201,8 +205,17 @@ class Config:
         """All trainable entries: N full D x D matrices, theta_b, and W_g (dy x D)."""
         return self.N * self.D * self.D + 1 + self.dy * self.D
 
+    @property
+    def resolved_engine(self) -> str:
+        """The execution backend this run uses ("auto": dense while small, sparse above)."""
+        from .engine.memory import resolve
+
+        return resolve(self)
+
     def memory_estimate_bytes(self) -> int:
-        return DENSE_STACKS_ALIVE * self.N * self.D * self.D * 8
+        from .engine.memory import estimate_bytes
+
+        return estimate_bytes(self, self.resolved_engine)
 
     def with_(self, **changes) -> "Config":
         """A copy with some fields changed (validated again)."""

@@ -20,13 +20,24 @@ def recover(zbar: np.ndarray, blocks) -> np.ndarray:
 
 
 def cell_gains(con) -> np.ndarray:
-    """w(j, l) for every cell, as a (cells_x * cells_star, m) matrix (row = j * cells_star + l)."""
+    """w(j, l) for every cell, as a (cells_x * cells_star, m) matrix (row = j * cells_star + l).
+
+    Computed once per construction (cached in ``con.extras``, keyed by the code table and the A_i);
+    the code table is multiplied as a sparse matrix, so one-hot layouts cost what their nonzeros cost.
+    """
+    cached = con.extras.get("_cell_gains")
+    if cached is not None and cached[0] is con.codes and cached[1] is con.A:
+        return cached[2]
+    import scipy.sparse as sp
+
     b = con.blocks
     # gain of term i = c'+2 on channel c: (A_i) on any coordinate of channel c
-    first = [b.channel_local(c).start for c in range(b.m)]
-    gain = np.array([[float(con.A[i - 1][k]) for k in first] for i in range(2, con.N)])  # (m', m)
-    codes = np.asarray(con.codes, dtype=float).reshape(b.m, -1)  # (m', cells)
-    return codes.T @ gain
+    first = np.array([b.channel_local(c).start for c in range(b.m)], dtype=int)
+    gain = np.asarray(con.A[1:con.N - 1], dtype=float)[:, first]  # (m', m)
+    codes = sp.csr_matrix(np.asarray(con.codes, dtype=float).reshape(b.m, -1))  # (m', cells)
+    out = np.asarray(codes.T @ gain)
+    con.extras["_cell_gains"] = (con.codes, con.A, out)
+    return out
 
 
 @dataclass

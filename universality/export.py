@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .execution import one_step
+
+# Above this many entries in the N x D x D stack the weights are written as COO triplets (W_format "coo").
+DENSE_EXPORT_MAX_ENTRIES = 4_000_000
 
 
 class ExportError(ValueError):
@@ -34,22 +36,54 @@ def check_target(path: str | os.PathLike) -> Path:
     return p
 
 
-def arrays(con, samples) -> dict:
+def weight_format(con) -> str:
+    """"dense" (one N x D x D array) for small stacks on the dense engine, else "coo"."""
+    from .engine.layers import Layers
+
+    dense = not isinstance(con.W, Layers) and con.N * con.D * con.D <= DENSE_EXPORT_MAX_ENTRIES
+    return "dense" if dense else "coo"
+
+
+def weight_arrays(con) -> dict:
+    """The weights in the export's form: ``W`` (N x D x D), or COO triplets ``W_layer``, ``W_row``,
+    ``W_col`` (int64) and ``W_val`` (float64) with ``W_shape`` = (N, D, D): W[layer, row, col] = val,
+    every stored entry of every layer (entries not listed are 0)."""
+    if weight_format(con) == "dense":
+        return {"W": np.asarray(con.W, dtype=float)}
+    from .engine.step import layers_of
+
+    layers = layers_of(con)
+    parts = {"W_layer": [], "W_row": [], "W_col": [], "W_val": []}
+    for k in range(layers.N):
+        m = layers.block(k, slice(None), slice(None)).tocoo()
+        keep = m.data != 0
+        parts["W_layer"].append(np.full(int(keep.sum()), k, dtype=np.int64))
+        parts["W_row"].append(m.row[keep].astype(np.int64))
+        parts["W_col"].append(m.col[keep].astype(np.int64))
+        parts["W_val"].append(m.data[keep].astype(float))
+    out = {key: np.concatenate(v) for key, v in parts.items()}
+    out["W_shape"] = np.array([layers.N, layers.D, layers.D], dtype=np.int64)
+    return out
+
+
+def arrays(con, samples, steps=None) -> dict:
+    """The npz arrays. ``steps``: the :class:`~universality.verify.StepRecord` of every sample from the
+    verification run (``Report.steps``), so the export never executes the network again; without
+    them (a library call on a bare construction) each sample's step is run here once."""
     b = con.blocks
     S = len(samples)
-    steps = [one_step(con, s.x, s.y, s.x_star) for s in samples]
+    if steps is None or len(steps) != S:
+        from .engine.step import single_step
+        from .verify import _record
+
+        steps = [_record(con, single_step(con, s.x, s.y, s.x_star)) for s in samples]
 
     def stack(rows, width):
         return np.array(rows, dtype=float).reshape(S, width)
 
-    def top_only(phi):
-        out = np.array(phi, dtype=float)
-        out[b.bottom] = 0.0
-        return out
-
     v = [con.v(s.x, s.x_star, s.y) for s in samples]
     return {
-        "W": np.asarray(con.W, dtype=float),
+        **weight_arrays(con),
         "Wg": np.asarray(con.Wg, dtype=float),
         "theta_b": np.float64(con.theta_b),
         "alpha": np.float64(con.design.alpha),
@@ -57,9 +91,9 @@ def arrays(con, samples) -> dict:
         "x_star": stack([s.x_star for s in samples], con.design.dx),
         "y": stack([s.y for s in samples], con.design.dy),
         "phi_x": stack([st.phi_x for st in steps], b.D),
-        "phi_x_star_pre": stack([top_only(st.phi_star_pre) for st in steps], b.D),
-        "phi_x_star_post": stack([top_only(st.phi_star_post) for st in steps], b.D),
-        "zbar_star": stack([st.z_star[b.mid] for st in steps], b.dm),
+        "phi_x_star_pre": stack([st.phi_x_star_pre for st in steps], b.D),
+        "phi_x_star_post": stack([st.phi_x_star_post for st in steps], b.D),
+        "zbar_star": stack([st.zbar_star for st in steps], b.dm),
         "v": stack(v, b.dm),
     }
 
@@ -68,6 +102,7 @@ def metadata(con) -> dict:
     d, b = con.design, con.blocks
     return {
         "format": "universality-construction/1",
+        "W_format": weight_format(con),
         "version": __version__,
         "N": d.N, "J": d.J, "L": d.L, "dx": d.dx, "dy": d.dy, "D": b.D,
         "layout": d.layout, "variant": d.variant, "eps": d.eps, "alpha": d.alpha,
@@ -80,6 +115,9 @@ def metadata(con) -> dict:
         "conventions": {
             "W": "W[k] is paper layer k+1; W[N-1] acts first: z = W[0] @ ... @ W[N-1] @ phi, with a "
                  "ReLU after every layer",
+            "W_format": "dense: key W (N x D x D); coo: keys W_layer, W_row, W_col, W_val and W_shape = "
+                        "(N, D, D), W[W_layer[n], W_row[n], W_col[n]] = W_val[n], all other entries 0 "
+                        "(docs/export.md has loaders for NumPy, SciPy, PyTorch and JAX)",
             "phi": "phi(u; theta_b) = [phi~(u; theta_b); 0; theta_b]; phi_x_star_* store the bottom "
                    "entry as 0: put your own theta_b there",
             "head": "before the step yhat = Wg @ z (the gate zbar = 0 is open); after it zbar* is read",
@@ -88,12 +126,12 @@ def metadata(con) -> dict:
     }
 
 
-def write(con, samples, target: str | os.PathLike, hpost=None, mux=None) -> Path:
+def write(con, samples, target: str | os.PathLike, hpost=None, mux=None, steps=None) -> Path:
     """Write the export. With ``hpost`` (and ``mux``) from a --target run, h_post's layers (keys
     hpost_layer{n}_W / _b, hpost_*) and the multiplexer's constants (mux_*) are added to the npz and
     described under "h_post" / "multiplexer" in the json; the other keys are unchanged."""
     target = check_target(target)
-    data = arrays(con, samples)
+    data = arrays(con, samples, steps)
     meta = metadata(con)
     if hpost is not None:
         data.update(hpost.arrays())

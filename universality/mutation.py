@@ -69,6 +69,7 @@ class MutantResult:
 class MutationReport:
     design: Design
     results: list = field(default_factory=list)
+    engine: str = "dense"  # the backend the claims ran on
 
     @property
     def meaningful(self) -> list:
@@ -104,6 +105,7 @@ class MutationReport:
     def as_dict(self) -> dict:
         return {
             "design": self.design.__dict__,
+            "engine": self.engine,
             "mutants": len(self.results),
             "meaningful": len(self.meaningful),
             "killed": len(self.killed),
@@ -474,21 +476,38 @@ def _killed(results) -> list:
     return [c.id for c in results if c.verdict in (Verdict.FAIL, Verdict.UNDECIDED)]
 
 
+def _on_engine(con: Construction, engine: str) -> Construction:
+    """The (mutated) construction on the requested backend: sparse = every entry of the dense stack
+    as a general CSR matrix per layer, so a mutated entry anywhere is executed by the sparse engine."""
+    if engine != "sparse":
+        return con
+    import copy
+
+    from .engine.layers import to_sparse
+
+    out = copy.copy(con)
+    out.W, out.extras = to_sparse(con.W), {}
+    return out
+
+
 def run(cfg: Config, per_block: int | None = None, both_signs: bool = False,
-        progress: Callable[[int, int], None] | None = None, explain_all: bool = True) -> MutationReport:
+        progress: Callable[[int, int], None] | None = None, explain_all: bool = True,
+        engine: str = "dense") -> MutationReport:
     """Build cfg's construction, generate its mutants, classify (meaningful?) and check (killed?) each.
 
-    explain_all=False skips the execution trace that explains each equivalent mutant (faster)."""
+    explain_all=False skips the execution trace that explains each equivalent mutant (faster).
+    ``engine``: the backend the claims run on ("dense" or "sparse"); mutants are made on the dense
+    stack and handed to the sparse engine entry by entry."""
     design = Design.from_config(cfg)
     con = build(design)
     samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
-    base = check_claims(con, samples)
+    base = check_claims(_on_engine(con, engine), samples)
     if _killed(base):
         raise ConfigError(f"the unmutated construction does not pass ({', '.join(_killed(base))}); "
                           "mutation testing needs a passing baseline (signed variant, r != 0)")
     probes = probe_inputs(design, samples)
     ref = behaviour(con, probes)
-    report = MutationReport(design)
+    report = MutationReport(design, engine=engine)
     mutants = all_mutants(con, per_block, cfg.seed, both_signs)
     for n, m in enumerate(mutants):
         err, differing = "", []
@@ -502,7 +521,7 @@ def run(cfg: Config, per_block: int | None = None, both_signs: bool = False,
         killed_by: list = []
         if mc is not None:
             try:
-                killed_by = _killed(check_claims(mc, samples))
+                killed_by = _killed(check_claims(_on_engine(mc, engine), samples))
             except Exception as exc:  # noqa: BLE001
                 err = f"claims raised {type(exc).__name__}: {exc}"
                 killed_by = ["(verifier error)"]
@@ -570,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--both-signs", action="store_true", help="mutate zero entries to +0.5 and to -0.5")
     p.add_argument("--min-kill", type=float, default=0.95, help="exit 1 below this kill fraction (default 0.95)")
     p.add_argument("--show-equivalent", action="store_true", help="list the equivalent mutants too")
+    p.add_argument("--engine", choices=["dense", "sparse"], default="dense",
+                   help="the backend the claims run on (default dense)")
     p.add_argument("--json", action="store_true")
     try:
         args = p.parse_args(argv)
@@ -582,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.per_block is not None and args.per_block < 1:
             raise ConfigError(f"per-block must be >= 1, got {args.per_block}")
         report = run(cfg, per_block=args.per_block, both_signs=args.both_signs,
-                     explain_all=args.show_equivalent or args.json)
+                     explain_all=args.show_equivalent or args.json, engine=args.engine)
     except ConfigError as exc:
         print(f"mutation: error: {exc}", file=sys.stderr)
         return 2

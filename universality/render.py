@@ -49,7 +49,7 @@ def construction_lines(report) -> list[str]:
         f"layout: {c['layout']} ({why}): {c['layout_description']}",
         f"variant {c['variant']}, eps = {c['eps']:g}, alpha = {c['alpha']:g}, ReLU'(0) = {c['relu_grad_at_zero']:g}, "
         f"loss {c['loss']}" + (f", K = {c['K']} shots" if c.get("K", 1) > 1 else "") +
-        f"; {c['parameters']:,} parameters",
+        f"; {c['parameters']:,} parameters" + (f"; engine {c['engine']}" if c.get("engine", "dense") != "dense" else ""),
         f"checked on {len(report.samples)} (x, x*, y) triples: {c['samples']} random (seed {c['seed']}) + "
         f"{len(report.samples) - c['samples']} corner cases",
     ]

@@ -13,7 +13,7 @@ from .claims.base import Check, run_finding
 from .config import Config
 from .construction.codes import LAYOUT_DESCRIPTIONS
 from .construction.network import Construction, Design, build
-from .execution import k_shot_step, one_step
+from .engine.step import maml_step, single_step
 from .samples import Sample, Task, make_samples, make_tasks
 
 
@@ -32,6 +32,7 @@ class Report:
     backend: str = "numeric"
     backend_note: str = ""
     tasks: list = field(default_factory=list)  # the K-shot tasks checked (K > 1)
+    steps: list = field(default_factory=list, repr=False)  # StepRecord per sample (for the export)
 
     @property
     def passed(self) -> bool:
@@ -73,15 +74,40 @@ def summary(cfg: Config, con: Construction) -> dict:
         "parameters": cfg.parameter_count, "samples": cfg.samples, "seed": cfg.seed,
         "memory_estimate_bytes": cfg.memory_estimate_bytes(),
         "K": cfg.K,
+        "engine": cfg.resolved_engine, "engine_requested": cfg.engine,
     }
+
+
+@dataclass
+class StepRecord:
+    """What the export needs from the real step on one sample, kept so that it never re-runs it:
+    the inputs (phi at x; phi~ at x* before and after the switch, bottom entry 0) and zbar*."""
+
+    phi_x: np.ndarray
+    phi_x_star_pre: np.ndarray
+    phi_x_star_post: np.ndarray
+    zbar_star: np.ndarray
+
+
+def _record(con: Construction, st) -> StepRecord:
+    b = con.blocks
+
+    def top_only(phi):
+        out = np.array(phi, dtype=float)
+        out[b.bottom] = 0.0
+        return out
+
+    return StepRecord(np.array(st.phi_x, dtype=float), top_only(st.phi_star_pre), top_only(st.phi_star_post),
+                      np.array(st.z_star[b.mid], dtype=float))
 
 
 def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
                  progress: Callable[[int, int], None] | None = None, h_post=None,
-                 tasks: list[Task] | None = None) -> list[ClaimResult]:
+                 tasks: list[Task] | None = None, records: list | None = None) -> list[ClaimResult]:
     """Run every (selected) claim: construction-level once, sample-level on every sample's real step,
     task-level (K-shot, scope "task") on every task's real K-shot step. Task-level claims are selected
-    only when ``tasks`` is given (verify passes them when K > 1)."""
+    only when ``tasks`` is given (verify passes them when K > 1). ``records``: a list that receives one
+    :class:`StepRecord` per sample (the export reads them)."""
     ctx = Context(con)
     specs = [s for s in CLAIMS.values() if (claim_ids is None or s.id in claim_ids)
              and (s.scope != "task" or tasks)]
@@ -95,20 +121,24 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             per[spec.id].append((None, spec.func(ctx)))
     sample_specs = [s for s in specs if s.scope == "sample" and s.id not in skipped]
     for n, s in enumerate(samples):
-        if sample_specs:
-            st = one_step(con, s.x, s.y, s.x_star, h_post=h_post)
+        if sample_specs or records is not None:
+            st = single_step(con, s.x, s.y, s.x_star, h_post=h_post)
+            if records is not None:
+                records.append(_record(con, st))
+            ctx.step = st
             where = {"sample": n, **s.as_dict()}
             for spec in sample_specs:
                 per[spec.id].append((where, spec.func(ctx, s, st)))
-            ctx.cache.pop("abs_post", None)
-            ctx.cache.pop("abs_post_of", None)
+            ctx.step = None
         if progress:
             progress(n + 1, len(samples))
     task_specs = [s for s in specs if s.scope == "task" and s.id not in skipped]
     for n, t in enumerate((tasks or []) if task_specs else []):
-        kst = k_shot_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
+        kst = maml_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
+        ctx.step = kst
         for spec in task_specs:
             per[spec.id].append(({"task": n, **t.as_dict()}, spec.func(ctx, t, kst)))
+        ctx.step = None
     out = []
     for spec in specs:
         if spec.id in skipped:
@@ -153,14 +183,15 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
     ran, backend_note = resolve_backend_for_loss(cfg, backend, budget)
     t0 = time.perf_counter()
-    con = build(Design.from_config(cfg))
+    con = build(Design.from_config(cfg), engine=cfg.resolved_engine)
     t1 = time.perf_counter()
     samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
     tasks = (make_tasks(max(cfg.samples, 1), cfg.seed, cfg.K, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
              if cfg.K > 1 else None)
     claims = []
+    records: list = []
     if ran != "symbolic":
-        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress, tasks=tasks)
+        claims = check_claims(con, samples, claim_ids=claim_ids, progress=progress, tasks=tasks, records=records)
     symbolic = None
     if ran != "numeric":
         from .symbolic.run import run_symbolic
@@ -188,6 +219,7 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     report = Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
                     symbolic=symbolic, backend=ran, backend_note=backend_note)
     report.tasks = tasks or []
+    report.steps = records
     return report
 
 
@@ -210,7 +242,7 @@ def sample_step(report: Report, index: int | None = None) -> SampleStep:
     """Re-run the real step on sample ``index`` (default: the first with a label the ReLUs keep)."""
     from .claims.one_step import _minus_alpha_v
 
-    con = report.con if report.con is not None else build(Design.from_config(report.config))
+    con = report.con if report.con is not None else build(report.config)
     samples = report.samples or make_samples(1, report.config.seed, report.config.J, report.config.L,
                                              report.config.dx, report.config.dy, corners=False)
     if index is None:
@@ -226,7 +258,7 @@ def sample_step(report: Report, index: int | None = None) -> SampleStep:
 
         index = min(pool, key=lambda n: (spread(n), n))
     s = samples[index]
-    st = one_step(con, s.x, s.y, s.x_star)
+    st = single_step(con, s.x, s.y, s.x_star)
     ctx = Context(con)
-    return SampleStep(index, s, (con.bin_x(s.x), con.bin_star(s.x_star)), con.W, st.W_post,
+    return SampleStep(index, s, (con.bin_x(s.x), con.bin_star(s.x_star)), np.asarray(con.W), np.asarray(st.W_post),
                       st.z_star[con.blocks.mid], _minus_alpha_v(ctx, s), float(st.theta_b_post))

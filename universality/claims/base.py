@@ -4,13 +4,10 @@ A claim function computes its left side from the executed network and its right 
 paper's formula and returns a :class:`Check`; :func:`aggregate` folds the per-sample checks of one
 claim into a :class:`ClaimResult`. Verdicts are PASS / FAIL / UNDECIDED / SKIPPED.
 
-Tolerance policy (documented in docs/tolerances.md): a computed quantity q = fl(W_1 ... W_N u) and
-its formula differ by rounding alone by at most gamma_n * (|W_1| ... |W_N| |u|) (Higham, Accuracy and
-Stability of Numerical Algorithms, 2nd ed., Sec. 3.5), gamma_n = n u / (1 - n u), u = 2^-53. We run
-the same product on absolute values to get that magnitude M and use tolerance = 4 * gamma_n * M
-with n = N (D + 2) + 8: the bound's own factor, doubled twice for the formula side (which rounds
-too) and for square roots in the weights. The tolerance therefore scales with the depth, the width
-and the conditioning of the products; a residual above it cannot be rounding.
+Tolerance policy: :mod:`universality.tolerance` (docs/tolerances.md). A computed quantity
+q = fl(W_1 ... W_N u) and its formula differ by rounding alone by at most gamma_n (|W_1| ... |W_N| |u|)
+(Higham, Sec. 3.5); the magnitude comes from the same pass on absolute values, and n counts the
+additions each layer's rows actually perform (:meth:`Context.tol`).
 """
 from __future__ import annotations
 
@@ -21,8 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-UNIT_ROUNDOFF = 2.0**-53
-SAFETY = 4.0
+from ..tolerance import SAFETY, UNIT_ROUNDOFF, gamma, ops_count, tolerance  # noqa: F401  (the policy lives there)
 
 
 class Verdict(str, Enum):
@@ -36,20 +32,6 @@ class Verdict(str, Enum):
 
 
 _SEVERITY = {Verdict.FAIL: 3, Verdict.UNDECIDED: 2, Verdict.PASS: 1, Verdict.SKIPPED: 0}
-
-
-def gamma(n: int) -> float:
-    nu = n * UNIT_ROUNDOFF
-    return nu / (1.0 - nu) if nu < 1 else math.inf
-
-
-def ops_count(N: int, D: int) -> int:
-    return N * (D + 2) + 8
-
-
-def tolerance(magnitude: float, N: int, D: int) -> float:
-    """The rounding tolerance for a quantity whose absolute-value bound is ``magnitude``."""
-    return SAFETY * gamma(ops_count(N, D)) * float(magnitude)
 
 
 def max_abs(a) -> float:
@@ -342,10 +324,12 @@ def run_finding(spec: FindingSpec, ctx, samples) -> Finding:
 
 @dataclass
 class Context:
-    """What every claim of one run shares: the construction and cached derived objects."""
+    """What every claim of one run shares: the construction, its layers (dense or sparse backend),
+    the step whose claims are being checked (for the tolerance's operation count), and a cache."""
 
     con: Any
     cache: dict = field(default_factory=dict)
+    step: Any = None  # the Step the sample/task claims are looking at (set by verify.check_claims)
 
     @property
     def design(self):
@@ -363,24 +347,65 @@ class Context:
     def D(self) -> int:
         return self.con.D
 
-    def tol(self, magnitude: float) -> float:
-        return tolerance(magnitude, self.N, self.D)
+    @property
+    def layers(self):
+        from ..engine.step import layers_of
+
+        return layers_of(self.con)
+
+    @property
+    def engine(self) -> str:
+        return self.layers.kind
+
+    @property
+    def base_ops(self) -> int:
+        """Additions along one pass: per layer its largest row's nonzeros + 2, the head, a margin."""
+        from ..tolerance import HEAD_OPS, layer_ops
+
+        def make():
+            Wg = np.asarray(self.con.Wg, dtype=float)
+            head = int(np.count_nonzero(Wg, axis=1).max(initial=0)) if Wg.size else 0
+            return layer_ops(self.layers) + head + HEAD_OPS
+
+        return self.cached("base_ops", make)
+
+    @property
+    def ops(self) -> int:
+        """n of gamma_n: :attr:`base_ops`, plus the rank-K corrections of the current step."""
+        if self.step is None:
+            return self.base_ops
+        from ..tolerance import step_ops
+
+        key = ("step_ops", id(self.step))
+        if self.cache.get("step_ops_of") is not self.step:
+            self.cache["step_ops_of"] = self.step
+            self.cache["step_ops"] = step_ops(self.step)
+        del key
+        return self.base_ops + self.cache["step_ops"]
+
+    def tol(self, magnitude) -> float:
+        """SAFETY * gamma_n * magnitude with n counted from this network (:attr:`ops`)."""
+        from ..tolerance import bound
+
+        return bound(self.ops, magnitude)
 
     def cached(self, key: str, make: Callable):
         if key not in self.cache:
             self.cache[key] = make()
         return self.cache[key]
 
-    @property
-    def absW(self) -> np.ndarray:
-        return self.cached("absW", lambda: np.abs(self.con.W))
-
     def B(self, i: int):
         return self.cached(f"B{i}", lambda: self.con.B(i))
 
-    def abs_post(self, st) -> np.ndarray:
-        """|W'| of one step, kept for that step only (one dense stack)."""
-        if self.cache.get("abs_post_of") is not st:
-            self.cache["abs_post_of"] = st
-            self.cache["abs_post"] = np.abs(st.W_post)
-        return self.cache["abs_post"]
+    def abs_pass(self, layers, phi) -> np.ndarray:
+        """|W_k| ... |W_N| |phi| for every layer k (N, D), cached for the current step."""
+        from ..engine.step import abs_forward
+
+        key = ("abs_pass", id(layers), id(phi))
+        store = self.cache.setdefault("abs_passes", {})
+        if self.cache.get("abs_passes_of") is not self.step:
+            store.clear()
+            self.cache["abs_passes_of"] = self.step
+        if key not in store:
+            store[key] = (layers, phi, abs_forward(layers, phi))
+        return store[key][2]

@@ -11,11 +11,11 @@ import numpy as np
 from ..config import format_bytes
 from ..construction.network import build
 from ..decode import decode
-from ..execution import one_step
+from ..engine.step import single_step as one_step
 from .base import Outcome, finding, max_abs
 
-# A finding's extra construction may use at most this many bytes of dense weights; above it the
-# finding is shown on a smaller grid of the same shape and says so.
+# A finding's extra construction may use at most this many bytes (dense stacks, or the sparse
+# engine's layers and passes); above it the finding is shown on a smaller grid and says so.
 FINDING_MEMORY_BYTES = 1 * 2**30
 
 
@@ -67,13 +67,16 @@ def relu_grad_at_zero(ctx, samples) -> Outcome:
     x, xs, y = _reference(ctx, samples)
     d = ctx.design
     y = _kept_sign(d.alpha, y)
-    con0 = build(d.with_(relu_grad_at_zero=0.0))
+    con0 = build(d.with_(relu_grad_at_zero=0.0), engine=ctx.engine)
     st0 = one_step(con0, x, y, xs)
     r1 = d.relu_grad_at_zero if d.relu_grad_at_zero != 0 else 1.0
-    con1 = ctx.con if d.relu_grad_at_zero != 0 else build(d.with_(relu_grad_at_zero=r1))
+    con1 = ctx.con if d.relu_grad_at_zero != 0 else build(d.with_(relu_grad_at_zero=r1), engine=ctx.engine)
     st1 = one_step(con1, x, y, xs)
     b = ctx.blocks
-    mid_bottom_grad0 = max_abs(st0.grads[:, b.dt:, :])
+    from ..engine.layers import lowrank_max_abs
+
+    mid_bottom_grad0 = max((lowrank_max_abs(*(f[b.dt:] if n == 0 else f for n, f in enumerate(st0.grad_factors(k))))
+                            for k in range(con0.N)), default=0.0)
     collapsed = st0.theta_b_post == 0 and not np.any(_zbar(ctx, st0))
     works = st1.theta_b_post != 0 and bool(np.any(_zbar(ctx, st1)))
     return Outcome(bool(collapsed and works),
@@ -97,7 +100,7 @@ def sign_of_y(ctx, samples) -> Outcome:
         d = d.with_(loss="mse")
         y = np.abs(np.asarray(y, dtype=float)) + 0.5
     alpha = d.alpha
-    con_p = ctx.con if d == ctx.design and d.variant == "paper" else build(d.with_(variant="paper"))
+    con_p = ctx.con if d == ctx.design and d.variant == "paper" else build(d.with_(variant="paper"), engine=ctx.engine)
     y_bad = np.sign(alpha) * np.abs(y)
     y_good = -y_bad
     st_bad = one_step(con_p, x, y_bad, xs)
@@ -107,7 +110,7 @@ def sign_of_y(ctx, samples) -> Outcome:
     tol = ctx.tol(max(max_abs(tb), max_abs(tg), 1.0))
     gap_bad = max_abs(zb - tb)
     gap_good = max_abs(zg - tg)
-    con_s = ctx.con if d == ctx.design and d.variant == "signed" else build(d.with_(variant="signed"))
+    con_s = ctx.con if d == ctx.design and d.variant == "signed" else build(d.with_(variant="signed"), engine=ctx.engine)
     st_s = one_step(con_s, x, y_bad, xs)
     dec = decode(con_s, st_s.z_star[con_s.blocks.mid], alpha)
     demonstrated = gap_bad > tol and not np.any(zb) and gap_good <= tol
@@ -161,7 +164,7 @@ def psd_implication(ctx, samples) -> Outcome:
          condition="e_check(y) = 0, e.g. y = 0")
 def zero_label(ctx, samples) -> Outcome:
     d = _isolated(ctx)
-    con = ctx.con if d == ctx.design else build(d)
+    con = ctx.con if d == ctx.design else build(d, engine=ctx.engine)
     x, xs, _ = _reference(ctx, samples)
     x2 = cell_center((con.bin_x(x) + 1) % con.blocks.cells_x, d.J, d.dx)
     xs2 = cell_center((con.bin_star(xs) + 1) % con.blocks.cells_star, d.L, d.dx)
@@ -169,9 +172,9 @@ def zero_label(ctx, samples) -> Outcome:
     st1 = one_step(con, x, y0, xs)
     st2 = one_step(con, x2, y0, xs2)
     out1, out2 = st1.out_star_post, st2.out_star_post
-    demonstrated = (st1.theta_b_post == 0 and not np.any(st1.grads) and out1.branch == out2.branch
+    demonstrated = (st1.theta_b_post == 0 and not st1.has_gradient() and out1.branch == out2.branch
                     and np.array_equal(out1.yhat, out2.yhat))
-    ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": max_abs(st1.grads),
+    ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": st1.grad_max_abs(),
           "theta_b_post": st1.theta_b_post, "outputs": [out1.yhat, out2.yhat],
           "branch_after": out1.branch}
     y_null = con.loss.e_check_null_label(d.dy)  # MSE: (1, -1, 0, ...); None where there is none
@@ -183,7 +186,7 @@ def zero_label(ctx, samples) -> Outcome:
         "With MSE at yhat = 0 the error is -y: for y = 0 nothing moves, theta_b' = 0, the switch does not "
         "flip and the post-step output is the same for every (x, x*). More generally theta_b' is "
         "proportional to e_check(y) = sum(y), so any label with sum 0 leaves the switch off.",
-        f"y = {_fmt(y0)}: max|grad| = {max_abs(st1.grads):.3g}, theta_b' = {st1.theta_b_post:.3g}, the same "
+        f"y = {_fmt(y0)}: max|grad| = {st1.grad_max_abs():.3g}, theta_b' = {st1.theta_b_post:.3g}, the same "
         f"output {_fmt(out1.yhat)} for two different (x, x*)")
 
 
@@ -196,7 +199,8 @@ def depth_jl(ctx, samples) -> Outcome:
     while True:
         cells = J**d.dx * L**d.dx
         D = cells + (cells - 2) * (2 if d.variant == "signed" else 1) * d.dy + 1
-        if cells * D * D * 8 * 6 <= FINDING_MEMORY_BYTES or (J == 2 and L == 2):
+        need = cells * D * D * 8 * 6 if ctx.engine == "dense" else 64 * (cells + 2) * (D + 2) * 8
+        if need <= FINDING_MEMORY_BYTES or (J == 2 and L == 2):
             break
         J, L = max(2, J // 2), max(2, L // 2)
         note = (f"shown on the {J}x{L} grid (the requested one would need more than "
@@ -206,7 +210,7 @@ def depth_jl(ctx, samples) -> Outcome:
         return Outcome(False,
                        {"J": J, "L": L, "reason": "J*L < 3: a depth-J*L network has no code layer"},
                        "Not applicable to these sizes.", "not applicable: J*L < 3")
-    short = build(d.with_(N=cells, J=J, L=L, layout="truncated"))
+    short = build(d.with_(N=cells, J=J, L=L, layout="truncated"), engine=ctx.engine)
     b = short.blocks
     uncovered = [(c % b.cells_x, c // b.cells_x) for c in range(b.m, cells)]
     j, l = uncovered[-1]
@@ -217,7 +221,7 @@ def depth_jl(ctx, samples) -> Outcome:
         y1, y2 = np.eye(d.dy)[0], np.eye(d.dy)[1]
     s1, s2 = one_step(short, x, y1, xs), one_step(short, x, y2, xs)
     z1, z2 = s1.z_star[b.mid], s2.z_star[b.mid]
-    full = build(d.with_(N=cells + 2, J=J, L=L, layout="paper"))
+    full = build(d.with_(N=cells + 2, J=J, L=L, layout="paper"), engine=ctx.engine)
     f1 = one_step(full, x, y1, xs)
     dec = decode(full, f1.z_star[full.blocks.mid], d.alpha)
     demonstrated = not np.any(z1) and not np.any(z2) and (dec.cell_x, dec.cell_star) == (j, l)

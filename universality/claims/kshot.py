@@ -26,7 +26,7 @@ import numpy as np
 
 from ..construction.network import build
 from ..decode import recover
-from ..execution import forward, k_shot_step
+from ..engine.step import forward, maml_step as k_shot_step, updates_diff_max_abs
 from ..samples import cell_point
 from .base import Check, Outcome, Verdict, claim, compare, finding, max_abs, worst
 
@@ -34,9 +34,11 @@ from .base import Check, Outcome, Verdict, claim, compare, finding, max_abs, wor
 MAX_DECODE_CANDIDATES = 20000
 
 
-def _abs_forward_max(W_abs: np.ndarray, phi: np.ndarray, rows=slice(None)) -> float:
-    f = forward(W_abs, np.abs(phi), relu=False)
-    return float(np.max(np.abs(f.pre[:, rows]))) if f.pre.size else 0.0
+def _abs_forward_max(layers, phi: np.ndarray, rows=slice(None)) -> float:
+    from ..engine.step import abs_forward
+
+    a = abs_forward(layers, phi)
+    return float(np.max(a[:, rows])) if a.size else 0.0
 
 
 def kshot_formula(con, xs, ys, x_star, theta_b_post: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +73,7 @@ def kshot_eq(ctx, t, kst) -> Check:
     f, fmag = kshot_formula(con, t.xs, t.ys, t.x_star, kst.theta_b_post, kst.alpha)
     lin = forward(kst.W_post, kst.phi_star_post, relu=False).z[b.mid]
     relu = kst.z_star[b.mid]
-    mag = _abs_forward_max(np.abs(kst.W_post), kst.phi_star_post, b.mid) + max_abs(fmag)
+    mag = _abs_forward_max(kst.W_post, kst.phi_star_post, b.mid) + max_abs(fmag)
     tol = ctx.tol(mag)
     c_lin = compare(lin, f, tol)
     claimed_relu = np.maximum(f, 0.0) if ctx.design.variant == "signed" else f
@@ -100,12 +102,12 @@ def permutation_invariant(ctx, t, kst) -> Check:
     bitwise = True
     for p in perms:
         other = k_shot_step(con, [t.xs[k] for k in p], [t.ys[k] for k in p], t.x_star)
-        diffs = [max_abs(other.W_post - kst.W_post), abs(other.theta_b_post - kst.theta_b_post),
+        diffs = [updates_diff_max_abs(other, kst), abs(other.theta_b_post - kst.theta_b_post),
                  max_abs(other.Wg_post - kst.Wg_post), max_abs(other.z_star - kst.z_star)]
         res = max(res, *diffs)
         bitwise = bitwise and not any(diffs)
     # summation order changes rounding only: K terms of size alpha*|grad|
-    tol = ctx.tol(abs(kst.alpha) * max(max_abs(kst.grads), abs(kst.g_theta_b), max_abs(kst.g_Wg), 1e-300)) * K
+    tol = ctx.tol(abs(kst.alpha) * max(kst.grad_max_abs(), abs(kst.g_theta_b), max_abs(kst.g_Wg), 1e-300)) * K
     tol = max(tol, ctx.tol(max_abs(kst.z_star)) * K)
     return Check({"max_difference": res, "bit_identical": bitwise, "permutations": [list(map(int, p)) for p in perms]},
                  "0", res, tol, Verdict.PASS if res <= tol else Verdict.FAIL,
@@ -179,7 +181,7 @@ def kshot_decodes(ctx, t, kst) -> Check:
         return Check("coincident cells", "-", 0.0, 0.0, Verdict.SKIPPED,
                      "two x_k share a cell: labels add up (finding kshot-coincident-bins)")
     z = kst.z_star[b.mid]
-    mag = _abs_forward_max(np.abs(kst.W_post), kst.phi_star_post, b.mid)
+    mag = _abs_forward_max(kst.W_post, kst.phi_star_post, b.mid)
     ztol = ctx.tol(mag) * math.sqrt(b.dm)
     out = decode_multiset(con, z, kst.alpha, t.K, ztol)
     if out is None:
@@ -243,7 +245,7 @@ def _con_for(ctx, design):
     b = design.blocks
     if 6 * design.N * b.D * b.D * 8 > FINDING_MEMORY_BYTES:
         small = design.with_(N=6, J=min(design.J, 4), L=min(design.L, 4), dx=1, layout="compact")
-        con = build(small)
+        con = build(small, engine=ctx.engine)
         con.extras["shown_on"] = (f"shown on N = 6, J = {small.J}, L = {small.L} (the run's sizes would need "
                                   f"more than {FINDING_MEMORY_BYTES // 2**30} GiB for a second construction)")
         return con
@@ -286,12 +288,12 @@ def kshot_coincident_bins(ctx, samples) -> Outcome:
         set_b = [np.full(d.dy, sgn * 0.5), np.full(d.dy, sgn * 0.5)]
     sa = k_shot_step(con, [x, x], set_a, x_star)
     sb = k_shot_step(con, [x, x], set_b, x_star)
-    diff = max(max_abs(sa.W_post - sb.W_post), abs(sa.theta_b_post - sb.theta_b_post),
+    diff = max(updates_diff_max_abs(sa, sb), abs(sa.theta_b_post - sb.theta_b_post),
                max_abs(sa.Wg_post - sb.Wg_post))
     # does each task leave a trace at all (else the demonstration would be vacuous)?
-    moved = max_abs(sa.W_post - con.W)
+    moved = sa.update_max_abs()
     zdiff = max_abs(sa.z_star - sb.z_star)
-    tol = ctx.tol(abs(d.alpha) * max(max_abs(sa.grads), 1.0)) * 2
+    tol = ctx.tol(abs(d.alpha) * max(sa.grad_max_abs(), 1.0)) * 2
     codes_differ = max(max_abs(loss.label_code(p) - loss.label_code(q)) for p, q in zip(set_a, set_b))
     demonstrated = diff <= tol and moved > tol and codes_differ > 0
     return Outcome(bool(demonstrated),
@@ -374,7 +376,7 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
         ys = [y1, y1]
     else:  # one x cell and dy = 1: labels summing to 0 in one cell cancel; show it on J = 2
         d, note = _two_x_cells(d)
-        con = build(d)
+        con = build(d, engine=ctx.engine)
         con.extras["shown_on"] = note
         xs = _centers(con, [0, 1])
         x_star = _centers(con, [0])[0]
@@ -384,8 +386,8 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
     other = [np.abs(y1), 2 * np.abs(y1)]  # same cells, labels off the kernel
     su = k_shot_step(con, xs, other, x_star)
     e_sum = con.e_check(y1) + con.e_check(-y1)
-    moved = max_abs(st.W_post - con.W)
-    tol = ctx.tol(abs(d.alpha) * max(max_abs(st.grads), 1.0))
+    moved = st.update_max_abs()
+    tol = ctx.tol(abs(d.alpha) * max(st.grad_max_abs(), 1.0))
     demonstrated = st.theta_b_post == 0 and e_sum == 0 and moved > tol and su.theta_b_post != 0
     return Outcome(bool(demonstrated),
         {"x": xs, "x_star": x_star, "labels": ys, "e_check_of_sum": e_sum, "sizes": _where(con),
@@ -426,7 +428,7 @@ def _mixed_sign_search(ctx, con, budget: int = 240):
                 lin = forward(st.W_post, st.phi_star_post, relu=False).z[b.mid]
                 relu = st.z_star[b.mid]
                 claimed = np.maximum(f, 0.0) if d.variant == "signed" else f
-                tol = ctx.tol(_abs_forward_max(np.abs(st.W_post), st.phi_star_post, b.mid) + max_abs(fmag))
+                tol = ctx.tol(_abs_forward_max(st.W_post, st.phi_star_post, b.mid) + max_abs(fmag))
                 gap_relu, gap_lin = max_abs(relu - claimed), max_abs(lin - f)
                 last = {"x": xs, "x_star": x_star, "labels": ys, "relu_network_vs_formula": gap_relu,
                         "linear_product_vs_formula": gap_lin, "tolerance": tol, "zbar_star": relu,
@@ -453,7 +455,7 @@ def kshot_mixed_signs(ctx, samples) -> Outcome:
         if ref != con.design:
             notes.append(f"no placement on the run's sizes dips below 0 ({ce['placements_tried'] if ce else 0} "
                          f"tried); shown on N = 6, J = L = 4")
-            con = build(ref)
+            con = build(ref, engine=ctx.engine)
             found, ce = _mixed_sign_search(ctx, con)
     d = con.design
     ce = dict(ce or {})

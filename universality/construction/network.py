@@ -149,10 +149,20 @@ def _num_diag(values, field):
     return np.array(values, dtype=float) if field.name == "numeric" else list(values)
 
 
-def build(design: Design | Config, field=NUMERIC) -> Construction:
-    """Build the weights of ``design`` in ``field`` (NUMERIC float64 or ExactField)."""
+def build(design: Design | Config, field=NUMERIC, engine: str | None = None) -> Construction:
+    """Build the weights of ``design`` in ``field`` (NUMERIC float64 or ExactField).
+
+    ``engine``: how the numeric weights are stored: "dense" (one N x D x D array) or "sparse" (one
+    CSR matrix per layer, built directly, never through the dense stack: see
+    :mod:`universality.engine.layers`). The entries are the same. Default: the Config's
+    ``resolved_engine``, dense for a bare Design.
+    """
     if isinstance(design, Config):
+        engine = engine or design.resolved_engine
         design = Design.from_config(design)
+    engine = engine or "dense"
+    if field.name == "numeric":
+        return _build_numeric(design, engine)
     b = design.blocks
     f = field
     N, dm, dt = design.N, b.dm, b.dt
@@ -180,37 +190,85 @@ def build(design: Design | Config, field=NUMERIC) -> Construction:
     P = [[f.sqrt(a) for a in A_built[i]] for i in range(N)]
     Wbar = [[P[i][k] / P[i - 1][k] if i < N else one for k in range(dm)] for i in range(1, N + 1)]
     # G_i: code matrices of B_i; B_1 = B_N = I
-    if f.name == "numeric":
-        zeroG = np.zeros((b.cells_x, b.cells_star))
-        G = [zeroG] + [np.asarray(codes[i - 2]) for i in range(2, N)] + [zeroG]
-    else:
-        zeroG = [[zero] * b.cells_star for _ in range(b.cells_x)]
-        G = [zeroG] + [codes[i - 2] for i in range(2, N)] + [zeroG]
+    zeroG = [[zero] * b.cells_star for _ in range(b.cells_x)]
+    G = [zeroG] + [codes[i - 2] for i in range(2, N)] + [zeroG]
 
     W = f.stack(N, b.D, b.D)
     for k in range(N):
         i = k + 1
-        if f.name == "numeric":
-            W[k, :dt, :dt] = np.eye(dt)
+        Wk = W[k]
+        for t in range(dt):
+            Wk[t, t] = one
+        if i >= 2:
+            for j in range(b.cells_x):
+                for l in range(b.cells_star):
+                    Wk[b.cells_x + l, j] = G[i - 2][j][l] - G[i - 1][j][l]
+        for q in range(dm):
+            Wk[dt + q, dt + q] = Wbar[k][q]
+        Wk[b.bottom, b.bottom] = one
+    Wg = _head(design, b, f)
+    return Construction(design=design, blocks=b, field=f, W=W, Wg=Wg, theta_b=zero,
+                        codes=codes, A=A, A_built=A_built, G=G)
+
+
+def _build_numeric(design: Design, engine: str) -> Construction:
+    """The float64 builder, vectorised: the same entries as the exact one, rounded once."""
+    b = design.blocks
+    N, dm, dt, D = design.N, b.dm, b.dt, b.D
+    r = design.relu_grad_at_zero
+    scale = r if r != 0 else 1.0
+    codes = code_table(design.layout, b.cells_x, b.cells_star, b.m, NUMERIC)
+    channel = np.arange(dm) // (b.s * b.dy)
+    A = [np.ones(dm)]
+    for i in range(2, N + 1):
+        A.append(np.full(dm, float(design.eps)) if i == N else design.eps + (channel == i - 2).astype(float))
+    A_built = [A[0]] + [A[i - 1] / scale**i for i in range(2, N + 1)]
+    P = [np.sqrt(a) for a in A_built]
+    Wbar = [P[i] / P[i - 1] if i < N else np.ones(dm) for i in range(1, N + 1)]
+    zeroG = np.zeros((b.cells_x, b.cells_star))
+    G = [zeroG] + [codes[i - 2] for i in range(2, N)] + [zeroG]
+    diag = np.arange(D)
+    if engine == "sparse":
+        import scipy.sparse as sp
+
+        from ..engine.layers import SparseLayers
+
+        mats = []
+        for k in range(N):
+            i = k + 1
+            vals = np.concatenate([np.ones(dt), Wbar[k], [1.0]])
+            rows, cols = [diag], [diag]
+            data = [vals]
+            if i >= 2:
+                Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
+                rr, cc = np.nonzero(Gd)
+                rows.append(rr + b.cells_x)
+                cols.append(cc)
+                data.append(Gd[rr, cc])
+            mats.append(sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+                                      shape=(D, D)))
+        W = SparseLayers(mats, D)
+    elif engine == "dense":
+        W = np.zeros((N, D, D))
+        for k in range(N):
+            i = k + 1
+            W[k, diag[:dt], diag[:dt]] = 1.0
             if i >= 2:
                 W[k, b.top_star, b.top_x] = (G[i - 2] - G[i - 1]).T
-            W[k, b.mid, b.mid] = np.diag(np.asarray(Wbar[k], dtype=float))
+            W[k, diag[dt:dt + dm], diag[dt:dt + dm]] = Wbar[k]
             W[k, b.bottom, b.bottom] = 1.0
-        else:
-            Wk = W[k]
-            for t in range(dt):
-                Wk[t, t] = one
-            if i >= 2:
-                for j in range(b.cells_x):
-                    for l in range(b.cells_star):
-                        Wk[b.cells_x + l, j] = G[i - 2][j][l] - G[i - 1][j][l]
-            for q in range(dm):
-                Wk[dt + q, dt + q] = Wbar[k][q]
-            Wk[b.bottom, b.bottom] = one
+    else:
+        raise ValueError(f"unknown engine {engine!r} (dense or sparse)")
+    Wg = _head(design, b, NUMERIC)
+    return Construction(design=design, blocks=b, field=NUMERIC, W=W, Wg=Wg, theta_b=0.0,
+                        codes=codes, A=A, A_built=A_built, G=G)
 
+
+def _head(design, b, f):
     # output head g_pre: W_g = [0, Wbar_g, wcheck_g]
     # (H, u) from the loss: e_bar's unit is H^T grad l(y, 0), e_check(y) = u^T grad l(y, 0)
     # (MSE: H = -I, u = -1, the Lambda^{-T} recipe; see losses.py for CE and the others)
+    dt = b.dt
     loss = get_loss(design.loss)
     H, u = loss.head(design.dy, f)
     Wg = f.zeros(design.dy, b.D)
@@ -224,5 +282,4 @@ def build(design: Design | Config, field=NUMERIC) -> Construction:
     else:
         Wg[:, b.bottom] = u
 
-    return Construction(design=design, blocks=b, field=f, W=W, Wg=Wg, theta_b=zero,
-                        codes=codes, A=A, A_built=A_built, G=G)
+    return Wg

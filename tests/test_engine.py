@@ -1,0 +1,158 @@
+"""The execution engine (universality/engine): the layer algebra's backends agree, the step kept as
+factors is the real step on every entry, and the dense and sparse engines give the same verdicts and
+the same executed quantities within the tolerances, over sizes, variants, layouts, dy, dx, r and K.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from universality import Config, build
+from universality.claims.base import Context
+from universality.engine import DenseLayers, SparseLayers, maml_step, to_sparse
+from universality.engine.layers import lowrank_max_abs
+from universality.engine.memory import estimate_bytes, resolve
+from universality.samples import make_tasks
+from universality.tolerance import guard, layer_ops
+from universality.verify import check_claims
+
+from .strategies import configs, relu_grads, triples
+
+
+def _pair(cfg: Config):
+    dense = build(cfg, engine="dense")
+    sparse = build(cfg, engine="sparse")
+    return dense, sparse
+
+
+def test_builders_store_the_same_entries():
+    for cfg in (Config(N=6, J=4, L=4), Config(N=18, J=4, L=4, dy=2, variant="paper"),
+                Config(N=7, J=3, L=2, dx=2, relu_grad_at_zero=0.5)):
+        d, s = _pair(cfg)
+        assert isinstance(s.W, SparseLayers)
+        assert np.array_equal(d.W, np.asarray(s.W))
+
+
+def test_layer_algebra_backends_agree_on_a_general_matrix():
+    """No structure assumed: a random sparse stack, including entries in every block."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((4, 9, 9)) * (rng.random((4, 9, 9)) < 0.3)
+    dn, sp_ = DenseLayers(W), SparseLayers.from_dense(W)
+    X = rng.standard_normal((9, 3))
+    for k in range(4):
+        for name in ("apply", "apply_T", "abs_apply", "abs_apply_T"):
+            np.testing.assert_allclose(getattr(dn, name)(k, X), getattr(sp_, name)(k, X), rtol=0, atol=1e-13)
+            np.testing.assert_allclose(getattr(dn, name)(k, X[:, 0]), getattr(sp_, name)(k, X[:, 0]),
+                                       rtol=0, atol=1e-13)
+        assert np.array_equal(dn.row_nnz(k), sp_.row_nnz(k))
+
+
+def test_updated_layers_are_the_real_step_on_every_entry():
+    cfg = Config(N=6, J=4, L=4)
+    con = build(cfg)
+    st_ = maml_step(con, [0.3], [np.array([1.2])], 0.7)
+    W_post = con.W - cfg.alpha * st_.grads
+    np.testing.assert_allclose(np.asarray(st_.W_post), W_post, rtol=0, atol=1e-15)
+    X = np.random.default_rng(0).standard_normal((con.D, 2))
+    for k in range(con.N):
+        np.testing.assert_allclose(st_.W_post.apply(k, X), W_post[k] @ X, rtol=0, atol=1e-13)
+
+
+def test_lowrank_max_abs_is_exact():
+    rng = np.random.default_rng(1)
+    P = rng.standard_normal((30, 3)) * (rng.random((30, 3)) < 0.5)
+    Q = rng.standard_normal((20, 3))
+    assert lowrank_max_abs(P, Q, chunk=7) == pytest.approx(float(np.abs(P @ Q.T).max()), rel=1e-15)
+    assert lowrank_max_abs(np.zeros((5, 2)), Q[:5]) == 0.0
+
+
+def test_per_row_operation_count_is_tighter_than_the_blanket_one():
+    con = build(Config(N=18, J=4, L=4))
+    n = layer_ops(Context(con).layers)
+    assert n < con.N * (con.D + 2)
+
+
+def test_guard_turns_a_vacuous_pass_into_undecided():
+    from universality.claims.base import Check, Verdict
+
+    chk = guard(Check(1.0, 1.0, 0.0, 5.0, Verdict.PASS), 1.0, "max |zbar*|")
+    assert chk.verdict == Verdict.UNDECIDED and "exceeds" in chk.note
+    ok = guard(Check(1.0, 1.0, 0.0, 1e-14, Verdict.PASS), 1.0, "max |zbar*|")
+    assert ok.verdict == Verdict.PASS
+    zero = guard(Check(0.0, 0.0, 0.0, 1e-14, Verdict.PASS), 0.0, "max |zbar*|")
+    assert zero.verdict == Verdict.PASS
+
+
+def test_auto_engine_and_memory_estimate():
+    small, big = Config(N=6, J=4, L=4), Config(N=258, J=16, L=16)
+    assert resolve(small) == "dense" and resolve(big) == "sparse"
+    assert big.memory_estimate_bytes() == estimate_bytes(big, "sparse") < estimate_bytes(big, "dense")
+    assert Config(N=6, J=4, L=4, engine="sparse").resolved_engine == "sparse"
+
+
+def test_verify_reports_the_engine():
+    from universality import verify
+
+    rep = verify(Config(N=6, J=2, L=2, samples=1, engine="sparse"), with_findings=False)
+    assert rep.as_dict()["construction"]["engine"] == "sparse"
+    assert isinstance(rep.con.W, SparseLayers)
+
+
+def _executed(step, b):
+    return {"z_star": step.z_star, "theta_b_post": np.array([step.theta_b_post]), "g_feature": step.g_feature,
+            "e": step.e, "W_post_probe": step.W_post.chain(np.ones((b.D, 1)))}
+
+
+@settings(deadline=None, max_examples=25)
+@given(data=st.data())
+def test_dense_and_sparse_engines_agree(data):
+    """Same verdicts, and every executed quantity equal within the tolerance of its magnitude."""
+    cfg = data.draw(configs(r=relu_grads()))
+    K = data.draw(st.integers(1, 3))
+    samples = [data.draw(triples(cfg)) for _ in range(data.draw(st.integers(1, 2)))]
+    dense, sparse = _pair(cfg)
+    vd = {c.id: c.verdict for c in check_claims(dense, samples)}
+    vs = {c.id: c.verdict for c in check_claims(sparse, samples)}
+    assert vd == vs
+    ctx = Context(dense)
+    for s in samples:
+        xs = [s.x] * K
+        ys = [np.asarray(s.y, dtype=float) * (k + 1) for k in range(K)]
+        a = maml_step(dense, xs, ys, s.x_star)
+        b = maml_step(sparse, xs, ys, s.x_star)
+        ctx.step = a
+        for key, va in _executed(a, dense.blocks).items():
+            vb = _executed(b, sparse.blocks)[key]
+            mag = max(float(np.max(np.abs(va), initial=0.0)), 1.0)
+            tol = ctx.tol(mag * 16)
+            assert float(np.max(np.abs(va - vb), initial=0.0)) <= tol, key
+        assert a.out_star_post.branch == b.out_star_post.branch
+
+
+def test_kshot_tasks_agree_across_engines():
+    cfg = Config(N=6, J=2, L=3, K=3, samples=2)
+    dense, sparse = _pair(cfg)
+    tasks = make_tasks(2, 0, 3, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
+    vd = {c.id: c.verdict for c in check_claims(dense, [], tasks=tasks)}
+    vs = {c.id: c.verdict for c in check_claims(sparse, [], tasks=tasks)}
+    assert vd == vs and all(v.value in ("PASS", "SKIPPED", "FAIL", "UNDECIDED") for v in vd.values())
+
+
+def test_corrupted_entry_outside_every_block_is_executed_by_the_sparse_engine():
+    """An entry where the builder puts nothing (a top row reading the bottom unit): the sparse engine
+    stores it and a claim FAILs."""
+    import copy
+
+    con = build(Config(N=6, J=2, L=3))
+    W = con.W.copy()
+    W[2, 0, con.blocks.bottom] = 0.25
+    bad = copy.copy(con)
+    bad.W, bad.extras = to_sparse(W), {}
+    from universality.samples import make_samples
+
+    res = check_claims(bad, make_samples(4, 0, 2, 3))
+    assert any(c.verdict.value == "FAIL" for c in res)
+    assert not math.isnan(sum(c.residual for c in res if math.isfinite(c.residual)))

@@ -1,0 +1,324 @@
+"""The layer algebra every execution is written against.
+
+A :class:`Layers` object is the stack W_1 .. W_N of full D x D parameter matrices (index k = paper
+layer k + 1, so layer ``N - 1`` acts first). It offers only what the engine and the claims need:
+
+* ``apply(k, X)``: W_k X for a vector (D,) or a block of vectors (D, p);
+* ``apply_T(k, X)``: W_k^T X (reverse mode);
+* ``abs_apply(k, X)`` / ``abs_apply_T(k, X)``: |W_k| X and |W_k|^T X, the magnitudes that bound
+  rounding (Higham, Sec. 3.5);
+* ``row_nnz(k)``: how many additions each row of W_k performs (its nonzeros), for the per-row gamma_n
+  of :mod:`universality.tolerance`;
+* ``block(k, rows, cols)``: one block of W_k as a SciPy sparse matrix (the telescoping products);
+* ``dense(k)``: W_k as a dense array (small sizes only: the reference backend and the figures).
+
+Backends:
+
+* :class:`DenseLayers`: a NumPy float64 N x D x D stack (the reference at small sizes);
+* :class:`SparseLayers`: one general ``scipy.sparse`` CSR matrix per layer holding whatever entries the
+  builder produced. Nothing here assumes which blocks are nonzero: a corrupted entry anywhere is stored
+  and executed like any other.
+* :class:`UpdatedLayers`: W_i' = W_i - alpha G_i for a gradient kept as its factors
+  G_i = (1/K) sum_k d_i^(k) h_{i+1}^(k)T (the chain rule of a linear layer), applied as
+  ``W_i u - alpha D_i (H_i^T u) / K``: the real step on every entry of every full matrix, never
+  materialised.
+
+ReLU with the ReLU'(0) = r convention: :func:`relu` and :func:`relu_grad`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def relu(pre: np.ndarray) -> np.ndarray:
+    return np.maximum(pre, 0.0)
+
+
+def relu_grad(pre: np.ndarray, r: float) -> np.ndarray:
+    """ReLU'(u) = 1 (u > 0), 0 (u < 0), r (u == 0)."""
+    return np.where(pre > 0, 1.0, np.where(pre < 0, 0.0, r))
+
+
+class Layers:
+    """The abstract stack; subclasses supply storage."""
+
+    kind = "abstract"
+    N: int
+    D: int
+
+    # storage hooks ----------------------------------------------------------------------------
+    def apply(self, k: int, X):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply_T(self, k: int, X):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def abs_apply(self, k: int, X):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def abs_apply_T(self, k: int, X):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def row_nnz(self, k: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def block(self, k: int, rows: slice, cols: slice):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def dense(self, k: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # derived ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.N
+
+    def to_dense(self) -> np.ndarray:
+        out = np.empty((self.N, self.D, self.D))
+        for k in range(self.N):
+            out[k] = self.dense(k)
+        return out
+
+    def chain(self, X, upto: int = 0, absolute: bool = False):
+        """W_{upto+1} ... W_N X (no ReLU), i.e. layers N-1 .. upto applied in order."""
+        f = self.abs_apply if absolute else self.apply
+        out = np.abs(X) if absolute else X
+        for k in range(self.N - 1, upto - 1, -1):
+            out = f(k, out)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        """The dense N x D x D stack (small sizes only; tests and figures)."""
+        out = self.to_dense()
+        return out if dtype is None else out.astype(dtype)
+
+    def max_row_nnz(self) -> int:
+        return max((int(self.row_nnz(k).max(initial=0)) for k in range(self.N)), default=0)
+
+    @property
+    def nbytes(self) -> int:  # pragma: no cover - overridden
+        return 0
+
+
+class DenseLayers(Layers):
+    """A dense float64 N x D x D stack (the reference backend)."""
+
+    kind = "dense"
+
+    def __init__(self, W: np.ndarray):
+        self.W = np.asarray(W, dtype=float)
+        self.N, self.D = int(self.W.shape[0]), int(self.W.shape[1])
+        self._abs = None
+        self._nnz = None
+
+    @property
+    def Wabs(self) -> np.ndarray:
+        if self._abs is None:
+            self._abs = np.abs(self.W)
+        return self._abs
+
+    def apply(self, k, X):
+        return self.W[k] @ X
+
+    def apply_T(self, k, X):
+        return self.W[k].T @ X
+
+    def abs_apply(self, k, X):
+        return self.Wabs[k] @ X
+
+    def abs_apply_T(self, k, X):
+        return self.Wabs[k].T @ X
+
+    def row_nnz(self, k):
+        if self._nnz is None:
+            self._nnz = np.count_nonzero(self.W, axis=2)
+        return self._nnz[k]
+
+    def block(self, k, rows, cols):
+        return sp.csr_matrix(self.W[k][rows, cols])
+
+    def dense(self, k):
+        return self.W[k]
+
+    def to_dense(self):
+        return self.W
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.W.nbytes)
+
+
+try:  # SciPy's own compiled kernels, called without the per-call checks of ``csr_matrix @ x``
+    from scipy.sparse import _sparsetools as _st
+except ImportError:  # pragma: no cover - a SciPy without them: the public operator is used
+    _st = None
+
+
+def _csr_apply(m, X, transpose: bool, data=None):
+    """m @ X (or m.T @ X) for a canonical CSR matrix m, X (n,) or (n, p) float64.
+
+    The CSR arrays of m read as CSC arrays are m^T, so the transpose needs no copy.
+    """
+    data = m.data if data is None else data
+    if _st is None or m.indices.dtype != np.int32 or m.indptr.dtype != np.int32:
+        mat = sp.csr_matrix((data, m.indices, m.indptr), shape=m.shape)
+        return (mat.T @ X) if transpose else (mat @ X)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    n_row, n_col = m.shape
+    out_rows = n_col if transpose else n_row
+    if X.ndim == 1:
+        Y = np.zeros(out_rows)
+        (_st.csc_matvec if transpose else _st.csr_matvec)(n_col if transpose else n_row,
+                                                          n_row if transpose else n_col,
+                                                          m.indptr, m.indices, data, X, Y)
+        return Y
+    p = X.shape[1]
+    Y = np.zeros((out_rows, p))
+    if transpose:
+        _st.csc_matvecs(n_col, n_row, p, m.indptr, m.indices, data, X.ravel(), Y.ravel())
+    else:
+        _st.csr_matvecs(n_row, n_col, p, m.indptr, m.indices, data, X.ravel(), Y.ravel())
+    return Y
+
+
+class SparseLayers(Layers):
+    """One general CSR matrix per layer (whatever entries the builder produced)."""
+
+    kind = "sparse"
+
+    def __init__(self, mats, D: int | None = None):
+        self.mats = []
+        for m in mats:
+            m = sp.csr_matrix(m, dtype=float)
+            m.sum_duplicates()  # canonical: sorted, no duplicate entries
+            self.mats.append(m)
+        self.N = len(self.mats)
+        self.D = int(D if D is not None else self.mats[0].shape[0])
+        self._abs: list | None = None
+
+    @classmethod
+    def from_dense(cls, W) -> "SparseLayers":
+        W = np.asarray(W, dtype=float)
+        return cls([sp.csr_matrix(W[k]) for k in range(W.shape[0])], W.shape[1])
+
+    def _absdata(self, k):
+        if self._abs is None:
+            # |W_k| shares the index arrays of W_k: only the values are stored again
+            self._abs = [np.abs(m.data) for m in self.mats]
+        return self._abs[k]
+
+    def apply(self, k, X):
+        return _csr_apply(self.mats[k], X, False)
+
+    def apply_T(self, k, X):
+        return _csr_apply(self.mats[k], X, True)
+
+    def abs_apply(self, k, X):
+        return _csr_apply(self.mats[k], X, False, self._absdata(k))
+
+    def abs_apply_T(self, k, X):
+        return _csr_apply(self.mats[k], X, True, self._absdata(k))
+
+    def row_nnz(self, k):
+        return np.diff(self.mats[k].indptr)
+
+    def block(self, k, rows, cols):
+        return self.mats[k][rows, cols]
+
+    def dense(self, k):
+        return self.mats[k].toarray()
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in self.mats))
+
+    def nnz(self) -> int:
+        return int(sum(m.nnz for m in self.mats))
+
+
+class UpdatedLayers(Layers):
+    """W_i' = W_i + coef * D_i H_i^T with the gradient's factors D_i, H_i (D x K each).
+
+    ``coef`` is -alpha / K: the step averages the K rank-one gradients d_i h_{i+1}^T of the K examples.
+    |W_i'| is bounded entrywise by |W_i| + |coef| |D_i| |H_i|^T, which is what ``abs_apply`` returns
+    (an upper bound on the rounding magnitude, so the tolerances stay valid).
+    """
+
+    def __init__(self, base: Layers, Dfac: list, Hfac: list, coef: float):
+        self.base, self.Dfac, self.Hfac, self.coef = base, Dfac, Hfac, float(coef)
+        self.N, self.D = base.N, base.D
+        self.kind = base.kind
+
+    def delta_apply(self, k, X):
+        """(W_k' - W_k) X = coef * D_k (H_k^T X)."""
+        return self.coef * (self.Dfac[k] @ (self.Hfac[k].T @ X))
+
+    def apply(self, k, X):
+        return self.base.apply(k, X) + self.delta_apply(k, X)
+
+    def apply_T(self, k, X):
+        return self.base.apply_T(k, X) + self.coef * (self.Hfac[k] @ (self.Dfac[k].T @ X))
+
+    def abs_apply(self, k, X):
+        return self.base.abs_apply(k, X) + abs(self.coef) * (np.abs(self.Dfac[k]) @ (np.abs(self.Hfac[k]).T @ X))
+
+    def abs_apply_T(self, k, X):
+        return self.base.abs_apply_T(k, X) + abs(self.coef) * (np.abs(self.Hfac[k]) @ (np.abs(self.Dfac[k]).T @ X))
+
+    def row_nnz(self, k):
+        return self.base.row_nnz(k) + self.Dfac[k].shape[1]
+
+    def grad(self, k) -> np.ndarray:
+        """The dense gradient G_k = D_k H_k^T / K (small sizes only)."""
+        return (self.Dfac[k] @ self.Hfac[k].T) / self.Dfac[k].shape[1]
+
+    def dense(self, k):
+        return self.base.dense(k) + self.coef * (self.Dfac[k] @ self.Hfac[k].T)
+
+    def block(self, k, rows, cols):
+        Db = sp.csr_matrix(self.Dfac[k][rows])
+        Hb = sp.csr_matrix(self.Hfac[k][cols])
+        return (self.base.block(k, rows, cols) + self.coef * (Db @ Hb.T)).tocsr()
+
+
+def as_layers(W) -> Layers:
+    """The Layers view of a construction's weights (a dense stack or already a Layers object)."""
+    if isinstance(W, Layers):
+        return W
+    return DenseLayers(W)
+
+
+def to_sparse(W) -> SparseLayers:
+    if isinstance(W, SparseLayers):
+        return W
+    if isinstance(W, Layers):
+        return SparseLayers([sp.csr_matrix(W.dense(k)) for k in range(W.N)], W.D)
+    return SparseLayers.from_dense(W)
+
+
+def lowrank_max_abs(P: np.ndarray, Q: np.ndarray, chunk: int = 1 << 22) -> float:
+    """max |(P Q^T)_ij| over every entry, exactly, for P (D, K) and Q (D', K).
+
+    Only rows of P and Q with a nonzero entry can give a nonzero product, so the dense block
+    P[rows] Q[cols]^T is formed on those supports alone, in chunks of at most ``chunk`` entries:
+    the gradient of a full D x D layer is searched entry by entry without being held.
+    """
+    P = np.asarray(P, dtype=float).reshape(P.shape[0], -1)
+    Q = np.asarray(Q, dtype=float).reshape(Q.shape[0], -1)
+    if P.shape[1] == 1:  # an outer product: max |p_i q_j| = max|p| max|q|
+        return float(np.abs(P).max(initial=0.0) * np.abs(Q).max(initial=0.0))
+    rows = np.flatnonzero(np.any(P != 0, axis=1))
+    cols = np.flatnonzero(np.any(Q != 0, axis=1))
+    if rows.size == 0 or cols.size == 0:
+        return 0.0
+    Pr, Qc = P[rows], Q[cols]
+    step = max(1, chunk // max(cols.size, 1))
+    out = 0.0
+    for s in range(0, rows.size, step):
+        out = max(out, float(np.abs(Pr[s:s + step] @ Qc.T).max(initial=0.0)))
+    return out
+
+
+def outer_diff_max_abs(p, q, a, b) -> float:
+    """max |p_i q_j - a_i b_j| over every entry of the two outer products, exactly."""
+    return lowrank_max_abs(np.column_stack([p, -np.asarray(a, dtype=float)]), np.column_stack([q, b]))

@@ -1,0 +1,49 @@
+"""The engine's memory model: what a numeric run keeps alive at once, per backend.
+
+* dense: the weights and their absolute values, one sample's gradients, the updated weights and
+  their absolute values, and one scratch difference: six N x D x D float64 stacks (the first
+  version's model, kept as the dense backend's bound).
+* sparse: the CSR weights (8-byte value + 4-byte column index per nonzero, plus the row pointers) and
+  the values of |W| (8 bytes per nonzero); the chosen A_i, A_i / r^i (N x dm each) and code matrices
+  G_i (N x cells); per step the gradient factors (2 N x D x K), about eight passes of N x D and the
+  claims' stacked copies of A and G.
+"""
+from __future__ import annotations
+
+ENGINES = ("auto", "dense", "sparse")
+DENSE_STACKS_ALIVE = 6
+# auto: dense while one N x D x D stack has at most this many entries (about 32 MiB), where dense
+# BLAS is at least as fast as sparse products; sparse above.
+AUTO_DENSE_MAX_ENTRIES = 4_000_000
+
+
+def sparse_nnz(cfg) -> int:
+    """Nonzeros the builder stores: the diagonal of every layer plus its (star, x) code block."""
+    layout = cfg.resolved_layout
+    per_layer_codes = 2 if layout in ("paper", "truncated") else cfg.cells_x * cfg.cells_star
+    return cfg.N * (cfg.D + per_layer_codes)
+
+
+def estimate_bytes(cfg, engine: str) -> int:
+    """Bytes a run of ``cfg`` keeps alive at its peak on ``engine`` ("dense" or "sparse")."""
+    N, D = cfg.N, cfg.D
+    if engine == "dense":
+        return DENSE_STACKS_ALIVE * N * D * D * 8
+    if engine != "sparse":
+        raise ValueError(f"unknown engine {engine!r}")
+    nnz = sparse_nnz(cfg)
+    dm = cfg.m * cfg.signs * cfg.dy
+    cells = cfg.cells_x * cfg.cells_star
+    weights = 20 * nnz + 8 * (N + 1)
+    chosen = 8 * (3 * N * dm + 3 * N * cells)  # A, A / r^i, G, and the claims' stacked copies
+    K = max(cfg.K, 1)
+    per_step = 8 * N * D * (2 * K + 2 * K + 8)  # factors, the K passes at x, the other passes
+    return int(weights + chosen + per_step)
+
+
+def resolve(cfg, engine: str | None = None) -> str:
+    """The engine a run uses: the requested one, or for "auto" dense while its stack is small."""
+    engine = engine or getattr(cfg, "engine", "auto")
+    if engine != "auto":
+        return engine
+    return "dense" if cfg.N * cfg.D * cfg.D <= AUTO_DENSE_MAX_ENTRIES else "sparse"

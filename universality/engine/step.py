@@ -1,0 +1,310 @@
+"""Execution, written once over the layer algebra (:mod:`.layers`): the real forward pass,
+reverse-mode backprop, one plain (K-shot averaged) gradient step on every parameter, and the passes
+after the step. Nothing here knows the paper's formulas; the claims compare against them.
+
+Network (spec section 1): h_{N+1} = phi, pre_i = W_i h_{i+1}, h_i = ReLU(pre_i) for i = N..1,
+z = h_1, yhat = f_out(z) with the multiplexer (:mod:`.heads`). Backprop uses ReLU'(u) = 1 (u > 0),
+0 (u < 0) and r (u == 0, the ``relu_grad_at_zero`` option).
+
+The gradient of the linear layer W_i is the outer product d_i h_{i+1}^T of the error at its output and
+its input (chain rule). :func:`maml_step` keeps it as those two factors, and the updated network is
+the :class:`~.layers.UpdatedLayers` view ``W_i u - alpha d_i (h_{i+1}^T u)``: the real step on every
+entry of every full D x D matrix, on any backend, never materialised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from .heads import HeadOutput, head
+from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs, relu_grad
+
+
+@dataclass
+class Pass:
+    """One forward pass: the input, every pre-activation and every layer output."""
+
+    phi: np.ndarray  # (D,) input
+    pre: np.ndarray  # (N, D): pre[k] is the pre-activation of layer k+1
+    post: np.ndarray  # (N+1, D): post[k] = h_{k+1}; post[N] = phi
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.post[0]
+
+    def h(self, i: int) -> np.ndarray:
+        """h_i (1-based, paper numbering); h_{N+1} = phi."""
+        return self.post[i - 1]
+
+
+Forward = Pass  # the name the first version used
+
+
+def layers_of(con_or_W) -> Layers:
+    """The :class:`Layers` of a construction (cached on it, keyed by its current weights) or of a
+    bare weight stack."""
+    W = getattr(con_or_W, "W", con_or_W)
+    extras = getattr(con_or_W, "extras", None)
+    if isinstance(W, Layers):
+        return W
+    if extras is None:
+        return as_layers(W)
+    cached = extras.get("_layers")
+    if cached is None or cached[0] is not W:
+        cached = (W, as_layers(W))
+        extras["_layers"] = cached
+    return cached[1]
+
+
+def forward(layers, phi: np.ndarray, relu: bool = True) -> Pass:
+    """The forward pass (``relu=False``: the linear network, the products W_1 ... W_N phi)."""
+    layers = layers_of(layers)
+    N, D = layers.N, layers.D
+    post = np.empty((N + 1, D))
+    pre = np.empty((N, D))
+    post[N] = phi
+    for k in range(N - 1, -1, -1):
+        pre[k] = layers.apply(k, post[k + 1])
+        post[k] = np.maximum(pre[k], 0.0) if relu else pre[k]
+    return Pass(phi=np.asarray(phi, dtype=float), pre=pre, post=post)
+
+
+def abs_forward(layers, phi: np.ndarray) -> np.ndarray:
+    """|W_k| ... |W_N| |phi| for every k (N, D), no ReLU: the magnitudes that bound rounding."""
+    layers = layers_of(layers)
+    out = np.empty((layers.N, layers.D))
+    h = np.abs(np.asarray(phi, dtype=float))
+    for k in range(layers.N - 1, -1, -1):
+        h = layers.abs_apply(k, h)
+        out[k] = h
+    return out
+
+
+def backward(layers, fwd: Pass, e: np.ndarray, r: float):
+    """Reverse mode from dl/dz = e. Returns (d (N, D): the error at each layer's pre-activation, so
+    that dl/dW_k = d[k] fwd.post[k+1]^T; dl/dphi (D,))."""
+    layers = layers_of(layers)
+    N = layers.N
+    d = np.empty((N, layers.D))
+    g = np.asarray(e, dtype=float)
+    for k in range(N):
+        d[k] = g * relu_grad(fwd.pre[k], r)
+        g = layers.apply_T(k, d[k])
+    return d, g
+
+
+@dataclass
+class Step:
+    """One real MAML step theta' = theta - alpha (1/K) sum_k grad l(y_k, f(x_k; theta)) on every
+    parameter (K = 1: the one-shot step), and the forward pass at x* after it.
+
+    Only what the claims read is stored; the other passes are computed on first use.
+    """
+
+    con: object = field(repr=False)
+    xs: list
+    ys: list  # (dy,) arrays
+    x_star: object
+    alpha: float
+    r: float
+    passes: list  # Pass at each x_k before the step
+    outs: list  # HeadOutput at each x_k before the step
+    errors: list  # dl_k/dz (D,)
+    g_feature: np.ndarray  # (1/K) sum_k dl_k/dphi: what reaches theta_ft (top block) and theta_b
+    g_theta_b: float
+    g_Wg: np.ndarray
+    g_theta_h: float
+    W_post: UpdatedLayers  # the updated layers, gradient kept as factors
+    theta_b_post: float
+    Wg_post: np.ndarray
+    phi_star_post: np.ndarray
+    fwd_star_post: Pass
+    out_star_post: HeadOutput
+
+    # ---- the one-shot view (K = 1) ------------------------------------------------------------
+    @property
+    def K(self) -> int:
+        return len(self.xs)
+
+    @property
+    def x(self):
+        return self.xs[0]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.ys[0]
+
+    @property
+    def fwd_x(self) -> Pass:
+        return self.passes[0]
+
+    @property
+    def phi_x(self) -> np.ndarray:
+        return self.passes[0].phi
+
+    @property
+    def out_x(self) -> HeadOutput:
+        return self.outs[0]
+
+    @property
+    def e(self) -> np.ndarray:
+        return self.errors[0]
+
+    @property
+    def g_phi(self) -> np.ndarray:
+        return self.g_feature
+
+    @property
+    def branches(self) -> list:
+        return [o.branch for o in self.outs]
+
+    @property
+    def z_star(self) -> np.ndarray:
+        return self.fwd_star_post.z
+
+    @property
+    def layers(self) -> Layers:
+        return self.W_post.base
+
+    # ---- passes computed on first use ---------------------------------------------------------
+    @cached_property
+    def phi_star_pre(self) -> np.ndarray:
+        return self.con.phi(self.x_star, self.con.theta_b)
+
+    @cached_property
+    def fwd_star_pre(self) -> Pass:
+        return forward(self.layers, self.phi_star_pre)
+
+    @cached_property
+    def phi_x_post(self) -> np.ndarray:
+        return self.con.phi(self.x, self.theta_b_post)
+
+    @cached_property
+    def fwd_x_post(self) -> Pass:
+        return forward(self.W_post, self.phi_x_post)
+
+    # ---- the gradient ---------------------------------------------------------------------------
+    def grad_factors(self, k: int):
+        """(D_k, H_k), D x K each: dl/dW_{k+1} = D_k H_k^T / K."""
+        return self.W_post.Dfac[k], self.W_post.Hfac[k]
+
+    def grad(self, k: int) -> np.ndarray:
+        """dl/dW_{k+1} as a dense D x D matrix (small sizes only)."""
+        return self.W_post.grad(k)
+
+    @property
+    def grads(self) -> np.ndarray:
+        """Every dl/dW_i as a dense N x D x D stack (small sizes only: tests and figures)."""
+        out = np.empty((self.W_post.N, self.W_post.D, self.W_post.D))
+        for k in range(self.W_post.N):
+            out[k] = self.W_post.grad(k)
+        return out
+
+    def grad_max_abs(self) -> float:
+        """max |dl/dW_i| over every entry of every layer, exactly, from the factors."""
+        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
+        K = Dm.shape[2]
+        if K == 1:
+            return float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
+        return max((lowrank_max_abs(Dm[k], Hm[k]) / K for k in range(self.W_post.N)), default=0.0)
+
+    def update_max_abs(self) -> float:
+        """max |W_i' - W_i| over every entry of every layer (= |alpha| max |dl/dW_i|)."""
+        return abs(self.alpha) * self.grad_max_abs()
+
+    def has_gradient(self) -> bool:
+        """Is any dl/dW_i entry nonzero? (exact: an outer product is 0 iff a factor is.)"""
+        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
+        return bool(np.any(np.any(Dm != 0, axis=1) & np.any(Hm != 0, axis=1)))
+
+
+def updates_diff_max_abs(a: Step, b: Step) -> float:
+    """max |W_i'(a) - W_i'(b)| over every entry of every layer, exactly, for two steps from the same
+    weights: the difference of their rank-K corrections, searched on the factors' supports."""
+    out = 0.0
+    same_coef = a.W_post.coef == b.W_post.coef
+    for k in range(a.W_post.N):
+        if same_coef and np.array_equal(a.W_post.Dfac[k], b.W_post.Dfac[k]) and \
+                np.array_equal(a.W_post.Hfac[k], b.W_post.Hfac[k]):
+            continue  # the same factors: the same updated layer, bit for bit
+        P = np.hstack([a.W_post.coef * a.W_post.Dfac[k], -b.W_post.coef * b.W_post.Dfac[k]])
+        Q = np.hstack([a.W_post.Hfac[k], b.W_post.Hfac[k]])
+        out = max(out, lowrank_max_abs(P, Q))
+    return out
+
+
+def maml_step(con, xs, ys, x_star, *, r: float | None = None, alpha: float | None = None,
+              h_post: Callable | None = None, f_out=None) -> Step:
+    """Run the network at every x_k, backprop each example's real loss gradient (``loss.grad``),
+    average the K gradients, take one step on every parameter, then run the updated network at x*.
+
+    ``f_out``: an optional realised multiplexer (e.g. :class:`~.heads.NetHead`) used instead of the
+    exact indicator head, before the step (its output and its real backprop give the error at z, the
+    gradient of W_g and theta_h's gradient) and after it.
+    """
+    d = con.design
+    r = d.relu_grad_at_zero if r is None else float(r)
+    alpha = d.alpha if alpha is None else float(alpha)
+    xs = list(xs)
+    ys = [np.asarray(y, dtype=float).reshape(-1) for y in ys]
+    if len(xs) != len(ys) or not xs:
+        raise ValueError(f"a step needs K >= 1 pairs, got {len(xs)} inputs and {len(ys)} labels")
+    K = len(xs)
+    b = con.blocks
+    layers = layers_of(con)
+    Wg, theta_b = con.Wg, float(con.theta_b)
+    loss = con.loss
+    N, D = layers.N, layers.D
+    Dfac = np.empty((N, D, K))
+    Hfac = np.empty((N, D, K))
+    gphi = np.zeros(D)
+    gWg = np.zeros_like(Wg, dtype=float)
+    g_theta_h = 0.0
+    passes, outs, errors = [], [], []
+    for j, (x, y) in enumerate(zip(xs, ys)):
+        fwd = forward(layers, con.phi(x, theta_b))
+        if f_out is not None:
+            out, tape = f_out.forward(fwd.z, Wg)
+            gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
+            e, g_wg, g_h = f_out.backward(tape, gy, r)
+            gWg += g_wg
+            g_theta_h = max(g_theta_h, float(g_h))
+        else:
+            out = head(fwd.z, Wg, b.mid, h_post)
+            if out.branch == "g_pre":
+                gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
+                e = Wg.T @ gy
+                gWg += np.outer(gy, fwd.z)
+            else:
+                # The gate is already open before the step (a broken construction): h_post is held
+                # fixed (theta_h is not trained in the inner loop), so no error reaches z.
+                e = np.zeros(D)
+        dk, gp = backward(layers, fwd, e, r)
+        Dfac[:, :, j] = dk
+        Hfac[:, :, j] = fwd.post[1:]
+        gphi += gp
+        passes.append(fwd)
+        outs.append(out)
+        errors.append(e)
+    gphi /= K
+    gWg /= K
+    g_theta_b = float(gphi[b.bottom])
+    W_post = UpdatedLayers(layers, Dfac, Hfac, -alpha / K)
+    theta_b_post = theta_b - alpha * g_theta_b
+    Wg_post = Wg - alpha * gWg
+    phi_star_post = con.phi(x_star, theta_b_post)
+    fwd_star_post = forward(W_post, phi_star_post)
+    out_star_post = (head(fwd_star_post.z, Wg_post, b.mid, h_post) if f_out is None
+                     else f_out.forward(fwd_star_post.z, Wg_post)[0])
+    return Step(con=con, xs=xs, ys=ys, x_star=x_star, alpha=alpha, r=r, passes=passes, outs=outs,
+                errors=errors, g_feature=gphi, g_theta_b=g_theta_b, g_Wg=gWg, g_theta_h=g_theta_h,
+                W_post=W_post, theta_b_post=theta_b_post, Wg_post=Wg_post, phi_star_post=phi_star_post,
+                fwd_star_post=fwd_star_post, out_star_post=out_star_post)
+
+
+def single_step(con, x, y, x_star, **kw) -> Step:
+    """The one-shot step on (x, y), evaluated at x* (:func:`maml_step` with K = 1)."""
+    return maml_step(con, [x], [y], x_star, **kw)
