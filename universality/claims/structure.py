@@ -26,12 +26,16 @@ DENSE_EIG_MAX = 1024  # dense eigen/singular values up to this size, ARPACK abov
 
 
 def max_abs_sparse(M) -> float:
+    if not sp.issparse(M):
+        return float(np.abs(M).max(initial=0.0))
     M = sp.csr_matrix(M)
     return float(np.abs(M.data).max(initial=0.0))
 
 
 def min_entry_sparse(M) -> float:
     """The smallest entry, counting the implicit zeros."""
+    if not sp.issparse(M):
+        return float(np.min(M)) if M.size else 0.0
     M = sp.csr_matrix(M)
     m = float(M.data.min(initial=math.inf))
     if M.nnz < M.shape[0] * M.shape[1]:
@@ -40,12 +44,19 @@ def min_entry_sparse(M) -> float:
 
 
 def is_diagonal(M) -> bool:
-    M = sp.coo_matrix(M)
-    return bool(np.all((M.row == M.col) | (M.data == 0)))
+    if not sp.issparse(M):
+        return not np.any(M - np.diag(np.diag(M)))
+    M = sp.csr_matrix(M)
+    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    return bool(np.all((rows == M.indices) | (M.data == 0)))
 
 
 def gershgorin_lower(S) -> float:
     """min_i (s_ii - sum_{j != i} |s_ij|): a lower bound on the smallest eigenvalue of symmetric S."""
+    if not sp.issparse(S):
+        diag = np.diag(S)
+        off = np.abs(S).sum(axis=1) - np.abs(diag)
+        return float(np.min(diag - off)) if diag.size else math.inf
     S = sp.csr_matrix(S)
     diag = S.diagonal()
     off = np.asarray(abs(S).sum(axis=1)).reshape(-1) - np.abs(diag)
@@ -55,15 +66,14 @@ def gershgorin_lower(S) -> float:
 def min_eig_sym(S, tol: float) -> tuple[float, str]:
     """The smallest eigenvalue of symmetric S (or a certified lower bound above ``tol``) and how it
     was obtained."""
-    S = sp.csr_matrix(S)
     if is_diagonal(S):
-        return float(S.diagonal().min(initial=math.inf)), "diagonal"
+        return float(np.min(S.diagonal()) if S.shape[0] else math.inf), "diagonal"
     g = gershgorin_lower(S)
     if g > tol:
         return g, "Gershgorin bound"
     n = S.shape[0]
     if n <= DENSE_EIG_MAX:
-        return float(np.linalg.eigvalsh(S.toarray()).min()), "eigvalsh"
+        return float(np.linalg.eigvalsh(S.toarray() if sp.issparse(S) else S).min()), "eigvalsh"
     from scipy.sparse.linalg import eigsh
 
     try:
@@ -76,6 +86,10 @@ def min_eig_sym(S, tol: float) -> tuple[float, str]:
 def invertibility(P, tol: float) -> tuple[float, str, bool]:
     """(a nonzero-ness measure, how, decided) for square P: the smallest |diagonal entry| of a
     structurally lower-triangular P (exact certificate), else the smallest singular value."""
+    if not sp.issparse(P):
+        if not np.any(np.triu(P, 1)):
+            return float(np.abs(np.diag(P)).min(initial=math.inf)), "lower triangular: det = product of the diagonal", True
+        return float(np.linalg.svd(P, compute_uv=False).min()), "singular values", True
     P = sp.csr_matrix(P)
     coo = P.tocoo()
     upper = coo.col > coo.row
@@ -96,34 +110,60 @@ def invertibility(P, tol: float) -> tuple[float, str, bool]:
 
 
 def boundary_products(layers, blocks):
-    """Yield (i, M_i, |M|_i) for i = 1..N with M_i = Wbar_1 ... Wbar_{i-1} (middle blocks)."""
-    dm = blocks.dm
-    M = sp.identity(dm, format="csr")
-    Ma = sp.identity(dm, format="csr")
+    """Yield (i, M_i, |M|_i, d_i) for i = 1..N with M_i = Wbar_1 ... Wbar_{i-1} (middle blocks).
+
+    While every block so far is (structurally) diagonal, d_i is the diagonal of M_i (multiplied entry
+    by entry: the same floating-point operations as the product of diagonal matrices) and M_i, |M|_i
+    are None; from the first off-diagonal entry on, d_i is None and the products are general sparse.
+    """
+    diag = np.ones(blocks.dm)
+    M = Ma = None
     for i in range(1, layers.N + 1):
-        yield i, M, Ma
+        yield (i, None, None, diag) if M is None else (i, M, Ma, None)
+        if i == layers.N:
+            break
         blk = sp.csr_matrix(layers.block(i - 1, blocks.mid, blocks.mid))
+        if M is None and is_diagonal(blk):
+            diag = diag * blk.diagonal()
+            continue
+        if M is None:
+            M = sp.diags(diag, format="csr")
+            Ma = abs(M)
         M = (M @ blk).tocsr()
         Ma = (Ma @ abs(blk)).tocsr()
 
 
+DENSE_TOP_MAX = 512  # top products up to this width are multiplied as dense arrays
+
+
 def top_products(layers, blocks):
-    """Yield (i, P_i, |P|_i) for i = N..1 with P_i = Wtilde_{i+1} ... Wtilde_N (top blocks; P_N = I)
-    when ``inclusive`` is False, as the boundary claim needs."""
+    """Yield (i, P_i, |P|_i) for i = N..1 with P_i = Wtilde_{i+1} ... Wtilde_N (top blocks; P_N = I):
+    dense arrays up to width :data:`DENSE_TOP_MAX`, sparse matrices above."""
     dt = blocks.dt
-    P = sp.identity(dt, format="csr")
-    Pa = sp.identity(dt, format="csr")
+    dense = dt <= DENSE_TOP_MAX
+    P = np.eye(dt) if dense else sp.identity(dt, format="csr")
+    Pa = P.copy()
     for i in range(layers.N, 0, -1):
         yield i, P, Pa
-        blk = sp.csr_matrix(layers.block(i - 1, blocks.top, blocks.top))
-        P = (blk @ P).tocsr()
-        Pa = (abs(blk) @ Pa).tocsr()
+        blk = top_block(layers, blocks, i - 1)
+        P = blk @ P if dense else (blk @ P).tocsr()
+        Pa = abs(blk) @ Pa if dense else (abs(blk) @ Pa).tocsr()
+
+
+def top_block(layers, blocks, k):
+    blk = layers.block(k, blocks.top, blocks.top)
+    return blk.toarray() if blocks.dt <= DENSE_TOP_MAX else sp.csr_matrix(blk)
 
 
 def chosen_B(con, i: int):
-    """The chosen B_i = [[I, 0], [G_i^T, I]] as a sparse matrix (the paper's definition)."""
+    """The chosen B_i = [[I, 0], [G_i^T, I]] (the paper's definition): dense up to width
+    :data:`DENSE_TOP_MAX`, sparse above."""
     b = con.blocks
     G = np.asarray(con.G[i - 1], dtype=float)
+    if b.dt <= DENSE_TOP_MAX:
+        out = np.eye(b.dt)
+        out[b.top_star, b.top_x] = G.T
+        return out
     rows, cols = np.nonzero(G.T)
     off = sp.csr_matrix((G.T[rows, cols], (rows + b.cells_x, cols)), shape=(b.dt, b.dt))
     return (sp.identity(b.dt, format="csr") + off).tocsr()

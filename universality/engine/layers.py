@@ -251,6 +251,8 @@ class UpdatedLayers(Layers):
 
     def delta_apply(self, k, X):
         """(W_k' - W_k) X = coef * D_k (H_k^T X)."""
+        if self.Dfac.shape[2] == 1:
+            return np.multiply.outer(self.coef * self.Dfac[k, :, 0], self.Hfac[k, :, 0] @ X)
         return self.coef * (self.Dfac[k] @ (self.Hfac[k].T @ X))
 
     def apply(self, k, X):
@@ -260,6 +262,9 @@ class UpdatedLayers(Layers):
         return self.base.apply_T(k, X) + self.coef * (self.Hfac[k] @ (self.Dfac[k].T @ X))
 
     def abs_apply(self, k, X):
+        if self.Dfac.shape[2] == 1:
+            return self.base.abs_apply(k, X) + np.multiply.outer(abs(self.coef) * np.abs(self.Dfac[k, :, 0]),
+                                                                np.abs(self.Hfac[k, :, 0]) @ X)
         return self.base.abs_apply(k, X) + abs(self.coef) * (np.abs(self.Dfac[k]) @ (np.abs(self.Hfac[k]).T @ X))
 
     def abs_apply_T(self, k, X):
@@ -322,3 +327,38 @@ def lowrank_max_abs(P: np.ndarray, Q: np.ndarray, chunk: int = 1 << 22) -> float
 def outer_diff_max_abs(p, q, a, b) -> float:
     """max |p_i q_j - a_i b_j| over every entry of the two outer products, exactly."""
     return lowrank_max_abs(np.column_stack([p, -np.asarray(a, dtype=float)]), np.column_stack([q, b]))
+
+
+def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 22) -> np.ndarray:
+    """For every layer k: max_ij |P[k,i] Q[k,j] - A[k,i] B[k,j]| (N,), exactly.
+
+    P, A: (N, D) output-side factors; Q, B: (N, D) input-side factors. Only columns j where Q or B is
+    nonzero can contribute; layers with at most ``max_cols`` such columns are done together
+    (vectorised over layers), the others one by one with :func:`outer_diff_max_abs`.
+    """
+    P, Q, A, B = (np.asarray(v, dtype=float) for v in (P, Q, A, B))
+    N, D = P.shape
+    out = np.zeros(N)
+    supp = (Q != 0) | (B != 0)
+    ncols = supp.sum(axis=1)
+    small = np.flatnonzero(ncols <= max_cols)
+    c = int(ncols[small].max(initial=0)) if small.size else 0
+    if small.size and c > 0:
+        # padded column lists: repeat the first supported column (or column 0) to width c
+        cols = np.zeros((small.size, c), dtype=np.intp)
+        for n, k in enumerate(small):
+            idx = np.flatnonzero(supp[k])
+            if idx.size:
+                cols[n, :idx.size] = idx
+                cols[n, idx.size:] = idx[0]
+        step = max(1, chunk // max(D * c, 1))
+        for s0 in range(0, small.size, step):
+            ks = small[s0:s0 + step]
+            cc = cols[s0:s0 + step]
+            Qc = np.take_along_axis(Q[ks], cc, axis=1)
+            Bc = np.take_along_axis(B[ks], cc, axis=1)
+            diff = P[ks][:, :, None] * Qc[:, None, :] - A[ks][:, :, None] * Bc[:, None, :]
+            out[ks] = np.abs(diff).max(axis=(1, 2))
+    for k in np.flatnonzero(ncols > max_cols):
+        out[k] = outer_diff_max_abs(P[k], Q[k], A[k], B[k])
+    return out
