@@ -40,17 +40,19 @@ def code_table(layout: str, cells_x: int, cells_star: int, m: int, field):
     """The full table as field numbers, indexed [c][j][l] (NumPy array for the numeric field)."""
     import numpy as np
 
-    if field.name == "numeric":
+    if field.name == "numeric":  # vectorised over cells: the same numbers as the loop over (j, l)
         out = np.zeros((m, cells_x, cells_star))
-        for j in range(cells_x):
-            for l in range(cells_star):
-                if layout == "compact":
-                    t = (1 + j * cells_star + l) / (cells_x * cells_star)
-                    out[:, j, l] = t ** np.arange(m)
-                else:
-                    c = cell_channel(j, l, cells_x)
-                    if c < m:
-                        out[c, j, l] = 1.0
+        j = np.arange(cells_x)[:, None]
+        l = np.arange(cells_star)[None, :]
+        if layout == "compact":
+            t = (1 + j * cells_star + l) / (cells_x * cells_star)
+            out[:] = t[None] ** np.arange(m)[:, None, None]  # the same power ufunc as per cell
+        elif layout in ("paper", "truncated"):
+            ch = cell_channel(j, l, cells_x) + 0 * l  # (cells_x, cells_star)
+            jj, ll = np.nonzero(ch < m)
+            out[ch[jj, ll], jj, ll] = 1.0
+        else:
+            raise ValueError(f"unknown layout {layout!r}")
         return out
     return [
         [[field.num(code_entry(layout, c, j, l, cells_x, cells_star, m)) for l in range(cells_star)]

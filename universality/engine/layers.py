@@ -329,7 +329,7 @@ def outer_diff_max_abs(p, q, a, b) -> float:
     return lowrank_max_abs(np.column_stack([p, -np.asarray(a, dtype=float)]), np.column_stack([q, b]))
 
 
-def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 22) -> np.ndarray:
+def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 20) -> np.ndarray:
     """For every layer k: max_ij |P[k,i] Q[k,j] - A[k,i] B[k,j]| (N,), exactly.
 
     P, A: (N, D) output-side factors; Q, B: (N, D) input-side factors. Only columns j where Q or B is
@@ -357,8 +357,10 @@ def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 22)
             cc = cols[s0:s0 + step]
             Qc = np.take_along_axis(Q[ks], cc, axis=1)
             Bc = np.take_along_axis(B[ks], cc, axis=1)
-            diff = P[ks][:, :, None] * Qc[:, None, :] - A[ks][:, :, None] * Bc[:, None, :]
-            out[ks] = np.abs(diff).max(axis=(1, 2))
+            diff = P[ks][:, :, None] * Qc[:, None, :]
+            diff -= A[ks][:, :, None] * Bc[:, None, :]
+            np.abs(diff, out=diff)
+            out[ks] = diff.max(axis=(1, 2))
     for k in np.flatnonzero(ncols > max_cols):
         out[k] = outer_diff_max_abs(P[k], Q[k], A[k], B[k])
     return out
