@@ -32,8 +32,13 @@ def test_export_doc_recipe_reproduces_zbar(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_cli("--N", "6", "--J", "3", "--L", "2", "--samples", "1", "--export", "out",
                    "--no-findings", cwd=tmp_path).returncode == 0
-    (block,) = python_blocks(ROOT / "docs" / "export.md")
-    exec(compile(block, "docs/export.md", "exec"), {})  # noqa: S102  (asserts inside)
+    loader, recipe = python_blocks(ROOT / "docs" / "export.md")
+    exec(compile(recipe, "docs/export.md", "exec"), {})  # noqa: S102  (asserts inside)
+    exec(compile(loader, "docs/export.md", "exec"), {})  # noqa: S102  dense form
+    assert run_cli("--N", "6", "--J", "3", "--L", "2", "--samples", "1", "--export", "out2",
+                   "--engine", "sparse", "--no-findings", cwd=tmp_path).returncode == 0
+    assert '"W_format": "coo"' in (tmp_path / "out2" / "construction.json").read_text()
+    exec(compile(loader.replace('"out/', '"out2/'), "docs/export.md", "exec"), {})  # noqa: S102  COO form
 
 
 @pytest.mark.parametrize("name", ["json.md", "export.md", "api.md", "tolerances.md"])

@@ -24,7 +24,8 @@ import numpy as np
 from .config import Config, ConfigError
 from .construction.hpost import HPost, Mux, build_hpost, build_mux
 from .construction.network import Construction, Design, build
-from .execution import NetHead, forward, net_abs_forward, one_step
+from .engine.heads import NetHead, net_abs_forward
+from .engine.step import abs_forward, single_step as one_step
 from .targets import Target, output_dim, resolve
 
 
@@ -170,7 +171,6 @@ def _run(prep: Prepared, triples, reference: str) -> Measured:
     con, hp, head, target = prep.con, prep.hpost, prep.head, prep.target
     b = con.blocks
     t0 = time.perf_counter()
-    W_abs = None
     rows = {k: [] for k in ("yhat", "ref", "err", "branch", "mag", "gres", "th")}
     for x, y, xs in triples:
         st = one_step(con, x, y, xs, f_out=head)
@@ -182,8 +182,7 @@ def _run(prep: Prepared, triples, reference: str) -> Measured:
             ref = target(x, y, xs)
         # the exact head's error at z (W_g^T grad l): what the realised f_out must reproduce
         e_exact = con.Wg.T @ np.asarray(con.loss.grad(st.y, con.Wg @ st.fwd_x.z), dtype=float)
-        W_abs = np.abs(st.W_post)
-        zabs = forward(W_abs, np.abs(st.phi_star_post), relu=False).post[0][b.mid]
+        zabs = abs_forward(st.W_post, st.phi_star_post)[0][b.mid]  # |W_1'| ... |W_N'| |phi|
         mag = float(np.max(net_abs_forward(hp.net, zabs))) + float(np.max(np.abs(ref)))
         rows["yhat"].append(yhat)
         rows["ref"].append(ref)
