@@ -156,3 +156,39 @@ def test_corrupted_entry_outside_every_block_is_executed_by_the_sparse_engine():
     res = check_claims(bad, make_samples(4, 0, 2, 3))
     assert any(c.verdict.value == "FAIL" for c in res)
     assert not math.isnan(sum(c.residual for c in res if math.isfinite(c.residual)))
+
+
+def test_ill_conditioned_run_has_no_vacuous_pass():
+    """Regression (issue 11 item 4): --N 20 --J 4 --L 4 --relu-grad-at-zero 1e-3 used to PASS
+    second-order-zero under a pooled tolerance of ~1e17 and boundary under ~5e17 with zbar* ~ 1. Now
+    every tolerance is per layer / per entry, and a PASS never rests on a tolerance above 1e-3 of the
+    quantity it guards (such a check is UNDECIDED with the reason)."""
+    from universality import verify
+
+    rep = verify(Config(N=20, J=4, L=4, relu_grad_at_zero=1e-3, samples=2), with_findings=False)
+    soz = rep.claim("second-order-zero")
+    assert soz.verdict.value in ("PASS", "UNDECIDED") and soz.tolerance < 1e-6
+    bd = rep.claim("boundary")
+    assert bd.computed["relative_residual"] < 1e-12
+    if bd.verdict.value == "PASS":
+        assert bd.tolerance <= 1e-3 * bd.computed["worst_layer_magnitude"]
+    zs = rep.claim("z-star-is-minus-alpha-v")
+    assert zs.verdict.value == "UNDECIDED" or zs.tolerance < 1e-9
+
+
+def test_cli_engine_option_and_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "universality", "--N", "6", "--J", "2", "--L", "2", "--samples", "1",
+                        "--no-findings", "--engine", "sparse", "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["construction"]["engine"] == "sparse" and doc["construction"]["engine_requested"] == "sparse"
+    p = subprocess.run([sys.executable, "-m", "universality", "--N", "6", "--J", "2", "--L", "2", "--samples", "1",
+                        "--no-findings", "--engine", "sparse"], capture_output=True, text=True)
+    assert "engine sparse" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "universality", "--N", "6", "--J", "2", "--L", "2", "--engine", "gpu"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2

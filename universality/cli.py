@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_int, default=0, help="random seed, >= 0 (default 0): same seed, same run")
     run.add_argument("--engine", choices=["auto", "dense", "sparse"], default="auto",
                      help="execution backend: dense N x D x D arrays, sparse CSR layers (any size the "
-                          "memory allows), or auto: dense while N*D*D <= 4e6, sparse above (default auto)")
+                          "memory allows), or auto: dense while N*D*D <= 1e5, sparse above (default auto)")
     run.add_argument("--max-memory", type=_real, default=None, metavar="GIB",
                      help="refuse sizes whose run (on the chosen engine) needs more than this many GiB "
                           "(default: 80%% of available memory)")
