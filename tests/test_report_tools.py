@@ -20,7 +20,7 @@ HOSTILE = ["--note", r"\input{/etc/passwd} $x$ 100% & #1 _ ^ ~ {} <b>"]
 
 @pytest.fixture(scope="module")
 def report():
-    return verify(Config(N=6, J=4, L=4))
+    return verify(Config(N=6, J=4, L=4), report_data=True)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,8 @@ def test_every_blueprint_entry_is_a_node_of_the_pdf_graph(written):
     out = written
     assert (out / "figures" / "graph.pdf").exists()
     tex = (out / "report.tex").read_text()
-    assert r"\includegraphics[width=\linewidth,height=0.8\textheight,keepaspectratio]{figures/graph.pdf}" in tex
-    assert tex.count(r"\subsection*{\texttt{") >= len(load_blueprint())
+    assert r"{figures/graph.pdf}" in tex and r"\begin{landscape}" in tex
+    assert tex.count(r"\subsection*{\texorpdfstring{\cid{") >= len(load_blueprint())
 
 
 def test_latex_failure_is_one_clear_line(tmp_path):
