@@ -393,6 +393,7 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
         "legend": [{"status": k, "fill": f, "border": c, "text": t} for k, (f, c, t) in _graph.STATUS_STYLE.items()],
         "summary": _summary(report, claim_rows, sym),
         "dot": _graph.dot_source(bp, status),
+        "dot_sections": _graph.section_sources(bp, status),
         "explore": (data.explore if data is not None and data.explore else None),
     }
     return ctx
@@ -514,11 +515,23 @@ def render_html(ctx: dict) -> str:
 
 
 # ---- LaTeX ---------------------------------------------------------------------------------------
-def render_tex(ctx: dict, graph_file: str | None, graph_error: str | None = None) -> str:
+def render_tex(ctx: dict, graph_files, graph_error: str | None = None) -> str:
+    """``graph_files``: [(section title, PDF file)] of the dependency graph, one landscape page each
+    (a single file name is one page for the whole graph)."""
+    if isinstance(graph_files, str):
+        graph_files = [("The whole argument", graph_files)]
     env = _latex.environment()
     env.filters["tex"] = lambda s: _latex.Tex(s)
     env.filters["mixed"] = lambda s: _latex.Tex(_ts.tex(s))
+
+    def fit(text) -> _latex.Tex:  # a formula alone is shrunk to the line if wider; prose wraps
+        parts = _ts.split(str(text))
+        if len(parts) == 1 and parts[0][0]:
+            return _latex.Tex(r"\fitinline{$" + parts[0][1] + "$}")
+        return _latex.Tex(_ts.tex(text))
+
+    env.filters["fit"] = fit
     env.filters["texmatrix"] = lambda cells: _latex.matrix(cells)
     env.filters["texnum"] = lambda x: _latex.num(x)
     env.filters["label"] = lambda s: _latex.Tex(_latex.label(s))
-    return env.get_template("report.tex.j2").render(**ctx, graph_file=graph_file, graph_error=graph_error)
+    return env.get_template("report.tex.j2").render(**ctx, graph_files=graph_files or [], graph_error=graph_error)

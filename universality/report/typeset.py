@@ -185,12 +185,13 @@ _TOKENS: list[tuple[str, str]] = [
     (r"-alpha\s?\*\s?y", r"-\alpha y"), (r"alpha\s?\*\s?y", r"\alpha y"), (r"-alpha v_\+", r"-\alpha v_+"),
     (r"alpha v_\+", r"\alpha v_+"), (r"-alpha v", r"-\alpha v"), (r"alpha v", r"\alpha v"),
     (r"O\(alpha\^2\)", r"O(\alpha^2)"), (r"-alpha", r"-\alpha"), (r"\balpha\b", r"\alpha"),
-    (r"ReLU'\(0\)", r"\mathrm{ReLU}'(0)"), (r"\byhat\b", r"\hat y"), (r"phi~", r"\tilde\phi"),
+    (r"ReLU'\(0\)", r"\mathrm{ReLU}'(0)"), (r"\brelu_grad_at_zero\b", r"\mathrm{ReLU}'(0)"), (r"\byhat\b", r"\hat y"), (r"phi~", r"\tilde\phi"),
     (r"\bphi\b", r"\phi"), (r"\bx_star\b", r"x^\star"), (r"\bx\*", r"x^\star"), (r"\bf_target\b", r"f_{target}"),
     (r"\bf_out\b", r"f_{out}"), (r"\bg_pre\b", r"g_{pre}"), (r"\bh_post\b", r"h_{post}"),
     (r"W~_([A-Za-z0-9]+)", r"\tilde W_{\1}"), (r"Wtilde_([A-Za-z0-9]+)", r"\tilde W_{\1}"),
     (r"W-_([A-Za-z0-9]+)", r"\bar W_{\1}"), (r"Wbar_([A-Za-z0-9]+)", r"\bar W_{\1}"),
-    (r"\bR~", r"\tilde R"), (r"\bL- L-\^T", r"\bar L \bar L^T"),
+    (r"\bDelta_\{([^}]*)\}", r"\Delta_{\1}"), (r"\bDelta_([A-Za-z0-9]+)", r"\Delta_{\1}"),
+    (r"\bDelta\b", r"\Delta"), (r"\bR~", r"\tilde R"), (r"\bL- L-\^T", r"\bar L \bar L^T"),
     (r"prod_\{([^}]*)\}", r"\prod_{\1}"), (r"sum_\{([^}]*)\}", r"\sum_{\1}"), (r"\bsum_k\b", r"\sum_k"),
     (r"\bprod W'", r"\prod W'"), (r"\bprod W\b", r"\prod W"), (r"\bgrad W_i\b", r"\nabla_{W_i}\ell"),
     (r"\bW'", r"W'"),
@@ -198,8 +199,23 @@ _TOKENS: list[tuple[str, str]] = [
     (r"\b([A-Za-z])((?:_\{[^}]*\}|_[A-Za-z0-9+]+|_\([^)]*\))?)((?:\^\{[^}]*\}|\^-?[A-Za-z0-9]+|\^\([^)]*\))?)"
      r"(?<=[}A-Za-z0-9)+])(?=\W|$)", None),
     (r"!=", r"\neq"), (r">=", r"\geq"), (r"<=", r"\leq"), (r"=>", r"\Rightarrow"),
+    # SymPy's str() of a residual: -145*y0/128, 3*y1, y0
+    (r"(-?\d+)\*y(\d+)/(\d+)", r"\1"), (r"(-?\d+)\*y(\d+)", r"\1"), (r"\by(\d+)\b", r"\1"),
+    (r"(?<= )\(x\)(?= )", r"\otimes"),
 ]
 _TOKEN_RE = [(re.compile(p), t) for p, t in _TOKENS]
+
+
+def _sympy_term(m: re.Match) -> str:
+    """-145*y0/128 -> -\\frac{145}{128} y_0; 3*y1 -> 3 y_1; y0 -> y_0."""
+    g = m.groups()
+    if len(g) == 3:
+        num, var, den = g
+        sign = "-" if num.startswith("-") else ""
+        return rf"{sign}\frac{{{num.lstrip('-')}}}{{{den}}}\, y_{{{var}}}"
+    if len(g) == 2:
+        return rf"{g[0]}\, y_{{{g[1]}}}"
+    return rf"y_{{{g[0]}}}"
 
 
 def _script_tex(part: str) -> str:
@@ -246,7 +262,8 @@ def _prose_part(s: str) -> str:
                 if rx.pattern.startswith(r"\b") is False and i > 0 and s[i - 1].isalnum() \
                         and repl not in (r"\neq", r"\geq", r"\leq", r"\Rightarrow"):
                     continue
-                tex_ = repl.replace(r"\1", m.group(1)) if m.groups() else repl
+                tex_ = _sympy_term(m) if rx.pattern.startswith(("(-?", r"\by(")) else (
+                    repl.replace(r"\1", m.group(1)) if m.groups() else repl)
             out.append(f"${tex_}$")
             i = m.end()
             break
@@ -282,6 +299,7 @@ _KEYS = {
     "$\\max|\\nabla|$ on the middle and bottom rows", "max_abs_gradient": "$\\max|\\nabla|$",
     "min_eigenvalue_M": "smallest eigenvalue of $M$", "min_entry_Mu": "smallest entry of $Mu$",
     "negative_entry_index": "index of the negative entry", "matrix": "matrix",
+    "M_entries": "$M$", "u_vector": "$u \\geq 0$", "Mu_vector": "$Mu$ (a negative entry)",
     "slides_B00_min_eigenvalue": "smallest eigenvalue of the slides' $B_{00}$",
     "construction_B_i_sym_part_min_eigenvalue": "smallest eigenvalue of the symmetric part of the $B_i$",
     "residual_vs_minus_alpha_v": "residual against $-\\alpha v$", "zbar_star": "$\\bar z^\\star$",
