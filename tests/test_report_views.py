@@ -21,6 +21,7 @@ VIEWS = {
     "K3": (dict(K=3), {}),
     "target-cos": (dict(), {"universal": "cos"}),
     "both": (dict(), {"backend": "both"}),
+    "symbolic": (dict(), {"backend": "symbolic"}),
 }
 REPR = re.compile(r"\['|\[&#39;|\{'|\{&#39;|<dt>(note|sizes)</dt><dd>\s*</dd>|All 0 claims|\\item\[note\]\s*\\item")
 
@@ -48,6 +49,8 @@ def test_report_text_has_no_python_repr_and_no_empty_field(view):
         text = (out / f).read_text()
         bad = REPR.search(text)
         assert bad is None, (name, f, text[max(bad.start() - 80, 0):bad.end() + 80])
+    # every formula went through the converter (no LaTeX source shown instead)
+    assert '<code class="tex">' not in (out / "report.html").read_text(), name
 
 
 def test_report_shows_what_the_run_computed(view):
@@ -59,6 +62,9 @@ def test_report_shows_what_the_run_computed(view):
         assert 'id="fig-kshot"' in html
     if name == "target-cos":
         assert 'id="fig-convergence"' in html
+    if name == "symbolic":  # the exact verdicts are the report's claims: never "0 claims"
+        assert rep.claims == [] and 'id="exact"' in html and "No claims were run" not in html
+        assert f"{len(rep.symbolic.claims)} exact instance claims" in html
     if name == "both":
         assert 'id="exact"' in html and 'id="schematic"' in html and 'id="comparison"' in html
         for c in rep.symbolic.claims:

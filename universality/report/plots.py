@@ -202,3 +202,49 @@ def kshot(pic, blocks, variant: str) -> bytes:
 def _pt(v) -> str:
     v = list(v)
     return ", ".join(f"{a:.3g}" for a in v[:3]) + (", ..." if len(v) > 3 else "")
+
+
+def convergence(sweep: dict) -> bytes | None:
+    """Error against f_target along the sweep (log-log), fitted to the data: the rounding floor is
+    drawn only where it is within the plotted range (else named in the legend), and the level
+    labels stay inside the axes."""
+    levels = sweep.get("levels") or []
+    if not levels:
+        return None
+    plt = _plt()
+    h = np.array([l["h"] for l in levels], dtype=float)
+    sup = np.array([l["sup"] for l in levels], dtype=float)
+    rms = np.array([l["rms"] for l in levels], dtype=float)
+    floor = np.array([l["floor"] for l in levels], dtype=float)
+    data = np.concatenate([sup[sup > 0], rms[rms > 0]])
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    if data.size == 0:  # exact everywhere: nothing on a log scale
+        lo, hi = max(float(floor.max()), 1e-17), 1.0
+    else:
+        lo, hi = float(data.min()) / 3, float(data.max()) * 3
+    ax.loglog(h, np.clip(sup, lo, None), "o-", label="sup error")
+    ax.loglog(h, np.clip(rms, lo, None), "s-", label="RMS error")
+    fmax = float(floor.max())
+    if fmax >= lo:
+        ax.loglog(h, floor, ":", color="grey", label="rounding floor")
+    else:
+        ax.plot([], [], " ", label=f"rounding floor {fmax:.1g} (below the axis)")
+    rate = sweep.get("rate_rms")
+    if rate is not None:
+        ok = rms > floor
+        if np.any(ok):
+            c = float(np.exp(np.mean(np.log(rms[ok]) - rate * np.log(h[ok]))))
+            ax.loglog(h, c * h ** rate, "--", color="black", label=f"fit: RMS $\\sim h^{{{rate:.2f}}}$")
+    ax.set_ylim(lo, hi)
+    pad = np.exp(0.15 * max(float(np.log(h.max() / h.min())), 0.5))
+    ax.set_xlim(h.max() * pad, h.min() / pad)  # finer grids to the right
+    for n, l in enumerate(levels):
+        ax.annotate(f"J=L={l['J']}, G={l['grid_size']}", (l["h"], max(l["rms"], lo)), fontsize=7,
+                    textcoords="offset points", xytext=(-4 if n == len(levels) - 1 else 4, 6),
+                    ha="right" if n == len(levels) - 1 else "left", annotation_clip=True)
+    ax.set_xlabel(sweep.get("variable", "h = 1/J = 1/L"), fontsize=8)
+    ax.set_ylabel(r"$|f(x^\star;\theta') - f_{target}(x, y, x^\star)|$", fontsize=8)
+    ax.set_title(f"one step reproduces '{sweep.get('target', '')}' ({sweep.get('layout', '')} layout, "
+                 f"{sweep.get('variant', '')} variant)", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)

@@ -262,7 +262,7 @@ def _symbolic(report, bp) -> dict | None:
         "note": _ts.prose(sym.note), "instances": sym.instances, "instances_done": sym.instances_done,
         "alpha": sym.alpha, "y": sym.y, "relu": sym.relu, "cut": bool(sym.cut), "passed": bool(sym.passed),
         "claims": [_claim_row(c, bp, "symbolic") for c in sym.claims],
-        "schematic": [{"id": s.id, "title": _ts.prose(s.title), "statement": s.statement,
+        "schematic": [{"id": s.id, "title": _ts.prose(s.title), "statement": _ts.formula(s.statement),
                        "method": _ts.prose(s.method), "verdict": s.verdict.value,
                        "residual": _ts.prose(str(s.residual)),
                        "note": _ts.prose(s.note) if s.note and str(s.note).strip() else ""}
@@ -450,7 +450,7 @@ def _figures(report, con, data) -> list[dict]:
                         r"(markers), on the first task. Shots in different cells write different code "
                         r"channels.")})
     if getattr(report, "universal", None) is not None:
-        png = _convergence_png(report)
+        png = _plots.convergence(report.universal.sweep.as_dict())
         if png:
             out.append({
                 "key": "convergence", "file": "figures/convergence.png", "png": png,
@@ -459,22 +459,6 @@ def _figures(report, con, data) -> list[dict]:
                             "$f(x, y, x^\\star)$, one real step per test triple, at each grid of the sweep "
                             "(claim universal-converges).")})
     return out
-
-
-def _convergence_png(report) -> bytes | None:
-    """The convergence plot of a run with --target (drawn by universality.universal)."""
-    import tempfile
-
-    from ..universal import plot_convergence
-
-    with tempfile.TemporaryDirectory(prefix="conv-") as tmp:
-        path = os.path.join(tmp, "convergence.png")
-        try:
-            plot_convergence(report, path)
-        except ValueError:  # a sweep without levels: nothing to draw
-            return None
-        with open(path, "rb") as fh:
-            return fh.read()
 
 
 # ---- HTML ----------------------------------------------------------------------------------------

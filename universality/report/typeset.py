@@ -166,6 +166,9 @@ def plain(text: str) -> str:
 # ---- ASCII formulas in computed prose -> $...$ --------------------------------------------------
 # (pattern, LaTeX); tried in this order at each position, longest first within a family
 _TOKENS: list[tuple[str, str]] = [
+    (r"phi~\*", r"\tilde\phi^\star"), (r"\bphi\*", r"\phi^\star"), (r"R~\^T", r"\tilde R^T"),
+    (r"\bL-\^T", r"\bar L^T"), (r"\bphi~\^T", r"\tilde\phi^T"), (r"\)\^T", r")^T"),
+    (r"\bsum_i\b", r"\sum_i"), (r"\bprod\(", r"\prod("), (r"\]_mid\b", r"]_{mid}"),
     (r"max\|zbar\*\|", r"\max|\bar z^\star|"),
     (r"max\|-alpha v\|", r"\max|-\alpha v|"),
     (r"max\|grad\|", r"\max|\nabla|"),
@@ -190,6 +193,8 @@ _TOKENS: list[tuple[str, str]] = [
     (r"\bf_out\b", r"f_{out}"), (r"\bg_pre\b", r"g_{pre}"), (r"\bh_post\b", r"h_{post}"),
     (r"W~_([A-Za-z0-9]+)", r"\tilde W_{\1}"), (r"Wtilde_([A-Za-z0-9]+)", r"\tilde W_{\1}"),
     (r"W-_([A-Za-z0-9]+)", r"\bar W_{\1}"), (r"Wbar_([A-Za-z0-9]+)", r"\bar W_{\1}"),
+    (r"\bin Dg\b", r"\in \mathrm{Dg}"), (r"\bin U\b", r"\in U"), (r"\bL-", r"\bar L"),
+    (r"\bW~", r"\tilde W"),
     (r"\bDelta_\{([^}]*)\}", r"\Delta_{\1}"), (r"\bDelta_([A-Za-z0-9]+)", r"\Delta_{\1}"),
     (r"\bDelta\b", r"\Delta"), (r"\bR~", r"\tilde R"), (r"\bL- L-\^T", r"\bar L \bar L^T"),
     (r"prod_\{([^}]*)\}", r"\prod_{\1}"), (r"sum_\{([^}]*)\}", r"\sum_{\1}"), (r"\bsum_k\b", r"\sum_k"),
@@ -326,3 +331,26 @@ def key(name) -> str:
     if m:
         return f"with $r = {m.group(1)}$"
     return prose(name.replace("_", " ")) if re.fullmatch(r"[a-z0-9_]+", name) else prose(name)
+
+
+_WORDS = re.compile(r"[A-Za-z][A-Za-z-]*[A-Za-z](?:[ ,]+[A-Za-z][A-Za-z-]*[A-Za-z])*|\d+-[A-Za-z]+")
+
+
+def formula(text: str) -> str:
+    """A formula written in ASCII (a schematic proof step: "X, Y in Dg  =>  X Y in Dg") as one
+    math-mode LaTeX string: the recognised tokens typeset, words as \\text, wide gaps as \\quad."""
+    out = []
+    for is_math, t in split(prose(text)):
+        if is_math:
+            out.append(t)
+            continue
+        t = re.sub(r" {2,}", " \x00 ", t)
+        pos, buf = 0, []
+        for m in _WORDS.finditer(t):
+            buf.append(t[pos:m.start()])
+            buf.append(r"\text{" + m.group(0) + "}")
+            pos = m.end()
+        buf.append(t[pos:])
+        piece = "".join(buf).replace("\x00", r"\quad")
+        out.append(piece.replace("%", r"\%").replace("#", r"\#").replace("&", r"\&"))
+    return " ".join(out)
