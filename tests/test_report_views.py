@@ -23,7 +23,8 @@ VIEWS = {
     "both": (dict(), {"backend": "both"}),
     "symbolic": (dict(), {"backend": "symbolic"}),
 }
-REPR = re.compile(r"\['|\[&#39;|\{'|\{&#39;|<dt>(note|sizes)</dt><dd>\s*</dd>|All 0 claims|\\item\[note\]\s*\\item")
+REPR = re.compile(r"\['|\[&#39;|\{'|\{&#39;|<dt>(note|sizes)</dt><dd>\s*</dd>|</strong>:\s*</li>|All 0 claims"
+                  r"|\\item\[note\]\s*\\item|\}:\s*\\item|array\(|np\.float|<class ")
 
 
 @pytest.fixture(scope="module", params=list(VIEWS))

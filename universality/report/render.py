@@ -95,6 +95,8 @@ def _leaf(v, limit: int = 12) -> str:
         items = list(v)
         more = f", … ({len(items)} entries)" if len(items) > limit else ""
         return "(" + ", ".join(_leaf(t, limit) for t in items[:limit]) + ")" + more
+    if arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
     if arr.ndim == 2 and arr.size > 1:
         return "$" + _latex.matrix(elide(arr, limit)) + "$"
     flat = arr.reshape(-1)
@@ -112,6 +114,8 @@ def tree(value, limit: int = 12) -> list[dict]:
     if isinstance(value, dict):
         out = []
         for k, v in value.items():
+            if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, dict) and not v):
+                continue  # an empty field says nothing
             if isinstance(v, dict):
                 out.append({"key": _ts.key(k), "value": None, "children": tree(v, limit)})
             else:

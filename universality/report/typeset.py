@@ -264,9 +264,8 @@ def _prose_part(s: str) -> str:
                 if tex_ is None:
                     continue
             else:
-                if rx.pattern.startswith(r"\b") is False and i > 0 and s[i - 1].isalnum() \
-                        and repl not in (r"\neq", r"\geq", r"\leq", r"\Rightarrow"):
-                    continue
+                if i > 0 and s[i - 1].isalnum() and s[i].isalnum():
+                    continue  # inside a word
                 tex_ = _sympy_term(m) if rx.pattern.startswith(("(-?", r"\by(")) else (
                     repl.replace(r"\1", m.group(1)) if m.groups() else repl)
             out.append(f"${tex_}$")
@@ -348,7 +347,7 @@ def formula(text: str) -> str:
         pos, buf = 0, []
         for m in _WORDS.finditer(t):
             buf.append(t[pos:m.start()])
-            buf.append(r"\text{" + m.group(0) + "}")
+            buf.append(r"\text{ " + m.group(0) + " }")
             pos = m.end()
         buf.append(t[pos:])
         piece = "".join(buf).replace("\x00", r"\quad")
