@@ -24,7 +24,7 @@ VIEWS = {
     "symbolic": (dict(), {"backend": "symbolic"}),
 }
 REPR = re.compile(r"\['|\[&#39;|\{'|\{&#39;|<dt>(note|sizes)</dt><dd>\s*</dd>|</strong>:\s*</li>|All 0 claims"
-                  r"|\\item\[note\]\s*\\item|\}:\s*\\item|array\(|np\.float|<class ")
+                  r"|\\item\[note\]\s*\\item|\}:\s*\\item|array\(|np\.float|<class |\\textsf\{\[U\+")
 
 
 @pytest.fixture(scope="module", params=list(VIEWS))

@@ -285,14 +285,18 @@ _ABSORB_L = re.compile(r"(?<![A-Za-z0-9_.])([0-9][0-9.]*|[A-Za-z]) ?([-=<>+]) ?\
 def _merge(s: str) -> str:
     """Join neighbouring formulas ("$a$ = $b$" -> "$a = b$") and pull a bare number or one-letter
     operand next to an operator into its formula ("$\\theta_b'$ = 0" -> "$\\theta_b' = 0$")."""
+    def sep(text: str) -> str:
+        return text.replace(",", r",\ ").replace("*", r" \cdot ")
+
     for _ in range(8):
-        t = _JOIN.sub(lambda m: f"${m.group(1)}{m.group(2)}{m.group(3)}$", s)
+        t = _JOIN.sub(lambda m: f"${m.group(1)}{sep(m.group(2))}{m.group(3)}$", s)
         t = _ABSORB.sub(lambda m: f"${m.group(1)}{m.group(2)}{m.group(3)}$", t)
         t = _ABSORB_L.sub(lambda m: f"${m.group(1)} {m.group(2)} {m.group(3)}$", t)
         if t == s:
             break
         s = t
-    return s
+    # a bare * left inside a formula is a product
+    return re.sub(r"\$([^$]+)\$", lambda m: "$" + re.sub(r"(?<!\\)\*", r" \\cdot ", m.group(1)) + "$", s)
 
 
 # ---- keys of computed records -------------------------------------------------------------------
