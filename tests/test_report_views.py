@@ -117,3 +117,23 @@ def test_a_report_without_picture_data_is_refused():
     rep = verify(Config(**SMALL), with_findings=False)
     with pytest.raises(ReportError, match="report_data=True"):
         render.build_context(rep)
+
+
+def test_undecided_exact_claim_shows_the_undecided_sign():
+    import dataclasses
+
+    from universality.claims.base import Verdict
+    from universality.report import typeset
+
+    rep = verify(Config(**SMALL), backend="symbolic", with_findings=False, report_data=True)
+    c = rep.symbolic.claims[0]
+    rep.symbolic.claims[0] = dataclasses.replace(
+        c, verdict=Verdict.UNDECIDED, residual=float("nan"), note="sign of y0 - 3*y1 undecided on the orthant")
+    ctx = render.build_context(rep, figures=False)
+    assert ctx["summary"]["passed"] is False and any("(exact) UNDECIDED" in b for b in ctx["summary"]["bad"])
+    html = render.render_html(ctx)
+    card = html.split(f'id="check-claim-{c.id}-exact"', 1)[1].split('<div class="card', 1)[0]
+    assert "UNDECIDED" in card and "not decided" in card
+    assert typeset.mathml(r"y_{0} - 3\, y_{1}") in card  # the undecided expression, typeset
+    tex = render.render_tex(ctx, [])
+    assert "not decided" in tex and r"$y_{0} - 3\, y_{1}$" in tex
