@@ -137,3 +137,24 @@ def test_undecided_exact_claim_shows_the_undecided_sign():
     assert typeset.mathml(r"y_{0} - 3\, y_{1}") in card  # the undecided expression, typeset
     tex = render.render_tex(ctx, [])
     assert "not decided" in tex and r"$y_{0} - 3\, y_{1}$" in tex
+
+
+def test_presentation_executes_nothing():
+    """The report package reads results only: it imports nothing that builds or steps the network
+    and calls no such function (the pictures' data is computed in the verify phase,
+    universality.report_data)."""
+    import ast
+    from pathlib import Path
+
+    import universality.report as pkg
+
+    banned_modules = ("execution", "construction", "verify", "symbolic", "claims", "report_data", "engine")
+    banned_calls = {"one_step", "k_shot_step", "build", "sample_step", "verify", "collect", "run_symbolic"}
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:  # from ..x import y
+                assert not (node.module or "").startswith(banned_modules), (path.name, node.module)
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                assert name not in banned_calls, (path.name, name)

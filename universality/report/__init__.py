@@ -4,7 +4,7 @@ dependency graph coloured by verdict.
 
     from universality import Config, verify
     from universality.report import write_report
-    write_report(verify(Config(N=6, J=4, L=4)), "out/report", formats=("html", "tex"))
+    write_report(verify(Config(N=6, J=4, L=4), report_data=True), "out/report", formats=("html", "tex"))
 
 Writes are atomic: everything is rendered in a temporary folder beside DIR and then moved in. A
 non-empty DIR is refused unless ``force``; then only the report's own files in it are replaced.
