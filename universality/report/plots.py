@@ -92,15 +92,19 @@ def delta(step, blocks) -> bytes:
     Wa = np.asarray(step.W_after, dtype=float)
     N = Wb.shape[0]
     shown = layers_shown(N)
-    fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown) + 0.6, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown) + 0.4, 3.3), squeeze=False,
+                             gridspec_kw={"wspace": 0.45})
     for c, i in enumerate(shown):
         ax = axes[0][c]
         dW = Wa[i - 1] - Wb[i - 1]
         dm = max(float(np.abs(dW).max()), 1e-300)
         im = ax.imshow(dW, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -dm, dm), interpolation="nearest")
         _mark_channels(ax, blocks, box=True)
+        if c:
+            ax.set_yticks([])
         ax.set_title(f"$\\Delta W_{{{i}}}$, max $|\\Delta| = {dm:.3g}$", fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.75, pad=0.03)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cb.ax.tick_params(labelsize=7)
     return _png(fig)
 
 
