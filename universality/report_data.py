@@ -22,8 +22,9 @@ import numpy as np
 from .execution import k_shot_step, one_step
 from .samples import Sample, make_samples
 
-# the explore grid's cost: at most this many multiply-adds of real steps (about a second or two)
-EXPLORE_BUDGET = 4e9
+# the explore grid's cost model: at most this many (8 N D^2) units of real steps (a few seconds at most;
+# deterministic, so a report does not depend on the machine's speed)
+EXPLORE_BUDGET = 1e9
 EXPLORE_MAX = (6, 6, 7)  # x cells, x★ cells, label values
 
 
