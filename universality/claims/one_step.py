@@ -62,11 +62,11 @@ def _signed(ctx) -> bool:
 def grad_rank_one(ctx, s, st) -> Check:
     layers, N, r = ctx.layers, ctx.N, st.r
     bvec = np.empty((N, ctx.D))
-    babs = np.empty((N, ctx.D))
-    bvec[N - 1], babs[N - 1] = st.phi_x, np.abs(st.phi_x)
+    bvec[N - 1] = st.phi_x
     for k in range(N - 2, -1, -1):
         bvec[k] = layers.apply(k + 1, bvec[k + 1])
-        babs[k] = layers.abs_apply(k + 1, babs[k + 1])
+    # |W_{k+2}| ... |W_N| |phi|: the shared absolute-value pass, shifted by one layer
+    babs = np.vstack([ctx.abs_pass(layers, st.phi_x)[1:], np.abs(st.phi_x)[None]])
     a, aabs = st.e.copy(), np.abs(st.e)
     avec = np.empty((N, ctx.D))
     amax = np.empty(N)
@@ -358,12 +358,10 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
     tol = ctx.tol(mag)
     res, where = 0.0, ""
     for name, f in passes.items():
-        if _signed(ctx):
-            pos = np.max(np.maximum(f.pre, 0.0), axis=0)
-            neg = np.max(np.maximum(-f.pre, 0.0), axis=0)
-            bad = np.minimum(pos, neg)
-        else:
-            bad = np.max(np.maximum(-f.pre, 0.0), axis=0)
+        # per unit, over the layers: the largest positive and the largest negative pre-activation
+        hi = np.maximum(f.pre.max(axis=0, initial=-np.inf), 0.0)
+        lo = np.maximum(-f.pre.min(axis=0, initial=np.inf), 0.0)
+        bad = np.minimum(hi, lo) if _signed(ctx) else lo
         if bad.size and float(bad.max()) > res:
             res = float(bad.max())
             where = f"{name}, unit {ctx.con.blocks.names()[int(np.argmax(bad))]}"

@@ -87,6 +87,17 @@ class Layers:
             out = f(k, out)
         return out
 
+    def __getitem__(self, k: int) -> np.ndarray:
+        """Layer k as a dense D x D array (small sizes: interop, figures)."""
+        if not isinstance(k, (int, np.integer)):
+            raise TypeError("Layers are indexed by one layer number; use block() or dense()")
+        if not -self.N <= k < self.N:
+            raise IndexError(k)
+        return self.dense(int(k) % self.N)
+
+    def __iter__(self):
+        return (self.dense(k) for k in range(self.N))
+
     def __array__(self, dtype=None, copy=None):
         """The dense N x D x D stack (small sizes only; tests and figures)."""
         out = self.to_dense()
