@@ -28,13 +28,15 @@ def cell_gains(con) -> np.ndarray:
     cached = con.extras.get("_cell_gains")
     if cached is not None and cached[0] is con.codes and cached[1] is con.A:
         return cached[2]
-    import scipy.sparse as sp
-
     b = con.blocks
     # gain of term i = c'+2 on channel c: (A_i) on any coordinate of channel c
     first = np.array([b.channel_local(c).start for c in range(b.m)], dtype=int)
     gain = np.asarray(con.A[1:con.N - 1], dtype=float)[:, first]  # (m', m)
-    codes = sp.csr_matrix(np.asarray(con.codes, dtype=float).reshape(b.m, -1))  # (m', cells)
+    codes = np.asarray(con.codes, dtype=float).reshape(b.m, -1)  # (m', cells)
+    if codes.size > 1_000_000:  # large one-hot tables: multiply only their nonzeros
+        import scipy.sparse as sp
+
+        codes = sp.csr_matrix(codes)
     out = np.asarray(codes.T @ gain)
     con.extras["_cell_gains"] = (con.codes, con.A, out)
     return out

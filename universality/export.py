@@ -55,12 +55,18 @@ def weight_arrays(con) -> dict:
     layers = layers_of(con)
     parts = {"W_layer": [], "W_row": [], "W_col": [], "W_val": []}
     for k in range(layers.N):
-        m = layers.block(k, slice(None), slice(None)).tocoo()
-        keep = m.data != 0
+        m = layers.block(k, slice(None), slice(None))
+        if hasattr(m, "tocoo"):
+            m = m.tocoo()
+            row, col, val = m.row, m.col, m.data
+        else:  # a dense layer
+            row, col = np.nonzero(m)
+            val = m[row, col]
+        keep = val != 0
         parts["W_layer"].append(np.full(int(keep.sum()), k, dtype=np.int64))
-        parts["W_row"].append(m.row[keep].astype(np.int64))
-        parts["W_col"].append(m.col[keep].astype(np.int64))
-        parts["W_val"].append(m.data[keep].astype(float))
+        parts["W_row"].append(row[keep].astype(np.int64))
+        parts["W_col"].append(col[keep].astype(np.int64))
+        parts["W_val"].append(val[keep].astype(float))
     out = {key: np.concatenate(v) for key, v in parts.items()}
     out["W_shape"] = np.array([layers.N, layers.D, layers.D], dtype=np.int64)
     return out

@@ -1,9 +1,9 @@
 """Telescoping products of the real weight blocks, on sparse matrices, with structure certificates.
 
 The construction-level claims (``boundary``, ``psd-argument``) multiply blocks of the executed
-weights layer by layer. Both backends hand their blocks over as SciPy sparse matrices
-(:meth:`Layers.block`), so the products cost what their nonzeros cost, whatever the layout, and the
-same code runs on both engines. Nothing assumes which entries are nonzero: a corrupted entry is
+weights layer by layer. The sparse backend hands its blocks over as SciPy CSR matrices, so the
+products cost what their nonzeros cost, whatever the layout; the dense backend as arrays. The same
+code runs on both engines (every helper here takes either). Nothing assumes which entries are nonzero: a corrupted entry is
 multiplied like any other, and the certificates below fall back to dense linear algebra (small
 blocks) or ARPACK (large ones) when the structure they look for is absent.
 
@@ -20,23 +20,30 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
+
+from ..engine.layers import issparse
+
+
+def _sp():
+    import scipy.sparse as sp
+
+    return sp
 
 DENSE_EIG_MAX = 1024  # dense eigen/singular values up to this size, ARPACK above
 
 
 def max_abs_sparse(M) -> float:
-    if not sp.issparse(M):
+    if not issparse(M):
         return float(np.abs(M).max(initial=0.0))
-    M = sp.csr_matrix(M)
+    M = M.tocsr()
     return float(np.abs(M.data).max(initial=0.0))
 
 
 def min_entry_sparse(M) -> float:
     """The smallest entry, counting the implicit zeros."""
-    if not sp.issparse(M):
+    if not issparse(M):
         return float(np.min(M)) if M.size else 0.0
-    M = sp.csr_matrix(M)
+    M = M.tocsr()
     m = float(M.data.min(initial=math.inf))
     if M.nnz < M.shape[0] * M.shape[1]:
         m = min(m, 0.0)
@@ -44,20 +51,20 @@ def min_entry_sparse(M) -> float:
 
 
 def is_diagonal(M) -> bool:
-    if not sp.issparse(M):
+    if not issparse(M):
         return not np.any(M - np.diag(np.diag(M)))
-    M = sp.csr_matrix(M)
+    M = M.tocsr()
     rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
     return bool(np.all((rows == M.indices) | (M.data == 0)))
 
 
 def gershgorin_lower(S) -> float:
     """min_i (s_ii - sum_{j != i} |s_ij|): a lower bound on the smallest eigenvalue of symmetric S."""
-    if not sp.issparse(S):
+    if not issparse(S):
         diag = np.diag(S)
         off = np.abs(S).sum(axis=1) - np.abs(diag)
         return float(np.min(diag - off)) if diag.size else math.inf
-    S = sp.csr_matrix(S)
+    S = S.tocsr()
     diag = S.diagonal()
     off = np.asarray(abs(S).sum(axis=1)).reshape(-1) - np.abs(diag)
     return float(np.min(diag - off)) if diag.size else math.inf
@@ -73,11 +80,11 @@ def min_eig_sym(S, tol: float) -> tuple[float, str]:
         return g, "Gershgorin bound"
     n = S.shape[0]
     if n <= DENSE_EIG_MAX:
-        return float(np.linalg.eigvalsh(S.toarray() if sp.issparse(S) else S).min()), "eigvalsh"
+        return float(np.linalg.eigvalsh(S.toarray() if issparse(S) else S).min()), "eigvalsh"
     from scipy.sparse.linalg import eigsh
 
     try:
-        lam = eigsh(S, k=1, which="SA", return_eigenvectors=False, tol=1e-10)
+        lam = eigsh(_sp().csr_matrix(S), k=1, which="SA", return_eigenvectors=False, tol=1e-10)
         return float(lam[0]), "ARPACK"
     except Exception:  # noqa: BLE001 - no convergence: fall back to the bound, said so
         return g, "Gershgorin bound (ARPACK did not converge)"
@@ -86,11 +93,12 @@ def min_eig_sym(S, tol: float) -> tuple[float, str]:
 def invertibility(P, tol: float) -> tuple[float, str, bool]:
     """(a nonzero-ness measure, how, decided) for square P: the smallest |diagonal entry| of a
     structurally lower-triangular P (exact certificate), else the smallest singular value."""
-    if not sp.issparse(P):
+    if not issparse(P):
         if not np.any(np.triu(P, 1)):
             return float(np.abs(np.diag(P)).min(initial=math.inf)), "lower triangular: det = product of the diagonal", True
         return float(np.linalg.svd(P, compute_uv=False).min()), "singular values", True
-    P = sp.csr_matrix(P)
+    sp = _sp()
+    P = P.tocsr()
     coo = P.tocoo()
     upper = coo.col > coo.row
     if not np.any(upper & (coo.data != 0)):
@@ -122,15 +130,15 @@ def boundary_products(layers, blocks):
         yield (i, None, None, diag) if M is None else (i, M, Ma, None)
         if i == layers.N:
             break
-        blk = sp.csr_matrix(layers.block(i - 1, blocks.mid, blocks.mid))
+        blk = layers.block(i - 1, blocks.mid, blocks.mid)
         if M is None and is_diagonal(blk):
             diag = diag * blk.diagonal()
             continue
         if M is None:
-            M = sp.diags(diag, format="csr")
+            M = _sp().diags(diag, format="csr") if issparse(blk) else np.diag(diag)
             Ma = abs(M)
-        M = (M @ blk).tocsr()
-        Ma = (Ma @ abs(blk)).tocsr()
+        M = _tidy(M @ blk)
+        Ma = _tidy(Ma @ abs(blk))
 
 
 DENSE_TOP_MAX = 512  # top products up to this width are multiplied as dense arrays
@@ -141,7 +149,7 @@ def top_products(layers, blocks):
     dense arrays up to width :data:`DENSE_TOP_MAX`, sparse matrices above."""
     dt = blocks.dt
     dense = dt <= DENSE_TOP_MAX
-    P = np.eye(dt) if dense else sp.identity(dt, format="csr")
+    P = np.eye(dt) if dense else _sp().identity(dt, format="csr")
     Pa = P.copy()
     for i in range(layers.N, 0, -1):
         yield i, P, Pa
@@ -152,7 +160,14 @@ def top_products(layers, blocks):
 
 def top_block(layers, blocks, k):
     blk = layers.block(k, blocks.top, blocks.top)
-    return blk.toarray() if blocks.dt <= DENSE_TOP_MAX else sp.csr_matrix(blk)
+    if blocks.dt <= DENSE_TOP_MAX:
+        return blk.toarray() if issparse(blk) else np.array(blk)
+    return blk.tocsr() if issparse(blk) else _sp().csr_matrix(blk)
+
+
+def _tidy(M):
+    """A product back in CSR form (sparse) or as it is (dense)."""
+    return M.tocsr() if issparse(M) else M
 
 
 def chosen_B(con, i: int):
@@ -164,6 +179,7 @@ def chosen_B(con, i: int):
         out = np.eye(b.dt)
         out[b.top_star, b.top_x] = G.T
         return out
+    sp = _sp()
     rows, cols = np.nonzero(G.T)
     off = sp.csr_matrix((G.T[rows, cols], (rows + b.cells_x, cols)), shape=(b.dt, b.dt))
     return (sp.identity(b.dt, format="csr") + off).tocsr()

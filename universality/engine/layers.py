@@ -9,7 +9,8 @@ layer k + 1, so layer ``N - 1`` acts first). It offers only what the engine and 
   rounding (Higham, Sec. 3.5);
 * ``row_nnz(k)``: how many additions each row of W_k performs (its nonzeros), for the per-row gamma_n
   of :mod:`universality.tolerance`;
-* ``block(k, rows, cols)``: one block of W_k as a SciPy sparse matrix (the telescoping products);
+* ``block(k, rows, cols)``: one block of W_k: a dense array on the dense backend, a SciPy CSR matrix on
+  the sparse one (the telescoping products handle both);
 * ``dense(k)``: W_k as a dense array (small sizes only: the reference backend and the figures).
 
 Backends:
@@ -28,7 +29,18 @@ ReLU with the ReLU'(0) = r convention: :func:`relu` and :func:`relu_grad`.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+
+
+def _sp():
+    """scipy.sparse, imported on first use: the dense engine (the default example) never needs it."""
+    import scipy.sparse as sp
+
+    return sp
+
+
+def issparse(x) -> bool:
+    """A SciPy sparse matrix? (without importing SciPy for dense arrays)"""
+    return hasattr(x, "tocsr")
 
 
 def relu(pre: np.ndarray) -> np.ndarray:
@@ -146,7 +158,7 @@ class DenseLayers(Layers):
         return self._nnz[k]
 
     def block(self, k, rows, cols):
-        return sp.csr_matrix(self.W[k][rows, cols])
+        return self.W[k][rows, cols]
 
     def dense(self, k):
         return self.W[k]
@@ -159,10 +171,20 @@ class DenseLayers(Layers):
         return int(self.W.nbytes)
 
 
-try:  # SciPy's own compiled kernels, called without the per-call checks of ``csr_matrix @ x``
-    from scipy.sparse import _sparsetools as _st
-except ImportError:  # pragma: no cover - a SciPy without them: the public operator is used
-    _st = None
+_st = None
+
+
+def _sparsetools():
+    """SciPy's own compiled CSR kernels (called without the per-call checks of ``csr_matrix @ x``),
+    or None where this SciPy does not have them (the public operator is used then)."""
+    global _st
+    if _st is None:
+        try:
+            from scipy.sparse import _sparsetools as st
+        except ImportError:  # pragma: no cover
+            st = False
+        _st = st
+    return _st or None
 
 
 def _csr_apply(m, X, transpose: bool, data=None):
@@ -171,8 +193,9 @@ def _csr_apply(m, X, transpose: bool, data=None):
     The CSR arrays of m read as CSC arrays are m^T, so the transpose needs no copy.
     """
     data = m.data if data is None else data
+    _st = _sparsetools()
     if _st is None or m.indices.dtype != np.int32 or m.indptr.dtype != np.int32:
-        mat = sp.csr_matrix((data, m.indices, m.indptr), shape=m.shape)
+        mat = _sp().csr_matrix((data, m.indices, m.indptr), shape=m.shape)
         return (mat.T @ X) if transpose else (mat @ X)
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_row, n_col = m.shape
@@ -198,6 +221,7 @@ class SparseLayers(Layers):
     kind = "sparse"
 
     def __init__(self, mats, D: int | None = None):
+        sp = _sp()
         self.mats = []
         for m in mats:
             m = sp.csr_matrix(m, dtype=float)
@@ -210,7 +234,7 @@ class SparseLayers(Layers):
     @classmethod
     def from_dense(cls, W) -> "SparseLayers":
         W = np.asarray(W, dtype=float)
-        return cls([sp.csr_matrix(W[k]) for k in range(W.shape[0])], W.shape[1])
+        return cls([_sp().csr_matrix(W[k]) for k in range(W.shape[0])], W.shape[1])
 
     def _absdata(self, k):
         if self._abs is None:
@@ -291,11 +315,6 @@ class UpdatedLayers(Layers):
     def dense(self, k):
         return self.base.dense(k) + self.coef * (self.Dfac[k] @ self.Hfac[k].T)
 
-    def block(self, k, rows, cols):
-        Db = sp.csr_matrix(self.Dfac[k][rows])
-        Hb = sp.csr_matrix(self.Hfac[k][cols])
-        return (self.base.block(k, rows, cols) + self.coef * (Db @ Hb.T)).tocsr()
-
 
 def as_layers(W) -> Layers:
     """The Layers view of a construction's weights (a dense stack or already a Layers object)."""
@@ -308,7 +327,7 @@ def to_sparse(W) -> SparseLayers:
     if isinstance(W, SparseLayers):
         return W
     if isinstance(W, Layers):
-        return SparseLayers([sp.csr_matrix(W.dense(k)) for k in range(W.N)], W.D)
+        return SparseLayers([_sp().csr_matrix(W.dense(k)) for k in range(W.N)], W.D)
     return SparseLayers.from_dense(W)
 
 
