@@ -14,10 +14,6 @@ VARIANTS = ("signed", "paper")
 LAYOUTS = ("auto", "paper", "compact")
 LOSSES = ("mse", "ce", "l1", "hinge", "huber")
 
-# Dense float64 arrays of shape N x D x D that a numeric run keeps alive at once: the weights
-# and their absolute values, one sample's gradients, the updated weights and their absolute
-# values, and one scratch difference.
-DENSE_STACKS_ALIVE = 6
 DEFAULT_MEMORY_FRACTION = 0.8
 FALLBACK_MEMORY_BYTES = 8 * 2**30
 # Hostile-input guard: a grid of more than 2^48 cells per input can never fit in memory, and

@@ -1,8 +1,9 @@
 """The engine's memory model: what a numeric run keeps alive at once, per backend.
 
-* dense: the weights and their absolute values, one sample's gradients, the updated weights and
-  their absolute values, and one scratch difference: six N x D x D float64 stacks (the first
-  version's model, kept as the dense backend's bound).
+* dense: the weights, their absolute values and one more N x D x D float64 stack (the updated
+  weights a report pictures, or a mutant's copy): three stacks. Gradients are kept as factors on both
+  engines, so the first version's six stacks (with the gradients and |W'|) are no longer alive; the
+  per-step arrays are those of the sparse model.
 * sparse: the CSR weights (8-byte value + 4-byte column index per nonzero, plus the row pointers) and
   the values of |W| (8 bytes per nonzero); the chosen A_i, A_i / r^i (N x dm each) and code matrices
   G_i (N x cells); per step the gradient factors and passes at x (4K arrays of N x D) and about 36
@@ -11,7 +12,7 @@
 from __future__ import annotations
 
 ENGINES = ("auto", "dense", "sparse")
-DENSE_STACKS_ALIVE = 6
+DENSE_STACKS_ALIVE = 3
 # auto: dense while one N x D x D stack has at most this many entries (under 1 MiB: the default example
 # and the smallest paper layouts, where both engines take the same time); sparse above, where it is
 # faster (measured: J = L = 8, paper layout, 0.83 s CPU sparse against 1.60 s dense).
@@ -28,8 +29,10 @@ def sparse_nnz(cfg) -> int:
 def estimate_bytes(cfg, engine: str) -> int:
     """Bytes a run of ``cfg`` keeps alive at its peak on ``engine`` ("dense" or "sparse")."""
     N, D = cfg.N, cfg.D
+    K = max(cfg.K, 1)
+    per_step = 8 * N * D * (4 * K + 36)  # see the sparse model below
     if engine == "dense":
-        return DENSE_STACKS_ALIVE * N * D * D * 8
+        return DENSE_STACKS_ALIVE * N * D * D * 8 + per_step
     if engine != "sparse":
         raise ValueError(f"unknown engine {engine!r}")
     nnz = sparse_nnz(cfg)
@@ -37,12 +40,10 @@ def estimate_bytes(cfg, engine: str) -> int:
     cells = cfg.cells_x * cfg.cells_star
     weights = 20 * nnz + 8 * (N + 1)
     chosen = 8 * (3 * N * dm + 3 * N * cells)  # A, A / r^i, G, and the claims' stacked copies
-    K = max(cfg.K, 1)
     # per step: the factors and the K passes at x (4K N x D arrays), and about 36 more N x D arrays alive
     # at the peak: the passes after the step, the claims' formula sides and magnitude bounds, and a
     # finding's second construction with its own step. Calibrated on the paper layout (measured peak
     # RSS: 0.99 GiB at J = L = 32, 10.1 GiB at J = L = 64 with --samples 4; this model gives 0.8 and 12.8).
-    per_step = 8 * N * D * (4 * K + 36)
     return int(weights + chosen + per_step)
 
 
