@@ -247,8 +247,19 @@ def claim(id: str, *, method: str, title: str | None = None, paper_ref: str | No
         if id in CLAIMS:
             raise ValueError(f"duplicate claim id {id}")
         text = _blueprint_text("claim", id, title=title, paper_ref=paper_ref, statement=statement)
+        run = func
+        if scope in ("sample", "task"):
+            import functools
+
+            @functools.wraps(func)
+            def run(ctx, item, step, _func=func):
+                # the tolerance counts the additions of this step's updated layers (Context.ops)
+                if ctx.step is not step:
+                    ctx.step = step
+                return _func(ctx, item, step)
+
         CLAIMS[id] = ClaimSpec(id, text["title"], text["paper_ref"], text["statement"], method, scope,
-                               func, applies)
+                               run, applies)
         return func
 
     return deco
