@@ -126,20 +126,27 @@ def test_subprocess_contract():
 
 
 def test_export_contract_in_process():
-    """--export writes both files on success; a bad target is one line, exit 2, nothing written."""
+    """--export writes both files on success (creating missing parents); a bad target is one line,
+    exit 2, nothing written; existing output needs --force."""
     with tempfile.TemporaryDirectory() as tmp:
         target = os.path.join(tmp, "out")
-        rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--samples", "1", "--no-findings",
-                                       "--export", target])
+        small = ["--N", "5", "--J", "2", "--L", "2", "--samples", "1", "--no-findings"]
+        rc, out, err = run_in_process([*small, "--export", target])
         assert rc == 0, err
         assert sorted(os.listdir(target)) == ["construction.json", "construction.npz"]
         blocker = os.path.join(tmp, "file")
         open(blocker, "w").close()
-        for bad in (blocker, os.path.join(tmp, "missing", "out")):
-            rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--export", bad])
+        for bad in (blocker, os.path.join(blocker, "out"), "", target):
+            rc, out, err = run_in_process([*small, "--export", bad])
             check_contract(rc, out, err, bad)
-            assert rc == 2
+            assert rc == 2, (bad, err)
         assert sorted(os.listdir(tmp)) == ["file", "out"]
+        rc, out, err = run_in_process([*small, "--export", target, "--force"])
+        assert rc == 0, err
+        nested = os.path.join(tmp, "missing", "deeper", "out")
+        rc, out, err = run_in_process([*small, "--export", nested])
+        assert rc == 0, err
+        assert sorted(os.listdir(nested)) == ["construction.json", "construction.npz"]
 
 
 def test_python_dash_m_entry_point(monkeypatch):

@@ -15,7 +15,9 @@ line (the module must be importable, e.g. on PYTHONPATH or in the current folder
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import math
 import sys
 from dataclasses import dataclass
@@ -24,11 +26,27 @@ from typing import Callable
 
 import numpy as np
 
-from .config import ConfigError
+from .errors import TargetError
+
+# |f| above 2^100 is refused: h_post's output weights carry f's values, and the errors' squares
+# (RMS) and the rounding floors must stay finite float64 numbers.
+TARGET_MAX = 2.0**100
 
 
-class TargetError(ConfigError):
-    """A target that cannot be used. One line, for the user."""
+@contextlib.contextmanager
+def isolated(name: str, where: str):
+    """Run a user's code with its prints and its SystemExit captured: either is a bad target."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    except SystemExit as exc:
+        raise TargetError(f"target {name!r} called sys.exit({exc.code!r}) {where}: a target must return "
+                          "its value") from None
+    printed = (out.getvalue() or err.getvalue()).strip()
+    if printed:
+        raise TargetError(f"target {name!r} printed {printed.splitlines()[0][:60]!r} {where}: a target must "
+                          "return its value and print nothing") from None
 
 
 @dataclass(frozen=True)
@@ -40,14 +58,20 @@ class Target:
 
     def __call__(self, x, y, x_star) -> np.ndarray:
         x, y, xs = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, y, x_star))
+        where = f"at x = {x.tolist()}, y = {y.tolist()}, x* = {xs.tolist()}"
         try:
-            out = np.atleast_1d(np.asarray(self.func(x, y, xs), dtype=float)).reshape(-1)
+            with isolated(self.name, where):
+                out = np.atleast_1d(np.asarray(self.func(x, y, xs), dtype=float)).reshape(-1)
+        except TargetError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say where, in one line
-            raise TargetError(f"target {self.name!r} failed at x = {x.tolist()}, y = {y.tolist()}, "
-                              f"x* = {xs.tolist()}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+            raise TargetError(f"target {self.name!r} failed {where}: {type(exc).__name__}: {exc}".splitlines()[0]) \
+                from None
         if not np.all(np.isfinite(out)):
-            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} at x = {x.tolist()}, "
-                              f"y = {y.tolist()}, x* = {xs.tolist()}")
+            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} {where}")
+        if np.any(np.abs(out) > TARGET_MAX):
+            raise TargetError(f"target {self.name!r} returned {float(np.max(np.abs(out))):.3g} {where}: values must "
+                              f"lie in [-2^100, 2^100] (= {TARGET_MAX:.3g}) so that errors and their squares stay finite")
         return out
 
 
@@ -102,7 +126,10 @@ def resolve(spec) -> Target:
     if added:
         sys.path.insert(0, cwd)
     try:
-        mod = importlib.import_module(module)
+        with isolated(spec, "while being imported"):
+            mod = importlib.import_module(module)
+    except TargetError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
         raise TargetError(f"cannot import module {module!r} for target {spec!r}: "
                           f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
