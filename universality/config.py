@@ -173,7 +173,9 @@ class Config:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "N", _int("N", self.N, 4, MAX_N, " (two forced end layers plus at least two code channels)"))
+        set_(self, "N", _int("N", self.N, 4, None, " (two forced end layers plus at least two code channels)"))
+        if self.N > MAX_N:
+            raise ConfigError(f"sizes too large: N must be <= {MAX_N:,}, got {self.N:,}")
         set_(self, "J", _int("J", self.J, 1))
         set_(self, "L", _int("L", self.L, 1))
         set_(self, "dy", _int("dy", self.dy, 1))
