@@ -41,6 +41,12 @@ ALPHA_MAX = 2.0**256
 # compensated gains (and the gradients' squares) leave float64's normal range.
 R_POWER_MIN_LOG2 = -256
 R_POWER_MAX_LOG2 = 53
+# ... and for r > 1 the smallest gain eps / r^N must stay within 2^70 of the largest (about 1):
+# r^N / eps <= 2^70 (beyond it the deep layers' eps part sinks below rounding: v-decodes UNDECIDED)
+R_SPREAD_MAX_LOG2 = 70
+# eps's floor grows with depth: the telescoping products of the boundary check accumulate rounding
+# over N layers of width ~N, so A_N = eps I must stay above a bound growing like N^2
+EPS_DEPTH_REF = 8
 MAX_N = 100_000  # beyond memory anyway; keeps r's range and the size arithmetic finite
 MAX_SEED = 2**63 - 1
 # Hostile-input guard: a grid of more than 2^48 cells per input can never fit in memory, and
@@ -51,9 +57,15 @@ MAX_SHOT_STEPS = 1_000_000  # K * samples: forward+backward passes the K-shot cl
 MAX_MEMORY_GIB = 2.0**20  # --max-memory: at most 1 PiB
 
 
-def r_range(N: int) -> tuple[float, float]:
-    """The ReLU'(0) values r > 0 accepted at depth N: r^N within [2^-256, 2^53]."""
-    return 2.0 ** (R_POWER_MIN_LOG2 / N), 2.0 ** (R_POWER_MAX_LOG2 / N)
+def r_range(N: int, eps: float = 0.1) -> tuple[float, float]:
+    """The ReLU'(0) values r > 0 accepted at depth N: r^N within [2^-256, 2^53] and r^N / eps <= 2^70."""
+    hi = min(R_POWER_MAX_LOG2 / N, (R_SPREAD_MAX_LOG2 + math.log2(eps)) / N)
+    return 2.0 ** (R_POWER_MIN_LOG2 / N), 2.0 ** max(hi, 0.0)
+
+
+def eps_range(N: int) -> tuple[float, float]:
+    """The eps accepted at depth N: [2^-40 max(1, (N/8)^2), 2^13]."""
+    return EPS_MIN * max(1.0, (N / EPS_DEPTH_REF) ** 2), EPS_MAX
 
 
 def option(default=MISSING, *, help: str, cli: str | None = None, metavar: str | None = None,
@@ -143,7 +155,8 @@ class Config:
     dx: int = option(1, help="input dimension; cells form a J^dx (L^dx) grid, flattened (default {default})",
                      group="sizes")
     eps: float = option(0.1, metavar="E",
-                        help=f"epsilon of A_i = eps*I + E_i, in [{EPS_MIN:.2g}, {EPS_MAX:.2g}] (default {{default}})")
+                        help=f"epsilon of A_i = eps*I + E_i, in [{EPS_MIN:.2g} max(1, (N/8)^2), {EPS_MAX:g}] "
+                             "(default {default})")
     alpha: float = option(0.3, metavar="A",
                           help=f"inner learning rate, any sign, |alpha| in [{ALPHA_MIN:.2g}, {ALPHA_MAX:.2g}] "
                                "(default {default})")
@@ -156,7 +169,7 @@ class Config:
     relu_grad_at_zero: float = option(1.0, metavar="R",
                                       help="ReLU'(0) used by backprop (default {default}): 0 (PyTorch/TensorFlow/"
                                            "JAX) shows the collapse; r > 0 is compensated exactly (A_i / r^i) and "
-                                           "needs r^N in [2^-256, 2^53] (N = 6: [1.4e-13, 455])")
+                                           "needs r^N in [2^-256, 2^53] and r^N / eps <= 2^70 (N = 6: [1.4e-13, 455])")
     loss: str = option("mse", choices=LOSSES,
                        help="inner loss: mse (default, Thm 6.1), ce (softmax cross-entropy on the simplex, "
                             "C = dy classes, Thm 6.2), or l1 / hinge / huber (the paper's negative cases)")
@@ -185,8 +198,10 @@ class Config:
         eps = _real("eps", self.eps)
         if eps <= 0:
             raise ConfigError(f"eps must be > 0 (A_i = eps*I + E_i must be positive definite), got {eps:g}")
-        set_(self, "eps", _check_range("eps", eps, EPS_MIN, EPS_MAX,
-                                       "the code's unit signal next to eps must stay above rounding"))
+        lo, hi = eps_range(self.N)
+        set_(self, "eps", _check_range("eps", eps, lo, hi,
+                                       f"at N = {self.N}: A_i = eps*I + E_i must keep eps and the code's unit "
+                                       "signal above rounding"))
         alpha = _real("alpha", self.alpha)
         if alpha == 0:
             raise ConfigError("alpha must be nonzero: with alpha = 0 the step changes nothing")
@@ -199,12 +214,12 @@ class Config:
                 f"relu-grad-at-zero must be >= 0 (a subgradient convention of ReLU at 0), got {r:g}"
             )
         if r != 0:
-            lo, hi = r_range(self.N)
+            lo, hi = r_range(self.N, eps)
             if not lo <= r <= hi:
                 raise ConfigError(
-                    f"relu-grad-at-zero must be 0 or in [{lo:.3g}, {hi:.3g}] at N = {self.N} (the compensation "
-                    f"A_i / r^i needs r^N in [2^{R_POWER_MIN_LOG2}, 2^{R_POWER_MAX_LOG2}] to stay within float64), "
-                    f"got {r:g}")
+                    f"relu-grad-at-zero must be 0 or in [{lo:.3g}, {hi:.3g}] at N = {self.N}, eps = {eps:g} (the "
+                    f"compensation A_i / r^i needs r^N in [2^{R_POWER_MIN_LOG2}, 2^{R_POWER_MAX_LOG2}] and "
+                    f"r^N / eps <= 2^{R_SPREAD_MAX_LOG2} to stay within float64), got {r:g}")
         set_(self, "relu_grad_at_zero", r)
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")

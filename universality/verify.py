@@ -135,6 +135,10 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             out.append(aggregate(spec, [(None, Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, skipped[spec.id]))]))
         else:
             out.append(aggregate(spec, per[spec.id]))
+    if con.design.loss == "ce":  # softmax cross-entropy is Theorem 6.2's case, not 6.1's (MSE)
+        for c in out:
+            if "Thm 6.1" in c.paper_ref:
+                c.paper_ref = c.paper_ref.replace("Thm 6.1", "Thm 6.2")
     return out
 
 
