@@ -233,3 +233,16 @@ def test_json_output_matches_the_shipped_schema():
         rc, out, err = run_in_process([*argv, "--json"])
         assert rc in (0, 1), err
         validate(json.loads(out))
+
+
+def test_public_api_has_numpy_style_docstrings():
+    import universality
+
+    for name in universality.__all__:
+        if name == "__version__":
+            continue
+        doc = getattr(universality, name).__doc__ or ""
+        assert len(doc.strip()) > 20, name
+    for name in ("Config", "build", "verify", "Design", "Construction", "Report"):
+        doc = getattr(universality, name).__doc__
+        assert "Parameters\n" in doc or "Attributes\n" in doc, name

@@ -18,8 +18,8 @@ import math
 import re
 import sys
 
-from .errors import (EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED, ConfigError, PathError, UniversalityError,
-                     UsageError, one_line)
+from .errors import (EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED, ArgumentError, ConfigError, PathError,
+                     UniversalityError, one_line)
 
 PROG = "verify-construction"
 
@@ -62,10 +62,6 @@ def epilog() -> str:
               _wrap(list(FINDINGS)), "", "exit status:"]
     lines += [f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items()]
     return "\n".join(lines) + "\n\n" + EXAMPLES
-
-
-class ArgumentError(UsageError):
-    """A command line argparse cannot read (exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -44,6 +44,10 @@ class UsageError(UniversalityError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class ArgumentError(UsageError):
+    """A command line argparse cannot read: an unknown option, a missing or malformed value (exit 2)."""
+
+
 class ConfigError(UsageError):
     """A size, option or combination of options that is refused (exit 2)."""
 
@@ -97,5 +101,5 @@ def one_line(exc: BaseException) -> str:
 
 
 __all__ = ["EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_CODES",
-           "UniversalityError", "UsageError", "ConfigError", "TargetError", "PathError", "ExportError",
+           "UniversalityError", "UsageError", "ArgumentError", "ConfigError", "TargetError", "PathError", "ExportError",
            "ReportError", "InternalError", "OutputError", "ToolError", "exit_code", "one_line"]

@@ -1,6 +1,7 @@
 """Run the claims and findings for one Config: the only thing the CLI, JSON and reports call."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,23 @@ from .samples import Sample, Task, make_samples, make_tasks
 
 @dataclass
 class Report:
+    """The outcome of one run: the claims' verdicts, the findings, the samples and timings.
+
+    Attributes
+    ----------
+    config : Config
+        What was run.
+    claims : list of ClaimResult
+        One per claim, each with verdict, residual, tolerance and worst case.
+    findings : list of Finding
+        The known gaps of the paper, demonstrated live.
+    samples : list of Sample
+        The (x, x*, y) triples checked.
+    symbolic : SymbolicOutcome or None
+        The exact backend's results when it ran.
+    passed : bool
+        True when every claim (numeric and exact) is PASS or SKIPPED: exit status 0.
+    """
     config: Config
     construction: dict
     claims: list[ClaimResult]
@@ -158,19 +176,54 @@ def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) 
     return ran, note
 
 
+_BLAS = {"controller": None, "depth": 0}
+
+
+@contextlib.contextmanager
 def blas_single_thread():
     """Limit the BLAS thread pools to one thread while a run executes (restored afterwards): the
     matrices are small, and multithreaded OpenBLAS spin-waits badly on a busy machine (85 x 85
-    products measured 80x slower with two threads under load)."""
-    from threadpoolctl import threadpool_limits
+    products measured 80x slower with two threads under load). Re-entrant: only the outermost
+    call changes anything; the introspection of the loaded libraries is done once."""
+    if _BLAS["depth"]:
+        _BLAS["depth"] += 1
+        try:
+            yield
+        finally:
+            _BLAS["depth"] -= 1
+        return
+    if _BLAS["controller"] is None:
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=1, user_api="blas")
+        _BLAS["controller"] = ThreadpoolController()
+    _BLAS["depth"] += 1
+    try:
+        with _BLAS["controller"].limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _BLAS["depth"] -= 1
 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
            universal=None, backend: str = "numeric", symbolic_budget: float | None = None,
            symbolic_relu: str = "value", **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
+
+    Parameters
+    ----------
+    cfg : Config, optional
+        What to build and check; without it, ``Config(**kwargs)``.
+    claim_ids : collection of str, optional
+        Run only these claims (default: all that apply).
+    with_findings : bool
+        Also demonstrate the paper's known gaps (default True).
+
+    Returns
+    -------
+    Report
+        Every verdict with residual and tolerance; ``report.passed`` decides the exit status.
+
+    Other parameters:
 
     ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
     also run the universality claims for that target learning algorithm.
