@@ -246,3 +246,34 @@ def test_public_api_has_numpy_style_docstrings():
     for name in ("Config", "build", "verify", "Design", "Construction", "Report"):
         doc = getattr(universality, name).__doc__
         assert "Parameters\n" in doc or "Attributes\n" in doc, name
+
+
+# ---- progress and hints -------------------------------------------------------------------------
+def test_every_phase_reports_progress():
+    from universality import Config, verify
+
+    phases = []
+
+    def tick(done, total, phase=None):
+        phases.append(phase)
+
+    verify(Config(N=5, J=2, L=2, samples=1), progress=tick, backend="symbolic",
+           symbolic_budget=120)
+    assert "proving exact instances" in phases  # the bar moves under --backend symbolic
+    assert any(p and p.startswith("demonstrating findings") for p in phases)
+    from universality.universal import UniversalOptions
+
+    phases.clear()
+    verify(Config(N=5, J=2, L=2, samples=1), progress=tick, with_findings=False, backend="numeric",
+           universal=UniversalOptions(target="copy", sweep=(2, 3), test_points=3, grid_checks=3))
+    assert "checking samples" in phases and "universality: sweep levels" in phases
+
+
+def test_hints_only_suggest_runs_the_budget_accepts():
+    from universality.config import Config
+    from universality.symbolic.budget import resolve_backend
+
+    ran, note = resolve_backend(Config(N=146, J=12, L=12), "auto", 60.0)
+    assert ran == "numeric"
+    assert "run it with --backend both" not in note
+    assert "--symbolic-budget" in note or "too slow" in note

@@ -46,7 +46,7 @@ R_POWER_MAX_LOG2 = 53
 R_SPREAD_MAX_LOG2 = 70
 # eps's floor grows with depth: the telescoping products of the boundary check accumulate rounding
 # over N layers of width ~N, so A_N = eps I must stay above a bound growing like N^2
-EPS_DEPTH_REF = 8
+EPS_DEPTH_REF = 16
 MAX_N = 100_000  # beyond memory anyway; keeps r's range and the size arithmetic finite
 MAX_SEED = 2**63 - 1
 # Hostile-input guard: a grid of more than 2^48 cells per input can never fit in memory, and
@@ -64,7 +64,7 @@ def r_range(N: int, eps: float = 0.1) -> tuple[float, float]:
 
 
 def eps_range(N: int) -> tuple[float, float]:
-    """The eps accepted at depth N: [2^-40 max(1, (N/8)^2), 2^13]."""
+    """The eps accepted at depth N: [2^-40 max(1, (N/16)^2), 2^13]."""
     return EPS_MIN * max(1.0, (N / EPS_DEPTH_REF) ** 2), EPS_MAX
 
 
@@ -155,7 +155,7 @@ class Config:
     dx: int = option(1, help="input dimension; cells form a J^dx (L^dx) grid, flattened (default {default})",
                      group="sizes")
     eps: float = option(0.1, metavar="E",
-                        help=f"epsilon of A_i = eps*I + E_i, in [{EPS_MIN:.2g} max(1, (N/8)^2), {EPS_MAX:g}] "
+                        help=f"epsilon of A_i = eps*I + E_i, in [{EPS_MIN:.2g} max(1, (N/16)^2), {EPS_MAX:g}] "
                              "(default {default})")
     alpha: float = option(0.3, metavar="A",
                           help=f"inner learning rate, any sign, |alpha| in [{ALPHA_MIN:.2g}, {ALPHA_MAX:.2g}] "
