@@ -146,7 +146,7 @@ def test_ctrl_c_is_exit_130_and_leaves_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "universality", "--N", "6", "--J", "4", "--L", "4",
                              "--samples", "5000", "--export", str(out / "export"), "--report", str(out / "rep")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(2.5)
+    time.sleep(6)  # past start-up (imports), well inside the 5000-sample run
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, stderr)
