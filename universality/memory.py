@@ -78,6 +78,12 @@ def dense_stack_bytes(N: int, D: int) -> int:
     return N * D * D * FLOAT
 
 
+def dense_run_bytes(N: int, D: int) -> int:
+    """A numeric run of an N x D x D network with the dense engine: W plus ENGINE_STACKS stacks. The
+    formula every dense estimate uses (the run's placeholder, the findings' extra constructions)."""
+    return (1 + ENGINE_STACKS) * dense_stack_bytes(N, D)
+
+
 def construction_bytes(cfg) -> int:
     """The weights W (W_g, dy x D, is negligible next to them)."""
     return dense_stack_bytes(cfg.N, cfg.D)
@@ -151,4 +157,4 @@ def check(cfg, *, findings: bool = True, universal=None, exact: bool = False) ->
 
 
 __all__ = ["components", "check", "limit_bytes", "total_memory_bytes", "format_bytes", "dense_stack_bytes",
-           "hpost_bytes", "hpost_weight_bytes", "MEMORY_FRACTION"]
+           "hpost_bytes", "hpost_weight_bytes", "dense_run_bytes", "MEMORY_FRACTION", "FINDING_MEMORY_BYTES"]
