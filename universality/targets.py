@@ -33,20 +33,32 @@ from .errors import TargetError
 TARGET_MAX = 2.0**100
 
 
+class _Capture(io.StringIO):
+    """Where a target's prints go while it runs."""
+
+
 @contextlib.contextmanager
-def isolated(name: str, where: str):
-    """Run a user's code with its prints and its SystemExit captured: either is a bad target."""
-    out, err = io.StringIO(), io.StringIO()
+def isolated(name: str, where):
+    """Run a user's code with its prints and its SystemExit captured: either is a bad target.
+    ``where``: a string, or a callable giving one (built only when something went wrong)."""
+    buf = _Capture()
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = buf
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            yield
+        yield
     except SystemExit as exc:
-        raise TargetError(f"target {name!r} called sys.exit({exc.code!r}) {where}: a target must return "
+        raise TargetError(f"target {name!r} called sys.exit({exc.code!r}) {_text(where)}: a target must return "
                           "its value") from None
-    printed = (out.getvalue() or err.getvalue()).strip()
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+    printed = buf.getvalue().strip()
     if printed:
-        raise TargetError(f"target {name!r} printed {printed.splitlines()[0][:60]!r} {where}: a target must "
+        raise TargetError(f"target {name!r} printed {printed.splitlines()[0][:60]!r} {_text(where)}: a target must "
                           "return its value and print nothing") from None
+
+
+def _text(where) -> str:
+    return where() if callable(where) else str(where)
 
 
 @dataclass(frozen=True)
@@ -58,19 +70,32 @@ class Target:
 
     def __call__(self, x, y, x_star) -> np.ndarray:
         x, y, xs = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, y, x_star))
-        where = f"at x = {x.tolist()}, y = {y.tolist()}, x* = {xs.tolist()}"
+
+        def where() -> str:
+            return f"at x = {x.tolist()}, y = {y.tolist()}, x* = {xs.tolist()}"
+
+        buf = _Capture()
+        old = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = buf  # prints are captured: a target that prints is a bad target
         try:
-            with isolated(self.name, where):
-                out = np.atleast_1d(np.asarray(self.func(x, y, xs), dtype=float)).reshape(-1)
-        except TargetError:
-            raise
+            out = np.atleast_1d(np.asarray(self.func(x, y, xs), dtype=float)).reshape(-1)
+        except SystemExit as exc:
+            raise TargetError(f"target {self.name!r} called sys.exit({exc.code!r}) {where()}: a target must "
+                              "return its value") from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say where, in one line
-            raise TargetError(f"target {self.name!r} failed {where}: {type(exc).__name__}: {exc}".splitlines()[0]) \
+            raise TargetError(f"target {self.name!r} failed {where()}: {type(exc).__name__}: {exc}".splitlines()[0]) \
                 from None
-        if not np.all(np.isfinite(out)):
-            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} {where}")
-        if np.any(np.abs(out) > TARGET_MAX):
-            raise TargetError(f"target {self.name!r} returned {float(np.max(np.abs(out))):.3g} {where}: values must "
+        finally:
+            sys.stdout, sys.stderr = old
+        if buf.tell():
+            printed = buf.getvalue().strip() or "whitespace"
+            raise TargetError(f"target {self.name!r} printed {printed.splitlines()[0][:60]!r} {where()}: a target "
+                              "must return its value and print nothing")
+        top = float(np.max(np.abs(out))) if out.size else 0.0
+        if not math.isfinite(top):
+            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} {where()}")
+        if top > TARGET_MAX:
+            raise TargetError(f"target {self.name!r} returned {top:.3g} {where()}: values must "
                               f"lie in [-2^100, 2^100] (= {TARGET_MAX:.3g}) so that errors and their squares stay finite")
         return out
 

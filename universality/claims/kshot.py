@@ -238,7 +238,8 @@ def _con_for(ctx, design):
     ``con.extras['shown_on']``)."""
     if design == ctx.design:
         return ctx.con
-    from ..memory import FINDING_MEMORY_BYTES, dense_run_bytes
+    from ..memory import dense_run_bytes
+    from .findings import FINDING_MEMORY_BYTES
 
     b = design.blocks
     if dense_run_bytes(design.N, b.D) > FINDING_MEMORY_BYTES:
