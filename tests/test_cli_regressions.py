@@ -96,6 +96,12 @@ def test_memory_answer_does_not_depend_on_free_memory(monkeypatch):
     parts = memory.components(cfg)
     assert set(parts) >= {"construction", "engine", "findings"}
     assert sum(parts.values()) < memory.limit_bytes()
+    from universality.universal import UniversalOptions
+
+    full = memory.components(cfg, universal=UniversalOptions(target="copy"), exact=True)
+    assert set(full) >= {"h_post", "sweep", "exact"} and all(v > 0 for v in full.values())
+    # one formula for every dense estimate
+    assert memory.dense_run_bytes(cfg.N, cfg.D) == parts["construction"] + parts["engine"]
 
 
 # ---- targets -----------------------------------------------------------------------------------

@@ -23,7 +23,10 @@ import numpy as np
 
 from .config import Config, option
 from .errors import ConfigError
-from .construction.hpost import HPost, Mux, build_hpost, build_mux
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # h_post is built only when a target runs: imported there (keeps the CLI's start-up light)
+    from .construction.hpost import HPost, Mux
 from .construction.network import Construction, Design, build
 from .execution import NetHead, forward, net_abs_forward, one_step
 from .targets import Target, output_dim, resolve
@@ -136,6 +139,8 @@ def prepare(design: Design | Config, target, *, grid_size: int, y_max: float, de
     if d_out != con.design.dy:
         raise ConfigError(f"target {target.name!r} returns {d_out} values but labels have dy = {con.design.dy}: "
                           "f_out's two branches must have the label's dimension")
+    from .construction.hpost import build_hpost, build_mux
+
     hp = build_hpost(con, target, grid_size=grid_size, y_max=y_max, delta=delta, d_out=d_out)
     mux = build_mux(con, hp)
     return Prepared(con, hp, mux, NetHead(mux), target, time.perf_counter() - t0)
