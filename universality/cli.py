@@ -12,6 +12,7 @@ I/O error (one line, nothing partial left; ``--debug`` prints the traceback); 13
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -323,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, debug)
     except MemoryError as exc:
         return _fail(exc, debug, "out of memory; use smaller sizes or a lower --max-memory")
+    except BrokenPipeError as exc:  # stdout closed early (e.g. `| head`): say so once, no flush error at exit
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _fail(exc, debug, "I/O error: standard output was closed before the output was written")
     except OSError as exc:
         return _fail(exc, debug, f"I/O error: {exc.strerror or exc}"
                      + (f": {exc.filename!r}" if getattr(exc, "filename", None) else ""))
