@@ -238,10 +238,11 @@ def _con_for(ctx, design):
     ``con.extras['shown_on']``)."""
     if design == ctx.design:
         return ctx.con
+    from ..memory import dense_run_bytes
     from .findings import FINDING_MEMORY_BYTES
 
     b = design.blocks
-    if 6 * design.N * b.D * b.D * 8 > FINDING_MEMORY_BYTES:
+    if dense_run_bytes(design.N, b.D) > FINDING_MEMORY_BYTES:
         small = design.with_(N=6, J=min(design.J, 4), L=min(design.L, 4), dx=1, layout="compact")
         con = build(small)
         con.extras["shown_on"] = (f"shown on N = 6, J = {small.J}, L = {small.L} (the run's sizes would need "
