@@ -23,6 +23,9 @@ findings (known gaps of the paper, each demonstrated live on these sizes):
 
 exit status: 0 every claim passes; 1 a claim fails or is undecided; 2 bad input.
 
+a construction built elsewhere (PyTorch, JAX, NumPy; docs/check.md):
+  verify-construction --check DIR     # DIR/construction.npz (+ .json) in the --export format
+
 examples:
   verify-construction --N 6 --J 4 --L 4            # compact layout, all claims PASS
   verify-construction --N 18 --J 4 --L 4           # the paper's one-hot layout (N = J*L + 2)
@@ -206,6 +209,11 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--check" or a.startswith("--check=") for a in args):  # a construction built elsewhere
+        from .check import main as check_main
+
+        return check_main(args)
     try:
         return _main(argv)
     except KeyboardInterrupt:
