@@ -376,7 +376,8 @@ def _axis_bin_with(rule):
 
 
 def binning_mutants(con: Construction) -> list:
-    """The feature map's bins computed another way (the claims' bins are exact rationals)."""
+    """The builder bins another way, consistently: the feature map and the builder's own bin_x/bin_star
+    (the claims' bins are exact rationals in universality/reference/)."""
     import math
 
     rules = {
@@ -388,26 +389,36 @@ def binning_mutants(con: Construction) -> list:
     for name, rule in rules.items():
         cell_of = _axis_bin_with(rule)
         for which in ("x", "x*"):
-            if which == "x":
-                make = (lambda u, tb, d, b, cell_of=cell_of: (b.top_star.start + _cell(u, d.L)) if tb != 0
-                        else b.top_x.start + cell_of(u, d.J))
-            else:
-                make = (lambda u, tb, d, b, cell_of=cell_of: (b.top_star.start + cell_of(u, d.L)) if tb != 0
-                        else b.top_x.start + _cell(u, d.J))
-            m = _phi_mutant(f"bins of {which}: {name}", f"the feature map bins {which} by {name}", make)
-            m.family = "binning"
-            out.append(m)
+            def apply(con, cell_of=cell_of, which=which):
+                c = _copy(con)
+                b, d = c.blocks, c.design
+                bx = (lambda u: cell_of(u, d.J)) if which == "x" else (lambda u: _cell(u, d.J))
+                bs = (lambda u: cell_of(u, d.L)) if which == "x*" else (lambda u: _cell(u, d.L))
+
+                def phi(u, theta_b):
+                    out_ = np.zeros(b.D)
+                    out_[(b.top_star.start + bs(u)) if theta_b != 0 else (b.top_x.start + bx(u))] = 1.0
+                    out_[b.bottom] = float(theta_b)
+                    return out_
+
+                c.phi, c.bin_x, c.bin_star = phi, bx, bs  # instance attributes shadow the methods
+                return c
+
+            out.append(Mutant(f"bins of {which}: {name}", "binning",
+                              f"the builder bins {which} by {name} (feature map and its own bin_x/bin_star)",
+                              apply))
     return out
 
 
 def _weights_with_codes(con: Construction, table: np.ndarray) -> Construction:
-    """The construction whose B_i realise ``table`` (Wtilde_i's (x*, x) block = (G_{i-1} - G_i)^T)."""
+    """The builder used ``table`` throughout: the B_i realise it (Wtilde_i's (x*, x) block is
+    (G_{i-1} - G_i)^T) and the builder's own tables (codes, G) say so too."""
     b = con.blocks
     G = [np.zeros((b.cells_x, b.cells_star))] + [table[c] for c in range(b.m)] + [np.zeros((b.cells_x, b.cells_star))]
     W = con.W.copy()
     for i in range(2, con.N + 1):
         W[i - 1][b.top_star, b.top_x] = (G[i - 2] - G[i - 1]).T
-    return _with_W(con, W)
+    return replace(con, W=W, codes=table, G=G, extras=dict(con.extras))
 
 
 def code_mutants(con: Construction, limit: int = 6) -> list:
@@ -651,11 +662,12 @@ def _killed(results) -> list:
 
 def run(cfg: Config, per_block: int | None = None, both_signs: bool = False,
         progress: Callable[[int, int], None] | None = None, explain_all: bool = True,
-        without: tuple = ()) -> MutationReport:
+        without: tuple = (), families: tuple = ()) -> MutationReport:
     """Build cfg's construction, generate its mutants, classify (meaningful?) and check (killed?) each.
 
     explain_all=False skips the execution trace that explains each equivalent mutant (faster).
-    ``without``: claim ids left out of the verifier (to measure what they contribute)."""
+    ``without``: claim ids left out of the verifier (to measure what they contribute).
+    ``families``: only the mutant families whose names start with one of these."""
     global check_claims
     from universality.claims import CLAIMS
 
@@ -669,12 +681,12 @@ def run(cfg: Config, per_block: int | None = None, both_signs: bool = False,
     check = check_claims if ids is None else (lambda c, s: _VERIFY.check_claims(c, s, claim_ids=ids))
     saved, check_claims = check_claims, check
     try:
-        return _run(cfg, con, design, samples, per_block, both_signs, progress, explain_all)
+        return _run(cfg, con, design, samples, per_block, both_signs, progress, explain_all, families)
     finally:
         check_claims = saved
 
 
-def _run(cfg, con, design, samples, per_block, both_signs, progress, explain_all) -> MutationReport:
+def _run(cfg, con, design, samples, per_block, both_signs, progress, explain_all, families=()) -> MutationReport:
     base = check_claims(con, samples)
     if _killed(base):
         raise ConfigError(f"the unmutated construction does not pass ({', '.join(_killed(base))}); "
@@ -683,6 +695,8 @@ def _run(cfg, con, design, samples, per_block, both_signs, progress, explain_all
     ref = behaviour(con, probes)
     report = MutationReport(design)
     mutants = all_mutants(con, per_block, cfg.seed, both_signs)
+    if families:
+        mutants = [m for m in mutants if any(m.family.startswith(f) for f in families)]
     for n, m in enumerate(mutants):
         err, differing = "", []
         with m.active():
@@ -702,7 +716,13 @@ def _run(cfg, con, design, samples, per_block, both_signs, progress, explain_all
                     killed_by = ["(verifier error)"]
             res = MutantResult(m.id, m.family, m.description, bool(diff), bool(killed_by), killed_by, diff, err)
             if not res.meaningful and explain_all and mc is not None:
-                res.explanation = explain_equivalent(trace(con, mc, probes))
+                changed = trace(con, mc, probes)
+                if m.family == "stale layer" and not changed:
+                    res.explanation = ("this layer's update multiplies the post-step activation at x* by 0: its "
+                                       "kernel k_i is 0 (k_1 = k_N = 0, disjoint supports of phi~(x) and "
+                                       "phi~(x*; theta_b')), so the old weights give the same f(x*; theta')")
+                else:
+                    res.explanation = explain_equivalent(changed)
             elif res.meaningful and not res.killed and mc is not None:
                 p, by = _coverage_kill(mc, differing)
                 if p is not None:
@@ -767,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-kill", type=float, default=0.95, help="exit 1 below this kill fraction (default 0.95)")
     p.add_argument("--show-equivalent", action="store_true", help="list the equivalent mutants too")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--families", default="", metavar="NAMES",
+                   help="comma-separated family names (prefixes) to mutate; default: every family")
     p.add_argument("--without", default="", metavar="IDS",
                    help="comma-separated claim ids to leave out of the verifier (measures what they add)")
     try:
@@ -781,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"per-block must be >= 1, got {args.per_block}")
         report = run(cfg, per_block=args.per_block, both_signs=args.both_signs,
                      explain_all=args.show_equivalent or args.json,
-                     without=tuple(c.strip() for c in args.without.split(",") if c.strip()))
+                     without=tuple(c.strip() for c in args.without.split(",") if c.strip()),
+                     families=tuple(c.strip() for c in args.families.split(",") if c.strip()))
     except ConfigError as exc:
         print(f"mutation: error: {exc}", file=sys.stderr)
         return 2
