@@ -176,3 +176,13 @@ def test_sparse_coo_form_of_w_is_accepted(good, tmp_path):
     (dst / "construction.json").write_text((good / "construction.json").read_text())
     assert np.array_equal(load(dst).W, W)
     assert main(["--check", str(dst)]) == 0
+
+
+def test_json_output_and_foreign_options(good, capsys):
+    assert main(["--check", str(good), "--json", "--samples", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["mode"] == "check" and data["passed"] is True
+    assert {c["id"] for c in data["claims"]} == set(EXTERNAL_CLAIMS)
+    assert main(["--check", str(good), "--N", "6"]) == 2  # a build option: one line, exit 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments" in err

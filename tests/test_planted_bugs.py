@@ -164,3 +164,20 @@ def test_decoder_residual_is_stable_at_large_eps(eps):
     res = {c.id: c for c in check_claims(build(DEFAULT.with_(eps=eps)),
                                          make_samples(16, 0, 4, 4))}
     assert res["v-decodes"].verdict.value == "PASS", res["v-decodes"].note
+
+
+def test_round_bins_caught_on_a_2d_grid(monkeypatch):
+    def round_bin(u, cells):
+        return min(max(int(round(float(u) * cells)), 0), cells - 1)
+
+    monkeypatch.setattr(features, "axis_bin", round_bin)
+    cfg = Config(N=5, J=3, L=2, dx=2, samples=2)
+    assert verdicts(build(cfg), cfg)["binning"] == "FAIL"
+
+
+def test_every_cell_says_when_it_is_too_costly(monkeypatch):
+    import universality.claims.coverage as coverage
+
+    monkeypatch.setattr(coverage, "EVERY_CELL_FLOP_BUDGET", 0.0)
+    res = {c.id: c for c in check_claims(build(DEFAULT), make_samples(1, 0, 4, 4))}
+    assert res["every-cell"].verdict.value == "SKIPPED" and "budget" in res["every-cell"].note

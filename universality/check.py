@@ -105,7 +105,7 @@ class External:
 
         return design.phi(u, float(theta_b), self.design.J, self.design.L, self.blocks)
 
-    # used by a finding-free run only for labels in messages
+    # the cells by the spec's exact bins (the construction's own binning is not known here)
     def bin_x(self, u) -> int:
         from .reference import bins
 
@@ -240,8 +240,7 @@ def load(folder, *, J=None, L=None, dx=None, dy=None, relu_grad_at_zero=None, lo
 
 def check_external(ext: External, samples: int = 16, seed: int = 0):
     """Run the external claim set on ``ext``. Returns the list of ClaimResult."""
-    from .claims import CLAIMS, Context, Verdict, aggregate
-    from .claims.base import Check
+    from .claims import CLAIMS, Context, aggregate
     from .execution import one_step
     from .samples import make_samples
 
@@ -263,12 +262,16 @@ def check_external(ext: External, samples: int = 16, seed: int = 0):
             per[spec.id].append((where, spec.func(ctx, s, st)))
         ctx.cache.pop("abs_post", None)
         ctx.cache.pop("abs_post_of", None)
-    del Check, Verdict
     return [aggregate(spec, per[spec.id]) for spec in specs]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, exit 2 (no usage dump)
+        raise CheckInputError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="verify-construction --check",
         description="Verify a construction built elsewhere, from its export (construction.npz + "
                     "construction.json); see docs/check.md.",
@@ -291,7 +294,10 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:
+    except CheckInputError as exc:
+        print(f"verify-construction: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
         return 0 if exc.code in (0, None) else 2
     try:
         if args.samples < 0 or args.seed < 0:

@@ -13,7 +13,8 @@ import sys
 EPILOG = """\
 claims (each computed by running the network; see README):
   grad-rank-one, update-blocks, second-order-zero, post-update-eq3, z-star-is-minus-alpha-v,
-  kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer
+  kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer,
+  binning, codes-injective, every-cell (every cell pair), theta-b-value, update-values
   loss-recovers-label (Sec. 6, every loss); with --K > 1 also kshot-eq, permutation-invariant,
   kshot-decodes (Sec. 5)
   with --target: universal-exact-on-grid, universal-converges
