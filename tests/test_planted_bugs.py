@@ -148,10 +148,12 @@ def test_kshot_balanced_ce_executes_the_loss(monkeypatch):
     assert _finding(cfg, "kshot-balanced-ce").demonstrated
     from universality.losses import CrossEntropy
 
-    def wrong_grad(self, y, yhat):  # an implementation whose gradient is not the loss's derivative
-        y = np.asarray(y, dtype=float)
-        e = np.exp(np.asarray(yhat, dtype=float))
-        return e / e.sum() - 2.0 * y
+    real = CrossEntropy.grad
+
+    def wrong_grad(self, y, yhat):  # not the loss's derivative, but theta_b' still sees 0: the bottom
+        g = np.array(real(self, y, yhat), dtype=float)  # form reads component 0 only, and only
+        g[1] += float(np.asarray(y)[1])  # component 1 is off
+        return g
 
     monkeypatch.setattr(CrossEntropy, "grad", wrong_grad)
     assert not _finding(cfg, "kshot-balanced-ce").demonstrated
