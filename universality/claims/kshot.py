@@ -21,6 +21,7 @@ References in the claims' docstrings: [1] Finn & Levine, "Meta-Learning and Univ
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -336,20 +337,29 @@ def _lbl(ys) -> str:
     return "{" + ", ".join("[" + ", ".join(f"{v:g}" for v in np.asarray(y).reshape(-1)[:3]) + "]" for y in ys) + "}"
 
 
-def _exact_gradient_sum(loss, C: int, labels) -> list:
-    """sum_k grad_yhat l(y_k, 0), exactly: SymPy differentiates ``loss.sympy_value`` and evaluates at the
-    labels as rationals."""
+@functools.lru_cache(maxsize=None)
+def _exact_gradient_at_zero(loss, C: int):
+    """(label symbols, grad_yhat l(y, 0)): SymPy differentiates ``loss.sympy_value`` (cached)."""
     import sympy as sp
 
     ys = sp.symbols(f"y0:{C}", real=True)
     yh = sp.symbols(f"yh0:{C}", real=True)
     ell = loss.sympy_value(list(ys), list(yh))
-    grad = [sp.diff(ell, v).subs({v: 0 for v in yh}) for v in yh]
+    zero = {v: 0 for v in yh}
+    return ys, [sp.diff(ell, v).subs(zero) for v in yh]
+
+
+def _exact_gradient_sum(loss, C: int, labels) -> list:
+    """sum_k grad_yhat l(y_k, 0), exactly: the SymPy derivative of the loss's own formula evaluated at
+    the labels as exact rationals (the binary value of each float)."""
+    import sympy as sp
+
+    ys, grad = _exact_gradient_at_zero(loss, C)
     total = [sp.Integer(0)] * C
     for y in labels:
-        sub = {ys[c]: sp.Rational(str(float(y[c]))) for c in range(C)}
-        total = [t + sp.nsimplify(g.subs(sub)) for t, g in zip(total, grad)]
-    return [sp.simplify(t) for t in total]
+        sub = {ys[c]: sp.Rational(float(y[c])) for c in range(C)}
+        total = [t + g.xreplace(sub) for t, g in zip(total, grad)]
+    return [sp.nsimplify(t) if not t.is_Rational else t for t in total]
 
 
 @finding("kshot-balanced-ce",

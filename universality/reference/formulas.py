@@ -47,16 +47,23 @@ def error_at_z(Wg: np.ndarray, z: np.ndarray, y, loss) -> np.ndarray:
 
 def kernel(tel, p_top: np.ndarray, q_top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(k_i for i = 1..N, their magnitudes on |B_i|) for the top vectors p = phi~(x), q = phi~(x*)."""
-    k = np.array([(B @ p_top) @ (B @ q_top) for B in tel.B])
-    ka = np.array([(Ba @ np.abs(p_top)) @ (Ba @ np.abs(q_top)) for Ba in tel.B_abs])
+    B, Ba = tel.B_stack, tel.B_abs_stack
+    k = np.einsum("ni,ni->n", B @ p_top, B @ q_top)
+    ka = np.einsum("ni,ni->n", Ba @ np.abs(p_top), Ba @ np.abs(q_top))
     return k, ka
 
 
 def eq3(tel, ebar: np.ndarray, k: np.ndarray, k_abs: np.ndarray, alpha: float, r: float):
     """(-alpha sum_i r^i A_i e_bar k_i, componentwise magnitude of the terms)."""
+    ea = np.abs(np.asarray(ebar, dtype=float))
+    A, Aa = tel.A_diag_stack
+    if A is not None:  # every A_i diagonal (the construction's case): one product
+        f = float(r) ** np.arange(1, tel.N + 1)
+        total = ((f * k) @ A) * ebar
+        mag = ((np.abs(f) * k_abs) @ Aa) * ea
+        return -alpha * total, abs(alpha) * mag
     total = np.zeros_like(ebar, dtype=float)
     mag = np.zeros_like(ebar, dtype=float)
-    ea = np.abs(ebar)
     for i in range(1, tel.N + 1):
         if k_abs[i - 1] == 0 and k[i - 1] == 0:
             continue

@@ -53,6 +53,29 @@ class Telescoped:
     def wcheck_product(self) -> float:
         return float(np.prod(self.wcheck))
 
+    @property
+    def B_stack(self) -> np.ndarray:
+        """(N, dt, dt): every B_i at once (built on first use)."""
+        if getattr(self, "_B_stack", None) is None:
+            self._B_stack = np.stack(self.B)
+            self._B_abs_stack = np.stack(self.B_abs)
+        return self._B_stack
+
+    @property
+    def B_abs_stack(self) -> np.ndarray:
+        self.B_stack  # noqa: B018 - builds both stacks
+        return self._B_abs_stack
+
+    @property
+    def A_diag_stack(self):
+        """(N, dm) diagonals of every A_i (and of their magnitudes) when all are diagonal, else None."""
+        if getattr(self, "_A_diag", None) is None:
+            if all(a.ndim == 1 for a in self.A):
+                self._A_diag = (np.stack(self.A), np.stack(self.A_abs))
+            else:
+                self._A_diag = (None, None)
+        return self._A_diag
+
 
 def telescope(W: np.ndarray, blocks) -> Telescoped:
     """Recover A_i, B_i, wcheck_i and k_i from the (N, D, D) weight array W (W[k] = paper layer k+1)."""
