@@ -174,7 +174,12 @@ def test_report_includes_symbolic_results():
     numeric_only = {"loss-recovers-label", "binning", "codes-injective", "every-cell", "theta-b-value",
                     "update-values"}
     assert [c["id"] for c in d["symbolic"]["claims"]] == [c["id"] for c in d["claims"]
-                                                           if c["id"] not in numeric_only]
+                                                           if c["backend"] == "numeric"
+                                                           and c["id"] not in numeric_only]
+    # one record schema whatever the backend: the exact verdicts are in "claims" too, marked
+    exact = [c for c in d["claims"] if c["backend"] == "symbolic"]
+    assert [c["id"] for c in exact] == [c["id"] for c in d["symbolic"]["claims"]]
+    assert {k for c in d["claims"] for k in c} == set(exact[0])
     assert all(s["id"].startswith("schematic-") for s in d["symbolic"]["schematic"])
     assert rep.passed
 
@@ -190,7 +195,9 @@ def test_cli_symbolic_backend_json():
                 "--no-findings")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["claims"] == [] and d["symbolic"]["passed"] and d["backend"]["ran"] == "symbolic"
+    assert d["claims"] and {c["backend"] for c in d["claims"]} == {"symbolic"}
+    assert [c["id"] for c in d["claims"]] == [c["id"] for c in d["symbolic"]["claims"]]
+    assert d["symbolic"]["passed"] and d["backend"]["ran"] == "symbolic"
 
 
 def test_cli_refuses_a_symbolic_run_over_budget():

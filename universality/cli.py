@@ -315,7 +315,8 @@ def _main(argv) -> int:
         with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
             report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal,
                             backend=args.backend, symbolic_budget=budget,
-                            symbolic_relu="symbol" if args.symbolic_relu else "value")
+                            symbolic_relu="symbol" if args.symbolic_relu else "value",
+                            report_data=args.report is not None)
     except ConfigError as exc:  # e.g. a --target function that fails on some input
         return _fail(str(exc))
     if args.export:

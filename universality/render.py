@@ -34,6 +34,14 @@ def progress(enabled: bool, total: int):
         yield tick
 
 
+def plain(text: str) -> str:
+    """A schematic step's formula as plain Unicode text for the terminal (the reports typeset the
+    same source)."""
+    from .report.typeset import formula, plain_math
+
+    return plain_math(formula(text))
+
+
 def construction_lines(report) -> list[str]:
     c = report.construction
     cells = (c["J"] ** c["dx"]) * (c["L"] ** c["dx"])
@@ -149,7 +157,7 @@ def symbolic_tables(console, report) -> None:
         for col in ("step", "verdict", "identity"):
             s.add_column(col, no_wrap=col in ("step", "verdict"))
         for step in sym.schematic:
-            s.add_row(step.id, f"[{_STYLE[step.verdict.value]}]{step.verdict.value}[/]", escape(step.statement))
+            s.add_row(step.id, f"[{_STYLE[step.verdict.value]}]{step.verdict.value}[/]", escape(plain(step.statement)))
         console.print(s)
         for step in sym.schematic:
             if step.verdict.value != "PASS":

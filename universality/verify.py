@@ -32,6 +32,8 @@ class Report:
     backend: str = "numeric"
     backend_note: str = ""
     tasks: list = field(default_factory=list)  # the K-shot tasks checked (K > 1)
+    # what a proof report pictures (report_data.ReportData), computed when verify(report_data=True)
+    report_data: object | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -44,13 +46,21 @@ class Report:
     def finding(self, id: str) -> Finding:
         return next(f for f in self.findings if f.id == id)
 
+    def claim_records(self) -> list[dict]:
+        """Every claim verdict of the run, one schema whatever the backend: the numeric claims,
+        then the exact (SymPy) ones, each marked with its ``backend``."""
+        out = [{**c.as_dict(), "backend": "numeric"} for c in self.claims]
+        if self.symbolic is not None:
+            out += [{**c.as_dict(), "backend": "symbolic"} for c in self.symbolic.claims]
+        return out
+
     def as_dict(self) -> dict:
         return {
             "tool": "universality",
             "version": __version__,
             "construction": self.construction,
             "samples": [s.as_dict() for s in self.samples],
-            "claims": [c.as_dict() for c in self.claims],
+            "claims": self.claim_records(),
             "findings": [f.as_dict() for f in self.findings],
             "tasks": [t.as_dict() for t in self.tasks],
             "passed": self.passed,
@@ -136,7 +146,7 @@ def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) 
 
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
            universal=None, backend: str = "numeric", symbolic_budget: float | None = None,
-           symbolic_relu: str = "value", **kwargs) -> Report:
+           symbolic_relu: str = "value", report_data: bool = False, **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
 
     ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
@@ -145,6 +155,8 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
     ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
     ``symbolic_relu``: "value" (the run's ReLU'(0) as an exact rational) or "symbol" (r = rho^2 > 0).
+    ``report_data``: also run what a proof report pictures (universality.report_data), so that the
+    report itself executes nothing.
     """
     if cfg is None:
         cfg = Config(**kwargs)
@@ -188,45 +200,10 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     report = Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
                     symbolic=symbolic, backend=ran, backend_note=backend_note)
     report.tasks = tasks or []
+    if report_data:
+        from .report_data import collect
+
+        t4 = time.perf_counter()
+        report.report_data = collect(report)
+        timings["report_data"] = round(time.perf_counter() - t4, 4)
     return report
-
-
-@dataclass
-class SampleStep:
-    """The real step on one of a report's samples, for the report's pictures (reports call this
-    rather than executing the network themselves)."""
-
-    index: int
-    sample: Sample
-    cell: tuple
-    W_before: object  # (N, D, D)
-    W_after: object
-    zbar_star: object  # (dm,) from the real post-step forward pass at x*
-    minus_alpha_v: object  # (dm,) the paper's formula (Lemma 4.1)
-    theta_b_post: float
-
-
-def sample_step(report: Report, index: int | None = None) -> SampleStep:
-    """Re-run the real step on sample ``index`` (default: the first with a label the ReLUs keep)."""
-    from .claims.one_step import _minus_alpha_v
-
-    con = report.con if report.con is not None else build(Design.from_config(report.config))
-    samples = report.samples or make_samples(1, report.config.seed, report.config.J, report.config.L,
-                                             report.config.dx, report.config.dy, corners=False)
-    if index is None:
-        kept = [n for n, s in enumerate(samples)
-                if s.kind == "random" and all(-con.design.alpha * y > 0 for y in s.y)]
-        sizable = [n for n in kept if all(0.5 <= abs(y) <= 5 for y in samples[n].y)]
-        pool = sizable or kept or [0]
-
-        def spread(n):  # prefer a cell whose code channels differ: the picture shows more
-            code = np.asarray(con.code_vector(con.bin_x(samples[n].x), con.bin_star(samples[n].x_star)),
-                              dtype=float)
-            return -(float(code.max() - code.min()) / max(float(np.abs(code).max()), 1e-300))
-
-        index = min(pool, key=lambda n: (spread(n), n))
-    s = samples[index]
-    st = one_step(con, s.x, s.y, s.x_star)
-    ctx = Context(con)
-    return SampleStep(index, s, (con.bin_x(s.x), con.bin_star(s.x_star)), con.W, st.W_post,
-                      st.z_star[con.blocks.mid], _minus_alpha_v(ctx, s), float(st.theta_b_post))

@@ -148,6 +148,7 @@ def psd_implication(ctx, samples) -> Outcome:
         {"matrix": f"M = B_{i}^-T B_{i}^-1 ({b.dt}x{b.dt}, symmetric)",
          "min_eigenvalue_M": float(eig.min()), "u": f"unit vector e_{q} (>= 0)",
          "min_entry_Mu": float(Mu.min()), "negative_entry_index": int(p),
+         "M_entries": M, "u_vector": u, "Mu_vector": Mu,
          "slides_B00_min_eigenvalue": slides_eig,
          "construction_B_i_sym_part_min_eigenvalue": min(own)},
         "A symmetric positive definite matrix can map a non-negative vector to one with a negative "

@@ -403,7 +403,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
         "vector (exactly, in rationals). theta_b's gradient is a linear form of that sum, so it is 0 "
         "for every choice of the bottom head w_g: theta_b' = 0, phi~ keeps writing x* into the training "
         "slots and the K-shot construction never switches to its test-time read-out.",
-        f"{C}-way 1-shot: sum of gradients = {[str(q) for q in exact]} exactly, theta_b' = "
+        f"{C}-way 1-shot: sum of gradients = ({', '.join(str(q) for q in exact)}) exactly, theta_b' = "
         f"{st.theta_b_post:.3g}; unbalanced task: theta_b' = {su.theta_b_post:.3g}")
 
 

@@ -4,7 +4,7 @@ dependency graph coloured by verdict.
 
     from universality import Config, verify
     from universality.report import write_report
-    write_report(verify(Config(N=6, J=4, L=4)), "out/report", formats=("html", "tex"))
+    write_report(verify(Config(N=6, J=4, L=4), report_data=True), "out/report", formats=("html", "tex"))
 
 Writes are atomic: everything is rendered in a temporary folder beside DIR and then moved in. A
 non-empty DIR is refused unless ``force``; then only the report's own files in it are replaced.
@@ -63,7 +63,8 @@ def check_target(path, force: bool = False, formats=DEFAULT_FORMATS) -> Path:
     return p
 
 
-def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None, context=None) -> list[str]:
+def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None, context=None,
+                keep_log: bool = False) -> list[str]:
     """Render the report's files into ``folder`` (which exists). Returns the names written.
     ``context``: a prebuilt render.build_context(report, ...) to reuse."""
     from . import graph as _graph
@@ -86,16 +87,19 @@ def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=No
         figs.mkdir(exist_ok=True)
         for f in ctx["figures"]:
             (folder / f["file"]).write_bytes(f["png"])
-        graph_file, graph_error = "figures/graph.pdf", None
+        graph_files, graph_error = [], None
         try:
-            (folder / graph_file).write_bytes(_graph.render(ctx["dot"], "pdf"))
+            for n, (title, src) in enumerate(ctx["dot_sections"], 1):
+                name = f"figures/graph-{n}.pdf"
+                (folder / name).write_bytes(_graph.render(src, "pdf"))
+                graph_files.append((title, name))
         except _graph.GraphUnavailable as exc:
-            graph_file, graph_error = None, str(exc)
+            graph_files, graph_error = [], str(exc)
         tex = folder / "report.tex"
-        tex.write_text(render_tex(ctx, graph_file, graph_error), encoding="utf-8")
+        tex.write_text(render_tex(ctx, graph_files, graph_error), encoding="utf-8")
         written += ["report.tex", "figures"]
         if "pdf" in formats:
-            build_pdf(tex)
+            build_pdf(tex, keep_log=keep_log)
             written.append("report.pdf")
             if "tex" not in formats:
                 tex.unlink()
