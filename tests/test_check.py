@@ -101,7 +101,7 @@ def test_perturbed_entries_fail_the_right_claim(good, tmp_path):
 def test_code_collision_fails_codes_injective(good, tmp_path):
     """Two cells realise one code (no code table declared): codes-injective FAILs with separation 0."""
     meta = json.loads((good / "construction.json").read_text())
-    J, x0, s0 = meta["J"], meta["blocks"]["top_x"][0], meta["blocks"]["top_star"][0]
+    x0, s0 = meta["blocks"]["top_x"][0], meta["blocks"]["top_star"][0]
     codes = np.asarray(meta["code_table"])
 
     def collide(d):  # cell (1, 0) takes cell (0, 0)'s code in every B_i

@@ -14,7 +14,7 @@ import universality.construction.features as features
 import universality.construction.network as network
 import universality.execution as execution
 from universality import Config
-from universality.construction.network import Design, build
+from universality.construction.network import build
 from universality.samples import make_samples
 from universality.verify import check_claims
 

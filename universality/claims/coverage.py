@@ -233,7 +233,6 @@ def theta_b_value(ctx, s, st) -> Check:
     Executed: theta_b' of the real step. Claimed: prod wcheck_i read from the weights, e_check from the
     spec (the loss's closed form; MSE: sum y), so a wrong sign or scale of wcheck_g is caught."""
     t = sides.tel(ctx)
-    d = ctx.design
     e = sides.e_check_spec(ctx, s.y)
     claimed = float(ctx.con.theta_b) + formulas.theta_b_post(st.alpha, st.r, ctx.N, t.wcheck_product, e)
     mag = abs(float(ctx.con.theta_b)) + abs(st.alpha) * abs(st.r) ** ctx.N * float(np.prod(np.abs(t.wcheck))) * (

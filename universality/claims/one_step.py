@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 
-from .. import execution as _execution
 from ..decode import decode_gains, spec_gains
 from ..execution import forward, relu_grad
 from . import sides
