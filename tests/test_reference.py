@@ -106,3 +106,24 @@ def test_design_and_theta_b_formula():
     assert phi[1] == 1.0 and phi[b.bottom] == 0.0
     phi = design.phi(0.6, -0.2, 2, 2, b)
     assert phi[b.cells_x + 1] == 1.0 and phi[b.bottom] == -0.2
+
+
+def test_telescoping_reads_a_sparse_layer_store():
+    """A layer store with N and block(k, rows, cols) (e.g. SciPy sparse layers) telescopes like the
+    dense array: only the diagonal blocks are read."""
+    import scipy.sparse as sps
+
+    from universality import Config, build
+
+    con = build(Config(N=6, J=2, L=3))
+
+    class Store:
+        N = con.N
+
+        def block(self, k, rows, cols):
+            return sps.csr_matrix(con.W[k])[rows, cols]
+
+    a, s = telescope(con.W, con.blocks), telescope(Store(), con.blocks)
+    for i in range(con.N):
+        assert np.array_equal(a.A[i], s.A[i]) and np.array_equal(a.B[i], s.B[i])
+    assert np.array_equal(a.K, s.K) and np.array_equal(a.wcheck, s.wcheck)

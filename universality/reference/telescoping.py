@@ -77,12 +77,27 @@ class Telescoped:
         return self._A_diag
 
 
-def telescope(W: np.ndarray, blocks) -> Telescoped:
-    """Recover A_i, B_i, wcheck_i and k_i from the (N, D, D) weight array W (W[k] = paper layer k+1)."""
-    W = np.asarray(W, dtype=float)
-    N = W.shape[0]
+def _block_reader(W, blocks):
+    """(N, block(k, rows, cols) -> dense array) for an (N, D, D) array, or for a layer store with ``N``
+    and ``block(k, rows, cols)`` (e.g. sparse layers: only the three diagonal blocks are densified)."""
+    if isinstance(W, np.ndarray) or not hasattr(W, "block"):
+        arr = np.asarray(W, dtype=float)
+        return arr.shape[0], (lambda k, rows, cols: arr[k][rows, cols])
+
+    def read(k, rows, cols):
+        m = W.block(k, rows, cols)
+        return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=float)
+
+    return int(W.N), read
+
+
+def telescope(W, blocks) -> Telescoped:
+    """Recover A_i, B_i, wcheck_i and k_i from the weights (W[k] = paper layer k+1): an (N, D, D)
+    array or a layer store with ``N`` and ``block(k, rows, cols)``."""
     b = blocks
+    N, block = _block_reader(W, b)
     mid, top = b.mid, b.top
+    bottom = slice(b.bottom, b.bottom + 1)
     # output side: M_{i-1} = Wbar_1 ... Wbar_{i-1}; A_i = M M^T
     A, A_abs = [], []
     M = np.ones(b.dm)
@@ -96,7 +111,7 @@ def telescope(W: np.ndarray, blocks) -> Telescoped:
             A_abs.append(Ma @ Ma.T)
         if i == N:
             break
-        Wb = W[i - 1][mid, mid]
+        Wb = block(i - 1, mid, mid)
         if M.ndim == 1 and _is_diag(Wb):
             d = np.diag(Wb)
             M, Ma = M * d, Ma * np.abs(d)
@@ -110,10 +125,10 @@ def telescope(W: np.ndarray, blocks) -> Telescoped:
     Pa = np.eye(b.dt)
     for i in range(N, 0, -1):
         B[i - 1], B_abs[i - 1] = P, Pa
-        Wt = W[i - 1][top, top]
+        Wt = block(i - 1, top, top)
         P, Pa = Wt @ P, np.abs(Wt) @ Pa
     xs, ss = b.top_x, b.top_star
     K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
     K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
-    wcheck = np.array([W[k][b.bottom, b.bottom] for k in range(N)])
+    wcheck = np.array([float(block(k, bottom, bottom).reshape(-1)[0]) for k in range(N)])
     return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs)
