@@ -38,6 +38,7 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --target mymod:f --sweep 2,4,8,16 --plot conv.png
   verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
   verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
+  verify-construction --check out/construction     # a construction built elsewhere (docs/check.md)
 """
 
 
@@ -195,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report formats, comma-separated from html, tex, pdf (default html,tex); pdf runs latexmk")
     out.add_argument("--force", action="store_true",
                      help="let --report, --export and --plot replace existing output")
+    out.add_argument("--check", metavar="DIR", default=None,
+                     help="verify a construction built elsewhere (DIR/construction.npz in the --export "
+                          "format) instead of building one; its own options: --check DIR --help (docs/check.md)")
     out.add_argument("--debug", action="store_true",
                      help="on an internal or I/O error (exit 3), print the traceback too")
     uni = p.add_argument_group("universality (Lemma 4.1 end to end: one step reproduces a learning algorithm)")
@@ -315,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if any(a == "--check" or a.startswith("--check=") for a in argv):  # a construction built elsewhere
+        from .check import main as check_main
+
+        return check_main(argv)
     try:
         return _main(argv)
     except KeyboardInterrupt:

@@ -65,6 +65,10 @@ class ExportError(PathError):
     """The --export folder cannot be used (exit 2)."""
 
 
+class CheckInputError(UsageError):
+    """``--check DIR``: the export cannot be read or is inconsistent."""
+
+
 class ReportError(PathError):
     """The --report folder or formats cannot be used as asked (exit 2)."""
 

@@ -3,6 +3,11 @@
 Each function takes the shared :class:`Context`, one sample and the :class:`StepResult` of the real
 step on it (or only the context, for construction-level claims), computes the left side from the
 executed network and the right side from the paper's formula, and returns a :class:`Check`.
+
+The right sides come from :mod:`.sides` (that is, :mod:`universality.reference`), never from the
+builder's chosen objects; docs/claims.md gives the two sources of every claim and the bugs each can
+catch. References: [1] Finn & Levine, "Meta-Learning and Universality", ICLR 2018 (arXiv 1710.11622);
+[2] the project's spec (spec/construction.md, with its errata of 2026-12-01).
 """
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ import math
 
 import numpy as np
 
-from ..decode import decode
+from ..decode import decode_gains, spec_gains
 from ..execution import forward, relu_grad
+from . import sides
 from .base import (Check, Verdict, claim, compare, compare_componentwise, decide_nonzero, max_abs, worst)
+from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 
 
 def _abs_forward_max(W_abs: np.ndarray, phi: np.ndarray, rows=slice(None)) -> float:
@@ -27,16 +34,9 @@ def _abs_forward_vec(W_abs: np.ndarray, phi: np.ndarray, rows=slice(None)) -> np
     return np.max(np.abs(f.pre[:, rows]), axis=0)
 
 
-def _kernel_formula(ctx, st) -> np.ndarray:
-    """k_i = phi~(x; 0)^T B_i^T B_i phi~(x*; theta_b') from the chosen B_i (paper's kernel, eq. (7))."""
-    b = ctx.blocks
-    px, ps = st.phi_x[b.top], st.phi_star_post[b.top]
-    return np.array([(ctx.B(i) @ px) @ (ctx.B(i) @ ps) for i in range(1, ctx.N + 1)])
-
-
 def _minus_alpha_v(ctx, s) -> np.ndarray:
-    """-alpha v(x, x*, y) with v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y) (Lemma 4.1)."""
-    return -ctx.con.design.alpha * ctx.con.v(s.x, s.x_star, s.y)
+    """-alpha v(x, x*, y) from the spec (reference codes, A_i, e_bar, exact bins; Lemma 4.1)."""
+    return -ctx.design.alpha * sides.v_spec(ctx, s.x, s.x_star, s.y)[0]
 
 
 def _signed(ctx) -> bool:
@@ -45,8 +45,14 @@ def _signed(ctx) -> bool:
 
 @claim("grad-rank-one",
        method="real reverse-mode backprop through the ReLU stack vs the paper's product formula "
-              "(times r^i: every middle/bottom unit sits at the ReLU kink)")
+              "(times r^i: every middle/bottom unit sits at the ReLU kink), with the error at z from "
+              "the loss's own SymPy derivative through W_g (not the executed error)")
 def grad_rank_one(ctx, s, st) -> Check:
+    """Every backprop gradient is the outer product r^i a_i b_{i-1}^T of [1, Sec. 4, "gradient of
+    each factor"]: a_i = (prod_{j<i} W_j)^T e, b_{i-1} = (prod_{j>i} W_j) phi(x).
+
+    Executed: ``st.grads`` (real backprop). Claimed: the product formula from the given weights and
+    e = W_g^T grad l(y, W_g z) from the SymPy derivative of the loss (reference), not ``st.e``."""
     W, Wa, N, r = ctx.con.W, ctx.absW, ctx.N, st.r
     bvec = np.empty((N, ctx.D))
     babs = np.empty((N, ctx.D))
@@ -54,24 +60,32 @@ def grad_rank_one(ctx, s, st) -> Check:
     for k in range(N - 2, -1, -1):
         bvec[k] = W[k + 1] @ bvec[k + 1]
         babs[k] = Wa[k + 1] @ babs[k + 1]
-    a, aabs = st.e.copy(), np.abs(st.e)
-    res, mag, worst_i = 0.0, 0.0, 1
+    e_ref = sides.error(ctx, st.fwd_x.z, st.y)
+    a, aabs = e_ref.copy(), np.abs(e_ref)
+    res, worst_i, worst_ratio = 0.0, 1, -1.0
+    tol_w = 0.0
     for k in range(N):
         factor = r ** (k + 1)
         diff = max_abs(st.grads[k] - factor * np.outer(a, bvec[k]))
-        if diff > res:
-            res, worst_i = diff, k + 1
-        mag = max(mag, factor * float(aabs.max()) * float(babs[k].max()))
+        # per layer: each layer's gradient against its own rounding bound (no pooled maximum)
+        t_k = ctx.tol(factor * float(aabs.max()) * float(babs[k].max()))
+        ratio = diff / t_k if t_k > 0 else (np.inf if diff > 0 else 0.0)
+        if ratio > worst_ratio:
+            worst_ratio, res, tol_w, worst_i = ratio, diff, t_k, k + 1
         a, aabs = W[k].T @ a, Wa[k].T @ aabs
-    tol = ctx.tol(mag)
     return Check(f"max |grad W_i - formula| = {res:.3g} (worst at i = {worst_i})", "0",
-                 res, tol, Verdict.PASS if res <= tol else Verdict.FAIL)
+                 res, tol_w, Verdict.PASS if res <= tol_w else Verdict.FAIL)
 
 
 @claim("update-blocks",
        method="difference of the real updated weights and the originals, block by block; the error "
               "reaching the feature map and theta_h")
 def update_blocks(ctx, s, st) -> Check:
+    """[1, eq. (2)]: the step moves only the (middle, top) and (bottom, top) blocks of every W_i; the
+    error reaching phi~ (theta_ft) and theta_h's gradient are 0.
+
+    Executed: W' - W from the real step, the real error into the feature map, theta_h's gradient.
+    Claimed: 0 outside the allowed blocks (the block structure of eq. (2))."""
     b = ctx.blocks
     allowed = np.zeros((ctx.D, ctx.D), dtype=bool)
     allowed[b.dt:, b.top] = True
@@ -101,6 +115,11 @@ def _probes(ctx, st) -> np.ndarray:
        method="products of the real updated weights vs the first-order expansion with the real "
               "gradients, applied to the identity (D <= 128) or to 10 probe vectors (Freivalds)")
 def second_order_zero(ctx, s, st) -> Check:
+    """[1, eq. (1)]: prod W_i' = prod W_i - alpha sum_i (prod_{j<i} W_j) grad W_i (prod_{j>i} W_j): the
+    O(alpha^2) remainder the paper drops is exactly 0 here.
+
+    Executed: products of the real updated weights. Claimed: the first-order expansion with the real
+    gradients and the original weights (Horner), on the identity or on Freivalds probes."""
     W, Wa, G, N, alpha = ctx.con.W, ctx.absW, st.grads, ctx.N, st.alpha
     X = _probes(ctx, st)
 
@@ -134,36 +153,53 @@ def second_order_zero(ctx, s, st) -> Check:
 
 
 @claim("post-update-eq3",
-       method="real ReLU forward pass at x* after the real step vs eq. (3) from the chosen A_i, B_i "
-              "(paper variant); signed variant: vs max(eq. (3), 0), the ReLUs clip each +/- copy")
+       method="real ReLU forward pass at x* after the real step vs eq. (3) with A_i, B_i recovered from "
+              "the weights (telescoping products), phi~(x*) from exact bins and the spec's switch at the "
+              "real theta_b', e_bar from the loss's own derivative (paper variant); signed variant: vs "
+              "max(eq. (3), 0), the ReLUs clip each +/- copy")
 def post_update_eq3(ctx, s, st) -> Check:
-    con, b = ctx.con, ctx.blocks
-    k = _kernel_formula(ctx, st)
-    ebar = con.e_bar(st.y)
-    total = np.zeros(b.dm)
-    mag_formula = np.zeros(b.dm)
-    for i in range(1, ctx.N + 1):
-        total += con.A[i - 1] * ebar * k[i - 1]
-        mag_formula += np.abs(con.A[i - 1] * ebar * k[i - 1])
-    eq3 = -st.alpha * total
+    """[1, eq. (3)]: zbar* = -alpha sum_i A_i e_bar(y) phi~(x)^T B_i^T B_i phi~(x*; theta_b') (times
+    r^i, the ReLU'(0) factor of backprop).
+
+    Executed: the middle block of the real post-step forward pass at x*. Claimed: A_i and B_i by the
+    paper's definitions from the given weights (App. A.3), phi~ from exact rational bins and the
+    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (SymPy derivative)."""
+    b = ctx.blocks
+    e_mid = sides.error(ctx, st.fwd_x.z, st.y)[b.mid]
+    eq3, mag_formula = sides.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
     claimed = np.maximum(eq3, 0.0) if _signed(ctx) else eq3
     computed = st.z_star[b.mid]
     # componentwise: each middle unit against its own rounding bound (diagonal middle channels)
-    mag = _abs_forward_vec(ctx.abs_post(st), st.phi_star_post, b.mid) + abs(st.alpha) * mag_formula
+    mag = _abs_forward_vec(ctx.abs_post(st), st.phi_star_post, b.mid) + mag_formula
     return compare_componentwise(computed, claimed, ctx.tol(1.0) * mag)
 
 
+def _erratum_skip(ctx, s):
+    """The spec's erratum (2026-12-01): the claim holds for labels with e_check(y) != 0."""
+    if sides.e_check_spec(ctx, s.y) == 0 and np.any(np.asarray(s.y) != 0):
+        return Check("e_check(y) = 0", "-", 0.0, 0.0, Verdict.SKIPPED,
+                     "e_check(y) = 0 with y != 0: theta_b' = 0, no switch; the claim is stated for "
+                     "e_check(y) != 0 (spec erratum 2026-12-01; post-update-eq3 still checks this label)")
+    return None
+
+
 @claim("z-star-is-minus-alpha-v",
-       method="real post-step forward pass at x* vs -alpha v from the code table; signed variant "
-              "also checks that the (+, -) pairs recover -alpha v")
+       method="real post-step forward pass at x* vs -alpha v, v from the spec's code table, A_i and "
+              "e_bar with exact rational bins (never the builder's tables); signed variant also checks "
+              "that the (+, -) pairs recover -alpha v")
 def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    target = _minus_alpha_v(ctx, s)
+    """[1, Lemma 4.1]: zbar* = -alpha v(x, x*, y), v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y);
+    signed variant [2, Sec. 3]: max(-alpha v, 0) for every y with e_check(y) != 0 (erratum).
+
+    Executed: the real post-step middle block. Claimed: v from reference/ (spec formulas)."""
+    skip = _erratum_skip(ctx, s)
+    if skip is not None:
+        return skip
+    b = ctx.blocks
+    v, vmag = sides.v_claimed(ctx, s.x, s.x_star, s.y)
+    target = -ctx.design.alpha * v
     computed = st.z_star[b.mid]
-    # componentwise magnitude of the formula side: every term of v has the sign of its e_bar copy
-    code = con.code_vector(con.bin_x(s.x), con.bin_star(s.x_star))
-    ebar = np.abs(con.e_bar(s.y))
-    fmag = abs(con.design.alpha) * sum(abs(code[c]) * np.abs(con.A[c + 1]) * ebar for c in range(b.m))
+    fmag = abs(ctx.design.alpha) * vmag
     tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx.abs_post(st), st.phi_star_post, b.mid) + fmag)
     if not _signed(ctx):
         return compare_componentwise(computed, target, tolv)
@@ -180,18 +216,12 @@ def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
                  "pairs z+ - z- do not recover -alpha v")
 
 
-@claim("kernel-code",
-       method="inner products of the real top-channel activations entering each layer (at x before "
-              "the step, at x* after it) vs the code table")
-def kernel_code(ctx, s, st) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    computed = np.array([st.fwd_x.post[i][b.top] @ st.fwd_star_post.post[i][b.top] for i in range(1, N + 1)])
-    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
-    claimed = np.concatenate([[0.0], con.code_vector(a, bb), [0.0]])
-    mag = max(_abs_forward_max(ctx.absW, st.phi_x, b.top), 1.0) * max(
-        _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.top), 1.0) * b.dt
+def _kernel_check(ctx, computed, a: int, bb: int, mag: float) -> Check:
+    """Executed kernel vector (k_1..k_N) against [0, c(a, b), 0] from the spec's code table."""
+    N = ctx.N
+    claimed = sides.kernel_claimed(ctx, a, bb)
     chk = compare(computed, claimed, ctx.tol(mag))
-    if chk.verdict == Verdict.PASS and ctx.design.layout == "paper":
+    if chk.verdict == Verdict.PASS and ctx.design.layout == "paper" and not ctx.external:
         ones = int(np.sum(np.isclose(computed, 1.0, rtol=0, atol=chk.tolerance)))
         zeros = int(np.sum(np.abs(computed) <= chk.tolerance))
         if ones != 1 or ones + zeros != N:
@@ -201,19 +231,46 @@ def kernel_code(ctx, s, st) -> Check:
     return chk
 
 
+@claim("kernel-code",
+       method="inner products of the real top-channel activations entering each layer (at x before "
+              "the step, at x* after it) vs the spec's code table at the exact rational cells")
+def kernel_code(ctx, s, st) -> Check:
+    """[1, App. A.1, eq. (7)]: k_i(x, x*) = phi~(x)^T B_i^T B_i phi~(x*; theta_b') = c_{i-2}(a, b),
+    k_1 = k_N = 0; the indicator of one cell in the paper layout.
+
+    Executed: inner products of the real top activations. Claimed: reference/codes.py's table at the
+    cells of reference/bins.py (exact rationals), not the builder's table or binning."""
+    skip = _erratum_skip(ctx, s)
+    if skip is not None:
+        return skip
+    b, N = ctx.blocks, ctx.N
+    computed = np.array([st.fwd_x.post[i][b.top] @ st.fwd_star_post.post[i][b.top] for i in range(1, N + 1)])
+    a, bb = sides.cells(ctx, s.x, s.x_star)
+    mag = max(_abs_forward_max(ctx.absW, st.phi_x, b.top), 1.0) * max(
+        _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.top), 1.0) * b.dt
+    return _kernel_check(ctx, computed, a, bb, mag)
+
+
 @claim("v-decodes",
-       method="least-squares decoder over all cells applied to the real zbar*; compares the decoded "
-              "cells and label with the truth and reports the separation margin")
+       method="least-squares decoder over all cells (gains from the spec's codes and A_i) applied to "
+              "the real zbar*; compares the decoded cells (exact rational bins) and label with the "
+              "truth and reports the separation margin")
 def v_decodes(ctx, s, st) -> Check:
-    con, b = ctx.con, ctx.blocks
+    """[1, Lemma 4.1]: v(x, x*, y) determines (bin x, bin x*, y) for y != 0.
+
+    Executed: the real zbar*. Claimed: the truth (exact rational cells, the label); the decoder's
+    cell gains come from the spec's codes and A_i (reference/), not from the builder."""
+    b = ctx.blocks
     y = np.asarray(s.y, dtype=float)
     if not np.any(y != 0):
         return Check("y = 0", "-", 0.0, 0.0, Verdict.SKIPPED, "y = 0 carries no label (finding zero-label)")
-    dec = decode(con, st.z_star[b.mid], st.alpha)
-    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
-    from ..decode import cell_gains
-
-    w = cell_gains(con)[a * b.cells_star + bb]
+    skip = _erratum_skip(ctx, s)
+    if skip is not None:
+        return skip
+    gains = ctx.cached("spec_gains", lambda: spec_gains(ctx.design, b))
+    dec = decode_gains(gains, b, ctx.con.loss, st.z_star[b.mid], st.alpha)
+    a, bb = sides.cells(ctx, s.x, s.x_star)
+    w = gains[a * b.cells_star + bb]
     wn = float(np.linalg.norm(w))
     mag = _abs_forward_max(ctx.abs_post(st), st.phi_star_post, b.mid)
     ztol = ctx.tol(mag) * math.sqrt(b.dm)
@@ -241,59 +298,81 @@ def _short(v) -> str:
     return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
+def _design_B(ctx, i: int) -> np.ndarray:
+    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's code table (B_1 = B_N = I)."""
+    b = ctx.blocks
+    out = np.eye(b.dt)
+    if 2 <= i <= ctx.N - 1:
+        out[b.top_star, b.top_x] = sides.code_spec_channel(ctx, i - 2).T
+    return out
+
+
 @claim("boundary",
        scope="construction",
-       method="telescoping products of the real weight blocks vs the chosen A_i (divided by r^i) and "
-              "B_i; SPD by eigenvalues (exact for diagonal products), invertibility by singular values")
+       method="A_i, B_i recovered from the real weight blocks by the paper's telescoping products vs "
+              "the spec's design (A_i = eps I + E_{i-2} divided by r^i, B_i = [[I, 0], [G_i^T, I]] from "
+              "the spec's codes); SPD by eigenvalues, invertibility by singular values")
 def boundary(ctx) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    W = con.W
+    """[1, App. A.3]: A_1 = I and B_N = I are forced; A_i SPD, B_i invertible; the telescoping
+    products (Wbar_1...Wbar_{i-1})(...)^T and Wtilde_{i+1}...Wtilde_N equal the chosen A_i / r^i, B_i.
+
+    Executed: the products of the weights' blocks (reference/telescoping.py). Claimed: the spec's
+    A_i and B_i (reference/design.py, reference/codes.py), never the builder's ``A_built`` or ``G``."""
+    b, N, d = ctx.blocks, ctx.N, ctx.design
+    t = sides.tel(ctx)
+    r = d.relu_grad_at_zero
     # Each layer's product is compared with a tolerance from its own magnitude: with r != 1 the
     # A_i / r^i span many orders of magnitude, and one tolerance for all layers would let an error
     # in a small product hide under the largest one (a wrong PASS).
-    res, tol, worst_ratio = 0.0, 0.0, -1.0
+    res, tol, worst_ratio, worst_what = 0.0, 0.0, -1.0, ""
 
-    def record(r_i: float, t_i: float) -> None:
-        nonlocal res, tol, worst_ratio
+    def record(r_i: float, t_i: float, what: str) -> None:
+        nonlocal res, tol, worst_ratio, worst_what
         ratio = r_i / t_i if t_i > 0 else (math.inf if r_i > 0 else 0.0)
         if ratio > worst_ratio:
-            res, tol, worst_ratio = r_i, t_i, ratio
+            res, tol, worst_ratio, worst_what = r_i, t_i, ratio, what
 
-    M = np.eye(b.dm)
-    Ma = np.eye(b.dm)
+    from ..reference import design as _design
+
     min_eig = math.inf
     for i in range(1, N + 1):
-        Ai = M @ M.T
-        target = np.diag(np.asarray(con.A_built[i - 1], dtype=float))
-        record(max_abs(Ai - target), ctx.tol(max(max_abs(Ma @ Ma.T), max_abs(target))))
-        off = Ai - np.diag(np.diag(Ai))
-        eig = np.diag(Ai) if not np.any(off) else np.linalg.eigvalsh((Ai + Ai.T) / 2)
-        min_eig = min(min_eig, float(np.min(eig)) / max(max_abs(Ai), 1e-300))
-        M = M @ W[i - 1][b.mid, b.mid]
-        Ma = Ma @ np.abs(W[i - 1][b.mid, b.mid])
-    Bp = np.eye(b.dt)
-    Bpa = np.eye(b.dt)
+        Ai = t.A[i - 1]
+        if ctx.external:  # built elsewhere: only A_1 = I is forced; the other A_i are free (SPD)
+            target = np.ones(b.dm)
+            free = i != 1
+        else:
+            target = _design.A_realised_diag(i, N, b, d.eps, r)
+            free = False
+        if Ai.ndim == 1:
+            diff = 0.0 if free else max_abs(Ai - target)
+            eig = Ai
+        else:
+            diff = 0.0 if free else max_abs(Ai - np.diag(target))
+            eig = np.linalg.eigvalsh((Ai + Ai.T) / 2)
+        scale = max_abs(Ai)
+        record(diff, ctx.tol(max(max_abs(t.A_abs[i - 1]), max_abs(target))), f"A_{i}")
+        min_eig = min(min_eig, float(np.min(eig)) / max(scale, 1e-300))
     min_sv = math.inf
     inv = Verdict.PASS
     for i in range(N, 0, -1):
-        Bi = ctx.B(i)
-        t_i = ctx.tol(max(max_abs(Bpa), max_abs(Bi)))
-        record(max_abs(Bp - Bi), t_i)
+        Bp = t.B[i - 1]
+        Bi = (np.eye(b.dt) if i == N else Bp) if ctx.external else _design_B(ctx, i)
+        t_i = ctx.tol(max(max_abs(t.B_abs[i - 1]), max_abs(Bi)))
+        record(max_abs(Bp - Bi), t_i, f"B_{i}")
         sv = float(np.linalg.svd(Bp, compute_uv=False).min())
         min_sv = min(min_sv, sv)
         # |fl(B) - B| <= t_i entrywise moves a singular value by at most dt * t_i
         inv = worst(inv, decide_nonzero(sv, b.dt * t_i))
-        Bp = W[i - 1][b.top, b.top] @ Bp
-        Bpa = np.abs(W[i - 1][b.top, b.top]) @ Bpa
     rel = ctx.tol(1.0)
     spd = Verdict.PASS if min_eig > rel else (Verdict.FAIL if min_eig < -rel else Verdict.UNDECIDED)
-    tel = Verdict.PASS if res <= tol else Verdict.FAIL
-    verdict = worst(tel, spd, inv)
+    tel_v = Verdict.PASS if res <= tol else Verdict.FAIL
+    verdict = worst(tel_v, spd, inv)
     note = ""
     if verdict != Verdict.PASS:
         parts = []
-        if tel != Verdict.PASS:
-            parts.append(f"telescoping residual {res:.3g} above tolerance {tol:.3g}")
+        if tel_v != Verdict.PASS:
+            parts.append(f"telescoping product {worst_what} off the spec's design by {res:.3g} "
+                         f"(tolerance {tol:.3g})")
         if spd != Verdict.PASS:
             parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} "
                          f"({'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {rel:.3g})")
@@ -301,7 +380,8 @@ def boundary(ctx) -> Check:
             parts.append(f"smallest singular value of a B_i product {min_sv:.3g} "
                          f"({'exactly 0' if inv == Verdict.FAIL else 'within rounding of 0'})")
         note = "; ".join(parts)
-    return Check({"telescoping_residual": res, "min_eig_A_relative": min_eig, "min_singular_B": min_sv},
+    return Check({"telescoping_residual": res, "worst": worst_what, "min_eig_A_relative": min_eig,
+                  "min_singular_B": min_sv},
                  "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
 
 
@@ -309,6 +389,10 @@ def boundary(ctx) -> Check:
        method="pre-activations of every layer in four real forward passes (x and x*, before and after "
                "the step)")
 def nonneg_linear_regime(ctx, s, st) -> Check:
+    """[1, App. D] (the linear regime behind eq. (3)): every ReLU input is >= 0 (paper variant) or keeps
+    one sign per unit (signed variant) in the passes at x and x*, before and after the step.
+
+    Executed: the pre-activations of four real forward passes. Claimed: the sign condition."""
     passes = {"x, before": st.fwd_x, "x*, before": st.fwd_star_pre, "x, after": st.fwd_x_post,
               "x*, after": st.fwd_star_post}
     mag = max(_abs_forward_max(ctx.absW, st.phi_x), _abs_forward_max(ctx.abs_post(st), st.phi_star_post),
@@ -336,6 +420,10 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
               "and the activations for every one-hot input) and smallest eigenvalue of the symmetric "
               "part (the paper's premise)")
 def psd_argument(ctx) -> Check:
+    """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
+    non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
+
+    Executed: the products of the real top blocks. Claimed: smallest entry >= 0."""
     con, b, N = ctx.con, ctx.blocks, ctx.N
     prod = np.eye(b.dt)
     prod_abs = np.eye(b.dt)
@@ -359,16 +447,15 @@ def psd_argument(ctx) -> Check:
                  note)
 
 
-def error_at_z(con, z: np.ndarray, y) -> np.ndarray:
-    """dl/dz at the pre-update point, executed through g_pre and the loss."""
-    yhat = con.Wg @ z
-    return con.Wg.T @ np.asarray(con.loss.grad(np.asarray(y, dtype=float), yhat), dtype=float)
-
-
 @claim("e-linear",
        method="the error at z executed through g_pre and the loss for y, a second label, their "
               "combination, 0 and the unit labels; theta_b' from the real step")
 def e_linear(ctx, s, st) -> Check:
+    """[1, Sec. 6, Thm 6.1] and [1, eq. (2)]: e_bar(y), e_check(y) are linear (not affine) and injective
+    in y, and theta_b' != 0 (the switch flips).
+
+    Executed: the error at z through the real head and ``loss.grad`` for several labels, theta_b' of
+    the real step. Claimed: linearity, injectivity (smallest singular value), a nonzero theta_b'."""
     if ctx.con.loss.domain == "simplex":  # CE: linear on the simplex only (claims/loss_claims.py)
         from .loss_claims import simplex_e_linear
 
@@ -410,6 +497,10 @@ def e_linear(ctx, s, st) -> Check:
 @claim("multiplexer",
        method="the multiplexer's branch and output in the real forward passes before and after the step")
 def multiplexer(ctx, s, st) -> Check:
+    """[1, eqs. (4)-(5)]: before the step zbar = 0 selects g_pre with yhat = 0 and no error reaches the
+    top channel; after it zbar* != 0 selects h_post.
+
+    Executed: the branch and output of the real head before and after. Claimed: g_pre / h_post."""
     b = ctx.blocks
     yhat0 = max_abs(st.out_x.yhat)
     etop = max_abs(st.e[b.top])

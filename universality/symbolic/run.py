@@ -25,7 +25,7 @@ from ..claims.base import Check, Verdict, aggregate
 from ..construction.fields import ExactField
 from ..construction.network import Design, build
 from .claims import SYMBOLIC_CLAIMS, ExactContext
-from .execution import one_step, train
+from .execution import TRAINING_CLAIMS, one_step, partial_step, train, train_core
 from .budget import DEFAULT_BUDGET_S
 from .signs import Orthant, UndecidedSign
 
@@ -202,8 +202,23 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                                              Instance(smp.x, smp.x_star, tuple(smp.y), job.cell_x, job.cell_star,
                                                       [k]), "value"))
                             continue
+                        # only the claims that depend on the undecided sign become UNDECIDED: when the
+                        # training half (gradients, updated parameters) is decided, the claims on it run
+                        part = parts.get(tkey)
+                        if part is None:
+                            try:
+                                part = train_core(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r,
+                                                  orthant=orthant)
+                            except UndecidedSign:
+                                part = None
+                        pst = (partial_step(job.x, job.x_star, y_syms, a_sym, r, orthant, part)
+                               if part is not None else None)
                         for spec in specs:
-                            if spec.scope == "sample":
+                            if spec.scope != "sample":
+                                continue
+                            if pst is not None and spec.id in TRAINING_CLAIMS:
+                                per[spec.id].append((where, spec.func(ctx, pst)))
+                            else:
                                 per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
                                                                   str(exc))))
                         continue
