@@ -74,7 +74,7 @@ def test_huge_sizes_refused_with_estimate():
     p = run_cli("--N", "5000", "--J", "40", "--L", "40", "--engine", "dense")
     assert p.returncode == 2
     assert "GiB" in p.stderr or "TiB" in p.stderr
-    p = run_cli("--N", "200000", "--J", "40", "--L", "40")  # too big for the sparse engine as well
+    p = run_cli("--N", "100000", "--J", "40", "--L", "40")  # too big for the sparse engine as well
     assert p.returncode == 2
     assert ("GiB" in p.stderr or "TiB" in p.stderr) and "sparse engine" in p.stderr
 

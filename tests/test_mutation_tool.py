@@ -1,4 +1,4 @@
-"""The mutation tool (universality/mutation.py): the verifier catches >= 95% of meaningful mutants.
+"""The mutation tool (tools/mutation.py): the verifier catches >= 95% of meaningful mutants.
 
 "Meaningful" is decided by execution (the outputs differ on some probe); see docs/mutation.md.
 """
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from universality import Config, build
-from universality.mutation import all_mutants, behaviour, main, probe_inputs, run
+from tools.mutation import all_mutants, behaviour, main, probe_inputs, run
 from universality.samples import make_samples
 
 
@@ -20,8 +20,12 @@ def test_kill_fraction_at_least_95_percent(cfg):
     report = run(cfg, per_block=1, explain_all=False)
     families = {r.family for r in report.results}
     # every block type of the weights and every structural family is exercised
-    for fam in ("switch / feature map", "structure", "epsilon", "r compensation", "code table", "W_g sign"):
+    for fam in ("switch / feature map", "structure", "epsilon", "r compensation", "code table", "W_g sign",
+                "binning", "code permutation", "code collision", "stale layer", "W_g / theta_b' scale"):
         assert fam in families
+    by = report.by_family()
+    for fam in ("binning", "code permutation", "code collision", "stale layer"):
+        assert by[fam]["meaningful"] >= 1 and by[fam]["kill_rate"] == 1.0, (fam, by[fam])
     assert any(f.startswith("weight mid<-top") for f in families)
     assert any(f.startswith("head W_g") for f in families)
     assert len(report.meaningful) >= 50
@@ -76,7 +80,7 @@ def test_json_and_equivalent_listing():
     import io
     import json
 
-    from universality.mutation import render
+    from tools.mutation import render
 
     report = run(Config(N=4, J=1, L=1, samples=0), per_block=1, explain_all=True)
     data = json.loads(json.dumps(report.as_dict(), default=str))
@@ -85,3 +89,28 @@ def test_json_and_equivalent_listing():
     buf = io.StringIO()
     render(report, file=buf, show_equivalent=True)
     assert "equivalent mutants:" in buf.getvalue()
+
+
+def test_new_families_are_killed_on_the_paper_layout():
+    """Issue 11's bug classes on a paper-layout network: every meaningful binning, code permutation,
+    code collision and stale-layer mutant is killed (every-cell on)."""
+    report = run(Config(N=6, J=2, L=2, samples=4), per_block=1, explain_all=False)
+    by = report.by_family()
+    for fam in ("binning", "code permutation", "code collision", "stale layer"):
+        assert by[fam]["meaningful"] >= 1, fam
+        assert by[fam]["killed"] == by[fam]["meaningful"], (fam, by[fam], [r.id for r in report.survivors])
+    # a stale layer in the post-step pass changes f(x*; theta') only for the cells of its layer
+    assert by["stale layer"]["mutants"] == 6
+
+
+def test_runs_as_a_script_outside_the_package():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert not (root / "universality" / "mutation.py").exists()
+    out = subprocess.run([sys.executable, str(root / "tools" / "mutation.py"), "--N", "4", "--J", "1", "--L", "1",
+                          "--samples", "0", "--per-block", "1"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "killed:" in out.stdout

@@ -204,8 +204,9 @@ def test_target_validation(tmp_path, monkeypatch):
     f.write_text("x")
     with pytest.raises(ReportError, match="not a folder"):
         check_target(f)
-    with pytest.raises(ReportError, match="does not exist"):
-        check_target(tmp_path / "no" / "such")
+    with pytest.raises(ReportError, match="not a folder"):
+        check_target(f / "below")  # a parent that is a file
+    assert check_target(tmp_path / "no" / "such") == tmp_path / "no" / "such"  # parents are created on write
     with pytest.raises(ReportError, match="unknown report format"):
         parse_formats("html,docx")
     assert parse_formats("PDF, html") == ("html", "pdf")
@@ -226,9 +227,9 @@ def test_cli_report(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--report", "{tmp}/r", "--format", "html,nope"], "unknown report format"),
-    (["--format", "html"], "need --report"),
-    (["--force"], "need --report"),
-    (["--report", "{tmp}/missing/r"], "does not exist"),
+    (["--format", "html"], "needs --report"),
+    (["--force"], "needs --report"),
+    (["--report", ""], "empty path"),
 ])
 def test_cli_bad_report_options(tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

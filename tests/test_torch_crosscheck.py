@@ -29,3 +29,17 @@ def test_torch_relu_collapses_the_construction():
     assert t.theta_b_post == 0.0
     assert not np.any(t.z_star[con.blocks.mid])
     assert not np.any(t.grads[:, con.blocks.dt:, :])
+
+
+@pytest.mark.parametrize("r", [0.1, 0.5, 1.0, 2.0])
+def test_torch_crosscheck_agrees_to_1e12_for_every_r(r):
+    """The ReLU-with-r mask is float64 (a float32 mask put z* off by 1.7e-8 at r = 0.1)."""
+    con = build(Config(N=6, J=4, L=4, relu_grad_at_zero=r))
+    y = [-1.25]
+    ours = one_step(con, 0.3, y, 0.8)
+    theirs = torch_step(con, 0.3, y, 0.8)
+    scale = max(1.0, float(np.max(np.abs(ours.z_star))))
+    assert np.max(np.abs(theirs.z_star - ours.z_star)) <= 1e-12 * scale
+    assert abs(theirs.theta_b_post - ours.theta_b_post) <= 1e-12 * max(1.0, abs(ours.theta_b_post))
+    gscale = max(1.0, float(np.max(np.abs(ours.grads))))
+    assert np.max(np.abs(theirs.grads - ours.grads)) <= 1e-12 * gscale

@@ -5,12 +5,19 @@ v holds w_c(a, b) * [y; -y] with the channel gains w(j, l) = sum_i c_{i-2}(j, l)
 The decoder recovers U = v per channel and component (U = (z+ - z-)/(-alpha) for the signed
 variant, z/(-alpha) for the paper variant), then picks the cell whose gain vector w(j, l) explains
 U best in least squares, and reads y off that fit.
+
+The residual of a cell is computed stably, as the norm of U minus its projection on the cell's unit
+gain vector (never as |U|^2 - |proj|^2, which cancels when every gain is nearly parallel, e.g. for a
+large eps, and then picks a wrong cell).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+# cells per chunk of the residual computation (bounds the (cells, m, dy) temporary)
+_CHUNK = 512
 
 
 def recover(zbar: np.ndarray, blocks) -> np.ndarray:
@@ -20,7 +27,8 @@ def recover(zbar: np.ndarray, blocks) -> np.ndarray:
 
 
 def cell_gains(con) -> np.ndarray:
-    """w(j, l) for every cell, as a (cells_x * cells_star, m) matrix (row = j * cells_star + l).
+    """w(j, l) for every cell from the builder's chosen tables, as a (cells_x * cells_star, m) matrix
+    (row = j * cells_star + l). The claims use :func:`spec_gains` (the spec's tables) instead.
 
     Computed once per construction (cached in ``con.extras``, keyed by the code table and the A_i);
     the code table is multiplied as a sparse matrix, so one-hot layouts cost what their nonzeros cost.
@@ -42,6 +50,19 @@ def cell_gains(con) -> np.ndarray:
     return out
 
 
+def spec_gains(design, blocks) -> np.ndarray:
+    """w(j, l) from the spec's code table and A_i (universality.reference), same layout as
+    :func:`cell_gains`."""
+    from .reference import design as ref_design
+    from .reference import formulas
+
+    b = blocks
+    first = [b.channel_local(c).start for c in range(b.m)]
+    gain = np.array([ref_design.A_diag(i, design.N, b, design.eps)[first] for i in range(2, design.N)])
+    codes = np.asarray(formulas.code_table(design.layout, b), dtype=float).reshape(b.m, -1)
+    return codes.T @ gain
+
+
 @dataclass
 class Decoded:
     cell_x: int
@@ -51,19 +72,37 @@ class Decoded:
     margin: float  # sin of the angle to the nearest other cell's gain vector
 
 
-def decode(con, zbar: np.ndarray, alpha: float) -> Decoded:
-    b = con.blocks
-    U = recover(zbar, b) / (-alpha)  # (m, dy)
-    Wc = cell_gains(con)  # (cells, m)
-    norms2 = np.einsum("cm,cm->c", Wc, Wc)
-    proj = Wc @ U  # (cells, dy)
-    safe = np.where(norms2 > 0, norms2, 1.0)
-    resid2 = float(np.sum(U * U)) - np.sum(proj * proj, axis=1) / safe
-    resid2 = np.where(norms2 > 0, resid2, np.sum(U * U))
-    best = int(np.argmin(resid2))
-    y = con.loss.label_from_code(proj[best] / safe[best])  # MSE: the code itself; CE: + 1/C
-    return Decoded(best // b.cells_star, best % b.cells_star, y, float(np.sqrt(max(resid2[best], 0.0))),
+def residuals(Wc: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(|U - w^ (w^T U)|_F per cell, the least-squares label code w^T U / |w|^2 per cell)."""
+    norms = np.linalg.norm(Wc, axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    unit = Wc / safe[:, None]
+    out = np.empty(Wc.shape[0])
+    codes = np.zeros((Wc.shape[0], U.shape[1]))
+    for s0 in range(0, Wc.shape[0], _CHUNK):
+        u = unit[s0:s0 + _CHUNK]  # (c, m)
+        p = u @ U  # (c, dy): coordinates along each unit gain
+        R = U[None, :, :] - u[:, :, None] * p[:, None, :]
+        out[s0:s0 + _CHUNK] = np.sqrt(np.einsum("cmd,cmd->c", R, R))
+        codes[s0:s0 + _CHUNK] = p / safe[s0:s0 + _CHUNK, None]
+    zero = norms == 0
+    out[zero] = np.linalg.norm(U)
+    codes[zero] = 0.0
+    return out, codes
+
+
+def decode_gains(Wc: np.ndarray, blocks, loss, zbar: np.ndarray, alpha: float) -> Decoded:
+    """Decode with the given cell gains (rows j * cells_star + l)."""
+    U = recover(zbar, blocks) / (-alpha)  # (m, dy)
+    res, codes = residuals(Wc, U)
+    best = int(np.argmin(res))
+    y = loss.label_from_code(codes[best])  # MSE: the code itself; CE: + 1/C
+    return Decoded(best // blocks.cells_star, best % blocks.cells_star, y, float(res[best]),
                    separation_margin(Wc, best))
+
+
+def decode(con, zbar: np.ndarray, alpha: float) -> Decoded:
+    return decode_gains(cell_gains(con), con.blocks, con.loss, zbar, alpha)
 
 
 def separation_margin(Wc: np.ndarray, index: int) -> float:
@@ -72,8 +111,10 @@ def separation_margin(Wc: np.ndarray, index: int) -> float:
     if n[index] == 0:
         return 0.0
     unit = Wc / np.where(n > 0, n, 1.0)[:, None]
-    cos = unit @ unit[index]
-    cos = np.delete(cos, index)
-    if cos.size == 0:
+    others = np.delete(unit, index, axis=0)
+    if others.shape[0] == 0:
         return 1.0
-    return float(np.sqrt(max(0.0, 1.0 - float(np.max(cos * cos)))))
+    # stable sine: the norm of the rejection of each other unit vector from this one
+    p = others @ unit[index]
+    rej = others - p[:, None] * unit[index][None, :]
+    return float(np.min(np.linalg.norm(rej, axis=1)))

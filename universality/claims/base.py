@@ -341,6 +341,10 @@ class Context:
     con: Any
     cache: dict = field(default_factory=dict)
     step: Any = None  # the Step the sample/task claims are looking at (set by verify.check_claims)
+    # True for a construction built elsewhere (verify-construction --check): the claims then take
+    # their claimed sides from the weights alone (the paper's definitions), never from the spec's
+    # chosen tables, which such a construction need not follow
+    external: bool = False
 
     @property
     def design(self):

@@ -14,9 +14,9 @@ from ..decode import decode
 from ..engine.step import single_step as one_step
 from .base import Outcome, finding, max_abs
 
-# A finding's extra construction may use at most this many bytes (dense stacks, or the sparse
-# engine's layers and passes); above it the finding is shown on a smaller grid and says so.
-FINDING_MEMORY_BYTES = 1 * 2**30
+# A finding's extra construction may use at most FINDING_MEMORY_BYTES (universality.memory, where
+# the run's memory model counts it); above it the finding is shown on a smaller grid and says so.
+from ..memory import FINDING_MEMORY_BYTES, dense_run_bytes  # noqa: E402
 
 
 # Above this many entries per pass (N x D) the findings that build a second construction of the run's
@@ -253,7 +253,7 @@ def depth_jl(ctx, samples) -> Outcome:
     while True:
         cells = J**d.dx * L**d.dx
         D = cells + (cells - 2) * (2 if d.variant == "signed" else 1) * d.dy + 1
-        need = cells * D * D * 8 * 6 if ctx.engine == "dense" else 64 * (cells + 2) * (D + 2) * 8
+        need = dense_run_bytes(cells, D) if ctx.engine == "dense" else 64 * (cells + 2) * (D + 2) * 8
         if need <= FINDING_MEMORY_BYTES or (J == 2 and L == 2):
             break
         J, L = max(2, J // 2), max(2, L // 2)

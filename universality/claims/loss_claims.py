@@ -14,6 +14,9 @@
 
 The label domain is the loss's (``loss.domain``): R^dy, or the probability simplex for CE, where
 "invertible" in Theorem 6.2 can only mean injective on the simplex.
+
+References in the claims' docstrings: [1] Finn & Levine, "Meta-Learning and Universality", ICLR 2018;
+[2] spec/construction.md.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from ..engine.step import forward, single_step as one_step, updates_diff_max_abs
 from .base import Check, Verdict, claim, decide_nonzero, max_abs, worst
-from .one_step import error_at_z
+from .executed import error_at_z
 
 # Probe values for the collision search along one label component (real-label losses).
 PROBES = (0.05, 0.5, 1.0, 1.5, 2.0, 3.0, 7.0)
@@ -179,6 +182,11 @@ def _tri(v) -> Verdict:
               "labels (linearity, injectivity, collision search; a collision is replayed as two real "
               "steps); symbolic: exact SymPy derivative of the loss at yhat = 0")
 def loss_recovers_label(ctx) -> Check:
+    """[1, Sec. 6, Thms 6.1-6.2]: grad_yhat l(y, 0) recovers the label: linear and injective on the
+    label domain (MSE: R^dy; CE: the simplex).
+
+    Executed: the error at z through W_g and ``loss.grad`` for many labels (a collision is replayed as
+    two real steps). Claimed: linear and injective; exact SymPy derivative of the loss's formula."""
     con, b, d = ctx.con, ctx.blocks, ctx.design
     loss = con.loss
     x = (0.3,) * d.dx

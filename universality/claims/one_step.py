@@ -3,6 +3,11 @@
 Each function takes the shared :class:`Context`, one sample and the :class:`StepResult` of the real
 step on it (or only the context, for construction-level claims), computes the left side from the
 executed network and the right side from the paper's formula, and returns a :class:`Check`.
+
+The right sides come from :mod:`.sides` (that is, :mod:`universality.reference`), never from the
+builder's chosen objects; docs/claims.md gives the two sources of every claim and the bugs each can
+catch. References: [1] Finn & Levine, "Meta-Learning and Universality", ICLR 2018 (arXiv 1710.11622);
+[2] the project's spec (spec/construction.md, with its errata of 2026-12-01).
 """
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ import math
 
 import numpy as np
 
-from ..decode import decode
+from ..decode import decode_gains, spec_gains
 from ..engine.layers import lowrank_max_abs, outer_diff_max_abs_all, relu_grad
 from ..tolerance import guard
+from . import sides
 from .base import (Check, Verdict, claim, compare, compare_componentwise, decide_nonzero, max_abs, worst)
+from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
-from .structure import boundary_products, top_products
+from .structure import top_products
 
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
@@ -29,26 +36,9 @@ def _abs_forward_vec(ctx, layers, phi: np.ndarray, rows=slice(None)) -> np.ndarr
     return np.max(ctx.abs_pass(layers, phi)[:, rows], axis=0)
 
 
-def _stack(ctx, name: str) -> np.ndarray:
-    """The chosen A_i diagonals (N, dm) or code matrices G_i (N, cells_x, cells_star) as one array."""
-    src = ctx.con.A if name == "A" else ctx.con.G
-    return ctx.cached(f"stack_{name}", lambda: np.asarray(src, dtype=float))
-
-
-def _kernel_formula(ctx, st) -> np.ndarray:
-    """k_i = phi~(x; 0)^T B_i^T B_i phi~(x*; theta_b') from the chosen B_i = [[I, 0], [G_i^T, I]]
-    (paper's kernel, eq. (7)), for every i at once."""
-    b = ctx.blocks
-    px, ps = st.phi_x[b.top], st.phi_star_post[b.top]
-    G = _stack(ctx, "G")  # (N, cells_x, cells_star)
-    bx = np.einsum("ijl,j->il", G, px[b.top_x]) + px[b.top_star]  # star part of B_i px
-    bs = np.einsum("ijl,j->il", G, ps[b.top_x]) + ps[b.top_star]
-    return float(px[b.top_x] @ ps[b.top_x]) + np.einsum("il,il->i", bx, bs)
-
-
 def _minus_alpha_v(ctx, s) -> np.ndarray:
-    """-alpha v(x, x*, y) with v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y) (Lemma 4.1)."""
-    return -ctx.con.design.alpha * ctx.con.v(s.x, s.x_star, s.y)
+    """-alpha v(x, x*, y) from the spec (reference codes, A_i, e_bar, exact bins; Lemma 4.1)."""
+    return -ctx.design.alpha * sides.v_spec(ctx, s.x, s.x_star, s.y)[0]
 
 
 def _signed(ctx) -> bool:
@@ -57,9 +47,16 @@ def _signed(ctx) -> bool:
 
 @claim("grad-rank-one",
        method="real reverse-mode backprop through the ReLU stack vs the paper's product formula "
-              "(times r^i: every middle/bottom unit sits at the ReLU kink); every entry of every full "
-              "D x D gradient compared, from the factors, with a tolerance per layer")
+              "(times r^i: every middle/bottom unit sits at the ReLU kink), with the error at z from "
+              "the loss's own SymPy derivative through W_g (not the executed error); every entry of "
+              "every full D x D gradient compared, from the factors, with a tolerance per layer")
 def grad_rank_one(ctx, s, st) -> Check:
+    """Every backprop gradient is the outer product r^i a_i b_{i-1}^T of [1, Sec. 4, "gradient of
+    each factor"]: a_i = (prod_{j<i} W_j)^T e, b_{i-1} = (prod_{j>i} W_j) phi(x).
+
+    Executed: the real backprop gradients, kept as their factors (``st.W_post``). Claimed: the
+    product formula from the given weights and e = W_g^T grad l(y, W_g z) from the SymPy derivative
+    of the loss (reference), not ``st.e``."""
     layers, N, r = ctx.layers, ctx.N, st.r
     bvec = np.empty((N, ctx.D))
     bvec[N - 1] = st.phi_x
@@ -67,7 +64,8 @@ def grad_rank_one(ctx, s, st) -> Check:
         bvec[k] = layers.apply(k + 1, bvec[k + 1])
     # |W_{k+2}| ... |W_N| |phi|: the shared absolute-value pass, shifted by one layer
     babs = np.vstack([ctx.abs_pass(layers, st.phi_x)[1:], np.abs(st.phi_x)[None]])
-    a, aabs = st.e.copy(), np.abs(st.e)
+    e_ref = sides.error(ctx, st.fwd_x.z, st.y)
+    a, aabs = e_ref.copy(), np.abs(e_ref)
     avec = np.empty((N, ctx.D))
     amax = np.empty(N)
     for k in range(N):
@@ -76,7 +74,8 @@ def grad_rank_one(ctx, s, st) -> Check:
         a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
     Dfac, Hfac = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
     diffs = outer_diff_max_abs_all(Dfac, Hfac, avec, bvec)
-    tols = np.asarray(ctx.tol(amax * babs.max(axis=1, initial=0.0)), dtype=float)  # one per layer
+    # per layer: each layer's gradient against its own rounding bound (no pooled maximum)
+    tols = np.asarray(ctx.tol(amax * babs.max(axis=1, initial=0.0)), dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(diffs == 0, 0.0, np.where(tols > 0, diffs / np.where(tols > 0, tols, 1.0), np.inf))
     kw = int(np.argmax(ratios))
@@ -92,6 +91,11 @@ def grad_rank_one(ctx, s, st) -> Check:
               "gradient's factors: every entry of every full matrix); the error reaching the feature "
               "map and theta_h")
 def update_blocks(ctx, s, st) -> Check:
+    """[1, eq. (2)]: the step moves only the (middle, top) and (bottom, top) blocks of every W_i; the
+    error reaching phi~ (theta_ft) and theta_h's gradient are 0.
+
+    Executed: W' - W from the real step, the real error into the feature map, theta_h's gradient.
+    Claimed: 0 outside the allowed blocks (the block structure of eq. (2))."""
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
@@ -110,19 +114,31 @@ def update_blocks(ctx, s, st) -> Check:
 
 
 @claim("second-order-zero",
-       method="products of the real updated weights vs the first-order expansion with the real "
+       method="products of the real updated weights minus the originals, telescoped as sum_i "
+              "(W'_1..W'_{i-1}) (W'_i - W_i) (W_{i+1}..W_N) (exact algebra, so rounding scales with alpha), vs "
+              "the first-order expansion -alpha sum_i (W_1..W_{i-1}) grad W_i (W_{i+1}..W_N) with the real "
               "gradients (kept as factors), applied to the identity (D <= 128) or to 6 Gaussian probe "
               "vectors plus the sample's own inputs (Freivalds); a tolerance per probe entry")
 def second_order_zero(ctx, s, st) -> Check:
+    """[1, eq. (1)]: prod W_i' = prod W_i - alpha sum_i (prod_{j<i} W_j) grad W_i (prod_{j>i} W_j): the
+    O(alpha^2) remainder the paper drops is exactly 0 here.
+
+    Executed: prod W' - prod W from the real updated layers, telescoped (each layer's real update
+    W'_i - W_i, held as the step's factors, between the updated layers on its left and the originals
+    on its right), so that the comparison's rounding is of the size of the alpha term and not of
+    prod W (a tiny alpha is still decided). Claimed: the first-order expansion with the real gradients
+    and the original weights (Horner), on the identity or on Freivalds probes."""
     layers, Wp, N, alpha = ctx.layers, st.W_post, ctx.N, st.alpha
     X = probe_block(ctx, st)
     Dm, Hm = Wp.Dfac, Wp.Hfac
     K = Dm.shape[2]
 
     def expand(X, absolute=False):
-        """(W_1..W_N X, sum_i (W_1..W_{i-1}) G_i (W_{i+1}..W_N) X) in one sweep from the input side
-        (Horner's rule, nothing stored per layer); |.| throughout when absolute."""
+        """(sum_i (W'_1..W'_{i-1}) (W'_i - W_i) (W_{i+1}..W_N) X = prod W' X - prod W X exactly, with the
+        real update W'_i - W_i of the step; sum_i (W_1..W_{i-1}) G_i (W_{i+1}..W_N) X) in one sweep
+        from the input side (Horner's rule, nothing stored per layer); |.| throughout when absolute."""
         ap = layers.abs_apply if absolute else layers.apply
+        app = Wp.abs_apply if absolute else Wp.apply
 
         Df, Hf = (np.abs(Dm), np.abs(Hm)) if absolute else (Dm, Hm)
         if K == 1:
@@ -136,55 +152,79 @@ def second_order_zero(ctx, s, st) -> Check:
                 return np.multiply.outer(Df[k], Hf[k] @ Y)
             return (Df[k] @ (Hf[k].T @ Y)) / K
 
+        def delta(k, Y):  # the step's real update (W'_k - W_k) Y = coef D_k H_k^T Y
+            if absolute:
+                return abs(Wp.coef) * K * g(k, Y)
+            return Wp.delta_apply(k, Y)
+
         R = X
         acc = g(N - 1, R)
+        accp = delta(N - 1, R)
         for k in range(N - 2, -1, -1):
             R = ap(k + 1, R)
             acc = g(k, R) + ap(k, acc)
-        return ap(0, R), acc
+            accp = delta(k, R) + app(k, accp)
+        return accp, acc
 
-    Xa = np.abs(X)
-    lhs = Wp.chain(X)
-    prod, fo = expand(X)
-    rhs = prod - alpha * fo
-    prod_a, fo_a = expand(Xa, True)
-    mag = np.maximum(Wp.chain(Xa, absolute=True), prod_a + abs(alpha) * fo_a)
+    lhs, fo = expand(X)  # lhs: prod W' X - prod W X, telescoped through the real updated layers
+    rhs = -alpha * fo
+    lhs_a, fo_a = expand(np.abs(X), True)
+    mag = lhs_a + abs(alpha) * fo_a
     chk = compare_componentwise(lhs, rhs, ctx.tol(1.0) * mag)
-    chk.computed = f"max |prod W' - first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
+    chk.computed = f"max |prod W' - prod W + alpha * first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
     chk.claimed = "0"
     return guard(chk, abs(alpha) * max_abs(fo), "max |alpha * first-order term|")
 
 
 @claim("post-update-eq3",
-       method="real ReLU forward pass at x* after the real step vs eq. (3) from the chosen A_i, B_i "
-              "(paper variant); signed variant: vs max(eq. (3), 0), the ReLUs clip each +/- copy")
+       method="real ReLU forward pass at x* after the real step vs eq. (3) with A_i, B_i recovered from "
+              "the weights (telescoping products), phi~(x*) from exact bins and the spec's switch at the "
+              "real theta_b', e_bar from the loss's own derivative (paper variant); signed variant: vs "
+              "max(eq. (3), 0), the ReLUs clip each +/- copy")
 def post_update_eq3(ctx, s, st) -> Check:
-    con, b = ctx.con, ctx.blocks
-    k = _kernel_formula(ctx, st)
-    ebar = con.e_bar(st.y)
-    A = _stack(ctx, "A")  # (N, dm)
-    total = (k @ A) * ebar
-    mag_formula = (np.abs(k) @ np.abs(A)) * np.abs(ebar)
-    eq3 = -st.alpha * total
+    """[1, eq. (3)]: zbar* = -alpha sum_i A_i e_bar(y) phi~(x)^T B_i^T B_i phi~(x*; theta_b') (times
+    r^i, the ReLU'(0) factor of backprop).
+
+    Executed: the middle block of the real post-step forward pass at x*. Claimed: A_i and B_i by the
+    paper's definitions from the given weights (App. A.3), phi~ from exact rational bins and the
+    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (SymPy derivative)."""
+    b = ctx.blocks
+    e_mid = sides.error(ctx, st.fwd_x.z, st.y)[b.mid]
+    eq3, mag_formula = sides.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
     claimed = np.maximum(eq3, 0.0) if _signed(ctx) else eq3
     computed = st.z_star[b.mid]
     # componentwise: each middle unit against its own rounding bound (diagonal middle channels)
-    mag = _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + abs(st.alpha) * mag_formula
+    mag = _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + mag_formula
     chk = compare_componentwise(computed, claimed, ctx.tol(1.0) * mag)
     return guard(chk, max_abs(eq3), "max |eq. (3)|")
 
 
+def _erratum_skip(ctx, s):
+    """The spec's erratum (2026-12-01): the claim holds for labels with e_check(y) != 0."""
+    if sides.e_check_spec(ctx, s.y) == 0 and np.any(np.asarray(s.y) != 0):
+        return Check("e_check(y) = 0", "-", 0.0, 0.0, Verdict.SKIPPED,
+                     "e_check(y) = 0 with y != 0: theta_b' = 0, no switch; the claim is stated for "
+                     "e_check(y) != 0 (spec erratum 2026-12-01; post-update-eq3 still checks this label)")
+    return None
+
+
 @claim("z-star-is-minus-alpha-v",
-       method="real post-step forward pass at x* vs -alpha v from the code table; signed variant "
-              "also checks that the (+, -) pairs recover -alpha v")
+       method="real post-step forward pass at x* vs -alpha v, v from the spec's code table, A_i and "
+              "e_bar with exact rational bins (never the builder's tables); signed variant also checks "
+              "that the (+, -) pairs recover -alpha v")
 def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    target = _minus_alpha_v(ctx, s)
+    """[1, Lemma 4.1]: zbar* = -alpha v(x, x*, y), v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y);
+    signed variant [2, Sec. 3]: max(-alpha v, 0) for every y with e_check(y) != 0 (erratum).
+
+    Executed: the real post-step middle block. Claimed: v from reference/ (spec formulas)."""
+    skip = _erratum_skip(ctx, s)
+    if skip is not None:
+        return skip
+    b = ctx.blocks
+    v, vmag = sides.v_claimed(ctx, s.x, s.x_star, s.y)
+    target = -ctx.design.alpha * v
     computed = st.z_star[b.mid]
-    # componentwise magnitude of the formula side: every term of v has the sign of its e_bar copy
-    code = np.asarray(con.code_vector(con.bin_x(s.x), con.bin_star(s.x_star)), dtype=float)
-    ebar = np.abs(con.e_bar(s.y))
-    fmag = abs(con.design.alpha) * (np.abs(code) @ np.abs(_stack(ctx, "A")[1:b.m + 1])) * ebar
+    fmag = abs(ctx.design.alpha) * vmag
     tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + fmag)
     if not _signed(ctx):
         return guard(compare_componentwise(computed, target, tolv), max_abs(target), "max |alpha v|")
@@ -201,18 +241,12 @@ def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
                        "pairs z+ - z- do not recover -alpha v"), max_abs(target), "max |alpha v|")
 
 
-@claim("kernel-code",
-       method="inner products of the real top-channel activations entering each layer (at x before "
-              "the step, at x* after it) vs the code table")
-def kernel_code(ctx, s, st) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    computed = np.einsum("ij,ij->i", st.fwd_x.post[1:N + 1, b.top], st.fwd_star_post.post[1:N + 1, b.top])
-    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
-    claimed = np.concatenate([[0.0], con.code_vector(a, bb), [0.0]])
-    mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
-        _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+def _kernel_check(ctx, computed, a: int, bb: int, mag: float) -> Check:
+    """Executed kernel vector (k_1..k_N) against [0, c(a, b), 0] from the spec's code table."""
+    N = ctx.N
+    claimed = sides.kernel_claimed(ctx, a, bb)
     chk = guard(compare(computed, claimed, ctx.tol(mag)), max(max_abs(claimed), 1.0), "max(|k|, 1)")
-    if chk.verdict == Verdict.PASS and ctx.design.layout == "paper":
+    if chk.verdict == Verdict.PASS and ctx.design.layout == "paper" and not ctx.external:
         ones = int(np.sum(np.isclose(computed, 1.0, rtol=0, atol=chk.tolerance)))
         zeros = int(np.sum(np.abs(computed) <= chk.tolerance))
         if ones != 1 or ones + zeros != N:
@@ -222,19 +256,46 @@ def kernel_code(ctx, s, st) -> Check:
     return chk
 
 
+@claim("kernel-code",
+       method="inner products of the real top-channel activations entering each layer (at x before "
+              "the step, at x* after it) vs the spec's code table at the exact rational cells")
+def kernel_code(ctx, s, st) -> Check:
+    """[1, App. A.1, eq. (7)]: k_i(x, x*) = phi~(x)^T B_i^T B_i phi~(x*; theta_b') = c_{i-2}(a, b),
+    k_1 = k_N = 0; the indicator of one cell in the paper layout.
+
+    Executed: inner products of the real top activations. Claimed: reference/codes.py's table at the
+    cells of reference/bins.py (exact rationals), not the builder's table or binning."""
+    skip = _erratum_skip(ctx, s)
+    if skip is not None:
+        return skip
+    b, N = ctx.blocks, ctx.N
+    computed = np.einsum("ij,ij->i", st.fwd_x.post[1:N + 1, b.top], st.fwd_star_post.post[1:N + 1, b.top])
+    a, bb = sides.cells(ctx, s.x, s.x_star)
+    mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
+        _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+    return _kernel_check(ctx, computed, a, bb, mag)
+
+
 @claim("v-decodes",
-       method="least-squares decoder over all cells applied to the real zbar*; compares the decoded "
-              "cells and label with the truth and reports the separation margin")
+       method="least-squares decoder over all cells (gains from the spec's codes and A_i) applied to "
+              "the real zbar*; compares the decoded cells (exact rational bins) and label with the "
+              "truth and reports the separation margin")
 def v_decodes(ctx, s, st) -> Check:
-    con, b = ctx.con, ctx.blocks
+    """[1, Lemma 4.1]: v(x, x*, y) determines (bin x, bin x*, y) for y != 0.
+
+    Executed: the real zbar*. Claimed: the truth (exact rational cells, the label); the decoder's
+    cell gains come from the spec's codes and A_i (reference/), not from the builder."""
+    b = ctx.blocks
     y = np.asarray(s.y, dtype=float)
     if not np.any(y != 0):
         return Check("y = 0", "-", 0.0, 0.0, Verdict.SKIPPED, "y = 0 carries no label (finding zero-label)")
-    dec = decode(con, st.z_star[b.mid], st.alpha)
-    a, bb = con.bin_x(s.x), con.bin_star(s.x_star)
-    from ..decode import cell_gains
-
-    w = cell_gains(con)[a * b.cells_star + bb]
+    skip = _erratum_skip(ctx, s)
+    if skip is not None:
+        return skip
+    gains = ctx.cached("spec_gains", lambda: spec_gains(ctx.design, b))
+    dec = decode_gains(gains, b, ctx.con.loss, st.z_star[b.mid], st.alpha)
+    a, bb = sides.cells(ctx, s.x, s.x_star)
+    w = gains[a * b.cells_star + bb]
     wn = float(np.linalg.norm(w))
     mag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid)
     ztol = ctx.tol(mag) * math.sqrt(b.dm)
@@ -262,64 +323,79 @@ def _short(v) -> str:
     return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
+def _design_B(ctx, i: int) -> np.ndarray:
+    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's code table (B_1 = B_N = I)."""
+    b = ctx.blocks
+    out = np.eye(b.dt)
+    if 2 <= i <= ctx.N - 1:
+        out[b.top_star, b.top_x] = sides.code_spec_channel(ctx, i - 2).T
+    return out
+
+
 @claim("boundary",
        scope="construction",
-       method="telescoping products of the real weight blocks (sparse) vs the chosen A_i (divided by "
-              "r^i) and B_i, with a tolerance per layer; SPD by eigenvalues (diagonal products, "
+       method="A_i, B_i recovered from the real weight blocks by the paper's telescoping products vs "
+              "the spec's design (A_i = eps I + E_{i-2} divided by r^i, B_i = [[I, 0], [G_i^T, I]] from "
+              "the spec's codes), with a tolerance per layer; SPD by eigenvalues (diagonal products, "
               "Gershgorin, or computed), invertibility by a triangular certificate or singular values")
 def boundary(ctx) -> Check:
-    from .structure import chosen_B, invertibility, max_abs_sparse, min_eig_sym
+    """[1, App. A.3]: A_1 = I and B_N = I are forced; A_i SPD, B_i invertible; the telescoping
+    products (Wbar_1...Wbar_{i-1})(...)^T and Wtilde_{i+1}...Wtilde_N equal the chosen A_i / r^i, B_i.
 
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    layers = ctx.layers
+    Executed: the products of the weights' blocks (reference/telescoping.py, reading the engine's
+    layer store). Claimed: the spec's A_i and B_i (reference/design.py, reference/codes.py), never the
+    builder's ``A_built`` or ``G``."""
+    from ..tolerance import GUARD_FRACTION
+    from .structure import invertibility, min_eig_sym
+
+    b, N, d = ctx.blocks, ctx.N, ctx.design
+    t = sides.tel(ctx)
+    r = d.relu_grad_at_zero
     # Each layer's product is compared with a tolerance from its own magnitude: with r != 1 the
     # A_i / r^i span many orders of magnitude, and one tolerance for all layers would let an error
     # in a small product hide under the largest one (a wrong PASS).
-    res, tol, worst_ratio, worst_mag = 0.0, 0.0, -1.0, 0.0
+    res, tol, worst_ratio, worst_what, worst_mag = 0.0, 0.0, -1.0, "", 0.0
     loose = []  # layers whose tolerance exceeds GUARD_FRACTION of the product it guards
 
-    def record(r_i: float, t_i: float, guarded: float, name: str) -> None:
-        nonlocal res, tol, worst_ratio, worst_mag
+    def record(r_i: float, t_i: float, guarded: float, what: str) -> None:
+        nonlocal res, tol, worst_ratio, worst_what, worst_mag
         ratio = r_i / t_i if t_i > 0 else (math.inf if r_i > 0 else 0.0)
         if ratio > worst_ratio:
-            res, tol, worst_ratio, worst_mag = r_i, t_i, ratio, guarded
+            res, tol, worst_ratio, worst_what, worst_mag = r_i, t_i, ratio, what, guarded
         if not t_i <= GUARD_FRACTION * guarded:
-            loose.append(name)
+            loose.append(what)
 
-    from ..tolerance import GUARD_FRACTION
-    from .structure import _sp
-
-    class _LazySp:  # scipy.sparse only if a product turns out non-diagonal on the sparse engine
-        def __getattr__(self, name):
-            return getattr(_sp(), name)
-
-    sp = _LazySp()
+    from ..reference import design as _design
 
     min_eig = math.inf
     eig_how = set()
-    for i, M, Ma, d in boundary_products(layers, b):
-        target = np.asarray(con.A_built[i - 1], dtype=float)
-        if d is not None:  # a diagonal product: A_i = M M^T is diag(d^2)
-            Ai = d * d
-            record(max_abs(Ai - target), ctx.tol(max(max_abs(Ai), max_abs(target))), max_abs(target), f"A_{i}")
-            scale = max(max_abs(Ai), 1e-300)
-            lam, how = float(np.min(Ai)) if Ai.size else math.inf, "diagonal"
+    for i in range(1, N + 1):
+        Ai = t.A[i - 1]
+        if ctx.external:  # built elsewhere: only A_1 = I is forced; the other A_i are free (SPD)
+            target = np.ones(b.dm)
+            free = i != 1
         else:
-            Ai = M @ M.T
-            diff = (Ai.tocsr() - sp.diags(target)) if hasattr(Ai, "tocsr") else Ai - np.diag(target)
-            record(max_abs_sparse(diff), ctx.tol(max(max_abs_sparse(Ma @ Ma.T), max_abs(target))),
-                   max_abs(target), f"A_{i}")
-            scale = max(max_abs_sparse(Ai), 1e-300)
+            target = _design.A_realised_diag(i, N, b, d.eps, r)
+            free = False
+        scale = max(max_abs(Ai), 1e-300)
+        if Ai.ndim == 1:
+            diff = 0.0 if free else max_abs(Ai - target)
+            lam, how = (float(np.min(Ai)) if Ai.size else math.inf), "diagonal"
+        else:
+            diff = 0.0 if free else max_abs(Ai - np.diag(target))
             lam, how = min_eig_sym((Ai + Ai.T) / 2, ctx.tol(scale))
         eig_how.add(how)
+        guarded = max_abs(Ai) if free else max_abs(target)
+        record(diff, ctx.tol(max(max_abs(t.A_abs[i - 1]), max_abs(target))), guarded, f"A_{i}")
         min_eig = min(min_eig, lam / scale)
     min_sv = math.inf
     inv = Verdict.PASS
     inv_how = set()
-    for i, Bp, Bpa in top_products(layers, b):
-        Bi = chosen_B(con, i)
-        t_i = ctx.tol(max(max_abs_sparse(Bpa), max_abs_sparse(Bi)))
-        record(max_abs_sparse(Bp - Bi), t_i, max_abs_sparse(Bi), f"B_{i}")
+    for i in range(N, 0, -1):
+        Bp = t.B[i - 1]
+        Bi = (np.eye(b.dt) if i == N else Bp) if ctx.external else _design_B(ctx, i)
+        t_i = ctx.tol(max(max_abs(t.B_abs[i - 1]), max_abs(Bi)))
+        record(max_abs(Bp - Bi), t_i, max_abs(Bi), f"B_{i}")
         sv, how, _ = invertibility(Bp, t_i)
         inv_how.add(how)
         min_sv = min(min_sv, sv)
@@ -327,18 +403,19 @@ def boundary(ctx) -> Check:
         inv = worst(inv, decide_nonzero(sv, b.dt * t_i))
     rel = ctx.tol(1.0)
     spd = Verdict.PASS if min_eig > rel else (Verdict.FAIL if min_eig < -rel else Verdict.UNDECIDED)
-    tel = Verdict.PASS if res <= tol else Verdict.FAIL
-    if tel == Verdict.PASS and loose:
-        tel = Verdict.UNDECIDED
-    verdict = worst(tel, spd, inv)
+    tel_v = Verdict.PASS if res <= tol else Verdict.FAIL
+    if tel_v == Verdict.PASS and loose:
+        tel_v = Verdict.UNDECIDED
+    verdict = worst(tel_v, spd, inv)
     note = ""
     if verdict != Verdict.PASS:
         parts = []
         if loose:
             parts.append(f"the tolerance of {', '.join(loose[:4])}{' ...' if len(loose) > 4 else ''} exceeds "
                          f"{GUARD_FRACTION:g} x the product it guards")
-        if tel == Verdict.FAIL:
-            parts.append(f"telescoping residual {res:.3g} above tolerance {tol:.3g}")
+        if tel_v == Verdict.FAIL:
+            parts.append(f"telescoping product {worst_what} off the spec's design by {res:.3g} "
+                         f"(tolerance {tol:.3g})")
         if spd != Verdict.PASS:
             parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} "
                          f"({'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {rel:.3g})")
@@ -346,9 +423,9 @@ def boundary(ctx) -> Check:
             parts.append(f"smallest singular value (or pivot) of a B_i product {min_sv:.3g} "
                          f"({'exactly 0' if inv == Verdict.FAIL else 'within rounding of 0'})")
         note = "; ".join(parts)
-    return Check({"telescoping_residual": res, "worst_layer_magnitude": worst_mag,
-                  "relative_residual": res / worst_mag if worst_mag > 0 else res, "min_eig_A_relative": min_eig, "min_singular_B": min_sv,
-                  "spd_by": sorted(eig_how), "invertible_by": sorted(inv_how)},
+    return Check({"telescoping_residual": res, "worst": worst_what, "worst_layer_magnitude": worst_mag,
+                  "relative_residual": res / worst_mag if worst_mag > 0 else res, "min_eig_A_relative": min_eig,
+                  "min_singular_B": min_sv, "spd_by": sorted(eig_how), "invertible_by": sorted(inv_how)},
                  "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
 
 
@@ -356,6 +433,10 @@ def boundary(ctx) -> Check:
        method="pre-activations of every layer in four real forward passes (x and x*, before and after "
                "the step)")
 def nonneg_linear_regime(ctx, s, st) -> Check:
+    """[1, App. D] (the linear regime behind eq. (3)): every ReLU input is >= 0 (paper variant) or keeps
+    one sign per unit (signed variant) in the passes at x and x*, before and after the step.
+
+    Executed: the pre-activations of four real forward passes. Claimed: the sign condition."""
     passes = {"x, before": st.fwd_x, "x*, before": st.fwd_star_pre, "x, after": st.fwd_x_post,
               "x*, after": st.fwd_star_post}
     mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x), _abs_forward_max(ctx, st.W_post, st.phi_star_post),
@@ -381,6 +462,10 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
               "condition, and the activations for every one-hot input) and smallest eigenvalue of the "
               "symmetric part (the paper's premise; Gershgorin certificate or computed)")
 def psd_argument(ctx) -> Check:
+    """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
+    non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
+
+    Executed: the products of the real top blocks. Claimed: smallest entry >= 0."""
     from .structure import max_abs_sparse, min_eig_sym, min_entry_sparse
 
     b, N = ctx.blocks, ctx.N
@@ -409,16 +494,15 @@ def psd_argument(ctx) -> Check:
                  note)
 
 
-def error_at_z(con, z: np.ndarray, y) -> np.ndarray:
-    """dl/dz at the pre-update point, executed through g_pre and the loss."""
-    yhat = con.Wg @ z
-    return con.Wg.T @ np.asarray(con.loss.grad(np.asarray(y, dtype=float), yhat), dtype=float)
-
-
 @claim("e-linear",
        method="the error at z executed through g_pre and the loss for y, a second label, their "
               "combination, 0 and the unit labels; theta_b' from the real step")
 def e_linear(ctx, s, st) -> Check:
+    """[1, Sec. 6, Thm 6.1] and [1, eq. (2)]: e_bar(y), e_check(y) are linear (not affine) and injective
+    in y, and theta_b' != 0 (the switch flips).
+
+    Executed: the error at z through the real head and ``loss.grad`` for several labels, theta_b' of
+    the real step. Claimed: linearity, injectivity (smallest singular value), a nonzero theta_b'."""
     if ctx.con.loss.domain == "simplex":  # CE: linear on the simplex only (claims/loss_claims.py)
         from .loss_claims import simplex_e_linear
 
@@ -460,6 +544,10 @@ def e_linear(ctx, s, st) -> Check:
 @claim("multiplexer",
        method="the multiplexer's branch and output in the real forward passes before and after the step")
 def multiplexer(ctx, s, st) -> Check:
+    """[1, eqs. (4)-(5)]: before the step zbar = 0 selects g_pre with yhat = 0 and no error reaches the
+    top channel; after it zbar* != 0 selects h_post.
+
+    Executed: the branch and output of the real head before and after. Claimed: g_pre / h_post."""
     b = ctx.blocks
     yhat0 = max_abs(st.out_x.yhat)
     etop = max_abs(st.e[b.top])

@@ -11,7 +11,7 @@
 """
 from __future__ import annotations
 
-ENGINES = ("auto", "dense", "sparse")
+from ..config import ENGINES  # noqa: E402,F401 - the choices live with the Config field
 DENSE_STACKS_ALIVE = 3
 # auto: dense while one N x D x D stack has at most this many entries (under 1 MiB: the default example
 # and the smallest paper layouts, where both engines take the same time); sparse above, where it is

@@ -120,8 +120,11 @@ def toolchain_missing() -> str | None:
     return None
 
 
-class LatexError(RuntimeError):
-    pass
+from ..errors import ToolError
+
+
+class LatexError(ToolError):
+    """LaTeX failed on the report the package wrote: an internal/tool error (exit 3)."""
 
 
 def build_pdf(tex_file: Path, timeout: float = 300, keep_log: bool = False) -> Path:

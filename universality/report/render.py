@@ -316,7 +316,7 @@ def build_context(report, argv: list[str] | None = None, now: _dt.datetime | Non
     """Everything the templates show, as plain data (figures as PNG bytes; ``figures=False`` skips
     drawing them). Reads results only: the pictures' data comes from ``report.report_data``
     (verify(..., report_data=True)); nothing here executes the network."""
-    from ..render import construction_lines
+    from ..console import construction_lines
 
     bp = load_blueprint()
     cfg = report.config

@@ -157,6 +157,16 @@ class TrainPart:
 
 def train(con, x, y, *, alpha, r, orthant: Orthant) -> TrainPart:
     """Forward at x, backprop of the MSE loss, theta' = theta - alpha grad, forward at x after."""
+    p = train_core(con, x, y, alpha=alpha, r=r, orthant=orthant)
+    p.phi_x_post = phi_exact(con, x, p.theta_b_post, orthant, "x, after")
+    p.fwd_x_post = forward(p.W_post, p.phi_x_post, orthant, "x, after")
+    return p
+
+
+def train_core(con, x, y, *, alpha, r, orthant: Orthant) -> TrainPart:
+    """Forward at x, backprop, theta' = theta - alpha grad: everything the step's gradients and updated
+    parameters need, without the passes after the step (``phi_x_post``, ``fwd_x_post`` are None). An
+    undecided sign after the step then leaves the claims on the gradients decidable."""
     b = con.blocks
     W, Wg = con.W, con.Wg
     theta_b = sp.Integer(0)
@@ -176,10 +186,24 @@ def train(con, x, y, *, alpha, r, orthant: Orthant) -> TrainPart:
     W_post = [_expand(W[k] - alpha * grads[k]) for k in range(len(W))]
     theta_b_post = sp.expand(theta_b - alpha * g_theta_b)
     Wg_post = _expand(Wg - alpha * g_Wg)
-    phi_x_post = phi_exact(con, x, theta_b_post, orthant, "x, after")
-    fwd_x_post = forward(W_post, phi_x_post, orthant, "x, after")
     return TrainPart(phi_x, fwd_x, out_x, grad_yhat, e, grads, g_phi, g_theta_b, g_Wg, W_post,
-                     theta_b_post, Wg_post, phi_x_post, fwd_x_post)
+                     theta_b_post, Wg_post, None, None)
+
+
+# Claims whose exact check reads only what :func:`train_core` computes (the gradients and the
+# updated parameters): an undecided sign after the step leaves them decidable.
+TRAINING_CLAIMS = ("grad-rank-one", "update-blocks", "second-order-zero")
+
+
+def partial_step(x, x_star, y, alpha, r, orthant: Orthant, part: TrainPart) -> ExactStep:
+    """An ExactStep holding only the training half (the passes at x* are None)."""
+    st = ExactStep(x, x_star, sp.Matrix(y), alpha, r, orthant, part.phi_x, part.fwd_x, part.out_x,
+                   part.grad_yhat, part.e, part.grads, part.g_phi, part.g_theta_b, part.g_Wg, part.W_post,
+                   part.theta_b_post, part.Wg_post, None, None, None, None, None, part.phi_x_post,
+                   part.fwd_x_post)
+    st.extras["part"] = part
+    st.extras["partial"] = True
+    return st
 
 
 def one_step(con, x, y, x_star, *, alpha, r, orthant: Orthant, part: TrainPart | None = None) -> ExactStep:

@@ -25,7 +25,7 @@ from ..claims.base import Check, Verdict, aggregate
 from ..construction.fields import ExactField
 from ..construction.network import Design, build
 from .claims import SYMBOLIC_CLAIMS, ExactContext
-from .execution import one_step, train
+from .execution import TRAINING_CLAIMS, one_step, partial_step, train, train_core
 from .budget import DEFAULT_BUDGET_S
 from .signs import Orthant, UndecidedSign
 
@@ -144,12 +144,13 @@ def _deadline(seconds: float | None):
 
 def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alpha: str = "symbol",
                  y: str = "symbol", relu: str = "value", schematic: bool = True, claim_ids=None,
-                 con=None) -> SymbolicOutcome:
+                 con=None, progress=None) -> SymbolicOutcome:
     """Exact proofs of the claim catalogue on the samples' instances, and the schematic proof.
 
     ``relu="symbol"`` makes ReLU'(0) the symbol r = rho^2 (rho > 0) in the construction (A_i / r^i)
     and in backprop, so the proofs hold for every r > 0 at once (the run's r = 0 is not in that
-    family: it stays a value, and the note says so).
+    family: it stays a value, and the note says so). ``progress(done, total)`` is called after
+    every instance.
     """
     from .schematic import schematic_proof
 
@@ -173,6 +174,8 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
             for spec in specs:
                 if spec.scope == "construction":
                     per[spec.id].append(({"construction": True}, spec.func(ctx0)))
+            if progress:
+                progress(0, len(insts))
             for n, inst in enumerate(insts):
                 if deadline is not None and time.perf_counter() > deadline:
                     raise BudgetExceeded()
@@ -199,8 +202,23 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                                              Instance(smp.x, smp.x_star, tuple(smp.y), job.cell_x, job.cell_star,
                                                       [k]), "value"))
                             continue
+                        # only the claims that depend on the undecided sign become UNDECIDED: when the
+                        # training half (gradients, updated parameters) is decided, the claims on it run
+                        part = parts.get(tkey)
+                        if part is None:
+                            try:
+                                part = train_core(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r,
+                                                  orthant=orthant)
+                            except UndecidedSign:
+                                part = None
+                        pst = (partial_step(job.x, job.x_star, y_syms, a_sym, r, orthant, part)
+                               if part is not None else None)
                         for spec in specs:
-                            if spec.scope == "sample":
+                            if spec.scope != "sample":
+                                continue
+                            if pst is not None and spec.id in TRAINING_CLAIMS:
+                                per[spec.id].append((where, spec.func(ctx, pst)))
+                            else:
                                 per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
                                                                   str(exc))))
                         continue
@@ -208,6 +226,8 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                         if spec.scope == "sample":
                             per[spec.id].append((where, spec.func(ctx, st)))
                 done += 1
+                if progress:
+                    progress(done, len(insts))
     except BudgetExceeded:
         cut = True
         note = (f"symbolic run cut at the {budget_s:g} s budget after {done} of {len(insts)} instances "

@@ -17,19 +17,24 @@ def _g(x) -> str:
 
 
 @contextlib.contextmanager
-def progress(enabled: bool, total: int):
-    """A transient progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+def progress(enabled: bool, total: int = 1, phase: str = "checking samples"):
+    """A transient progress bar on stderr when it is a terminal; None otherwise.
+
+    Yields ``tick(done, total, phase=None)``: every phase of a run (samples, K-shot tasks, exact
+    instances, findings, universality, writing files) moves the same bar and names itself."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("checking samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("samples", total=total)
+        task = bar.add_task(phase, total=total)
 
-        def tick(done: int, of: int) -> None:
-            bar.update(task, completed=done, total=of)
+        def tick(done: int, of: int, phase: str | None = None) -> None:
+            if phase is not None:
+                bar.update(task, description=phase)
+            bar.update(task, completed=done, total=max(of, 1))
 
         yield tick
 

@@ -1,0 +1,296 @@
+"""Claims that cover every cell, not only the sampled ones, and values of the step's parameters.
+
+* ``binning``: the feature map the network is fed (the builder's phi) at and around every cell edge,
+  against exact rational bins (reference/bins.py).
+* ``codes-injective``: the realised v of every (cell of x, cell of x*) pair, from the kernels and A_i
+  recovered from the weights, separates every pair of distinct cells for both label signs.
+* ``every-cell``: one real step per (cell of x, cell of x*) pair; the kernel and zbar* against the
+  spec's codes, A_i and e_bar.
+* ``theta-b-value``: theta_b' = -alpha r^N (prod wcheck_i) e_check(y) (spec erratum: r^N).
+* ``update-values``: W_g' (= theta_g') equals W_g - alpha grad l(y, W_g z) z^T with the loss's own
+  derivative; theta_ft (the error reaching the feature map) and theta_h stay exactly unchanged.
+
+References: [1] Finn & Levine, ICLR 2018; [2] spec/construction.md (errata 2026-12-01).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import execution as _execution
+from ..reference import bins as ref_bins
+from ..reference import formulas
+from . import sides
+from .base import Check, Verdict, claim, compare, compare_componentwise, max_abs, worst
+
+# Above this many estimated flops the every-cell claim is SKIPPED on the dense engine (it says so).
+EVERY_CELL_FLOP_BUDGET = 4e9
+
+
+def _axis_points(per_axis: int, dx: int):
+    """(point, exact cell) at and around every edge of every axis; the other axes sit mid-cell 0."""
+    out = []
+    for axis in range(dx):
+        for u, k in ref_bins.edge_points(per_axis):
+            pt = [0.5 / per_axis] * dx
+            pt[axis] = u
+            out.append((tuple(pt), ref_bins.cell(tuple(pt), per_axis)))
+    return out
+
+
+@claim("binning", scope="construction",
+       title="The feature map bins every input into its exact cell",
+       paper_ref="App. A.1; App. C of the slides",
+       statement=r"\mathrm{bin}_J(u) = \lfloor J u \rfloor \text{ (per axis, exact) at and around every cell edge}",
+       method="the slot the network's feature map phi(u; theta_b) sets, at every cell edge k/J, the "
+              "floats just below and above it and the extremes, for theta_b = 0 (x slots) and "
+              "theta_b != 0 (x* slots), vs floor(u J) in exact rational arithmetic")
+def binning(ctx) -> Check:
+    """[1, App. A.1] discr(x) = e_{bin x}: the feature map's cell of u is floor(J u) (spec section 2:
+    uniform cells, flattened grid for dx > 1).
+
+    Executed: the input vector the network is fed (``con.phi``). Claimed: reference/bins.py (exact
+    rationals), and the rest of phi = [phi~; 0; theta_b] from the spec."""
+    d, b = ctx.design, ctx.blocks
+    bad, checked, first = 0, 0, ""
+    for theta_b, per_axis, start in ((0.0, d.J, b.top_x.start), (1.0, d.L, b.top_star.start)):
+        for u, k in _axis_points(per_axis, d.dx):
+            got = np.asarray(ctx.con.phi(u, theta_b), dtype=float)
+            want = np.zeros(b.D)
+            want[start + k] = 1.0
+            want[b.bottom] = theta_b
+            checked += 1
+            if got.shape != want.shape or not np.array_equal(got, want):
+                bad += 1
+                if not first:
+                    slots = np.flatnonzero(got[b.top]) if got.shape == want.shape else []
+                    first = (f"u = {u!r} (theta_b = {theta_b:g}): feature map sets top slot(s) "
+                             f"{list(map(int, slots))}, exact cell gives slot {start + k}")
+    verdict = Verdict.PASS if bad == 0 else Verdict.FAIL
+    return Check({"points": checked, "wrong": bad}, {"wrong": 0}, float(bad), 0.0, verdict,
+                 first or f"{checked} points at and around every cell edge binned exactly")
+
+
+def realised_v(ctx, y) -> np.ndarray:
+    """v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) for every cell pair, from the weights (telescoping
+    products) and the error e at z (loss derivative through W_g at z = 0): (cells_x, cells_star, dm)."""
+    t = sides.tel(ctx)
+    b, r = ctx.blocks, formulas.effective_r(ctx.design.relu_grad_at_zero)
+    e_mid = formulas.error_at_z(ctx.con.Wg, np.zeros(b.D), y, ctx.con.loss)[b.mid]
+    V = np.zeros((b.cells_x, b.cells_star, b.dm))
+    for i in range(1, ctx.N + 1):
+        Ki = t.K[i - 1]
+        if not np.any(Ki):
+            continue
+        Ae = float(r) ** i * t.A_apply(i, e_mid)
+        V += Ki[:, :, None] * Ae[None, None, :]
+    return V
+
+
+def separation(V: np.ndarray) -> tuple[float, tuple, bool]:
+    """min over pairs of distinct cells and both label signs of the sine of the angle between their
+    v's (0 for a zero v). Returns (separation, (cell p, cell q), exactly_zero)."""
+    n, dm = V.shape[0] * V.shape[1], V.shape[2]
+    flat = V.reshape(n, dm)
+    norms = np.linalg.norm(flat, axis=1)
+    if n < 2:
+        return 1.0, (), False
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        return 0.0, (int(zero[0]), int(zero[0])), True
+    unit = flat / norms[:, None]
+    G = np.abs(unit @ unit.T)
+    np.fill_diagonal(G, -1.0)
+    # candidates: the pairs closest to parallel (sign-insensitive); the exact test on them
+    order = np.argsort(G, axis=None)[::-1][: min(2 * n, n * n)]
+    best, pair, exact = math.inf, (), False
+    for idx in order:
+        p, q = divmod(int(idx), n)
+        if p >= q:
+            continue
+        for sgn in (1.0, -1.0):
+            if np.array_equal(flat[p], sgn * flat[q]):
+                return 0.0, (p, q), True
+        c = float(unit[p] @ unit[q])
+        rej = float(np.linalg.norm(unit[p] - c * unit[q]))
+        if rej < best:
+            best, pair = rej, (p, q)
+    return best, pair, exact
+
+
+def _cell_name(ctx, flat: int) -> str:
+    cs = ctx.blocks.cells_star
+    return f"({flat // cs}, {flat % cs})"
+
+
+@claim("codes-injective", scope="construction",
+       title="Distinct cells give distinguishable v",
+       paper_ref="Lemma 4.1; App. A.1",
+       statement=r"\min_{(a,b) \neq (a',b'),\ \pm}\ \sin\angle\left(v(a,b,y), \pm v(a',b',y)\right) > 0",
+       method="v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) for every pair of cells, with k_i and A_i "
+              "recovered from the weights (telescoping products) and e from the loss's derivative "
+              "through W_g; the smallest sine of the angle between two cells' v, either label sign "
+              "(exact test for identical or opposite v)")
+def codes_injective(ctx) -> Check:
+    """[1, Lemma 4.1]: v determines the cell pair, so no two (cell of x, cell of x*) pairs may give
+    parallel v for any label (signs included).
+
+    Computed: v of every cell pair from the weights alone (reference/telescoping.py). Claimed: a
+    positive separation. FAIL when exactly 0 (a shared or missing code), UNDECIDED within rounding."""
+    y0 = sides.label_for_every_cell(ctx)
+    V = realised_v(ctx, y0)
+    sep, pair, exact = separation(V)
+    n = V.shape[0] * V.shape[1]
+    # rounding of a sine computed from float64 unit vectors of length dm (generous: the products
+    # behind V are bounded through ctx.tol)
+    tol = ctx.tol(1.0) * math.sqrt(V.shape[2])
+    where = (f"cells {_cell_name(ctx, pair[0])} and {_cell_name(ctx, pair[1])}" if pair and pair[0] != pair[1]
+             else (f"cell {_cell_name(ctx, pair[0])} has v = 0 (no code)" if pair else ""))
+    if sep == 0.0:
+        verdict, note = Verdict.FAIL, f"separation exactly 0: {where}"
+    elif sep <= tol:
+        verdict, note = Verdict.UNDECIDED, f"separation {sep:.3g} within rounding ({tol:.3g}): {where}"
+    else:
+        verdict, note = Verdict.PASS, f"min separation {sep:.3g} over {n * (n - 1) // 2} cell pairs ({where})"
+    # residual: how far the separation falls short of the claim (0 when it is decided positive)
+    return Check({"min_separation": sep, "cells": n, "closest": where}, "> 0",
+                 0.0 if verdict == Verdict.PASS else sep, tol, verdict, note)
+
+
+def _every_cell_cost(ctx) -> float:
+    """Estimated flops of the every-cell sweep on the run's engine: dense layers cost D^2 per layer
+    and pass; sparse ones their nonzeros plus a per-call overhead (about 2e5 flops' worth per layer
+    and step at this size of kernel call)."""
+    b = ctx.blocks
+    layers = ctx.layers
+    if layers.kind == "sparse":
+        per_step = 12.0 * (float(layers.nnz()) + ctx.N * ctx.D) + ctx.N * 2e5
+    else:
+        per_step = ctx.N * ctx.D * ctx.D * 12.0
+    return float(b.cells_x * b.cells_star) * per_step
+
+
+def _point(per_axis: int, dx: int, index: int, offset: float) -> tuple:
+    return ref_bins.cell_point(index, per_axis, dx, offset)
+
+
+@claim("every-cell", scope="construction",
+       title="Every cell pair: kernel and zbar* after a real step",
+       paper_ref="App. A.1, eq. (7); Lemma 4.1",
+       statement=r"\forall (a,b):\ k_i = c_{i-2}(a,b),\ \bar z^\star = \max(-\alpha v, 0)\ (\text{signed})\ /\ -\alpha v",
+       method="one real step (forward, backprop, update, post-step pass) for one point in every (cell "
+              "of x, cell of x*) pair; the executed kernel and zbar* vs the spec's codes, A_i and e_bar "
+              "with exact bins")
+def every_cell(ctx) -> Check:
+    """[1, App. A.1, eq. (7)] and [1, Lemma 4.1] on every cell pair, not only the sampled ones.
+
+    Executed: ``execution.one_step`` per pair (J^dx * L^dx steps). Claimed: reference/ (the spec's
+    code table, A_i, e_bar, exact bins), as in kernel-code and z-star-is-minus-alpha-v."""
+    from .one_step import _abs_forward_max, _abs_forward_vec, _kernel_check
+
+    d, b = ctx.design, ctx.blocks
+    cost = _every_cell_cost(ctx)
+    if cost > EVERY_CELL_FLOP_BUDGET:
+        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                     f"{b.cells_x * b.cells_star} steps of about {cost / (b.cells_x * b.cells_star):.2g} flops "
+                     f"each exceed the {ctx.layers.kind} engine's budget here ({EVERY_CELL_FLOP_BUDGET:.0e} flops)")
+    y = sides.label_for_every_cell(ctx)
+    signed = d.variant == "signed"
+    checks = []
+    saved_step = ctx.step
+    try:
+        for a in range(b.cells_x):
+            x = _point(d.J, d.dx, a, 0.7)
+            for c in range(b.cells_star):
+                xs = _point(d.L, d.dx, c, 0.3)
+                st = _execution.one_step(ctx.con, x, y, xs)
+                ctx.step = st  # the tolerances count this step's rank-one corrections
+                k = np.einsum("ij,ij->i", st.fwd_x.post[1:ctx.N + 1, b.top],
+                              st.fwd_star_post.post[1:ctx.N + 1, b.top])
+                mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
+                    _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+                kc = _kernel_check(ctx, k, a, c, mag)
+                v, vmag = sides.v_claimed(ctx, x, xs, y)
+                target = -d.alpha * v
+                tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid)
+                                       + abs(d.alpha) * vmag)
+                zc = compare_componentwise(st.z_star[b.mid], np.maximum(target, 0.0) if signed else target,
+                                           tolv)
+                checks.append(((a, c), kc, zc))
+    finally:
+        ctx.step = saved_step
+    bad = [(cell, kc, zc) for cell, kc, zc in checks if worst(kc.verdict, zc.verdict) != Verdict.PASS]
+    verdict = worst(*(worst(kc.verdict, zc.verdict) for _, kc, zc in checks))
+    ratio = lambda ch: (ch.residual / ch.tolerance) if ch.tolerance > 0 else (math.inf if ch.residual else 0.0)
+    cell, kc, zc = max(checks, key=lambda t: max(ratio(t[1]), ratio(t[2])))
+    top = kc if ratio(kc) >= ratio(zc) else zc
+    note = (f"{len(checks)} cell pairs, one real step each" if not bad else
+            f"{len(bad)} of {len(checks)} cell pairs fail, e.g. cell {bad[0][0]}: "
+            + ("kernel " + (bad[0][1].note or f"off by {bad[0][1].residual:.3g}")
+               if bad[0][1].verdict != Verdict.PASS else f"zbar* off by {bad[0][2].residual:.3g}"))
+    return Check({"cell_pairs": len(checks), "failing": [c for c, _, _ in bad][:8], "worst_cell": cell},
+                 "kernel = code, zbar* = spec's value, in every cell pair", top.residual, top.tolerance,
+                 verdict, note)
+
+
+@claim("theta-b-value",
+       title="theta_b' = -alpha r^N (prod wcheck_i) e_check(y)",
+       paper_ref="Sec. 4 (eq. (2) consequences); spec erratum 2026-12-01",
+       statement=r"\theta_b' = -\alpha\, r^N \left(\prod_i \check w_i\right) \check e(y)",
+       method="theta_b' from the real step vs -alpha r^N (product of the weights' bottom entries) times "
+              "the spec's e_check(y)")
+def theta_b_value(ctx, s, st) -> Check:
+    """[2, Sec. 3]: theta_b' = -alpha r^N (prod_i wcheck_i) e_check(y), r = ReLU'(0) (the erratum adds
+    r^N: every bottom unit sits at the kink before the step).
+
+    Executed: theta_b' of the real step. Claimed: prod wcheck_i read from the weights, e_check from the
+    spec (the loss's closed form; MSE: sum y), so a wrong sign or scale of wcheck_g is caught."""
+    t = sides.tel(ctx)
+    e = sides.e_check_spec(ctx, s.y)
+    claimed = float(ctx.con.theta_b) + formulas.theta_b_post(st.alpha, st.r, ctx.N, t.wcheck_product, e)
+    mag = abs(float(ctx.con.theta_b)) + abs(st.alpha) * abs(st.r) ** ctx.N * float(np.prod(np.abs(t.wcheck))) * (
+        abs(e) + max_abs(np.abs(ctx.con.Wg[:, ctx.blocks.bottom])) * max(max_abs(s.y), 1.0))
+    chk = compare(st.theta_b_post, claimed, ctx.tol(mag))
+    if chk.verdict != Verdict.PASS:
+        chk.note = (f"theta_b' = {st.theta_b_post:.6g}, the spec gives {claimed:.6g} "
+                    f"(-alpha r^N prod wcheck e_check(y), e_check = {e:.6g})")
+    return chk
+
+
+@claim("update-values",
+       title="W_g' follows its gradient; theta_ft and theta_h do not move",
+       paper_ref="eqs. (2), (4)-(5)",
+       statement=r"W_g' = W_g - \alpha\,\nabla_{\hat y}\ell\ z^T,\quad \theta_{ft}' = \theta_{ft},\quad \theta_h' = \theta_h",
+       method="W_g' of the real step vs W_g - alpha grad l(y, W_g z) z^T with the loss's own SymPy "
+              "derivative; the real error reaching the feature map (theta_ft) and theta_h's gradient "
+              "vs exactly 0")
+def update_values(ctx, s, st) -> Check:
+    """[1, eq. (4)] g_pre(z) = W_g z with theta_g = W_g: theta_g' = W_g - alpha grad_yhat l z^T (it
+    moves, but is never used after the step); [1, eq. (2)]: the error reaching phi~ is 0, so theta_ft
+    does not move; theta_h sits behind the closed gate and gets gradient 0.
+
+    Executed: W_g', the error into the feature map's top block, theta_h's gradient. Claimed: the
+    gradient from the SymPy derivative of the loss; exact zeros."""
+    b = ctx.blocks
+    z = st.fwd_x.z
+    if sides.gate_open(ctx, z):
+        g = np.zeros_like(ctx.con.Wg)
+    else:
+        g = np.outer(formulas.loss_gradient(ctx.con.loss, s.y, ctx.con.Wg @ z), z)
+    claimed = ctx.con.Wg - st.alpha * g
+    mag = np.abs(ctx.con.Wg) + abs(st.alpha) * np.abs(g)
+    head = compare_componentwise(st.Wg_post, claimed, ctx.tol(1.0) * (mag + np.abs(st.Wg_post)))
+    feat = max_abs(st.g_phi[b.top])
+    frozen = Verdict.PASS if (feat == 0.0 and st.g_theta_h == 0.0) else Verdict.FAIL
+    verdict = worst(head.verdict, frozen)
+    note = ""
+    if head.verdict != Verdict.PASS:
+        note = f"W_g' off its gradient step by {head.residual:.3g}"
+    if frozen != Verdict.PASS:
+        note = (note + "; " if note else "") + (f"theta_ft would move (error into the feature map {feat:.3g})"
+                                                 if feat else f"theta_h gradient {st.g_theta_h:.3g}")
+    return Check({"W_g_residual": head.residual, "error_into_feature_map": feat,
+                  "theta_h_gradient": st.g_theta_h},
+                 {"W_g_residual": 0, "error_into_feature_map": 0, "theta_h_gradient": 0},
+                 max(head.residual, feat, abs(st.g_theta_h)), head.tolerance, verdict, note)
