@@ -29,6 +29,7 @@ KIND_SHAPE = {
     "condition": ("hexagon", ""),
     "step": ("ellipse", ""),
     "gap": ("octagon", ""),
+    "experiment": ("note", ""),
 }
 
 
@@ -84,7 +85,7 @@ def legend_html() -> str:
         f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
         f'<TD ALIGN="LEFT">{_html(text)}</TD></TR>' for fill, border, text in STATUS_STYLE.values())
     kinds = ["box: definition; rounded: equation", "bold: lemma, theorem; hexagon: condition",
-             "ellipse: proof step; octagon: known gap", "(dashed edge: what a gap breaks)"]
+             "ellipse: proof step; octagon: known gap", "note: empirical claim (Sec. 7)", "(dashed edge: what a gap breaks)"]
     br = '<BR ALIGN="LEFT"/>'
     lines = br.join(_html(k) for k in kinds) + br
     return (f'<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR><TD COLSPAN="2" ALIGN="LEFT">'
