@@ -206,6 +206,11 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["experiments"]:  # the paper's Sec. 7 experiments: their own command (docs/experiments.md)
+        from .experiments.cli import main as experiments_main
+
+        return experiments_main(args[1:])
     try:
         return _main(argv)
     except KeyboardInterrupt:

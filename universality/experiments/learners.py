@@ -85,6 +85,15 @@ class MAML:
     def meta_grad(self, params, xs, ys, xq, yq):
         return grad(self.meta_loss)(params, xs, ys, xq, yq)
 
+    def meta_loss_and_grad(self, params, xs, ys, xq, yq):
+        """(loss, gradient) of :meth:`meta_loss` in one pass (``torch.func.grad`` with ``has_aux``)."""
+        def f(p):
+            loss = self.meta_loss(p, xs, ys, xq, yq)
+            return loss, loss.detach()
+
+        g, loss = grad(f, has_aux=True)(params)
+        return loss, g
+
     def curve(self, xs, ys, xq, yq, max_steps: int):
         """Per-task query MSE after 0..max_steps inner steps on the same support set: (B, max_steps+1)."""
         params = self.params()
@@ -208,10 +217,14 @@ class TaskConditioned(nn.Module):
         return self.out(h)
 
 
-def width_for(build, target: int, lo: int = 1, hi: int = 2048) -> int:
-    """The width w whose model ``build(w)`` has the parameter count closest to ``target``."""
-    best, best_gap = lo, math.inf
-    while lo <= hi:  # counts grow with width: bisect, then keep the nearest seen
+def width_for(build, target: int, lo: int = 1) -> int:
+    """The width w whose model ``build(w)`` has the parameter count closest to ``target`` (counts grow
+    with the width: double until past the target, then bisect, keeping the nearest seen)."""
+    hi = lo
+    while count_params(build(hi)) < target:
+        lo, hi = hi, hi * 2
+    best, best_gap = hi, abs(count_params(build(hi)) - target)
+    while lo <= hi:
         mid = (lo + hi) // 2
         n = count_params(build(mid))
         if abs(n - target) < best_gap:
