@@ -174,7 +174,7 @@ def test_cli_out_and_json(tmp_path, capsys):
     written = json.loads((out / "experiments.json").read_text())
     assert printed["claims"] == written["claims"] and written["experiments"] == ["depth"]
     assert (rc == 0) == all(c["verdict"] == "PASS" for c in written["claims"])
-    assert (out / "figures" / "experiments-depth.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "figures" / "expdepth.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
     # the existing folder is refused now (not empty): bad input
     assert cli_main(["experiments", "depth", "--profile", "tiny", "--out", str(out)]) == 2

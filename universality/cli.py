@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "pdf runs latexmk")
     out.add_argument("--force", action="store_true",
                      help="let --report replace the report files in a non-empty DIR")
+    out.add_argument("--experiments", metavar="FILE", default=None,
+                     help="add an Experiments section to --report from FILE, the experiments.json written by "
+                          "'verify-construction experiments --out DIR' (docs/experiments.md)")
     sym = p.add_argument_group("exact verification")
     sym.add_argument("--backend", choices=["auto", "numeric", "symbolic", "both"], default="auto",
                      help="numeric (float64 with tolerances), symbolic (exact SymPy proofs: instance proofs "
@@ -303,6 +306,16 @@ def _main(argv) -> int:
             check_report_target(args.report, force=args.force, formats=report_formats)
         except ReportError as exc:
             return _fail(str(exc))
+    experiments_section = None
+    if args.experiments is not None:
+        if args.report is None:
+            return _fail("--experiments needs --report DIR")
+        from .experiments.section import load_section
+
+        try:
+            experiments_section = load_section(args.experiments)
+        except ValueError as exc:
+            return _fail(str(exc))
 
     from . import render
     from .verify import verify
@@ -330,8 +343,14 @@ def _main(argv) -> int:
         from .report import ReportError, write_report
 
         try:
+            context = None
+            if experiments_section is not None:
+                from .report.render import build_context
+
+                context = build_context(report, argv=list(sys.argv[1:] if argv is None else argv))
+                context["experiments"] = experiments_section
             write_report(report, args.report, formats=report_formats, force=args.force,
-                         argv=list(sys.argv[1:] if argv is None else argv))
+                         argv=list(sys.argv[1:] if argv is None else argv), context=context)
         except ReportError as exc:
             print(f"verify-construction: error: {exc}", file=sys.stderr)
             return 1

@@ -112,7 +112,7 @@ def plots(doc: dict) -> list[dict]:
             ax.legend(fontsize=7)
         out.append({"key": "depth", "title": "Error against depth", "png": _figure(draw)})
     for f in out:
-        f["file"] = f"figures/experiments-{f['key']}.png"
+        f["file"] = f"figures/exp{f['key']}.png"  # no "-" or "_": the LaTeX filter would escape them
     return out
 
 

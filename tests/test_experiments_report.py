@@ -1,0 +1,122 @@
+"""The experiments document, assembled from synthetic job results (no torch), and its section in the
+HTML and LaTeX reports (``--report DIR --experiments FILE``)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers import run_cli
+from universality.experiments import suite
+from universality.experiments.output import dumps, write_outputs
+from universality.experiments.profiles import TINY
+from universality.experiments.runs import Job
+
+
+def _fake_results(profile=TINY, seed=0):
+    """Job results shaped like runs.run_job's, with the paper's directions planted."""
+    r = np.random.default_rng(seed)
+    T, S = profile.test_tasks, profile.max_steps + 1
+    steps = np.arange(S)
+    out = []
+    for s in range(profile.seeds):
+        fall = 1.0 / (1 + steps) + 0.01 * r.random((T, S))
+        rise = 0.5 + 0.1 * steps + 0.01 * r.random((T, S))
+        shifts = np.asarray(profile.shifts)[:, None]
+        res = {"params": {"maml": 100, "tc": 101, "snail": 99, "lstm": 100}, "seconds": 1.0,
+               "train": {k: {"before": 2.0, "after": 1.0, "history": [2.0, 1.0]} for k in ("maml", "tc", "snail", "lstm")},
+               "maml_steps": {"in": fall, "amplitude": fall + 1, "phase": fall + 0.5},
+               "tc_steps": {"in": rise, "amplitude": rise + 1, "phase": rise + 0.5},
+               "maml_shift": {a: 0.5 + shifts + 0.01 * r.random((len(shifts), T)) for a in ("amplitude", "phase")},
+               "snail_shift": {a: 0.6 + 3 * shifts + 0.01 * r.random((len(shifts), T)) for a in ("amplitude", "phase")},
+               "lstm_shift": {a: 0.6 + 2 * shifts + 0.01 * r.random((len(shifts), T)) for a in ("amplitude", "phase")}}
+        out.append((Job("sinusoid", 0, s, profile, ("maml", "tc", "snail", "lstm")), res))
+        for d in profile.depth_layers:
+            out.append((Job("depth", 0, s, profile, depth=d), {
+                "depth": d, "params": {"maml": 1500, "oracle": 1500}, "seconds": 1.0,
+                "train": {k: {"before": 2.0, "after": 1.0, "history": []} for k in ("maml", "oracle")},
+                "maml_err": 1.0 / d + 0.01 * r.random(profile.depth_test_tasks),
+                "oracle_err": 0.1 + 0.001 * r.random(profile.depth_test_tasks)}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def doc():
+    d = {"schema": suite.SCHEMA, "experiments": list(suite.EXPERIMENTS), "profile": TINY.as_dict(), "seed": 0,
+         "seeds": list(range(TINY.seeds)), "workers": 1, "scheduler": None, "elapsed_s": 1.0}
+    d.update(suite.assemble(list(suite.EXPERIMENTS), TINY, 0, _fake_results()))
+    return d
+
+
+def test_assemble_planted_directions(doc):
+    verdicts = {c["id"]: c["verdict"] for c in doc["claims"]}
+    assert verdicts["exp-steps-maml-improves-in"] == "PASS"
+    assert verdicts["exp-steps-taskcond-overfits-ood"] == "PASS"
+    assert verdicts["exp-ood-maml-robust-amplitude"] == "PASS"
+    assert verdicts["exp-depth-maml-improves"] == "PASS"
+    assert verdicts["exp-depth-oracle-flat"] == "PASS"
+    assert doc["summary"]["PASS"] == sum(v == "PASS" for v in verdicts.values())
+
+
+def test_plan_covers_seeds_and_depths():
+    jobs = suite.plan(["steps", "depth"], TINY, 3)
+    assert [j.kind for j in jobs].count("sinusoid") == TINY.seeds
+    assert [j.kind for j in jobs].count("depth") == TINY.seeds * len(TINY.depth_layers)
+    assert all(j.learners == ("maml", "tc") for j in jobs if j.kind == "sinusoid")
+    assert suite.plan(["ood"], TINY, 0, omniglot="/x")[-1].kind == "omniglot"
+
+
+def test_write_outputs_is_atomic(doc, tmp_path, monkeypatch):
+    from universality.experiments import output
+
+    def boom(_doc):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "plots", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(doc, str(tmp_path / "run"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_with_experiments_section(doc, tmp_path):
+    src = tmp_path / "exp"
+    write_outputs(doc, str(src))
+    out = tmp_path / "rep"
+    res = run_cli("--N", "6", "--J", "4", "--L", "4", "--samples", "2", "--no-findings", "--report", str(out),
+                  "--format", "html,tex", "--experiments", str(src / "experiments.json"))
+    assert res.returncode == 0, res.stderr
+    html = (out / "report.html").read_text()
+    tex = (out / "report.tex").read_text()
+    assert 'id="experiments"' in html and "Experiments (paper Sec. 7)" in html
+    for c in doc["claims"]:
+        assert c["id"] in html and c["id"].replace("-", "-{}") in tex
+    assert html.count('id="fig-experiments-') == 3
+    assert (out / "figures" / "expsteps.png").exists()
+    assert "\\includegraphics" in tex and "expdepth.png" in tex
+
+
+def test_report_without_experiments_has_no_section(tmp_path):
+    from universality import Config, verify
+    from universality.report import render
+
+    html = render.render_html(render.build_context(verify(Config(N=6, J=4, L=4, samples=2)), argv=[]))
+    assert 'id="experiments"' not in html
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"), ("not json", "cannot read"), ('{"schema": "other"}', "not an experiments document"),
+])
+def test_bad_experiments_file(tmp_path, content, message):
+    f = tmp_path / "e.json"
+    if content is not None:
+        f.write_text(content)
+    res = run_cli("--N", "6", "--J", "4", "--L", "4", "--report", str(tmp_path / "r"), "--experiments", str(f))
+    assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+    res = run_cli("--N", "6", "--J", "4", "--L", "4", "--experiments", str(f))
+    assert res.returncode == 2 and "needs --report" in res.stderr
+
+
+def test_dumps_round_trips(doc):
+    assert json.loads(dumps(doc))["claims"][0]["id"] == doc["claims"][0]["id"]
