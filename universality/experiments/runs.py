@@ -154,10 +154,13 @@ def _sinusoid(job: Job) -> dict:
     if "maml" in job.learners:
         maml = MAML(net, alpha=p.alpha, steps=p.train_steps, first_order=p.first_order)
         before = float(maml.meta_loss(maml.params(), *train_probe[:4]))
+        t0 = time.perf_counter()
         hist = train_maml(maml, sample, p.maml_iters, p.meta_lr)
+        secs = time.perf_counter() - t0
         after = float(maml.meta_loss(maml.params(), *train_probe[:4]))
         out["params"]["maml"] = target
-        out["train"]["maml"] = {"before": before, "after": after, "history": _thin(hist)}
+        out["train"]["maml"] = {"before": before, "after": after, "history": _thin(hist), "seconds": secs,
+                                "iterations": p.maml_iters}
         curves = {}
         for name, (a, ph) in {"in": (0, 0), "amplitude": (1, 0), "phase": (0, 1)}.items():
             xs, ys, xq, yq, _ = at(a, ph)
@@ -175,10 +178,12 @@ def _sinusoid(job: Job) -> dict:
             return mse(tc(torch.cat([xs, xq], 1), tau), torch.cat([ys, yq], 1))
 
         before = float(tc_loss(train_probe).detach())
+        t0 = time.perf_counter()
         hist = _adam_loop(tc.parameters(), tc_loss, sample, p.baseline_iters, p.meta_lr)
+        secs = time.perf_counter() - t0
         out["params"]["tc"] = count_params(tc)
         out["train"]["tc"] = {"before": before, "after": float(tc_loss(train_probe).detach()),
-                              "history": _thin(hist)}
+                              "history": _thin(hist), "seconds": secs, "iterations": p.baseline_iters}
         out["tc_steps"] = {name: _tc_curve(tc, *at(a, ph)[:4], at(a, ph)[4], p.tc_lr, p.max_steps)
                            for name, (a, ph) in {"in": (0, 0), "amplitude": (1, 0), "phase": (0, 1)}.items()}
     for name, build in (("snail", lambda w: SNAIL(width=w, k=p.k)), ("lstm", lambda w: LSTMLearner(width=w))):
@@ -191,10 +196,12 @@ def _sinusoid(job: Job) -> dict:
             return mse(model(xs, ys, xq), yq)
 
         before = float(loss(train_probe).detach())
+        t0 = time.perf_counter()
         hist = _adam_loop(model.parameters(), loss, sample, p.baseline_iters, p.meta_lr)
+        secs = time.perf_counter() - t0
         out["params"][name] = count_params(model)
         out["train"][name] = {"before": before, "after": float(loss(train_probe).detach()),
-                              "history": _thin(hist)}
+                              "history": _thin(hist), "seconds": secs, "iterations": p.baseline_iters}
         with torch.no_grad():
             shift = {}
             for axis in ("amplitude", "phase"):
@@ -232,7 +239,9 @@ def _depth(job: Job) -> dict:
     net = build(width_for(build, p.depth_params))
     maml = MAML(net, alpha=p.depth_alpha, steps=1, first_order=p.first_order)
     before = float(maml.meta_loss(maml.params(), *probe[:4]))
+    t0 = time.perf_counter()
     hist = train_maml(maml, sample, p.depth_iters, p.meta_lr)
+    maml_s = time.perf_counter() - t0
     after = float(maml.meta_loss(maml.params(), *probe[:4]))
     maml_err = maml.curve(*test[:4], 1).numpy()[:, -1]
 
@@ -244,12 +253,15 @@ def _depth(job: Job) -> dict:
         return mse(oracle(torch.cat([xs, xq], 1), tau), torch.cat([ys, yq], 1))
 
     o_before = float(o_loss(probe).detach())
+    t0 = time.perf_counter()
     o_hist = _adam_loop(oracle.parameters(), o_loss, sample, p.depth_iters, p.meta_lr)
+    oracle_s = time.perf_counter() - t0
     with torch.no_grad():
         xs, ys, xq, yq, tau = test
         oracle_err = ((oracle(xq, tau) - yq) ** 2).mean(dim=(1, 2)).numpy()
     return {"depth": job.depth, "params": {"maml": count_params(net), "oracle": count_params(oracle)},
-            "train": {"maml": {"before": before, "after": after, "history": _thin(hist)},
+            "train": {"maml": {"before": before, "after": after, "history": _thin(hist), "seconds": maml_s,
+                               "iterations": p.depth_iters},
                       "oracle": {"before": o_before, "after": float(o_loss(probe).detach()),
-                                 "history": _thin(o_hist)}},
+                                 "history": _thin(o_hist), "seconds": oracle_s, "iterations": p.depth_iters}},
             "maml_err": maml_err, "oracle_err": oracle_err}

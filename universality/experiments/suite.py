@@ -61,7 +61,7 @@ def assemble(experiments: list[str], profile: Profile, root_seed: int,
     for j, r in sin:
         out["params"].update(r["params"])
         out["training"].append({"job": j.label, "seconds": r["seconds"], **{
-            k: {"before": v["before"], "after": v["after"], "history": v["history"]} for k, v in r["train"].items()}})
+            k: dict(v) for k, v in r["train"].items()}})
     if "steps" in experiments:
         curves = {
             "maml_in": np.stack([r["maml_steps"]["in"] for _, r in sin]),
@@ -102,7 +102,7 @@ def assemble(experiments: list[str], profile: Profile, root_seed: int,
             "curves": {"maml": _per_seed(np.swapaxes(maml, 1, 2)), "oracle": _per_seed(np.swapaxes(oracle, 1, 2))}}
         for j, r in sorted(dep, key=lambda jr: (jr[0].seed_index, jr[0].depth)):
             out["training"].append({"job": j.label, "seconds": r["seconds"], **{
-                k: {"before": v["before"], "after": v["after"], "history": v["history"]} for k, v in r["train"].items()}})
+                k: dict(v) for k, v in r["train"].items()}})
         out["claims"] += [c.as_dict() for c in X.judge_depth(maml, oracle, layers, root_seed + 20, note)]
     counts = {v.value: 0 for v in Verdict}
     for c in out["claims"]:
