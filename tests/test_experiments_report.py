@@ -120,3 +120,22 @@ def test_bad_experiments_file(tmp_path, content, message):
 
 def test_dumps_round_trips(doc):
     assert json.loads(dumps(doc))["claims"][0]["id"] == doc["claims"][0]["id"]
+
+
+def test_assemble_with_omniglot_results():
+    r = np.random.default_rng(3)
+    ts = [{"name": "none", "kind": "none", "value": 0.0}, {"name": "shear 0.5", "kind": "shear", "value": 0.5}]
+    results = [(Job("omniglot", 0, s, TINY, data="/x"), {
+        "seconds": 1.0, "transforms": ts, "params": {"maml": 10, "snail": 11},
+        "train": {"omniglot-maml": {"before": 1.6, "after": 1.0, "history": []}},
+        "acc": {"maml": 0.9 - 0.05 * np.array([[0.0], [1.0]]) + 0.01 * r.random((2, 8)),
+                "snail": 0.9 - 0.5 * np.array([[0.0], [1.0]]) + 0.01 * r.random((2, 8))}})
+        for s in range(TINY.seeds)]
+    sinusoid = [jr for jr in _fake_results() if jr[0].kind == "sinusoid"]
+    doc = suite.assemble(["ood"], TINY, 0, sinusoid + results)
+    got = {c["id"]: c["verdict"] for c in doc["claims"]}
+    assert got["exp-omniglot-maml-robust"] == "PASS" and got["exp-omniglot-similar-in-distribution"] == "PASS"
+    assert np.shape(doc["results"]["omniglot"]["curves"]["maml"]["per_seed"]) == (TINY.seeds, 2)
+    from universality.experiments.output import plots
+
+    assert [f["key"] for f in plots({"results": {"omniglot": doc["results"]["omniglot"]}})] == ["omniglot"]

@@ -94,3 +94,14 @@ def test_bootstrap_is_paired_and_reproducible():
         ex.bootstrap([a, a[:, :3]], ex.log_ratio_stat, _rng(0))
     with pytest.raises(ValueError):
         ex.decide("sideways", b2)
+
+
+def test_omniglot_verdicts():
+    r = _rng(6)
+    shifts = np.array([0.0, 0.5, 1.0])[None, :, None]
+    maml = np.clip(0.1 + 0.05 * shifts + 0.01 * r.random((3, 3, 40)), 0, 1)
+    snail = np.clip(0.12 + 0.4 * shifts + 0.01 * r.random((3, 3, 40)), 0, 1)
+    got = {x.id: x.verdict for x in ex.judge_omniglot({"maml": maml, "snail": snail}, seed=0)}
+    assert got == {ex.OMNI_SIMILAR.id: Verdict.PASS, ex.OMNI_ROBUST.id: Verdict.PASS}
+    got = {x.id: x.verdict for x in ex.judge_omniglot({"maml": snail, "snail": maml * 0.1}, seed=0)}
+    assert got == {ex.OMNI_SIMILAR.id: Verdict.FAIL, ex.OMNI_ROBUST.id: Verdict.FAIL}

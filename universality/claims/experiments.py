@@ -55,6 +55,12 @@ OOD_AMPLITUDE = _spec("exp-ood-maml-robust-amplitude",
 OOD_PHASE = _spec("exp-ood-maml-robust-phase",
                   "paired difference of degradations [err(shift 1) - err(shift 0)] of SNAIL minus that of "
                   "MAML along the phase axis; > 0 means MAML degrades less")
+OMNI_SIMILAR = _spec("exp-omniglot-similar-in-distribution",
+                     "|log(mean error rate SNAIL / mean error rate MAML)| on unshifted 5-way 1-shot Omniglot "
+                     "test tasks; inside log 2 is 'similar'")
+OMNI_ROBUST = _spec("exp-omniglot-maml-robust",
+                    "paired difference of degradations [error rate shifted - error rate unshifted, averaged over "
+                    "the shear and scale shifts] of SNAIL minus that of MAML; > 0 means MAML degrades less")
 DEPTH_MAML = _spec("exp-depth-maml-improves",
                    "minus the least-squares slope of MAML's post-update error against the number of hidden "
                    "layers (parameters held fixed), per test task; > 0 means error falls with depth")
@@ -199,6 +205,19 @@ def judge_ood(errors: dict, seed: int, note: str = "") -> list[ClaimResult]:
         deg_m = m[axis][:, -1] - m[axis][:, 0]
         out.append(judge(spec, "direction", [deg_s - deg_m], mean_stat, seed + 1,
                          baseline=deg_s, note=note))
+    return out
+
+
+def judge_omniglot(errors: dict, seed: int, note: str = "") -> list[ClaimResult]:
+    """``errors[learner]``: (seeds, transforms, tasks) error rates (1 - accuracy) for learner in
+    {maml, snail}; transform index 0 is the unshifted one."""
+    m, s = errors["maml"], errors["snail"]
+    out = [judge(OMNI_SIMILAR, "similar", [s[:, 0], m[:, 0]], lambda a, b: np.abs(log_ratio_stat(a, b)),
+                 seed, margin=SIMILAR_MARGIN, note=note)]
+    if m.shape[1] > 1:
+        deg_s = s[:, 1:].mean(axis=1) - s[:, 0]
+        deg_m = m[:, 1:].mean(axis=1) - m[:, 0]
+        out.append(judge(OMNI_ROBUST, "direction", [deg_s - deg_m], mean_stat, seed + 1, baseline=deg_s, note=note))
     return out
 
 

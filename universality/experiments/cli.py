@@ -182,7 +182,11 @@ def _run(experiments, profile, args, workers, omniglot) -> dict:
 
     def done(job, result):
         progress.advance(bars[job.kind])
-        progress.console.log(f"done: {job.label} ({result['seconds']:.1f} s)") if console.is_terminal else None
+        line = f"done: {job.label} ({result['seconds']:.1f} s)"
+        if console.is_terminal:
+            progress.console.log(line)
+        else:  # logs: one plain line per finished seed / configuration
+            print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
     with progress:
         return run_suite(experiments, profile, root_seed=args.seed, workers=workers,

@@ -90,6 +90,8 @@ def assemble(experiments: list[str], profile: Profile, root_seed: int,
                 "curves": {name: _per_seed(np.stack([r["acc"][name] for _, r in omni]).swapaxes(1, 2))
                            for name in omni[0][1]["acc"]},
                 "params": omni[0][1]["params"]}
+            err = {name: 1.0 - np.stack([r["acc"][name] for _, r in omni]) for name in ("maml", "snail")}
+            out["claims"] += [c.as_dict() for c in X.judge_omniglot(err, root_seed + 30, note)]
     if dep:
         layers = list(profile.depth_layers)
         by = {(j.seed_index, j.depth): r for j, r in dep}
