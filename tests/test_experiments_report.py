@@ -139,3 +139,16 @@ def test_assemble_with_omniglot_results():
     from universality.experiments.output import plots
 
     assert [f["key"] for f in plots({"results": {"omniglot": doc["results"]["omniglot"]}})] == ["omniglot"]
+
+
+def test_text_summary_lists_every_claim(doc):
+    from rich.console import Console
+
+    from universality.experiments.output import text_summary
+
+    console = Console(record=True, width=200)
+    text_summary(doc, console)
+    out = console.export_text()
+    for c in doc["claims"]:
+        assert c["id"] in out
+    assert "parameters:" in out and "depth study parameters" in out

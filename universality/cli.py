@@ -36,6 +36,8 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --target mymod:f --sweep 2,4,8,16 --plot conv.png
   verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
   verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
+  verify-construction experiments all --profile quick --out runs/q  # the paper's Sec. 7 experiments
+                                  # (own options: verify-construction experiments --help; docs/experiments.md)
 """
 
 

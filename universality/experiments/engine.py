@@ -1,7 +1,8 @@
 """Run experiment jobs in parallel through an existing engine.
 
-- default: :class:`concurrent.futures.ProcessPoolExecutor` with ``workers`` processes (spawned, so no
-  worker inherits torch's thread pools); ``workers == 1`` runs the jobs in this process;
+- default: :class:`concurrent.futures.ProcessPoolExecutor` with ``workers`` processes forked from a
+  fork server that preloads torch (so no worker inherits torch's thread pools, and torch is imported
+  once); ``workers == 1`` runs the jobs in this process;
 - ``scheduler``: a ``dask.distributed`` cluster, either an address (``tcp://host:8786``) or an
   existing :class:`distributed.Client` / ``LocalCluster`` object (the tests pass a LocalCluster).
 
@@ -47,9 +48,7 @@ def run_jobs(jobs: Iterable[Job], workers: int = 1, scheduler=None,
         for i, job in enumerate(jobs):
             done(i, run_job(job))
     else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_context()) as ex:
             futures = {ex.submit(run_job, job): i for i, job in enumerate(jobs)}
             try:
                 for fut in as_completed(futures):
@@ -59,6 +58,18 @@ def run_jobs(jobs: Iterable[Job], workers: int = 1, scheduler=None,
                     fut.cancel()
                 raise
     return [(job, results[i]) for i, job in enumerate(jobs)]
+
+
+def _context():
+    """A fork server that has imported torch once (it never runs torch, so it holds no thread pools)
+    and forks the workers from it; spawn where there is no fork server (Windows)."""
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():  # pragma: no cover - Windows
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "universality.experiments.runs"])
+    return ctx
 
 
 def _run_dask(jobs: list[Job], scheduler, done) -> None:
