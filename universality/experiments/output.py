@@ -82,10 +82,11 @@ def plots(doc: dict) -> list[dict]:
             for ax, axis in zip(axes, ("amplitude", "phase")):
                 for name, curves in r["curves"].items():
                     _errorbar(ax, r["shifts"], curves[axis], LABELS[name])
-                ax.set(xlabel=f"{axis} shift (0 = training range, 1 = paper's OOD range)", yscale="log")
+                ax.set(xlabel=f"{axis} shift", yscale="log")
             axes[0].set_ylabel("query MSE")
             axes[0].legend(fontsize=7)
-            fig.suptitle("Fig. 3: error against distribution shift")
+            fig.suptitle("Fig. 3: error against distribution shift (0 = training range, 1 = the paper's OOD range)",
+                         fontsize=9)
         out.append({"key": "ood", "title": "Error against distribution shift", "png": _figure(draw)})
     if "omniglot" in res:
         r = res["omniglot"]
