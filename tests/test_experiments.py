@@ -118,7 +118,7 @@ def test_maml_curve_matches_a_plain_autograd_loop():
         np.testing.assert_allclose(curve[t].numpy(), want, rtol=1e-4, atol=1e-6)
 
 
-def test_dask_local_cluster_path():
+def test_dask_local_cluster_path(capsys):
     distributed = pytest.importorskip("distributed")
     jobs = [Job("depth", 2, 0, TINY, depth=1), Job("depth", 2, 0, TINY, depth=2)]
     local = run_jobs(jobs, workers=1)
@@ -126,6 +126,13 @@ def test_dask_local_cluster_path():
                                   dashboard_address=None) as cluster:
         seen = []
         remote = run_jobs(jobs, scheduler=cluster, on_done=lambda j, r: seen.append(j.depth))
+        # the CLI's --scheduler ADDRESS path, against the same cluster
+        rc = cli_main(["experiments", "depth", "--profile", "tiny", "--seeds", "1", "--seed", "2",
+                       "--scheduler", cluster.scheduler_address, "--json"])
+        printed = json.loads(capsys.readouterr().out)
+    assert rc in (0, 1) and printed["scheduler"] == cluster.scheduler_address
+    np.testing.assert_allclose(printed["results"]["depth"]["curves"]["maml"]["per_seed"][0],
+                               [r["maml_err"].mean() for _, r in local], rtol=1e-5)
     assert sorted(seen) == [1, 2]
     for (ja, a), (jb, b) in zip(local, remote):
         assert ja == jb
