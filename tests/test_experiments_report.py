@@ -46,6 +46,7 @@ def doc():
     d = {"schema": suite.SCHEMA, "experiments": list(suite.EXPERIMENTS), "profile": TINY.as_dict(), "seed": 0,
          "seeds": list(range(TINY.seeds)), "workers": 1, "scheduler": None, "elapsed_s": 1.0}
     d.update(suite.assemble(list(suite.EXPERIMENTS), TINY, 0, _fake_results()))
+    d["passed"] = all(c["verdict"] == "PASS" for c in d["claims"])
     return d
 
 
@@ -106,16 +107,88 @@ def test_report_without_experiments_has_no_section(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"), ("not json", "cannot read"), ('{"schema": "other"}', "not an experiments document"),
+    ('{"schema": "universality-experiments/1", "claims": [{"id": 1}]}', "malformed"),
 ])
 def test_bad_experiments_file(tmp_path, content, message):
+    from universality.experiments.section import load_section
+
     f = tmp_path / "e.json"
     if content is not None:
         f.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_section(f)
+
+
+def test_bad_experiments_file_cli(tmp_path):
+    f = tmp_path / "e.json"
+    f.write_text("[]")
     res = run_cli("--N", "6", "--J", "4", "--L", "4", "--report", str(tmp_path / "r"), "--experiments", str(f))
-    assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1
+    assert res.returncode == 2 and "not an experiments document" in res.stderr and res.stderr.count("\n") == 1
     assert not (tmp_path / "r").exists()
     res = run_cli("--N", "6", "--J", "4", "--L", "4", "--experiments", str(f))
     assert res.returncode == 2 and "needs --report" in res.stderr
+
+
+def test_section_in_rendered_html_and_tex(doc, tmp_path):
+    from universality import Config, verify
+    from universality.experiments.output import write_outputs as write
+    from universality.experiments.section import load_section
+    from universality.report import render
+
+    write(doc, str(tmp_path / "exp"))
+    ctx = render.build_context(verify(Config(N=6, J=4, L=4, samples=2)), argv=[], figures=False)
+    ctx["experiments"] = load_section(tmp_path / "exp" / "experiments.json")
+    html = render.render_html(ctx)
+    tex = render.render_tex(ctx, None)
+    assert 'id="experiments"' in html and "Experiments (paper Sec.~7)" in tex
+    for c in doc["claims"]:
+        assert c["id"] in html
+
+
+def _fake_cli(monkeypatch, doc):
+    pytest.importorskip("torch")
+    from universality.experiments import suite as s
+
+    monkeypatch.setattr(s, "run_suite", lambda *a, **k: doc)
+
+
+def test_cli_text_output_and_exit_status(doc, tmp_path, monkeypatch, capsys):
+    from universality.cli import main
+
+    _fake_cli(monkeypatch, doc)
+    rc = main(["experiments", "all", "--profile", "tiny", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert rc == (0 if doc["passed"] else 1)
+    assert "written:" in out and all(c["id"][:12] in out for c in doc["claims"])
+
+
+def test_cli_write_error_is_exit_3(doc, tmp_path, monkeypatch, capsys):
+    from universality.cli import main
+    from universality.experiments import output
+
+    _fake_cli(monkeypatch, doc)
+
+    def fail(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(output, "write_outputs", fail)
+    assert main(["experiments", "all", "--profile", "tiny", "--out", str(tmp_path / "o")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and "\n" not in err
+
+
+def test_cli_scheduler_without_distributed(monkeypatch, capsys):
+    import sys
+
+    from universality.cli import main
+
+    pytest.importorskip("torch")
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert main(["experiments", "steps", "--profile", "tiny", "--scheduler", "tcp://x:1"]) == 2
+    assert "Dask distributed" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["experiments", "steps", "--scheduler", " "]) == 2
+    assert main(["experiments", "steps", "--omniglot", "."]) == 2
 
 
 def test_dumps_round_trips(doc):

@@ -48,15 +48,15 @@ def run_jobs(jobs: Iterable[Job], workers: int = 1, scheduler=None,
         for i, job in enumerate(jobs):
             done(i, run_job(job))
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_context()) as ex:
+        ex = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_context())
+        try:
             futures = {ex.submit(run_job, job): i for i, job in enumerate(jobs)}
-            try:
-                for fut in as_completed(futures):
-                    done(futures[fut], fut.result())
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+        except BaseException:  # Ctrl-C or a failed job: drop the queue, do not wait for running jobs
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown()
     return [(job, results[i]) for i, job in enumerate(jobs)]
 
 

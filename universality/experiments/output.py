@@ -162,7 +162,8 @@ def text_summary(doc: dict, console) -> None:
 
     t = Table(title=f"Experiments ({doc['profile']['name']} profile, {len(doc['seeds'])} seeds, "
                     f"{doc['elapsed_s']:.0f} s)")
-    for col in ("claim", "verdict", "estimate", "95% interval", "threshold", "per-seed verdicts"):
+    t.add_column("claim", overflow="fold")  # ids wrap, never cut with an ellipsis
+    for col in ("verdict", "estimate", "95% interval", "threshold", "per-seed verdicts"):
         t.add_column(col)
     for c in doc["claims"]:
         comp = c["computed"]
