@@ -88,4 +88,6 @@ def test_omniglot_job_runs(omni_dir):
         acc = r["acc"][learner]
         assert acc.shape == (3, TINY.omni_test_tasks) and np.all((0 <= acc) & (acc <= 1))
     assert set(r["params"]) == {"maml", "snail"}
+    for key in ("maml", "maml_support", "random", "random_support"):
+        assert r["finetune"][key].shape == (TINY.omni_finetune_steps + 1, TINY.omni_test_tasks)
     assert abs(r["params"]["snail"] - r["params"]["maml"]) <= 0.25 * r["params"]["maml"]

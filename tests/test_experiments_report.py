@@ -201,6 +201,8 @@ def test_assemble_with_omniglot_results():
     results = [(Job("omniglot", 0, s, TINY, data="/x"), {
         "seconds": 1.0, "transforms": ts, "params": {"maml": 10, "snail": 11},
         "train": {"omniglot-maml": {"before": 1.6, "after": 1.0, "history": []}},
+        "finetune": {"maml": np.full((4, 8), 0.8), "maml_support": np.ones((4, 8)),
+                     "random": np.full((4, 8), 0.3), "random_support": np.ones((4, 8))},
         "acc": {"maml": 0.9 - 0.05 * np.array([[0.0], [1.0]]) + 0.01 * r.random((2, 8)),
                 "snail": 0.9 - 0.5 * np.array([[0.0], [1.0]]) + 0.01 * r.random((2, 8))}})
         for s in range(TINY.seeds)]
@@ -208,10 +210,12 @@ def test_assemble_with_omniglot_results():
     doc = suite.assemble(["ood"], TINY, 0, sinusoid + results)
     got = {c["id"]: c["verdict"] for c in doc["claims"]}
     assert got["exp-omniglot-maml-robust"] == "PASS" and got["exp-omniglot-similar-in-distribution"] == "PASS"
+    assert got["exp-omniglot-finetune-no-drop"] == "PASS"
     assert np.shape(doc["results"]["omniglot"]["curves"]["maml"]["per_seed"]) == (TINY.seeds, 2)
     from universality.experiments.output import plots
 
-    assert [f["key"] for f in plots({"results": {"omniglot": doc["results"]["omniglot"]}})] == ["omniglot"]
+    figs = plots({"results": {k: doc["results"][k] for k in ("omniglot", "omniglot_finetune")}})
+    assert [f["key"] for f in figs] == ["omniglot", "finetune"]
 
 
 def test_text_summary_lists_every_claim(doc):

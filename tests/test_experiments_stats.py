@@ -105,3 +105,12 @@ def test_omniglot_verdicts():
     assert got == {ex.OMNI_SIMILAR.id: Verdict.PASS, ex.OMNI_ROBUST.id: Verdict.PASS}
     got = {x.id: x.verdict for x in ex.judge_omniglot({"maml": snail, "snail": maml * 0.1}, seed=0)}
     assert got == {ex.OMNI_SIMILAR.id: Verdict.FAIL, ex.OMNI_ROBUST.id: Verdict.FAIL}
+
+
+def test_omniglot_finetune_verdicts():
+    r = _rng(8)
+    steps = np.arange(11)[None, :, None]
+    flat = 0.2 + 0.01 * r.random((3, 11, 40))
+    assert ex.judge_omniglot_finetune(flat, 1, seed=0).verdict == Verdict.PASS
+    dropping = 0.2 + 0.03 * steps + 0.01 * r.random((3, 11, 40))
+    assert ex.judge_omniglot_finetune(dropping, 1, seed=0).verdict == Verdict.FAIL

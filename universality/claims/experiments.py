@@ -31,6 +31,7 @@ CONFIDENCE = 0.95
 N_BOOT = 2000
 SIMILAR_MARGIN = math.log(2.0)   # "similar": mean errors within a factor 2 of each other
 FLAT_MARGIN = 0.2                # "gains nothing": deeper nets cut the error by less than 20 %
+FINETUNE_MARGIN = 0.05           # "no drop in accuracy": less than 5 accuracy points
 
 
 def _spec(id: str, method: str) -> ClaimSpec:
@@ -61,6 +62,10 @@ OMNI_SIMILAR = _spec("exp-omniglot-similar-in-distribution",
 OMNI_ROBUST = _spec("exp-omniglot-maml-robust",
                     "paired difference of degradations [error rate shifted - error rate unshifted, averaged over "
                     "the shear and scale shifts] of SNAIL minus that of MAML; > 0 means MAML degrades less")
+OMNI_NO_OVERFIT = _spec("exp-omniglot-finetune-no-drop",
+                        "paired difference err(after the last fine-tuning step) - err(after the trained number of "
+                        "inner steps) of MAML's initialisation on plain Omniglot test tasks, fine-tuned on the "
+                        "same support set; below 0.05 (5 accuracy points) means no drop")
 DEPTH_MAML = _spec("exp-depth-maml-improves",
                    "minus the least-squares slope of MAML's post-update error against the number of hidden "
                    "layers (parameters held fixed), per test task; > 0 means error falls with depth")
@@ -219,6 +224,12 @@ def judge_omniglot(errors: dict, seed: int, note: str = "") -> list[ClaimResult]
         deg_m = m[:, 1:].mean(axis=1) - m[:, 0]
         out.append(judge(OMNI_ROBUST, "direction", [deg_s - deg_m], mean_stat, seed + 1, baseline=deg_s, note=note))
     return out
+
+
+def judge_omniglot_finetune(err: np.ndarray, trained_steps: int, seed: int, note: str = "") -> ClaimResult:
+    """``err``: (seeds, steps+1, tasks) error rates of MAML's initialisation fine-tuned 0..steps times."""
+    d = err[:, -1] - err[:, trained_steps]
+    return judge(OMNI_NO_OVERFIT, "at_most", [d], mean_stat, seed, margin=FINETUNE_MARGIN, note=note)
 
 
 def judge_depth(maml: np.ndarray, oracle: np.ndarray, depths, seed: int, note: str = "") -> list[ClaimResult]:

@@ -243,6 +243,29 @@ def run_omniglot_job(job) -> dict:
         acc["maml"].append((logits.argmax(-1) == qy).float().mean(-1).detach().numpy())
         with torch.no_grad():
             acc["snail"].append((snail(sx, sy, qx).argmax(-1) == qy).float().mean(-1).numpy())
+    # Fig. 4: fine-tune for many steps on the support set (plain tasks); MAML's initialisation against a
+    # randomly initialised net of the same architecture (query accuracy; the random net's support accuracy)
+    draw = np.random.default_rng(np.random.SeedSequence([job.root_seed, job.seed_index, 99]))
+    sx, sy, qx, qy = batch(draw, test_chars, p.omni_test_tasks)
+    random_net = build_conv(p.omni_filters, p.omni_size, p.omni_ways)
+
+    def finetune_curve(params):
+        def one(x_s, y_s, x_q, y_q):
+            prm, q_acc, s_acc = params, [], []
+            for i in range(p.omni_finetune_steps + 1):
+                q_acc.append((functional_call(conv, prm, (x_q,)).argmax(-1) == y_q).float().mean())
+                s_acc.append((functional_call(conv, prm, (x_s,)).argmax(-1) == y_s).float().mean())
+                if i < p.omni_finetune_steps:
+                    g = grad(loss)(prm, x_s, y_s)
+                    prm = {k: prm[k] - p.omni_alpha * g[k] for k in prm}
+            return torch.stack(q_acc), torch.stack(s_acc)
+
+        q, s_ = vmap(one)(sx, sy, qx, qy)
+        return q.detach().numpy().T, s_.detach().numpy().T  # (steps+1, tasks)
+
+    fm, fm_train = finetune_curve({k: v.detach() for k, v in conv.named_parameters()})
+    fr, fr_train = finetune_curve({k: v.detach() for k, v in random_net.named_parameters()})
     return {"transforms": ts, "acc": {k: np.stack(v) for k, v in acc.items()},
+            "finetune": {"maml": fm, "maml_support": fm_train, "random": fr, "random_support": fr_train},
             "params": {"maml": count_params(conv), "snail": count_params(snail)},
             "train": {f"omniglot-{k}": {"before": before[k], "after": after[k], "history": []} for k in before}}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 LABELS = {"maml_in": "MAML, in distribution", "maml_ood": "MAML, out of distribution",
           "tc_in": "task-conditioned, in distribution", "tc_ood": "task-conditioned, out of distribution",
-          "maml": "MAML", "snail": "SNAIL-style", "lstm": "LSTM", "oracle": "task-conditioned oracle"}
+          "maml": "MAML", "snail": "SNAIL-style", "maml_support": "MAML, support set",
+          "random": "random initialisation", "random_support": "random initialisation, support set", "lstm": "LSTM", "oracle": "task-conditioned oracle"}
 
 
 def _clean(x):
@@ -100,6 +101,17 @@ def plots(doc: dict) -> list[dict]:
             ax.set(ylabel="5-way 1-shot accuracy", title="Omniglot: accuracy under shear and scale")
             ax.legend(fontsize=7)
         out.append({"key": "omniglot", "title": "Omniglot accuracy under shifts", "png": _figure(draw)})
+    if "omniglot_finetune" in res:
+        r = res["omniglot_finetune"]
+
+        def draw(fig):
+            ax = fig.subplots()
+            for key, style in (("maml", "-"), ("maml_support", ":"), ("random", "-"), ("random_support", ":")):
+                _errorbar(ax, r["steps"], r["curves"][key], LABELS[key], linestyle=style)
+            ax.set(xlabel="fine-tuning steps on the support set", ylabel="accuracy",
+                   title="Fig. 4: Omniglot fine-tuning, MAML initialisation vs random")
+            ax.legend(fontsize=7)
+        out.append({"key": "finetune", "title": "Omniglot accuracy against fine-tuning steps", "png": _figure(draw)})
     if "depth" in res:
         r = res["depth"]
 

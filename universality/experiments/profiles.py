@@ -57,6 +57,7 @@ class Profile:
     omni_test_tasks: int = 100
     omni_shears: tuple = (0.0, 0.3, 0.6)
     omni_scales: tuple = (0.8, 0.6)
+    omni_finetune_steps: int = 100  # Fig. 4: fine-tuning steps at test time
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -77,5 +78,5 @@ TINY = Profile("tiny", seeds=2, maml_iters=60, baseline_iters=100, meta_batch=4,
                test_tasks=6, test_queries=20, shifts=(0.0, 1.0), depth_params=1500, depth_layers=(1, 2),
                depth_iters=150, depth_meta_batch=4, depth_test_tasks=6,
                omni_iters=20, omni_meta_batch=2, omni_filters=8, omni_size=14, omni_test_tasks=4, omni_queries=1,
-               omni_shears=(0.0, 0.5), omni_scales=(0.6,))
+               omni_shears=(0.0, 0.5), omni_scales=(0.6,), omni_finetune_steps=3)
 PROFILES = {p.name: p for p in (TINY, QUICK, PAPER)}

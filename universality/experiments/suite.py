@@ -92,6 +92,13 @@ def assemble(experiments: list[str], profile: Profile, root_seed: int,
                 "params": omni[0][1]["params"]}
             err = {name: 1.0 - np.stack([r["acc"][name] for _, r in omni]) for name in ("maml", "snail")}
             out["claims"] += [c.as_dict() for c in X.judge_omniglot(err, root_seed + 30, note)]
+            if all("finetune" in r for _, r in omni):
+                ft = {k: np.stack([r["finetune"][k] for _, r in omni]) for k in omni[0][1]["finetune"]}
+                out["results"]["omniglot_finetune"] = {
+                    "steps": list(range(ft["maml"].shape[1])), "trained_steps": profile.omni_steps,
+                    "curves": {k: _per_seed(np.swapaxes(v, 1, 2)) for k, v in ft.items()}}
+                out["claims"].append(X.judge_omniglot_finetune(1.0 - ft["maml"], profile.omni_steps,
+                                                               root_seed + 40, note).as_dict())
     if dep:
         layers = list(profile.depth_layers)
         by = {(j.seed_index, j.depth): r for j, r in dep}
