@@ -201,7 +201,7 @@ def test_assemble_with_omniglot_results():
     results = [(Job("omniglot", 0, s, TINY, data="/x"), {
         "seconds": 1.0, "transforms": ts, "params": {"maml": 10, "snail": 11},
         "train": {"omniglot-maml": {"before": 1.6, "after": 1.0, "history": []}},
-        "finetune": {"maml": np.full((4, 8), 0.8), "maml_support": np.ones((4, 8)),
+        "finetune": {"maml": np.array([[0.7], [0.8], [0.8], [0.8]]) + np.zeros((4, 8)), "maml_support": np.ones((4, 8)),
                      "random": np.full((4, 8), 0.3), "random_support": np.ones((4, 8))},
         "acc": {"maml": 0.9 - 0.05 * np.array([[0.0], [1.0]]) + 0.01 * r.random((2, 8)),
                 "snail": 0.9 - 0.5 * np.array([[0.0], [1.0]]) + 0.01 * r.random((2, 8))}})

@@ -114,3 +114,5 @@ def test_omniglot_finetune_verdicts():
     assert ex.judge_omniglot_finetune(flat, 1, seed=0).verdict == Verdict.PASS
     dropping = 0.2 + 0.03 * steps + 0.01 * r.random((3, 11, 40))
     assert ex.judge_omniglot_finetune(dropping, 1, seed=0).verdict == Verdict.FAIL
+    frozen = ex.judge_omniglot_finetune(np.full((3, 11, 40), 0.8), 1, seed=0)  # nothing moved: vacuous
+    assert frozen.verdict == Verdict.UNDECIDED and "changed no" in frozen.note

@@ -229,7 +229,11 @@ def judge_omniglot(errors: dict, seed: int, note: str = "") -> list[ClaimResult]
 def judge_omniglot_finetune(err: np.ndarray, trained_steps: int, seed: int, note: str = "") -> ClaimResult:
     """``err``: (seeds, steps+1, tasks) error rates of MAML's initialisation fine-tuned 0..steps times."""
     d = err[:, -1] - err[:, trained_steps]
-    return judge(OMNI_NO_OVERFIT, "at_most", [d], mean_stat, seed, margin=FINETUNE_MARGIN, note=note)
+    res = judge(OMNI_NO_OVERFIT, "at_most", [d], mean_stat, seed, margin=FINETUNE_MARGIN, note=note)
+    if np.all(err == err[:, :1]):  # fine-tuning changed no prediction: "no drop" would be vacuous
+        res.verdict = Verdict.UNDECIDED
+        res.note = (note + "; " if note else "") + "fine-tuning changed no test error: nothing to judge"
+    return res
 
 
 def judge_depth(maml: np.ndarray, oracle: np.ndarray, depths, seed: int, note: str = "") -> list[ClaimResult]:
