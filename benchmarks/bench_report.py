@@ -22,7 +22,7 @@ def bench(cfg, pdf: bool) -> dict:
 
     out = {}
     t = time.perf_counter()
-    report = verify(cfg)
+    report = verify(cfg, report_data=True)
     out["verify"] = time.perf_counter() - t
     t = time.perf_counter()
     ctx = render.build_context(report)

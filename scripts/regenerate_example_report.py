@@ -25,7 +25,7 @@ def generate(out_dir: Path) -> Path:
     from universality import Config, verify
     from universality.report import write_report
 
-    report = verify(Config(N=6, J=4, L=4))
+    report = verify(Config(N=6, J=4, L=4), report_data=True)
     return write_report(report, out_dir, formats=("html", "tex"), force=True, argv=ARGV, now=FIXED_TIME)
 
 

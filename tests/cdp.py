@@ -30,6 +30,8 @@ class PageLoad:
     requests: list = field(default_factory=list)
     screenshot: bytes = b""
     loaded: bool = False
+    results: list = field(default_factory=list)  # values of the ``evaluate`` expressions
+    shots: list = field(default_factory=list)  # a screenshot after each expression
 
 
 def chromium_path() -> str | None:
@@ -117,8 +119,11 @@ class _Pipe:
                 pass
 
 
-def load_page(url: str, exe: str | None = None, timeout: float = 60, settle: float = 0.5) -> PageLoad:
-    """Open ``url`` in a fresh headless Chromium; record errors and requests; screenshot it."""
+def load_page(url: str, exe: str | None = None, timeout: float = 60, settle: float = 0.5,
+              evaluate: list[str] = ()) -> PageLoad:
+    """Open ``url`` in a fresh headless Chromium; record errors and requests; screenshot it. Then run
+    each JavaScript expression of ``evaluate`` (its value in ``results``, a screenshot after it in
+    ``shots``)."""
     exe = exe or chromium_path()
     if exe is None:
         raise FileNotFoundError("chromium is not installed")
@@ -139,6 +144,13 @@ def load_page(url: str, exe: str | None = None, timeout: float = 60, settle: flo
             pipe.pump(settle)
             shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session, timeout=timeout)
             out.screenshot = base64.b64decode(shot["data"])
+            for expr in evaluate:
+                r = pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                              session=session, timeout=timeout)
+                out.results.append(r.get("result", {}).get("value"))
+                pipe.pump(0.3)
+                shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session, timeout=timeout)
+                out.shots.append(base64.b64decode(shot["data"]))
             pipe.pump(0.2)
         finally:
             pipe.close()

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 
-# before NumPy is imported anywhere: see universality/__init__.py
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
 import shutil
 
 import pytest

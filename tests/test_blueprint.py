@@ -120,13 +120,53 @@ def test_malformed_blueprints_are_refused(text, message):
         bp.parse(text)
 
 
-def test_statements_render_with_mathtext():
-    """HTML reports pre-render every statement with matplotlib's mathtext (no network, no TeX)."""
-    from universality.report.mathsvg import render_svg
+def _texts():
+    """Every statement, title and explanation of the blueprint, and every finding's computed text."""
+    from universality import Config, verify
+    from universality.report.typeset import prose
 
+    out = []
     for e in bp.load():
-        svg = render_svg(e.statement)
-        assert svg.startswith("<svg") and "<path" in svg or "<use" in svg, e.id
+        out += [("$" + e.statement + "$", e.id), (e.title, e.id)] + ([(e.explain, e.id)] if e.explain else [])
+    rep = verify(Config(N=6, J=2, L=2, samples=2))
+    for f in rep.findings:
+        out += [(prose(f.headline), f.id), (prose(f.explanation), f.id), (prose(f.condition), f.id)]
+    return out
+
+
+def test_every_text_converts_to_mathml():
+    """latex2mathml parses every formula of the blueprint and of the findings (no source fallback)."""
+    from universality.report.typeset import html, split
+
+    for text, where in _texts():
+        out = html(text)
+        assert '<code class="tex">' not in out, (where, text)
+        assert out.count("<math") == sum(1 for m, _ in split(text) if m), where
+
+
+def test_mathml_keeps_negation_check_and_star():
+    """The symbols the old mathtext path lost: the slash of not-implies, the check accent, the star."""
+    from universality.report.typeset import html, plain
+
+    stmt = {e.id: e.statement for e in bp.load()}
+    psd = html("$" + stmt["gap:psd-implication"] + "$")
+    assert "&#x021CF;" in psd and "&#x021D2;" not in psd  # U+21CF (not implies), not U+21D2 (implies)
+    check = html("$" + stmt["gap:zero-label"] + "$")
+    assert "<mover><mi>e</mi><mo>&#x002C7;</mo></mover>" in check  # e with a caron (the check accent)
+    star = html("$" + stmt["def:discretisation"] + "$")
+    assert "<msup><mi>x</mi><mo>&#x022C6;</mo></msup>" in star  # x with a star superscript
+    assert "⇏" in plain("$" + stmt["gap:psd-implication"] + "$")
+    assert "ě" in __import__("unicodedata").normalize("NFC", plain(r"$\check e(y)$"))
+    assert plain(r"$x^\star$") == "x★"
+
+
+def test_no_ascii_pseudo_math_survives_in_titles():
+    for e in bp.load():
+        from universality.report.typeset import split
+
+        prose_only = "".join(s for m, s in split(e.title) if not m)
+        for bad in ("_", "^", "zbar", "theta", "e_check", "e_bar", "alpha", "!=", ">=", "=>", "x*", "yhat"):
+            assert bad not in prose_only, (e.id, bad)
 
 
 def test_spec_text_for_specs_outside_the_registries():

@@ -43,8 +43,17 @@ OPTIONS = {
     "--layout": (st.sampled_from(["auto", "compact", "paper"]), st.sampled_from(["truncated", "x", ""])),
     "--samples": (st.integers(0, 2).map(str), st.sampled_from(["-1", "x", "1000000", "99999999999", "1.5"])),
     "--seed": ints(0, 10**6), "--max-memory": reals(1e-3, 1e300),
+    "--loss": (st.sampled_from(["mse", "l1", "hinge", "huber"]), st.sampled_from(["ce", "CE", "", "mse2"])),
+    "--K": (st.integers(1, 2).map(str), st.sampled_from(["0", "-1", "10000000", "k"])),
+    "--backend": (st.sampled_from(["numeric", "auto"]), st.sampled_from(["", "exact", "Both"])),
+    "--target": (st.sampled_from(["copy", "cos"]), st.sampled_from(["", "nosuch", "os:system", ":", "a:"])),
+    "--sweep": (st.sampled_from(["2", "2,3"]), st.sampled_from(["4,2", "", ",", "0", "2,,3", "9999999"])),
+    "--y-max": reals(0.5, 4.0), "--y-min": reals(0.01, 0.4),
+    "--test-points": (st.integers(1, 5).map(str), st.sampled_from(["0", "-3", "10000000"])),
+    "--export": (st.sampled_from(["out", "a/b/out"]), st.sampled_from(["", " ", "/proc/version", "/dev/null/x"])),
+    "--report": (st.sampled_from(["rep", "x/rep"]), st.sampled_from(["", "/proc/version", "/dev/null/r"])),
 }
-FLAGS = ["--json", "--no-findings", "--bogus", "-x", "--N", "--export"]
+FLAGS = ["--json", "--no-findings", "--bogus", "-x", "--N", "--export", "--force", "--debug", "--symbolic-relu"]
 
 
 @st.composite
@@ -63,6 +72,8 @@ def argvs(draw):
         argv += draw(st.lists(st.sampled_from(FLAGS), min_size=1, max_size=2))
     if draw(st.integers(0, 3)) > 0:
         argv.append("--no-findings")  # keeps the valid runs short; findings are exercised below
+    if "--target" in argv and "--sweep" not in argv:
+        argv += ["--sweep", "2", "--test-points", "3"]  # keeps a universality run short
     return draw(st.permutations(argv)) if draw(st.integers(0, 4)) == 0 else argv
 
 
@@ -79,12 +90,20 @@ def run_in_process(argv: list) -> tuple:
 
 
 def check_contract(rc: int, out: str, err: str, argv) -> None:
+    """0/1 with valid output (--json: valid JSON matching the shipped schema), or 2 with exactly one
+    line on stderr and nothing on stdout. Exit 3 (internal/I-O error) never comes from input."""
     assert rc in (0, 1, 2), (rc, argv, err)
     assert "Traceback" not in out + err, (argv, err)
     assert "internal error" not in err, (argv, err)
     if rc == 2:
         assert err.count("\n") == 1 and err.startswith("verify-construction: error: "), (argv, err)
         assert out == "", (argv, out[:200])
+    elif "--json" in [str(a) for a in argv] and "--help" not in argv:
+        import json
+
+        from .schema import validate
+
+        validate(json.loads(out))
 
 
 @given(argvs())
@@ -126,20 +145,27 @@ def test_subprocess_contract():
 
 
 def test_export_contract_in_process():
-    """--export writes both files on success; a bad target is one line, exit 2, nothing written."""
+    """--export writes both files on success (creating missing parents); a bad target is one line,
+    exit 2, nothing written; existing output needs --force."""
     with tempfile.TemporaryDirectory() as tmp:
         target = os.path.join(tmp, "out")
-        rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--samples", "1", "--no-findings",
-                                       "--export", target])
+        small = ["--N", "5", "--J", "2", "--L", "2", "--samples", "1", "--no-findings"]
+        rc, out, err = run_in_process([*small, "--export", target])
         assert rc == 0, err
         assert sorted(os.listdir(target)) == ["construction.json", "construction.npz"]
         blocker = os.path.join(tmp, "file")
         open(blocker, "w").close()
-        for bad in (blocker, os.path.join(tmp, "missing", "out")):
-            rc, out, err = run_in_process(["--N", "5", "--J", "2", "--L", "2", "--export", bad])
+        for bad in (blocker, os.path.join(blocker, "out"), "", target):
+            rc, out, err = run_in_process([*small, "--export", bad])
             check_contract(rc, out, err, bad)
-            assert rc == 2
+            assert rc == 2, (bad, err)
         assert sorted(os.listdir(tmp)) == ["file", "out"]
+        rc, out, err = run_in_process([*small, "--export", target, "--force"])
+        assert rc == 0, err
+        nested = os.path.join(tmp, "missing", "deeper", "out")
+        rc, out, err = run_in_process([*small, "--export", nested])
+        assert rc == 0, err
+        assert sorted(os.listdir(nested)) == ["construction.json", "construction.npz"]
 
 
 def test_python_dash_m_entry_point(monkeypatch):

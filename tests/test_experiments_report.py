@@ -101,7 +101,7 @@ def test_report_without_experiments_has_no_section(tmp_path):
     from universality import Config, verify
     from universality.report import render
 
-    html = render.render_html(render.build_context(verify(Config(N=6, J=4, L=4, samples=2)), argv=[]))
+    html = render.render_html(render.build_context(verify(Config(N=6, J=4, L=4, samples=2)), argv=[], figures=False))
     assert 'id="experiments"' not in html
 
 
@@ -139,7 +139,7 @@ def test_section_in_rendered_html_and_tex(doc, tmp_path):
     ctx = render.build_context(verify(Config(N=6, J=4, L=4, samples=2)), argv=[], figures=False)
     ctx["experiments"] = load_section(tmp_path / "exp" / "experiments.json")
     html = render.render_html(ctx)
-    tex = render.render_tex(ctx, None)
+    tex = render.render_tex(ctx, [])
     assert 'id="experiments"' in html and "Experiments (paper Sec.~7)" in tex
     for c in doc["claims"]:
         assert c["id"] in html

@@ -13,14 +13,14 @@ from tests.helpers import run_cli
 from universality import Config, verify
 from universality.blueprint import load as load_blueprint
 from universality.report import ReportError, check_target, parse_formats, write_report
-from universality.report import graph, latex, render
+from universality.report import graph, latex, render, typeset
 
 HOSTILE = ["--note", "<script>alert(1)</script>", r"\input{/etc/passwd} $x$ 100% & #1 _ ^ ~ {} é ★"]
 
 
 @pytest.fixture(scope="module")
 def report():
-    return verify(Config(N=6, J=4, L=4))
+    return verify(Config(N=6, J=4, L=4), report_data=True)
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,15 @@ def tex(context):
 def test_html_shows_every_claim_finding_and_entry(report, html):
     for c in report.claims:
         assert f'id="check-claim-{c.id}"' in html
-        assert render.fmt(c.residual) in html and render.fmt(c.tolerance) in html
+        assert typeset.mathml(latex.num(c.residual)) in html and typeset.mathml(latex.num(c.tolerance)) in html
     for f in report.findings:
         assert f'id="check-finding-{f.id}"' in html
-        # the counterexample computed in this run, escaped for HTML
-        assert render._html_env().from_string("{{ s }}").render(s=f.headline) in html
+        # the counterexample computed in this run, its formulas typeset
+        assert typeset.html(typeset.prose(f.headline)) in html
     for e in load_blueprint():
         assert f'id="{e.anchor}"' in html
     assert "verify-construction --N 6 --J 4 --L 4 --dx 1" in html
-    assert html.count('class="math"') >= len(load_blueprint()) + len(report.claims)
+    assert html.count('display="block"><mrow>') >= len(load_blueprint()) + len(report.claims)
 
 
 def test_tex_shows_every_claim_and_finding(report, tex):
@@ -64,7 +64,9 @@ def test_tex_shows_every_claim_and_finding(report, tex):
 
 
 def test_html_is_self_contained(html):
-    assert "<script" not in html.lower()
+    # one inline script (the explore page) and its inline JSON; nothing loaded
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html, flags=re.I)
+    assert html.lower().count("<script") == 2
     assert "<link" not in html.lower()
     assert "@import" not in html and "url(" not in html
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
@@ -151,7 +153,7 @@ def test_failing_claims_are_red():
     assert failed
     e = load_blueprint().for_checker("claim", failed[0])
     assert ctx["status"][e.id] == "FAIL"
-    assert "claims not passed" in render.render_html(ctx)
+    assert "checks not passed" in render.render_html(ctx)
 
 
 def test_without_dot_the_html_says_so(context, monkeypatch):
@@ -166,7 +168,8 @@ def test_write_creates_folder_atomically(report, context, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["figures", "report.html", "report.json", "report.tex"]
     assert sorted(p.name for p in (out / "figures").iterdir()) == (
-        ["codes.png", "graph.pdf", "weights.png", "zbar.png"] if graph.dot_path() else
+        ["codes.png", "delta.png", "graph-1.pdf", "graph-2.pdf", "graph-3.pdf", "graph-4.pdf", "weights.png", "zbar.png"]
+            if graph.dot_path() else
         ["codes.png", "weights.png", "zbar.png"])
     data = json.loads((out / "report.json").read_text())
     assert data["report"]["blueprint_status"]["eq:3"] == "PASS"
@@ -201,8 +204,9 @@ def test_target_validation(tmp_path, monkeypatch):
     f.write_text("x")
     with pytest.raises(ReportError, match="not a folder"):
         check_target(f)
-    with pytest.raises(ReportError, match="does not exist"):
-        check_target(tmp_path / "no" / "such")
+    with pytest.raises(ReportError, match="not a folder"):
+        check_target(f / "below")  # a parent that is a file
+    assert check_target(tmp_path / "no" / "such") == tmp_path / "no" / "such"  # parents are created on write
     with pytest.raises(ReportError, match="unknown report format"):
         parse_formats("html,docx")
     assert parse_formats("PDF, html") == ("html", "pdf")
@@ -223,9 +227,9 @@ def test_cli_report(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--report", "{tmp}/r", "--format", "html,nope"], "unknown report format"),
-    (["--format", "html"], "need --report"),
-    (["--force"], "need --report"),
-    (["--report", "{tmp}/missing/r"], "does not exist"),
+    (["--format", "html"], "needs --report"),
+    (["--force"], "needs --report"),
+    (["--report", ""], "empty path"),
 ])
 def test_cli_bad_report_options(tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -256,11 +260,11 @@ def test_reproduce_command_spells_out_every_option():
     assert "--report" not in cmd and "--force" not in cmd
 
 
-def test_statement_outside_mathtext_falls_back_to_source(context):
+def test_statement_outside_the_converter_falls_back_to_source(context):
     import copy
 
     ctx = copy.deepcopy({k: v for k, v in context.items() if k != "figures"})
     ctx["figures"] = []
-    ctx["claims"][0]["statement"] = r"\begin{cases} a & b<c \\ d \end{cases}"
+    ctx["claims"][0]["statement"] = r"\begin{cases} a & b<c"
     html = render.render_html(ctx)
     assert r'<code class="tex">\begin{cases} a &amp; b&lt;c' in html

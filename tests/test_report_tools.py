@@ -20,7 +20,7 @@ HOSTILE = ["--note", r"\input{/etc/passwd} $x$ 100% & #1 _ ^ ~ {} <b>"]
 
 @pytest.fixture(scope="module")
 def report():
-    return verify(Config(N=6, J=4, L=4))
+    return verify(Config(N=6, J=4, L=4), report_data=True)
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +76,20 @@ def test_html_in_headless_chromium(written):
 def test_every_blueprint_entry_is_a_node_of_the_pdf_graph(written):
     require_tool("dot")
     out = written
-    assert (out / "figures" / "graph.pdf").exists()
+    from universality.report import graph
+
+    status = {e.id: "NONE" for e in load_blueprint()}
+    sections = graph.section_sources(load_blueprint(), status)
     tex = (out / "report.tex").read_text()
-    assert r"\includegraphics[width=\linewidth,height=0.8\textheight,keepaspectratio]{figures/graph.pdf}" in tex
-    assert tex.count(r"\subsection*{\texttt{") >= len(load_blueprint())
+    drawn = set()
+    for n, (title, src) in enumerate(sections, 1):
+        assert (out / "figures" / f"graph-{n}.pdf").exists()
+        assert f"{{figures/graph-{{}}{n}.pdf}}" in tex or f"{{figures/graph-{n}.pdf}}" in tex
+        drawn |= {e.id for e in load_blueprint() if f'"{e.id}" [label="{e.id}", shape=' in src
+                  and 'style="filled,dashed"' not in src.split(f'"{e.id}" [', 1)[1].split("]", 1)[0]}
+    assert drawn == {e.id for e in load_blueprint()}  # every entry in full on one section's page
+    assert tex.count(r"\begin{landscape}") == len(sections)
+    assert tex.count(r"\subsection*{\texorpdfstring{\cid{") >= len(load_blueprint())
 
 
 def test_latex_failure_is_one_clear_line(tmp_path):
@@ -92,3 +102,30 @@ def test_latex_failure_is_one_clear_line(tmp_path):
         build_pdf(tex, timeout=120)
     msg = str(err.value)
     assert "\n" not in msg and "Undefined control sequence" in msg
+
+
+def test_pdf_reads_like_an_appendix(report, tmp_path):
+    """No overfull box over 5 pt (latexmk's log), a table of contents, hyperlinks from each claim to
+    its blueprint entry, and a dependency graph whose node text is printed at 7 pt or more."""
+    import re
+
+    for tool in ("latexmk", "pdflatex", "pdfinfo", "dot"):
+        require_tool(tool)
+    from universality.report import render_into
+
+    render_into(tmp_path, report, ("tex", "pdf"), keep_log=True)
+    log = (tmp_path / "report.log").read_text(errors="replace")
+    over = [float(x) for x in re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too", log)]
+    assert max(over, default=0.0) <= 5.0, over
+    tex = (tmp_path / "report.tex").read_text()
+    assert r"\tableofcontents" in tex
+    for c in report.claims:
+        e = load_blueprint().for_checker("claim", c.id)
+        if e is not None:  # the card links to its entry, which carries the label
+            assert rf"\hyperref[{e.anchor}]" in tex and rf"\label{{{e.anchor}}}" in tex
+    # landscape text area 257 mm x 0.85 * 170 mm; the graph's node text is set at 14 pt
+    width, height = 257 / 25.4 * 72, 0.85 * 170 / 25.4 * 72
+    for pdf in sorted((tmp_path / "figures").glob("graph-*.pdf")):
+        info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+        w, h = map(float, re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", info).groups())
+        assert 14 * min(width / w, height / h, 1.0) >= 7.0, (pdf.name, w, h)

@@ -171,7 +171,12 @@ def test_report_includes_symbolic_results():
     assert d["backend"]["ran"] == "both" and d["symbolic"]["passed"] is True
     # loss-recovers-label is exact on its own (SymPy in claims/loss_claims.py), not an instance claim
     assert [c["id"] for c in d["symbolic"]["claims"]] == [c["id"] for c in d["claims"]
-                                                           if c["id"] != "loss-recovers-label"]
+                                                           if c["backend"] == "numeric"
+                                                           and c["id"] != "loss-recovers-label"]
+    # one record schema whatever the backend: the exact verdicts are in "claims" too, marked
+    exact = [c for c in d["claims"] if c["backend"] == "symbolic"]
+    assert [c["id"] for c in exact] == [c["id"] for c in d["symbolic"]["claims"]]
+    assert {k for c in d["claims"] for k in c} == set(exact[0])
     assert all(s["id"].startswith("schematic-") for s in d["symbolic"]["schematic"])
     assert rep.passed
 
@@ -187,7 +192,9 @@ def test_cli_symbolic_backend_json():
                 "--no-findings")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["claims"] == [] and d["symbolic"]["passed"] and d["backend"]["ran"] == "symbolic"
+    assert d["claims"] and {c["backend"] for c in d["claims"]} == {"symbolic"}
+    assert [c["id"] for c in d["claims"]] == [c["id"] for c in d["symbolic"]["claims"]]
+    assert d["symbolic"]["passed"] and d["backend"]["ran"] == "symbolic"
 
 
 def test_cli_refuses_a_symbolic_run_over_budget():

@@ -11,11 +11,12 @@ from hypothesis import given, strategies as st
 
 from universality import Config, verify
 from universality.claims.base import Verdict
-from universality.claims.universal import converges, exact_on_grid, run_universal
+from universality.claims.universal import converges, exact_on_grid, judge_universal
 from universality.construction.network import Design
 from universality.execution import hpost_callable, net_forward, one_step
 from universality.targets import BUILTIN, TargetError, output_dim, resolve
-from universality.universal import (UniversalOptions, measure_grid, plot_convergence, prepare, random_triples,
+from universality.universal import (UniversalOptions, measure_grid, measure_universality, plot_convergence, prepare,
+                                    random_triples,
                                     sweep)
 
 from .helpers import run_cli
@@ -170,7 +171,8 @@ def test_nn_is_discontinuous_and_reported_honestly():
 def test_sign_gap_of_the_paper_variant_is_visible():
     cfg = Config(N=6, J=3, L=3, variant="paper")
     opts = UniversalOptions(target="cos", sweep=(2, 4), test_points=40, grid_checks=60)
-    claims, res = run_universal(cfg, None, opts)
+    res = measure_universality(cfg, None, opts)
+    claims = judge_universal(res)
     exact, conv = claims
     assert exact.verdict == Verdict.FAIL and conv.verdict == Verdict.FAIL
     m = res.grid

@@ -5,22 +5,19 @@ Quick start::
     from universality import Config, build, verify
     report = verify(Config(N=6, J=4, L=4))
     report.passed, [(c.id, c.verdict.value) for c in report.claims]
+
+Importing the package changes nothing in the process (no environment variables, no thread
+settings): :func:`verify` limits the BLAS thread pools to one thread only while it runs (with
+threadpoolctl), because the matrices here are small and multithreaded OpenBLAS spin-waits badly on
+a busy machine.
 """
 __version__ = "0.1.0"
 
-import os as _os
-
-# The matrices here are small (D is at most a few hundred): one BLAS thread is faster, and
-# multithreaded OpenBLAS spin-waits badly on a busy machine (85x85 products measured 80x slower
-# with two threads under load). Only a default: set OPENBLAS_NUM_THREADS yourself to override, and it
-# has no effect if NumPy was imported before this package.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    _os.environ.setdefault(_var, "1")
-
-from .config import Config, ConfigError  # noqa: E402
+from .config import Config  # noqa: E402
 from .construction.network import Construction, Design, build  # noqa: E402
+from .errors import ConfigError, UniversalityError, UsageError  # noqa: E402
 from .execution import one_step  # noqa: E402
 from .verify import Report, verify  # noqa: E402
 
-__all__ = ["Config", "ConfigError", "Construction", "Design", "Report", "build", "one_step", "verify",
-           "__version__"]
+__all__ = ["Config", "ConfigError", "Construction", "Design", "Report", "UniversalityError", "UsageError", "build",
+           "one_step", "verify", "__version__"]

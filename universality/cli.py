@@ -1,34 +1,36 @@
 """verify-construction: build the construction, run the real step, print the verdicts.
 
-Exit status: 0 when every claim of the requested construction passes (SKIPPED counts as passing),
-1 when one fails or is UNDECIDED, 2 for bad input (one line on stderr, nothing written).
+The options are built from the fields of :class:`universality.config.Config` and
+:class:`universality.universal.UniversalOptions` (their ``metadata`` holds the help text, option
+name and choices; their defaults are the only defaults), so a new field becomes an option without
+an edit here. The epilog's claim and finding ids come from the registries.
+
+Exit status (:mod:`universality.errors`): 0 every claim passes (SKIPPED counts as passing); 1 a
+claim FAILs or is UNDECIDED; 2 bad input (one line on stderr, nothing written); 3 an internal or
+I/O error (one line, nothing partial left; ``--debug`` prints the traceback); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
+import re
 import sys
 
-EPILOG = """\
-claims (each computed by running the network; see README):
-  grad-rank-one, update-blocks, second-order-zero, post-update-eq3, z-star-is-minus-alpha-v,
-  kernel-code, v-decodes, boundary, nonneg-linear-regime, psd-argument, e-linear, multiplexer
-  loss-recovers-label (Sec. 6, every loss); with --K > 1 also kshot-eq, permutation-invariant,
-  kshot-decodes (Sec. 5)
-  with --target: universal-exact-on-grid, universal-converges
-findings (known gaps of the paper, each demonstrated live on these sizes):
-  relu-grad-at-zero, sign-of-y, psd-implication, zero-label, depth-jl,
-  kshot-coincident-bins, kshot-balanced-ce, kshot-mse-null-space, kshot-mixed-signs
+from .errors import (EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED, ArgumentError, ConfigError, PathError,
+                     UniversalityError, one_line)
 
-exit status: 0 every claim passes; 1 a claim fails or is undecided; 2 bad input.
+PROG = "verify-construction"
 
+EXAMPLES = """\
 examples:
   verify-construction --N 6 --J 4 --L 4            # compact layout, all claims PASS
   verify-construction --N 18 --J 4 --L 4           # the paper's one-hot layout (N = J*L + 2)
   verify-construction --N 6 --J 4 --L 4 --variant paper      # the paper's e_bar: sign gap, exit 1
   verify-construction --N 6 --J 4 --L 4 --relu-grad-at-zero 0   # PyTorch's ReLU'(0): collapse
-  verify-construction --N 6 --J 4 --L 4 --json --export out/
+  verify-construction --N 6 --J 4 --L 4 --json --export out/construction
   verify-construction --N 6 --J 4 --L 4 --loss ce --dy 3    # softmax CE, one-hot labels (C = dy)
   verify-construction --N 6 --J 4 --L 4 --loss l1           # L1 loses the label: exit 1
   verify-construction --N 6 --J 4 --L 4 --K 3               # 3-shot step, K-shot claims
@@ -41,153 +43,184 @@ examples:
 """
 
 
-class UsageError(Exception):
-    pass
+def _wrap(ids) -> str:
+    import textwrap
+
+    return textwrap.fill(", ".join(ids), width=100, initial_indent="  ", subsequent_indent="  ",
+                         break_on_hyphens=False) if ids else ""
+
+
+def epilog() -> str:
+    """Claim and finding ids from the registries, the exit codes, the examples."""
+    from .claims import CLAIMS, FINDINGS
+    from .claims.universal import CONVERGES, EXACT
+
+    base = [s.id for s in CLAIMS.values() if s.scope != "task"]
+    task = [s.id for s in CLAIMS.values() if s.scope == "task"]
+    lines = ["claims (each computed by running the network; see README):", _wrap(base)]
+    if task:
+        lines += ["  with --K > 1 also:", _wrap(task)]
+    lines += ["  with --target:", _wrap([EXACT.id, CONVERGES.id]),
+              "findings (known gaps of the paper, each demonstrated live on these sizes):",
+              _wrap(list(FINDINGS)), "", "exit status:"]
+    lines += [f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(lines) + "\n\n" + EXAMPLES
 
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # argparse only takes -3 and -0.5 as negative numbers; accept -1e-8 and -2.5E3 as values too
-        # (no option of ours looks like a number)
-        import re
-
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+        # argparse only takes -3 and -0.5 as negative numbers; accept -1e-8, -2.5E3 and -inf as values
+        # too (no option of ours looks like a number), so that they reach the range checks
+        self._negative_number_matcher = re.compile(
+            r"^-((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)$", re.IGNORECASE | re.ASCII)
 
     def error(self, message):  # one line, exit 2, no usage dump
-        raise UsageError(message)
+        raise ArgumentError(message)
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text, 10)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+_INT = re.compile(r"^[+-]?[0-9]+$", re.ASCII)
+_REAL = re.compile(r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)$",
+                   re.ASCII | re.IGNORECASE)
+MAX_DIGITS = 40
 
 
-def _real(text: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+def parse_int(text: str) -> int:
+    """An ASCII decimal integer (no Unicode digits, underscores or signs in odd places)."""
+    text = str(text).strip()
+    if not _INT.match(text) or len(text) > MAX_DIGITS:
+        raise argparse.ArgumentTypeError(f"must be an integer in ASCII digits, got {text!r}")
+    return int(text, 10)
+
+
+def parse_real(text: str) -> float:
+    """An ASCII decimal number; inf and nan are read so that the message can say they are refused."""
+    text = str(text).strip()
+    if not _REAL.match(text):
+        raise argparse.ArgumentTypeError(f"must be a number in ASCII digits, got {text!r}")
+    value = float(text)
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+        if re.search(r"[0-9]", text):
+            raise argparse.ArgumentTypeError(f"{text} is beyond float64's range (about 1.8e308)")
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
 
 
+def parse_int_list(text: str) -> tuple:
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
+        raise argparse.ArgumentTypeError(f"must list at least one integer, got {text!r}")
+    if not all(_INT.match(t) and len(t) <= MAX_DIGITS for t in items):
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers in ASCII digits, got {text!r}")
+    return tuple(int(t, 10) for t in items)
+
+
+def _kind(f: dataclasses.Field) -> str:
+    """int | float | str | bool | intlist, from the field's annotation (a string here)."""
+    t = str(f.type).replace(" ", "")
+    for name in ("bool", "int", "float", "str"):
+        if t in (name, f"{name}|None", f"Optional[{name}]"):
+            return name
+    if t.startswith("tuple"):
+        return "intlist"
+    return "str"
+
+
+CONVERTERS = {"int": parse_int, "float": parse_real, "str": str, "intlist": parse_int_list}
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, groups: dict, default_group: str) -> list:
+    """One option per field of ``cls`` with CLI metadata (or none: derived from the field's name).
+
+    Defaults are argparse.SUPPRESS: an option the user did not give is absent from the namespace,
+    and the dataclass's own default applies. Returns [(field name, flag)]."""
+    added = []
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        if meta.get("cli") == "":
+            continue
+        flag = meta.get("cli") or "--" + f.name.replace("_", "-")
+        kind = _kind(f)
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        default = f.default if f.default is not dataclasses.MISSING else None
+        choices = meta.get("choices")
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = str(meta.get("help", "")).format(default=shown, choices=", ".join(map(str, choices or ())))
+        group_name = meta.get("group", default_group)
+        group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
+        if kind == "bool":
+            group.add_argument(flag, action="store_true", **kwargs)
+        else:
+            kwargs["type"] = CONVERTERS[kind]
+            if choices:
+                kwargs["choices"] = list(choices)
+            else:
+                kwargs["metavar"] = meta.get("metavar") or f.name.upper()
+            group.add_argument(flag, required=meta.get("required", not has_default), **kwargs)
+        added.append((f.name, flag))
+    return added
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .config import Config
+    from .symbolic.budget import BACKENDS, DEFAULT_BUDGET_S
+    from .universal import UniversalOptions
+
     p = _Parser(
-        prog="verify-construction",
+        prog=PROG,
         description=(
             "Build the explicit weight construction of Finn & Levine (ICLR 2018), 'Meta-Learning and "
             "Universality', run the network, backprop, take one real gradient step and check every "
             "claim of the paper against what the network actually computed. Known gaps of the paper "
             "are demonstrated live with counterexamples."
         ),
-        epilog=EPILOG,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    size = p.add_argument_group("sizes")
-    size.add_argument("--N", type=_int, required=True, metavar="N",
-                      help="depth: number of square D x D layers (>= 4). The paper layout needs N = J^dx*L^dx + 2")
-    size.add_argument("--J", type=_int, required=True, metavar="J",
-                      help="cells per axis for the training input x (>= 1)")
-    size.add_argument("--L", type=_int, required=True, metavar="L",
-                      help="cells per axis for the test input x* (>= 1)")
-    size.add_argument("--dx", type=_int, default=1, metavar="DX",
-                      help="input dimension; cells form a J^dx (L^dx) grid, flattened (default 1)")
-    size.add_argument("--dy", type=_int, default=1, metavar="DY", help="label dimension (default 1)")
-    con = p.add_argument_group("construction")
-    con.add_argument("--alpha", type=_real, default=0.3,
-                     help="inner learning rate, nonzero, any sign (default 0.3)")
-    con.add_argument("--eps", type=_real, default=0.1,
-                     help="epsilon of A_i = eps*I + E_i, > 0 (default 0.1)")
-    con.add_argument("--variant", choices=["signed", "paper"], default="signed",
-                     help="label channel: 'signed' stacks [y; -y] per channel and works for every y "
-                          "(default); 'paper' stacks [y] as in the paper and loses half the labels")
-    con.add_argument("--layout", choices=["auto", "paper", "compact"], default="auto",
-                     help="code table: 'paper' one-hot codes (N = J*L + 2), 'compact' moment-curve codes "
-                          "(any N >= 4), 'auto' paper when N = J*L + 2 else compact (default)")
-    con.add_argument("--relu-grad-at-zero", type=_real, default=1.0, metavar="R",
-                     help="ReLU'(0) used by backprop, >= 0 (default 1). r > 0 is compensated exactly "
-                          "(A_i / r^i); 0 (PyTorch/TensorFlow/JAX) shows the collapse")
-    con.add_argument("--loss", choices=["mse", "ce", "l1", "hinge", "huber"], default="mse",
-                     help="inner loss: mse (default, Thm 6.1), ce (softmax cross-entropy on the simplex, "
-                          "C = dy classes, Thm 6.2), or l1 / hinge / huber (the paper's negative cases)")
-    con.add_argument("--K", type=_int, default=1, metavar="K",
-                     help="shots per task, >= 1 (default 1). K > 1 also runs real K-shot steps "
-                          "theta' = theta - alpha (1/K) sum_k grad l_k and the K-shot claims")
-    run = p.add_argument_group("run")
-    run.add_argument("--samples", type=_int, default=16, metavar="S",
-                     help="random (x, x*, y) triples to check, >= 0 (default 16); 7 corner cases are "
-                          "always added")
-    run.add_argument("--seed", type=_int, default=0, help="random seed, >= 0 (default 0): same seed, same run")
-    run.add_argument("--max-memory", type=_real, default=None, metavar="GIB",
-                     help="refuse sizes whose dense weights need more than this many GiB "
-                          "(default: 80%% of available memory)")
-    out = p.add_argument_group("output")
+    groups = {name: p.add_argument_group(name) for name in ("sizes", "construction", "run", "output")}
+    add_dataclass_options(p, Config, groups, "construction")
+    out = groups["output"]
     out.add_argument("--json", action="store_true",
-                     help="print one JSON document (schema: docs/json.md) instead of tables")
+                     help="print one JSON document (schema: universality/data/report.schema.json, docs/json.md) "
+                          "instead of tables")
     out.add_argument("--export", metavar="DIR",
-                     help="write DIR/construction.npz and DIR/construction.json (weights, samples, "
-                          "zbar*, v) to re-run the step in any framework")
+                     help="write DIR/construction.npz and DIR/construction.json (weights, samples, zbar*, v) to "
+                          "re-run the step in any framework; missing parents are created")
     out.add_argument("--no-findings", action="store_true",
                      help="skip the demonstrations of the paper's known gaps (faster)")
-    uni = p.add_argument_group("universality (Lemma 4.1 end to end: one step reproduces a learning algorithm)")
-    uni.add_argument("--target", metavar="NAME|MODULE:FUNC", default=None,
-                     help="target learning algorithm f(x, y, x*): copy, cos, nn, two-output (dy = 2), sin-y, "
-                          "or module:function; adds the claims universal-exact-on-grid and universal-converges")
-    uni.add_argument("--y-grid", type=_int, default=9, metavar="G",
-                     help="y-grid points per label coordinate of h_post at the run's sizes (default 9)")
-    uni.add_argument("--y-max", type=_real, default=2.0, metavar="Y",
-                     help="labels live in [-Y, Y]^dy (default 2)")
-    uni.add_argument("--y-min", type=_real, default=0.1, metavar="DELTA",
-                     help="test labels have |y|_1 >= DELTA, where the gates are exact (default 0.1)")
-    uni.add_argument("--test-points", type=_int, default=200, metavar="T",
-                     help="random (x, y, x*) test triples, one real step each (default 200)")
-    uni.add_argument("--sweep", type=_int_list, default=(2, 4, 8), metavar="J1,J2,...",
-                     help="J = L of each convergence level (default 2,4,8); the paper layout's N follows")
-    uni.add_argument("--sweep-grid", type=_int_list, default=None, metavar="G1,G2,...",
-                     help="y-grid size per level, or one for all (default 5,9,17,... for dy = 1; 3,5,9,... "
-                          "for dy >= 2)")
-    uni.add_argument("--plot", metavar="FILE", default=None,
-                     help="write the convergence plot to FILE (.png, .pdf or .svg)")
     out.add_argument("--report", metavar="DIR",
-                     help="write a proof report into DIR: report.html (self-contained, offline), "
-                          "report.tex (+ figures/), report.json; see docs/user-guide.md")
+                     help="write a proof report into DIR: report.html (self-contained, offline), report.tex "
+                          "(+ figures/), report.json; missing parents are created; see docs/user-guide.md")
     out.add_argument("--format", metavar="LIST", default=None,
-                     help="report formats, comma-separated from html, tex, pdf (default html,tex); "
-                          "pdf runs latexmk")
+                     help="report formats, comma-separated from html, tex, pdf (default html,tex); pdf runs latexmk")
     out.add_argument("--force", action="store_true",
-                     help="let --report replace the report files in a non-empty DIR")
+                     help="let --report, --export and --plot replace existing output")
     out.add_argument("--experiments", metavar="FILE", default=None,
                      help="add an Experiments section to --report from FILE, the experiments.json written by "
                           "'verify-construction experiments --out DIR' (docs/experiments.md)")
+    out.add_argument("--debug", action="store_true",
+                     help="on an internal or I/O error (exit 3), print the traceback too")
+    uni = p.add_argument_group("universality (Lemma 4.1 end to end: one step reproduces a learning algorithm)")
+    add_dataclass_options(p, UniversalOptions, {"universality": uni}, "universality")
+    uni.add_argument("--plot", metavar="FILE", default=None,
+                     help="write the convergence plot to FILE (.png, .pdf or .svg); needs --target")
     sym = p.add_argument_group("exact verification")
-    sym.add_argument("--backend", choices=["auto", "numeric", "symbolic", "both"], default="auto",
+    sym.add_argument("--backend", choices=list(BACKENDS), default="auto",
                      help="numeric (float64 with tolerances), symbolic (exact SymPy proofs: instance proofs "
                           "and the schematic proof for every N), both, or auto (default): both when the "
                           "symbolic run is predicted quick for the sizes, numeric otherwise; a one-line note "
                           "says which ran")
-    sym.add_argument("--symbolic-budget", type=_real, default=None, metavar="SECONDS",
-                     help="wall-clock budget of the symbolic run (default 60): a run predicted to exceed it "
-                          "is refused, a run reaching it is cut with a note")
+    sym.add_argument("--symbolic-budget", type=parse_real, default=None, metavar="SECONDS",
+                     help=f"wall-clock budget of the symbolic run (default {DEFAULT_BUDGET_S:g}): a run predicted to "
+                          "exceed it is refused, a run reaching it is cut with a note")
     sym.add_argument("--symbolic-relu", action="store_true",
                      help="in the exact run, make ReLU'(0) the symbol r = rho^2 > 0 (construction and backprop): "
-                          "proves the 1/r^i compensation for every r > 0 at once")
+                          "proves the 1/r^i compensation for every r > 0 at once; needs the exact run "
+                          "(--backend both or symbolic, or auto when it runs)")
     p.add_argument("--version", action="version", version=_version())
     return p
-
-
-def _int_list(text: str) -> tuple:
-    try:
-        values = tuple(int(t, 10) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"must list at least one integer, got {text!r}")
-    return values
 
 
 def _version() -> str:
@@ -197,169 +230,195 @@ def _version() -> str:
 
 
 def _memory_bytes(gib: float) -> int:
-    """--max-memory GiB as bytes: > 0, and capped (1e300 GiB would overflow int(float))."""
-    from .config import ConfigError
+    """--max-memory GiB as bytes: > 0 and at most MAX_MEMORY_GIB."""
+    from .config import MAX_MEMORY_GIB
 
-    if not gib > 0:
-        raise ConfigError(f"max-memory must be > 0 GiB, got {gib}")
-    return max(1, int(min(gib * 2**30, float(2**62))))
+    if not 0 < gib <= MAX_MEMORY_GIB:
+        raise ConfigError(f"max-memory must be in (0, {MAX_MEMORY_GIB:.0f}] GiB, got {gib:g}")
+    return max(1, int(gib * 2**30))
 
 
-def _fail(message: str) -> int:
-    print(f"verify-construction: error: {message}", file=sys.stderr)
-    return 2
+def _fields(args, cls) -> dict:
+    names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("cli") != ""}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def make_config(args):
+    from .config import Config
+
+    given = _fields(args, Config)
+    if "max_memory_bytes" in given:
+        given["max_memory_bytes"] = _memory_bytes(given["max_memory_bytes"])
+    return Config(**given)
+
+
+def universal_options(args, cfg):
+    """UniversalOptions from --target and its options (defaults: the dataclass's); its options
+    without --target are an error."""
+    from .universal import UniversalOptions
+
+    given = _fields(args, UniversalOptions)
+    target = given.pop("target", None)
+    if target is None:
+        flags = {f.name: (f.metadata.get("cli") or "--" + f.name.replace("_", "-"))
+                 for f in dataclasses.fields(UniversalOptions)}
+        extra = [flags[k] for k in given] + (["--plot"] if args.plot is not None else [])
+        if extra:
+            raise ConfigError(f"{extra[0]} needs --target")
+        return None
+    return UniversalOptions(target=target, seed=cfg.seed, **given)
+
+
+def check_outputs(args, universal) -> tuple:
+    """Validate every output path before any work (PathError, exit 2); returns the report formats."""
+    from pathlib import Path
+
+    from .files import check_path
+
+    report_formats = None
+    if args.format is not None and args.report is None:
+        raise PathError("--format needs --report DIR")
+    if args.force and args.report is None and args.export is None and args.plot is None:
+        raise PathError("--force needs --report, --export or --plot")
+    if args.export is not None:
+        from .export import check_target
+
+        check_target(args.export, force=args.force)
+    if args.report is not None:
+        from .report import check_target as check_report_target, parse_formats
+
+        report_formats = parse_formats(args.format)
+        if args.export is not None and Path(args.export).absolute() == Path(args.report).absolute():
+            raise PathError("--export and --report need different folders")
+        check_report_target(args.report, force=args.force, formats=report_formats)
+    if args.plot is not None:
+        check_path(args.plot, option="--plot", force=args.force, folder=False)
+        if Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise PathError(f"--plot: file must end in .png, .pdf or .svg, got {args.plot!r}")
+    return report_formats
+
+
+def jsonable(obj):
+    """The report's dict with non-finite floats as the strings "NaN", "Infinity", "-Infinity"
+    (JSON has no such numbers; json.dumps would write invalid JSON)."""
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def json_document(report) -> str:
+    return json.dumps(jsonable(report.as_dict()), indent=2, allow_nan=False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["experiments"]:  # the paper's Sec. 7 experiments: their own command (docs/experiments.md)
+    """Run the command line; returns the exit status (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["experiments"]:  # the paper's Sec. 7 experiments: their own command (docs/experiments.md)
         from .experiments.cli import main as experiments_main
 
-        return experiments_main(args[1:])
+        return experiments_main(argv[1:])
+    debug = "--debug" in argv
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        print("verify-construction: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
-        return _fail("out of memory; try smaller sizes or --max-memory")
-    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
-        print(f"verify-construction: internal error: {type(exc).__name__}: {exc} (please report)",
-              file=sys.stderr)
-        return 1
-
-
-def _universal_options(args, cfg):
-    """UniversalOptions from --target and its options; the options without --target are an error."""
-    from .config import ConfigError
-
-    given = [flag for flag, value, default in (
-        ("--y-grid", args.y_grid, 9), ("--y-max", args.y_max, 2.0), ("--y-min", args.y_min, 0.1),
-        ("--test-points", args.test_points, 200), ("--sweep", args.sweep, (2, 4, 8)),
-        ("--sweep-grid", args.sweep_grid, None), ("--plot", args.plot, None)) if value != default]
-    if args.target is None:
-        if given:
-            raise ConfigError(f"{given[0]} needs --target")
-        return None
-    from .universal import UniversalOptions, check_sizes
-
-    opts = UniversalOptions(target=args.target, grid_size=args.y_grid, y_max=args.y_max, delta=args.y_min,
-                            test_points=args.test_points, sweep=args.sweep, sweep_grid=args.sweep_grid,
-                            seed=args.seed)
-    check_sizes(cfg, opts)
-    if args.plot:
-        from pathlib import Path
-
+        print(f"{PROG}: interrupted; nothing partial was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UniversalityError as exc:
+        return _fail(exc, debug)
+    except MemoryError as exc:
+        return _fail(exc, debug, "out of memory; use smaller sizes or a lower --max-memory")
+    except BrokenPipeError as exc:  # stdout closed early (e.g. `| head`): say so once, no flush error at exit
         import os
 
-        parent = Path(args.plot).parent
-        if not (parent if str(parent) else Path(".")).is_dir():
-            raise ConfigError(f"--plot: folder {str(parent)!r} does not exist")
-        if not os.access(parent if str(parent) else Path("."), os.W_OK):
-            raise ConfigError(f"--plot: folder {str(parent)!r} is not writable")
-        if Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ConfigError(f"--plot: file must end in .png, .pdf or .svg, got {args.plot!r}")
-    return opts
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _fail(exc, debug, "I/O error: standard output was closed before the output was written")
+    except OSError as exc:
+        return _fail(exc, debug, f"I/O error: {exc.strerror or exc}"
+                     + (f": {exc.filename!r}" if getattr(exc, "filename", None) else ""))
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback unless --debug
+        return _fail(exc, debug, f"internal error: {one_line(exc)} (please report; --debug shows the traceback)")
 
 
-def _main(argv) -> int:
+def _fail(exc: BaseException, debug: bool, message: str | None = None) -> int:
+    code = exc.exit_code if isinstance(exc, UniversalityError) else EXIT_ERROR
+    if debug and code == EXIT_ERROR:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"{PROG}: error: {message or one_line(exc)}", file=sys.stderr)
+    return code
+
+
+def _main(argv: list) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except UsageError as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else "bad arguments")
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
-
-    from .config import Config, ConfigError
-    from .export import ExportError, check_target
-
-    if args.max_memory is not None and args.max_memory <= 0:
-        return _fail(f"--max-memory must be > 0 GiB, got {args.max_memory:g}")
-    try:
-        cfg = Config(
-            N=args.N, J=args.J, L=args.L, dx=args.dx, dy=args.dy, eps=args.eps, alpha=args.alpha,
-            variant=args.variant, layout=args.layout, relu_grad_at_zero=args.relu_grad_at_zero,
-            samples=args.samples, seed=args.seed, loss=args.loss, K=args.K,
-            max_memory_bytes=None if args.max_memory is None else _memory_bytes(args.max_memory),
-        )
-        if args.export:
-            check_target(args.export)
-        universal = _universal_options(args, cfg)
-        from .symbolic.budget import DEFAULT_BUDGET_S
-        from .verify import resolve_backend_for_loss
-
-        budget = DEFAULT_BUDGET_S if args.symbolic_budget is None else args.symbolic_budget
-        resolve_backend_for_loss(cfg, args.backend, budget)
-    except (ConfigError, ExportError) as exc:
-        return _fail(str(exc))
-    report_formats = None
-    if args.report is not None or args.format is not None or args.force:
-        from .report import ReportError, check_target as check_report_target, parse_formats
-
-        try:
-            if args.report is None:
-                raise ReportError("--format and --force need --report DIR")
-            report_formats = parse_formats(args.format)
-            from pathlib import Path
-
-            if args.export and Path(args.export).resolve() == Path(args.report).resolve():
-                raise ReportError("--export and --report need different folders")
-            check_report_target(args.report, force=args.force, formats=report_formats)
-        except ReportError as exc:
-            return _fail(str(exc))
+    cfg = make_config(args)
+    universal = universal_options(args, cfg)
+    report_formats = check_outputs(args, universal)
     experiments_section = None
-    if args.experiments is not None:
+    if args.experiments is not None:  # an Experiments section for the report (docs/experiments.md)
         if args.report is None:
-            return _fail("--experiments needs --report DIR")
+            raise PathError("--experiments needs --report DIR")
         from .experiments.section import load_section
 
         try:
             experiments_section = load_section(args.experiments)
         except ValueError as exc:
-            return _fail(str(exc))
+            raise PathError(str(exc)) from None
 
-    from . import render
-    from .verify import verify
+    from . import console
+    from .verify import blas_single_thread, verify
 
-    try:
-        with render.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
-            report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal,
-                            backend=args.backend, symbolic_budget=budget,
-                            symbolic_relu="symbol" if args.symbolic_relu else "value")
-    except ConfigError as exc:  # e.g. a --target function that fails on some input
-        return _fail(str(exc))
-    if args.export:
-        from . import export
+    with blas_single_thread(), console.progress(enabled=not args.json, total=cfg.samples + 7) as tick:
+        report = verify(cfg, progress=tick, with_findings=not args.no_findings, universal=universal,
+                        backend=args.backend, symbolic_budget=args.symbolic_budget,
+                        symbolic_relu="symbol" if args.symbolic_relu else "value",
+                        report_data=args.report is not None)
+        if args.export is not None:
+            from . import export
 
-        if report.universal is not None:
-            export.write(report.con, report.samples, args.export, hpost=report.universal.hpost,
-                         mux=report.universal.mux)
-        else:
-            export.write(report.con, report.samples, args.export)
-    if args.plot and report.universal is not None:
-        from .universal import plot_convergence
+            if tick:
+                tick(0, 1, phase="writing the export")
+            uni = report.universal
+            export.write(report.con, report.samples, args.export, force=args.force,
+                         hpost=None if uni is None else uni.hpost, mux=None if uni is None else uni.mux)
+        if args.plot is not None and report.universal is not None:
+            from .files import atomic_file
+            from .universal import plot_convergence
 
-        plot_convergence(report.universal, args.plot)
-    if args.report is not None:
-        from .report import ReportError, write_report
+            if tick:
+                tick(0, 1, phase="drawing the convergence plot")
+            with atomic_file(args.plot, prefix=".plot-") as tmp:
+                plot_convergence(report.universal, tmp)
+        if args.report is not None:
+            from .report import write_report
 
-        try:
+            if tick:
+                tick(0, 1, phase="writing the report")
             context = None
             if experiments_section is not None:
                 from .report.render import build_context
 
-                context = build_context(report, argv=list(sys.argv[1:] if argv is None else argv))
+                context = build_context(report, argv=argv)
                 context["experiments"] = experiments_section
-            write_report(report, args.report, formats=report_formats, force=args.force,
-                         argv=list(sys.argv[1:] if argv is None else argv), context=context)
-        except ReportError as exc:
-            print(f"verify-construction: error: {exc}", file=sys.stderr)
-            return 1
+            write_report(report, args.report, formats=report_formats, force=args.force, argv=argv,
+                         context=context)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        sys.stdout.write(json_document(report) + "\n")
+        sys.stdout.flush()
     else:
-        render.text(report, export_dir=args.export, report_dir=args.report)
+        console.text(report, export_dir=args.export, report_dir=args.report)
+        sys.stdout.flush()
     return 0 if report.passed else 1
 
 

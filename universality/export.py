@@ -1,37 +1,30 @@
 """--export DIR: the construction as construction.npz + construction.json (spec section 4), so that
 anyone can load the network into PyTorch, JAX or NumPy and re-run the step with their own autodiff.
 
-Writes are atomic: both files are rendered in a temporary folder beside DIR and then moved in.
+Writes are atomic (:mod:`universality.files`): both files are rendered in a temporary folder
+beside DIR and then moved in; missing parents are created; an existing DIR with files in it is
+replaced only with ``force``.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from .errors import ExportError
 from .execution import one_step
+from .files import atomic_folder, check_path
+
+OUTPUTS = ("construction.npz", "construction.json")
 
 
-class ExportError(ValueError):
-    """The export folder cannot be used. One line, for the user."""
-
-
-def check_target(path: str | os.PathLike) -> Path:
-    """Validate DIR before any work is done, so a bad path fails fast with nothing written."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ExportError(f"export target {str(p)!r} exists and is not a folder")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        raise ExportError(f"export target's parent folder {str(parent)!r} does not exist")
-    if not os.access(parent if not p.exists() else p, os.W_OK):
-        raise ExportError(f"export target {str(p)!r} is not writable")
-    return p
+def check_target(path: str | os.PathLike, force: bool = False) -> Path:
+    """Validate DIR before any work is done, so a bad path fails fast with nothing written
+    (ExportError, exit 2): empty, a dangling link, a file, not writable, or not empty without force."""
+    return check_path(path, option="--export", force=force, error=ExportError)
 
 
 def arrays(con, samples) -> dict:
@@ -88,11 +81,11 @@ def metadata(con) -> dict:
     }
 
 
-def write(con, samples, target: str | os.PathLike, hpost=None, mux=None) -> Path:
+def write(con, samples, target: str | os.PathLike, hpost=None, mux=None, force: bool = False) -> Path:
     """Write the export. With ``hpost`` (and ``mux``) from a --target run, h_post's layers (keys
     hpost_layer{n}_W / _b, hpost_*) and the multiplexer's constants (mux_*) are added to the npz and
     described under "h_post" / "multiplexer" in the json; the other keys are unchanged."""
-    target = check_target(target)
+    target = check_target(target, force=force)
     data = arrays(con, samples)
     meta = metadata(con)
     if hpost is not None:
@@ -101,18 +94,7 @@ def write(con, samples, target: str | os.PathLike, hpost=None, mux=None) -> Path
     if mux is not None:
         data.update(mux.arrays())
         meta["multiplexer"] = mux.describe()
-    parent = target.parent if str(target.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=parent))
-    try:
+    with atomic_folder(target, prefix=".export-") as tmp:
         np.savez(tmp / "construction.npz", **data)
         (tmp / "construction.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if not target.exists():
-            os.rename(tmp, target)
-            tmp = None
-        else:
-            for name in ("construction.npz", "construction.json"):
-                os.replace(tmp / name, target / name)
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target

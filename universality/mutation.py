@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 from .claims import Verdict
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 from .construction.features import cell as _cell
 from .construction.network import Construction, Design, build
 from .execution import one_step

@@ -6,9 +6,16 @@ below 1. Inputs live in [0, 1)^dx; labels are never 0 (y = 0 is a known gap, sho
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+# Sampled values are rounded to this many significant digits: "same seed, same run" on every
+# x86-64. NumPy's vectorised exp/log take SIMD paths (AVX-512 or not) that may differ in the last
+# bit; the RNG's uniform draws are exact, math.exp/math.log are scalar libm calls, and the rounding
+# removes what a last-bit difference could leave.
+PORTABLE_DIGITS = 12
 
 
 @dataclass(frozen=True)
@@ -29,9 +36,22 @@ def _point(values) -> tuple:
     return tuple(float(v) for v in np.atleast_1d(values))
 
 
+def portable(value: float) -> float:
+    """``value`` rounded to PORTABLE_DIGITS significant digits (the same on every CPU)."""
+    return float(f"{float(value):.{PORTABLE_DIGITS}g}")
+
+
+def log_uniform(rng: np.random.Generator, lo: float, hi: float, size: int) -> np.ndarray:
+    """``size`` magnitudes log-uniform in [lo, hi]: the RNG's exact uniform draws mapped through
+    scalar exp and rounded (:func:`portable`), so that no SIMD path changes a digit."""
+    a, b = math.log(lo), math.log(hi)
+    u = rng.uniform(a, b, size=size)
+    return np.array([portable(math.exp(float(v))) for v in u])
+
+
 def random_label(rng: np.random.Generator, dy: int) -> np.ndarray:
     """A label with both signs and magnitudes from about 0.05 to 20; never exactly 0."""
-    mag = np.exp(rng.uniform(np.log(0.05), np.log(20.0), size=dy))
+    mag = log_uniform(rng, 0.05, 20.0, dy)
     sign = rng.choice([-1.0, 1.0], size=dy)
     return mag * sign
 

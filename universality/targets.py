@@ -15,7 +15,9 @@ line (the module must be importable, e.g. on PYTHONPATH or in the current folder
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import math
 import sys
 from dataclasses import dataclass
@@ -24,11 +26,39 @@ from typing import Callable
 
 import numpy as np
 
-from .config import ConfigError
+from .errors import TargetError
+
+# |f| above 2^100 is refused: h_post's output weights carry f's values, and the errors' squares
+# (RMS) and the rounding floors must stay finite float64 numbers.
+TARGET_MAX = 2.0**100
 
 
-class TargetError(ConfigError):
-    """A target that cannot be used. One line, for the user."""
+class _Capture(io.StringIO):
+    """Where a target's prints go while it runs."""
+
+
+@contextlib.contextmanager
+def isolated(name: str, where):
+    """Run a user's code with its prints and its SystemExit captured: either is a bad target.
+    ``where``: a string, or a callable giving one (built only when something went wrong)."""
+    buf = _Capture()
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = buf
+    try:
+        yield
+    except SystemExit as exc:
+        raise TargetError(f"target {name!r} called sys.exit({exc.code!r}) {_text(where)}: a target must return "
+                          "its value") from None
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+    printed = buf.getvalue().strip()
+    if printed:
+        raise TargetError(f"target {name!r} printed {printed.splitlines()[0][:60]!r} {_text(where)}: a target must "
+                          "return its value and print nothing") from None
+
+
+def _text(where) -> str:
+    return where() if callable(where) else str(where)
 
 
 @dataclass(frozen=True)
@@ -40,14 +70,33 @@ class Target:
 
     def __call__(self, x, y, x_star) -> np.ndarray:
         x, y, xs = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, y, x_star))
+
+        def where() -> str:
+            return f"at x = {x.tolist()}, y = {y.tolist()}, x* = {xs.tolist()}"
+
+        buf = _Capture()
+        old = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = buf  # prints are captured: a target that prints is a bad target
         try:
             out = np.atleast_1d(np.asarray(self.func(x, y, xs), dtype=float)).reshape(-1)
+        except SystemExit as exc:
+            raise TargetError(f"target {self.name!r} called sys.exit({exc.code!r}) {where()}: a target must "
+                              "return its value") from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say where, in one line
-            raise TargetError(f"target {self.name!r} failed at x = {x.tolist()}, y = {y.tolist()}, "
-                              f"x* = {xs.tolist()}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-        if not np.all(np.isfinite(out)):
-            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} at x = {x.tolist()}, "
-                              f"y = {y.tolist()}, x* = {xs.tolist()}")
+            raise TargetError(f"target {self.name!r} failed {where()}: {type(exc).__name__}: {exc}".splitlines()[0]) \
+                from None
+        finally:
+            sys.stdout, sys.stderr = old
+        if buf.tell():
+            printed = buf.getvalue().strip() or "whitespace"
+            raise TargetError(f"target {self.name!r} printed {printed.splitlines()[0][:60]!r} {where()}: a target "
+                              "must return its value and print nothing")
+        top = float(np.max(np.abs(out))) if out.size else 0.0
+        if not math.isfinite(top):
+            raise TargetError(f"target {self.name!r} returned non-finite values {out.tolist()} {where()}")
+        if top > TARGET_MAX:
+            raise TargetError(f"target {self.name!r} returned {top:.3g} {where()}: values must "
+                              f"lie in [-2^100, 2^100] (= {TARGET_MAX:.3g}) so that errors and their squares stay finite")
         return out
 
 
@@ -102,7 +151,10 @@ def resolve(spec) -> Target:
     if added:
         sys.path.insert(0, cwd)
     try:
-        mod = importlib.import_module(module)
+        with isolated(spec, "while being imported"):
+            mod = importlib.import_module(module)
+    except TargetError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
         raise TargetError(f"cannot import module {module!r} for target {spec!r}: "
                           f"{type(exc).__name__}: {exc}".splitlines()[0]) from None

@@ -21,30 +21,54 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Config, ConfigError
-from .construction.hpost import HPost, Mux, build_hpost, build_mux
+from .config import Config, option
+from .errors import ConfigError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # h_post is built only when a target runs: imported there (keeps the CLI's start-up light)
+    from .construction.hpost import HPost, Mux
 from .construction.network import Construction, Design, build
 from .execution import NetHead, forward, net_abs_forward, one_step
 from .targets import Target, output_dim, resolve
 
 
 MAX_TEST_POINTS = 100_000  # one real step each: about 5 ms apiece on the small layouts
+# labels live in [-y_max, y_max]^dy: within 2^-20 .. 2^20 the y-grid spacing, the gates' thresholds
+# (tau ~ |alpha| delta) and the realised f_out's bounds stay far from float64's limits
+Y_MAX_RANGE = (2.0**-20, 2.0**20)
+MAX_GRID_SIZE = 1025  # y-grid points per label coordinate (memory refuses most of these anyway)
+MAX_SWEEP_SIZE = 4096  # J = L of a sweep level
 
 
 @dataclass(frozen=True)
 class UniversalOptions:
     """What to reproduce and how finely: validated once (bad input raises ConfigError)."""
 
-    target: object  # a name, "module:function", a callable or a Target
-    grid_size: int = 9  # y-grid points per label coordinate at the run's own sizes
-    y_max: float = 2.0  # labels live in [-y_max, y_max]^dy
-    delta: float = 0.1  # labels with |y|_1 < delta are not tested (gates partly open there)
-    test_points: int = 200
-    sweep: tuple = (2, 4, 8)  # J = L per level
-    sweep_grid: tuple | None = None  # y-grid size per level (one value: the same for all);
+    target: object = option(cli="--target", metavar="NAME|MODULE:FUNC", required=False, group="universality",
+                            help="target learning algorithm f(x, y, x*): copy, cos, nn, two-output (dy = 2), sin-y, "
+                                 "or module:function; adds the claims universal-exact-on-grid and universal-converges")
+    # a name, "module:function", a callable or a Target
+    grid_size: int = option(9, cli="--y-grid", metavar="G", group="universality",
+                            help="y-grid points per label coordinate of h_post at the run's sizes, "
+                                 f"2..{MAX_GRID_SIZE} (default {{default}})")
+    y_max: float = option(2.0, cli="--y-max", metavar="Y", group="universality",
+                          help=f"labels live in [-Y, Y]^dy, Y in [{Y_MAX_RANGE[0]:.2g}, {Y_MAX_RANGE[1]:.2g}] "
+                               "(default {default})")
+    delta: float = option(0.1, cli="--y-min", metavar="DELTA", group="universality",
+                          help="test labels have |y|_1 >= DELTA, where the gates are exact; in [Y 2^-20, Y) "
+                               "(default {default})")
+    test_points: int = option(200, metavar="T", group="universality",
+                              help=f"random (x, y, x*) test triples, one real step each, 1..{MAX_TEST_POINTS:,} "
+                                   "(default {default})")
+    sweep: tuple = option((2, 4, 8), metavar="J1,J2,...", group="universality",
+                          help="J = L of each convergence level, strictly increasing (default {default}); "
+                               "the paper layout's N follows")
+    sweep_grid: tuple | None = option(None, metavar="G1,G2,...", group="universality",
+                                      help="y-grid size per level, or one for all (default 5,9,17,... for dy = 1; "
+                                           "3,5,9,... for dy >= 2)")
     # default (5, 9, 17) for dy = 1 and (3, 5, 9) for dy >= 2 (the hat layers grow like G^dy)
-    grid_checks: int = 200  # at most this many (cell centre, grid label) triples
-    seed: int = 0
+    grid_checks: int = option(200, cli="", help="at most this many (cell centre, grid label) triples")
+    seed: int = option(0, cli="", help="the run's seed (the CLI passes --seed)")
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -53,21 +77,30 @@ class UniversalOptions:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise ConfigError(f"{name} must be an integer, got {v!r}")
-        if self.grid_size < 2:
-            raise ConfigError(f"the y-grid needs at least 2 points, got {self.grid_size}")
+        if not 2 <= self.grid_size <= MAX_GRID_SIZE:
+            raise ConfigError(f"the y-grid needs 2..{MAX_GRID_SIZE} points, got {self.grid_size}")
         if not 1 <= self.test_points <= MAX_TEST_POINTS:
             raise ConfigError(f"test-points must be in 1..{MAX_TEST_POINTS} (one real step each), "
                               f"got {self.test_points}")
         if not 1 <= self.grid_checks <= MAX_TEST_POINTS:
             raise ConfigError(f"grid checks must be in 1..{MAX_TEST_POINTS}, got {self.grid_checks}")
-        if not (math.isfinite(self.y_max) and self.y_max > 0):
-            raise ConfigError(f"y-max must be > 0, got {self.y_max}")
-        if not (math.isfinite(self.delta) and 0 < self.delta < self.y_max):
-            raise ConfigError(f"y-min (delta) must be in (0, y-max), got {self.delta}")
+        for name in ("y_max", "delta"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"{name} must be a real number, got {v!r}")
+        lo, hi = Y_MAX_RANGE
+        if not (math.isfinite(self.y_max) and lo <= self.y_max <= hi):
+            raise ConfigError(f"y-max must be in [{lo:.3g}, {hi:.3g}] (labels in [-Y, Y]^dy), got {self.y_max:g}")
+        if not (math.isfinite(self.delta) and self.y_max * 2.0**-20 <= self.delta < self.y_max):
+            raise ConfigError(f"y-min (delta) must be in [y-max * 2^-20, y-max) = [{self.y_max * 2.0**-20:.3g}, "
+                              f"{self.y_max:g}), got {self.delta:g}")
         sweep = tuple(int(v) for v in self.sweep)
-        if any(v < 1 for v in sweep):
-            raise ConfigError(f"sweep sizes must be >= 1, got {list(sweep)}")
-        if self.sweep_grid is None:
+        if any(not 1 <= v <= MAX_SWEEP_SIZE for v in sweep):
+            raise ConfigError(f"sweep sizes must be in 1..{MAX_SWEEP_SIZE}, got {','.join(map(str, sweep))}")
+        if any(b < a for a, b in zip(sweep, sweep[1:])):
+            raise ConfigError(f"sweep levels must not decrease (each level refines the previous one), got "
+                              f"{','.join(map(str, sweep))}; use --sweep {','.join(map(str, sorted(sweep)))}")
+        if self.sweep_grid is None:  # the default y-grids increase strictly: any non-decreasing J refines
             set_(self, "sweep", sweep)
             return
         grid = tuple(int(v) for v in self.sweep_grid)
@@ -75,8 +108,14 @@ class UniversalOptions:
             grid = grid * len(sweep)
         if sweep and len(grid) != len(sweep):
             raise ConfigError(f"sweep-grid needs one value or {len(sweep)} (one per sweep level), got {len(grid)}")
-        if any(v < 2 for v in grid):
-            raise ConfigError(f"sweep-grid sizes must be >= 2, got {list(grid)}")
+        if any(not 2 <= v <= MAX_GRID_SIZE for v in grid):
+            raise ConfigError(f"sweep-grid sizes must be in 2..{MAX_GRID_SIZE}, got {','.join(map(str, grid))}")
+        if any(b < a for a, b in zip(grid, grid[1:])):
+            raise ConfigError(f"sweep-grid sizes must not decrease (each level refines the previous one), got "
+                              f"{','.join(map(str, grid))}")
+        if any((j2, g2) == (j1, g1) for j1, g1, j2, g2 in zip(sweep, grid, sweep[1:], grid[1:])):
+            raise ConfigError("each sweep level must refine the previous one (a larger J = L or a larger y-grid), "
+                              f"got levels {list(zip(sweep, grid))}")
         set_(self, "sweep", sweep)
         set_(self, "sweep_grid", grid)
 
@@ -100,6 +139,8 @@ def prepare(design: Design | Config, target, *, grid_size: int, y_max: float, de
     if d_out != con.design.dy:
         raise ConfigError(f"target {target.name!r} returns {d_out} values but labels have dy = {con.design.dy}: "
                           "f_out's two branches must have the label's dimension")
+    from .construction.hpost import build_hpost, build_mux
+
     hp = build_hpost(con, target, grid_size=grid_size, y_max=y_max, delta=delta, d_out=d_out)
     mux = build_mux(con, hp)
     return Prepared(con, hp, mux, NetHead(mux), target, time.perf_counter() - t0)
@@ -209,6 +250,15 @@ def measure_random(prep: Prepared, triples) -> Measured:
     return _run(prep, triples, "true")
 
 
+def rms(err) -> float:
+    """Root mean square without overflow (scaled by the largest entry)."""
+    err = np.abs(np.asarray(err, dtype=float))
+    top = float(err.max(initial=0.0))
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    return top * float(np.sqrt(np.mean((err / top) ** 2)))
+
+
 # ---- the sweep -------------------------------------------------------------------------------
 @dataclass
 class Level:
@@ -245,37 +295,30 @@ def level_design(cfg: Config, n: int) -> Config:
 
 
 def hpost_bytes(cfg: Config, grid_size: int) -> int:
-    """Dense float64 bytes of h_post's weights for ``cfg`` (per-cell blocks: K x out x in)."""
-    K, m, dy = cfg.cells_x * cfg.cells_star, cfg.m, cfg.dy
-    P = grid_size ** dy
-    wB, wC, wCp, wH, wO = 2 * m * dy + 2 * dy, 1 + dy + 2 * P, 1 + dy + 4 * P, 1 + P, 2 * dy
-    per_cell = wB * m * dy + wC * wB + (dy - 1) * wCp * max(wC, wCp) + wH * (wCp if dy > 1 else wC) + wO * wH
-    return 8 * (K * per_cell + m * dy * cfg.m * cfg.signs * dy + dy * K * wO)
+    """Dense float64 bytes of h_post's weights (see :func:`universality.memory.hpost_weight_bytes`)."""
+    from .memory import hpost_weight_bytes
+
+    return hpost_weight_bytes(cfg, grid_size)
 
 
 def check_sizes(cfg: Config, opts: UniversalOptions) -> None:
-    """Refuse (ConfigError, one line) before any work: a target of the wrong dimension, a sweep level
-    whose construction or h_post would not fit in memory."""
-    from .config import available_memory_bytes, format_bytes
+    """Refuse (ConfigError, one line) before any work: a loss whose labels the experiment cannot
+    draw, a target of the wrong dimension, a run (with every sweep level) that would not fit in
+    memory (:func:`universality.memory.check`)."""
+    from .losses import get_loss
+    from .memory import check
 
+    if get_loss(cfg.loss).domain != "real":
+        raise ConfigError(
+            f"--target with --loss {cfg.loss} is not supported: the universality experiment draws labels from "
+            f"[-y_max, y_max]^dy, but {cfg.loss}'s gradient at 0 only identifies labels on the simplex (it loses "
+            f"the label's mean), so no h_post can read y back; use --loss mse")
     target = resolve(opts.target)
     d_out = output_dim(target, cfg.dx, cfg.dy)
     if d_out != cfg.dy:
         raise ConfigError(f"target {target.name!r} returns {d_out} values but labels have dy = {cfg.dy}: "
                           "f_out's two branches must have the label's dimension")
-    limit = cfg.max_memory_bytes or available_memory_bytes()
-    levels = [(cfg, opts.grid_size)]
-    for n, G in zip(opts.sweep, sweep_grid(opts, cfg.dy)):
-        try:
-            levels.append((level_design(cfg, n), G))
-        except ConfigError as exc:
-            raise ConfigError(f"sweep level J = L = {n}: {exc}") from None
-    for c, G in levels:
-        need = hpost_bytes(c, G)
-        if need > limit:
-            raise ConfigError(f"h_post for J = {c.J}, L = {c.L}, y-grid {G} (dy = {c.dy}) needs about "
-                              f"{format_bytes(need)}, more than the {format_bytes(limit)} available; "
-                              "use a smaller --sweep, --sweep-grid or --y-grid")
+    check(cfg, universal=opts)
 
 
 def sweep_grid(opts: UniversalOptions, dy: int) -> tuple:
@@ -334,7 +377,7 @@ def sweep(cfg: Config, opts: UniversalOptions, progress=None) -> SweepResult:
             J=n, L=n, N=c.N, D=c.D, layout=prep.con.design.layout, grid_size=G, h=1.0 / n,
             y_step=2.0 * opts.y_max / (G - 1),
             hpost_parameters=prep.hpost.net.parameters, sup=float(m.error.max()),
-            rms=float(np.sqrt(np.mean(m.error ** 2))),
+            rms=rms(m.error),
             collapsed=int(sum(br != "h_post" for br in m.branch)),
             sup_kept=float(m.error[kept].max()) if kept.any() else 0.0,
             sup_flipped=float(m.error[~kept].max()) if (~kept).any() else 0.0,
@@ -382,7 +425,7 @@ class UniversalResult:
                 "grid_max_error": float(self.grid.error.max(initial=0.0)),
                 "random_points": int(self.random.error.size),
                 "random_sup_error": float(self.random.error.max(initial=0.0)),
-                "random_rms_error": float(np.sqrt(np.mean(self.random.error ** 2))),
+                "random_rms_error": rms(self.random.error),
                 "collapsed": int(sum(b != "h_post" for b in self.random.branch)),
             },
             "below_delta": None if self.small is None else {
@@ -399,15 +442,28 @@ class UniversalResult:
         }
 
 
-def run(cfg: Config, con: Construction | None, opts: UniversalOptions) -> UniversalResult:
-    """Measure at the run's own sizes (grid and random triples) and run the sweep."""
+def measure_universality(cfg: Config, con: Construction | None, opts: UniversalOptions,
+                         progress=None) -> UniversalResult:
+    """Measure at the run's own sizes (grid and random triples) and run the sweep.
+
+    ``progress(phase, done, total)``, when given, is called as the phases advance."""
     check_sizes(cfg, opts)
+
+    def tick(phase, done, total):
+        if progress:
+            progress(phase, done, total)
+
+    tick("universality: building h_post", 0, 1)
     prep = prepare(con if con is not None else Design.from_config(cfg), opts.target, grid_size=opts.grid_size,
                    y_max=opts.y_max, delta=opts.delta)
+    tick("universality: grid triples", 0, 3)
     g = measure_grid(prep, opts.grid_checks, opts.seed)
+    tick("universality: random triples", 1, 3)
     r = measure_random(prep, random_triples(opts.test_points, cfg.dx, cfg.dy, opts.y_max, opts.delta, opts.seed))
+    tick("universality: small labels", 2, 3)
     small = _run(prep, small_label_triples(min(opts.test_points, 50), cfg.dx, cfg.dy, opts.delta, opts.seed), "cell")
-    s = sweep(cfg, opts)
+    tick("universality: sweep levels", 0, len(opts.sweep))
+    s = sweep(cfg, opts, progress=lambda done, total: tick("universality: sweep levels", done, total))
     return UniversalResult(opts, g, r, s, small, prep.hpost, prep.mux)
 
 

@@ -1,6 +1,8 @@
 """Run the claims and findings for one Config: the only thing the CLI, JSON and reports call."""
 from __future__ import annotations
 
+import contextlib
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -11,6 +13,7 @@ from . import __version__
 from .claims import CLAIMS, FINDINGS, ClaimResult, Context, Finding, Verdict, aggregate
 from .claims.base import Check, run_finding
 from .config import Config
+from .errors import ConfigError
 from .construction.codes import LAYOUT_DESCRIPTIONS
 from .construction.network import Construction, Design, build
 from .execution import k_shot_step, one_step
@@ -19,6 +22,23 @@ from .samples import Sample, Task, make_samples, make_tasks
 
 @dataclass
 class Report:
+    """The outcome of one run: the claims' verdicts, the findings, the samples and timings.
+
+    Attributes
+    ----------
+    config : Config
+        What was run.
+    claims : list of ClaimResult
+        One per claim, each with verdict, residual, tolerance and worst case.
+    findings : list of Finding
+        The known gaps of the paper, demonstrated live.
+    samples : list of Sample
+        The (x, x*, y) triples checked.
+    symbolic : SymbolicOutcome or None
+        The exact backend's results when it ran.
+    passed : bool
+        True when every claim (numeric and exact) is PASS or SKIPPED: exit status 0.
+    """
     config: Config
     construction: dict
     claims: list[ClaimResult]
@@ -32,6 +52,8 @@ class Report:
     backend: str = "numeric"
     backend_note: str = ""
     tasks: list = field(default_factory=list)  # the K-shot tasks checked (K > 1)
+    # what a proof report pictures (report_data.ReportData), computed when verify(report_data=True)
+    report_data: object | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -44,13 +66,21 @@ class Report:
     def finding(self, id: str) -> Finding:
         return next(f for f in self.findings if f.id == id)
 
+    def claim_records(self) -> list[dict]:
+        """Every claim verdict of the run, one schema whatever the backend: the numeric claims,
+        then the exact (SymPy) ones, each marked with its ``backend``."""
+        out = [{**c.as_dict(), "backend": "numeric"} for c in self.claims]
+        if self.symbolic is not None:
+            out += [{**c.as_dict(), "backend": "symbolic"} for c in self.symbolic.claims]
+        return out
+
     def as_dict(self) -> dict:
         return {
             "tool": "universality",
             "version": __version__,
             "construction": self.construction,
             "samples": [s.as_dict() for s in self.samples],
-            "claims": [c.as_dict() for c in self.claims],
+            "claims": self.claim_records(),
             "findings": [f.as_dict() for f in self.findings],
             "tasks": [t.as_dict() for t in self.tasks],
             "passed": self.passed,
@@ -76,12 +106,27 @@ def summary(cfg: Config, con: Construction) -> dict:
     }
 
 
+def phased(progress):
+    """``progress`` as a callable ``(done, total, phase=...)``; a two-argument callable gets the
+    counts only. None stays None."""
+    if progress is None:
+        return None
+    try:
+        params = inspect.signature(progress).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        params = {}
+    if "phase" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return progress
+    return lambda done, total, phase=None: progress(done, total)
+
+
 def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
                  progress: Callable[[int, int], None] | None = None, h_post=None,
                  tasks: list[Task] | None = None) -> list[ClaimResult]:
     """Run every (selected) claim: construction-level once, sample-level on every sample's real step,
     task-level (K-shot, scope "task") on every task's real K-shot step. Task-level claims are selected
     only when ``tasks`` is given (verify passes them when K > 1)."""
+    progress = phased(progress)
     ctx = Context(con)
     specs = [s for s in CLAIMS.values() if (claim_ids is None or s.id in claim_ids)
              and (s.scope != "task" or tasks)]
@@ -103,9 +148,12 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             ctx.cache.pop("abs_post", None)
             ctx.cache.pop("abs_post_of", None)
         if progress:
-            progress(n + 1, len(samples))
+            progress(n + 1, len(samples), phase="checking samples")
     task_specs = [s for s in specs if s.scope == "task" and s.id not in skipped]
-    for n, t in enumerate((tasks or []) if task_specs else []):
+    task_list = (tasks or []) if task_specs else []
+    for n, t in enumerate(task_list):
+        if progress:
+            progress(n, len(task_list), phase="checking K-shot tasks")
         kst = k_shot_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
         for spec in task_specs:
             per[spec.id].append(({"task": n, **t.as_dict()}, spec.func(ctx, t, kst)))
@@ -115,6 +163,10 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             out.append(aggregate(spec, [(None, Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, skipped[spec.id]))]))
         else:
             out.append(aggregate(spec, per[spec.id]))
+    if con.design.loss == "ce":  # softmax cross-entropy is Theorem 6.2's case, not 6.1's (MSE)
+        for c in out:
+            if "Thm 6.1" in c.paper_ref:
+                c.paper_ref = c.paper_ref.replace("Thm 6.1", "Thm 6.2")
     return out
 
 
@@ -122,7 +174,7 @@ def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) 
     """symbolic.budget.resolve_backend, restricted to the losses the exact backend covers: its claims
     use MSE's label channel (e_bar(y) = copies of y), so other losses run numerically ("auto") or are
     refused with one line ("symbolic" / "both")."""
-    from .config import ConfigError
+    from .errors import ConfigError
     from .symbolic.budget import resolve_backend
 
     if cfg.loss != "mse" and backend in ("symbolic", "both"):
@@ -134,10 +186,54 @@ def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) 
     return ran, note
 
 
+_BLAS = {"controller": None, "depth": 0}
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Limit the BLAS thread pools to one thread while a run executes (restored afterwards): the
+    matrices are small, and multithreaded OpenBLAS spin-waits badly on a busy machine (85 x 85
+    products measured 80x slower with two threads under load). Re-entrant: only the outermost
+    call changes anything; the introspection of the loaded libraries is done once."""
+    if _BLAS["depth"]:
+        _BLAS["depth"] += 1
+        try:
+            yield
+        finally:
+            _BLAS["depth"] -= 1
+        return
+    if _BLAS["controller"] is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS["controller"] = ThreadpoolController()
+    _BLAS["depth"] += 1
+    try:
+        with _BLAS["controller"].limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _BLAS["depth"] -= 1
+
+
 def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_findings: bool = True,
            universal=None, backend: str = "numeric", symbolic_budget: float | None = None,
-           symbolic_relu: str = "value", **kwargs) -> Report:
+           symbolic_relu: str = "value", report_data: bool = False, **kwargs) -> Report:
     """Build the construction for ``cfg`` (or ``Config(**kwargs)``), run the claims and findings.
+
+    Parameters
+    ----------
+    cfg : Config, optional
+        What to build and check; without it, ``Config(**kwargs)``.
+    claim_ids : collection of str, optional
+        Run only these claims (default: all that apply).
+    with_findings : bool
+        Also demonstrate the paper's known gaps (default True).
+
+    Returns
+    -------
+    Report
+        Every verdict with residual and tolerance; ``report.passed`` decides the exit status.
+
+    Other parameters:
 
     ``universal``: a :class:`universality.universal.UniversalOptions` (or a target name / callable):
     also run the universality claims for that target learning algorithm.
@@ -145,13 +241,47 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     or "auto" (both when the symbolic run is predicted quick for the sizes, numeric otherwise).
     ``symbolic_budget``: wall-clock seconds for the symbolic run (refused above, cut at it).
     ``symbolic_relu``: "value" (the run's ReLU'(0) as an exact rational) or "symbol" (r = rho^2 > 0).
+    ``report_data``: also run what a proof report pictures (universality.report_data), so that the
+    report itself executes nothing.
+    ``progress``: ``progress(done, total, phase=...)`` (or ``progress(done, total)``), called as
+    every phase advances: build, samples, K-shot tasks, exact instances, findings, universality.
+
+    Raises
+    ------
+    ConfigError
+        Bad input or an unsupported combination, before any work is done.
     """
     if cfg is None:
         cfg = Config(**kwargs)
+    with blas_single_thread():
+        return _verify(cfg, progress=progress, claim_ids=claim_ids, with_findings=with_findings,
+                       universal=universal, backend=backend, symbolic_budget=symbolic_budget,
+                       symbolic_relu=symbolic_relu, report_data=report_data)
+
+
+def _verify(cfg: Config, *, progress, claim_ids, with_findings, universal, backend, symbolic_budget,
+            symbolic_relu, report_data) -> Report:
     from .symbolic.budget import DEFAULT_BUDGET_S
 
+    progress = phased(progress)
     budget = DEFAULT_BUDGET_S if symbolic_budget is None else symbolic_budget
     ran, backend_note = resolve_backend_for_loss(cfg, backend, budget)
+    if symbolic_relu not in ("value", "symbol"):
+        raise ConfigError(f"symbolic_relu must be 'value' or 'symbol', got {symbolic_relu!r}")
+    if symbolic_relu == "symbol" and ran == "numeric":
+        raise ConfigError("--symbolic-relu applies to the exact run, which does not run here "
+                          f"({backend_note or 'backend numeric'}); add --backend both or --backend symbolic")
+    opts = None
+    if universal is not None:
+        from .universal import UniversalOptions, check_sizes
+
+        opts = universal if isinstance(universal, UniversalOptions) else UniversalOptions(target=universal)
+        check_sizes(cfg, opts)
+    from . import memory
+
+    memory.check(cfg, findings=with_findings, universal=opts, exact=ran != "numeric")
+    if progress:
+        progress(0, 1, phase="building the construction")
     t0 = time.perf_counter()
     con = build(Design.from_config(cfg))
     t1 = time.perf_counter()
@@ -165,68 +295,39 @@ def verify(cfg: Config | None = None, /, *, progress=None, claim_ids=None, with_
     if ran != "numeric":
         from .symbolic.run import run_symbolic
 
-        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu)
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu,
+                                progress=None if progress is None else
+                                (lambda d, t: progress(d, t, phase="proving exact instances")))
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
     t2 = time.perf_counter()
     findings = []
     if with_findings:
         ctx = Context(con)
-        findings = [run_finding(spec, ctx, samples) for spec in FINDINGS.values()]
+        specs = list(FINDINGS.values())
+        for n, spec in enumerate(specs):
+            if progress:
+                progress(n, len(specs), phase=f"demonstrating findings ({spec.id})")
+            findings.append(run_finding(spec, ctx, samples))
     t3 = time.perf_counter()
     timings = {"build": round(t1 - t0, 4), "claims": round(t2 - t1, 4), "findings": round(t3 - t2, 4)}
     if symbolic is not None:
         timings["symbolic"] = symbolic.timings
     uni = None
-    if universal is not None:
-        from .claims.universal import run_universal
-        from .universal import UniversalOptions
+    if opts is not None:
+        from .claims.universal import judge_universal
+        from .universal import measure_universality
 
-        opts = universal if isinstance(universal, UniversalOptions) else UniversalOptions(target=universal)
-        uclaims, uni = run_universal(cfg, con, opts)
-        claims = claims + uclaims
+        uni = measure_universality(cfg, con, opts, progress=None if progress is None else
+                                   (lambda phase, d, t: progress(d, t, phase=phase)))
+        claims = claims + judge_universal(uni)
         timings["universality"] = round(time.perf_counter() - t3, 4)
     report = Report(cfg, summary(cfg, con), claims, findings, samples, timings, con, uni,
                     symbolic=symbolic, backend=ran, backend_note=backend_note)
     report.tasks = tasks or []
+    if report_data:
+        from .report_data import collect
+
+        t4 = time.perf_counter()
+        report.report_data = collect(report)
+        timings["report_data"] = round(time.perf_counter() - t4, 4)
     return report
-
-
-@dataclass
-class SampleStep:
-    """The real step on one of a report's samples, for the report's pictures (reports call this
-    rather than executing the network themselves)."""
-
-    index: int
-    sample: Sample
-    cell: tuple
-    W_before: object  # (N, D, D)
-    W_after: object
-    zbar_star: object  # (dm,) from the real post-step forward pass at x*
-    minus_alpha_v: object  # (dm,) the paper's formula (Lemma 4.1)
-    theta_b_post: float
-
-
-def sample_step(report: Report, index: int | None = None) -> SampleStep:
-    """Re-run the real step on sample ``index`` (default: the first with a label the ReLUs keep)."""
-    from .claims.one_step import _minus_alpha_v
-
-    con = report.con if report.con is not None else build(Design.from_config(report.config))
-    samples = report.samples or make_samples(1, report.config.seed, report.config.J, report.config.L,
-                                             report.config.dx, report.config.dy, corners=False)
-    if index is None:
-        kept = [n for n, s in enumerate(samples)
-                if s.kind == "random" and all(-con.design.alpha * y > 0 for y in s.y)]
-        sizable = [n for n in kept if all(0.5 <= abs(y) <= 5 for y in samples[n].y)]
-        pool = sizable or kept or [0]
-
-        def spread(n):  # prefer a cell whose code channels differ: the picture shows more
-            code = np.asarray(con.code_vector(con.bin_x(samples[n].x), con.bin_star(samples[n].x_star)),
-                              dtype=float)
-            return -(float(code.max() - code.min()) / max(float(np.abs(code).max()), 1e-300))
-
-        index = min(pool, key=lambda n: (spread(n), n))
-    s = samples[index]
-    st = one_step(con, s.x, s.y, s.x_star)
-    ctx = Context(con)
-    return SampleStep(index, s, (con.bin_x(s.x), con.bin_star(s.x_star)), con.W, st.W_post,
-                      st.z_star[con.blocks.mid], _minus_alpha_v(ctx, s), float(st.theta_b_post))

@@ -14,9 +14,9 @@ from ..decode import decode
 from ..execution import one_step
 from .base import Outcome, finding, max_abs
 
-# A finding's extra construction may use at most this many bytes of dense weights; above it the
-# finding is shown on a smaller grid of the same shape and says so.
-FINDING_MEMORY_BYTES = 1 * 2**30
+# A finding's extra construction may use at most FINDING_MEMORY_BYTES (universality.memory, where
+# the run's memory model counts it); above it the finding is shown on a smaller grid and says so.
+from ..memory import FINDING_MEMORY_BYTES, dense_run_bytes  # noqa: E402
 
 
 def _reference(ctx, samples):
@@ -148,6 +148,7 @@ def psd_implication(ctx, samples) -> Outcome:
         {"matrix": f"M = B_{i}^-T B_{i}^-1 ({b.dt}x{b.dt}, symmetric)",
          "min_eigenvalue_M": float(eig.min()), "u": f"unit vector e_{q} (>= 0)",
          "min_entry_Mu": float(Mu.min()), "negative_entry_index": int(p),
+         "M_entries": M, "u_vector": u, "Mu_vector": Mu,
          "slides_B00_min_eigenvalue": slides_eig,
          "construction_B_i_sym_part_min_eigenvalue": min(own)},
         "A symmetric positive definite matrix can map a non-negative vector to one with a negative "
@@ -196,7 +197,7 @@ def depth_jl(ctx, samples) -> Outcome:
     while True:
         cells = J**d.dx * L**d.dx
         D = cells + (cells - 2) * (2 if d.variant == "signed" else 1) * d.dy + 1
-        if cells * D * D * 8 * 6 <= FINDING_MEMORY_BYTES or (J == 2 and L == 2):
+        if dense_run_bytes(cells, D) <= FINDING_MEMORY_BYTES or (J == 2 and L == 2):
             break
         J, L = max(2, J // 2), max(2, L // 2)
         note = (f"shown on the {J}x{L} grid (the requested one would need more than "

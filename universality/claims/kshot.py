@@ -238,10 +238,11 @@ def _con_for(ctx, design):
     ``con.extras['shown_on']``)."""
     if design == ctx.design:
         return ctx.con
+    from ..memory import dense_run_bytes
     from .findings import FINDING_MEMORY_BYTES
 
     b = design.blocks
-    if 6 * design.N * b.D * b.D * 8 > FINDING_MEMORY_BYTES:
+    if dense_run_bytes(design.N, b.D) > FINDING_MEMORY_BYTES:
         small = design.with_(N=6, J=min(design.J, 4), L=min(design.L, 4), dx=1, layout="compact")
         con = build(small)
         con.extras["shown_on"] = (f"shown on N = 6, J = {small.J}, L = {small.L} (the run's sizes would need "
@@ -350,7 +351,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
         "vector (exactly, in rationals). theta_b's gradient is a linear form of that sum, so it is 0 "
         "for every choice of the bottom head w_g: theta_b' = 0, phi~ keeps writing x* into the training "
         "slots and the K-shot construction never switches to its test-time read-out.",
-        f"{C}-way 1-shot: sum of gradients = {[str(q) for q in exact]} exactly, theta_b' = "
+        f"{C}-way 1-shot: sum of gradients = ({', '.join(str(q) for q in exact)}) exactly, theta_b' = "
         f"{st.theta_b_post:.3g}; unbalanced task: theta_b' = {su.theta_b_post:.3g}")
 
 

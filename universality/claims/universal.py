@@ -9,10 +9,13 @@
   decreases strictly at every refinement of the sweep (J = L and the y-grid together) until it
   reaches the rounding floor; the fitted rate error ~ h^p is stated.
 
-Not registered in CLAIMS (the default run does not need a target): :func:`run_universal` returns
-their :class:`ClaimResult` objects.
+Not registered in CLAIMS (the default run does not need a target): :func:`judge_universal` judges
+a :class:`universality.universal.UniversalResult` handed to it (measured by
+:func:`universality.universal.measure_universality`) and returns their :class:`ClaimResult` objects.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -47,10 +50,12 @@ def exact_on_grid(m) -> list[tuple[dict, Check]]:
         res = float(m.error[t])
         v = Verdict.PASS if res <= tol else Verdict.FAIL
         note = f"branch after the step: {m.branch[t]}"
+        if not (math.isfinite(tol) and math.isfinite(res)):
+            v, note = Verdict.UNDECIDED, "the error or its tolerance is not a finite float64 number"
         if m.branch[t] != "h_post":
             note = ("zbar* = 0 after the step: the multiplexer answered with g_pre "
                     "(paper variant, -alpha y < 0: the label was clipped)")
-        if m.grad_residual[t] > gtol or m.theta_h_grad[t] != 0:
+        if v != Verdict.UNDECIDED and (m.grad_residual[t] > gtol or m.theta_h_grad[t] != 0):
             v = Verdict.FAIL
             note = (f"the realised f_out changed the step: |e - W_g^T grad| = {m.grad_residual[t]:.3g}, "
                     f"max|grad theta_h| = {m.theta_h_grad[t]:.3g}")
@@ -66,6 +71,9 @@ def converges(sw) -> Check:
         return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, "a sweep needs at least two levels")
     rms = [l.rms for l in lv]
     floors = [l.floor for l in lv]
+    if not all(math.isfinite(v) for l in lv for v in (l.rms, l.sup, l.floor)):
+        return Check({"rms": rms, "J": [l.J for l in lv]}, "decreasing", float("inf"), 0.0, Verdict.UNDECIDED,
+                     "an error or its rounding floor is not a finite float64 number: the errors cannot be compared")
     worst_rise, where = 0.0, ""
     for a, b in zip(lv, lv[1:]):
         if a.rms <= a.floor and b.rms <= b.floor:
@@ -100,11 +108,8 @@ def converges(sw) -> Check:
                  f"{rate_txt}{sup_txt} ({sw.variable})")
 
 
-def run_universal(cfg, con, opts):
-    """Measure (universality.universal.run) and judge: (list of ClaimResult, UniversalResult)."""
-    from ..universal import run
-
-    res = run(cfg, con, opts)
+def judge_universal(res) -> list:
+    """Judge a measured :class:`universality.universal.UniversalResult`: [exact-on-grid, converges]."""
     checks = exact_on_grid(res.grid)
     exact = aggregate(EXACT, checks)
     fails = [w for w, c in checks if c.verdict == Verdict.FAIL]
@@ -121,7 +126,7 @@ def run_universal(cfg, con, opts):
                       + ", ".join(f"{v} with {k}" for k, v in sorted(kinds.items())) + f"){extra}; worst: "
                       + exact.note)
     conv = aggregate(CONVERGES, [(None, converges(res.sweep))])
-    return [exact, conv], res
+    return [exact, conv]
 
 
-__all__ = ["EXACT", "CONVERGES", "exact_on_grid", "converges", "run_universal"]
+__all__ = ["EXACT", "CONVERGES", "exact_on_grid", "converges", "judge_universal"]

@@ -32,7 +32,19 @@ from .fields import NUMERIC
 
 @dataclass(frozen=True)
 class Design:
-    """What to build: sizes and choices, independent of the number field."""
+    """What to build: sizes and choices, independent of the number field.
+
+    Parameters
+    ----------
+    N, J, L, dx, dy : int
+        Depth, cells per axis of x and x*, input and label dimensions (see :class:`~universality.Config`).
+    variant, layout, loss : str
+        Resolved choices (``layout`` is ``paper``, ``compact`` or ``truncated``, never ``auto``).
+    eps, alpha, relu_grad_at_zero : float
+        The epsilon of A_i, the inner learning rate and ReLU'(0).
+
+    Build one from a validated Config with :meth:`Design.from_config`.
+    """
 
     N: int
     J: int
@@ -65,7 +77,23 @@ class Design:
 
 @dataclass
 class Construction:
-    """The built network: weights in one number field plus the paper-side objects they came from."""
+    """The built network: weights in one number field plus the paper-side objects they came from.
+
+    Attributes
+    ----------
+    design : Design
+        What was built.
+    blocks : Blocks
+        The named channels (top, middle, bottom) and their index ranges.
+    W : ndarray of shape (N, D, D), or a list of SymPy matrices
+        The weights; ``W[k]`` is paper layer k + 1 and ``W[N-1]`` acts first.
+    Wg : ndarray of shape (dy, D)
+        The output head g_pre.
+    theta_b : scalar
+        The switch parameter, 0 before the step.
+    codes, A, A_built, G : list
+        The code table, the chosen A_i, the A_i / r^i the weights realise, and the B_i code matrices.
+    """
 
     design: Design
     blocks: Blocks
@@ -150,7 +178,21 @@ def _num_diag(values, field):
 
 
 def build(design: Design | Config, field=NUMERIC) -> Construction:
-    """Build the weights of ``design`` in ``field`` (NUMERIC float64 or ExactField)."""
+    """Build the weights of ``design`` in ``field``.
+
+    Parameters
+    ----------
+    design : Design or Config
+        What to build; a Config is validated already and converted with :meth:`Design.from_config`.
+    field : NumberField, optional
+        ``NUMERIC`` (float64 NumPy arrays, the default) or an ``ExactField()`` (SymPy rationals).
+
+    Returns
+    -------
+    Construction
+        The weights and the paper-side objects (A_i, B_i, codes) they came from. Pure: nothing is
+        executed here.
+    """
     if isinstance(design, Config):
         design = Design.from_config(design)
     b = design.blocks

@@ -4,10 +4,12 @@ dependency graph coloured by verdict.
 
     from universality import Config, verify
     from universality.report import write_report
-    write_report(verify(Config(N=6, J=4, L=4)), "out/report", formats=("html", "tex"))
+    write_report(verify(Config(N=6, J=4, L=4), report_data=True), "out/report", formats=("html", "tex"))
 
-Writes are atomic: everything is rendered in a temporary folder beside DIR and then moved in. A
-non-empty DIR is refused unless ``force``; then only the report's own files in it are replaced.
+Writes are atomic: everything is rendered in a temporary folder beside DIR and then moved in;
+missing parents are created (and removed again on failure). A non-empty DIR is refused unless
+``force``; then only the report's own files in it are replaced. Bad paths raise ReportError
+(exit 2); I/O and LaTeX failures while writing raise OutputError / ToolError (exit 3).
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ DEFAULT_FORMATS = ("html", "tex")
 OUTPUTS = ("report.html", "report.tex", "report.pdf", "report.json", "figures")
 
 
-class ReportError(ValueError):
-    """The report cannot be written as asked. One line, for the user."""
+from ..errors import ReportError  # noqa: E402 - one home for every user-facing error
+from ..files import check_path, io_error, make_parents, remove_created  # noqa: E402
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
@@ -42,18 +44,7 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
 
 def check_target(path, force: bool = False, formats=DEFAULT_FORMATS) -> Path:
     """Validate DIR (and the toolchain for pdf) before any work is done."""
-    p = Path(path)
-    if str(path).strip() == "":
-        raise ReportError("--report needs a folder name")
-    if p.exists() and not p.is_dir():
-        raise ReportError(f"report target {str(p)!r} exists and is not a folder")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        raise ReportError(f"report target's parent folder {str(parent)!r} does not exist")
-    if p.exists() and any(p.iterdir()) and not force:
-        raise ReportError(f"report folder {str(p)!r} is not empty; use --force to replace the report in it")
-    if not os.access(p if p.exists() else parent, os.W_OK):
-        raise ReportError(f"report target {str(p)!r} is not writable")
+    p = check_path(path, option="--report", force=force, error=ReportError)
     if "pdf" in formats:
         from .latex import toolchain_missing
 
@@ -63,7 +54,8 @@ def check_target(path, force: bool = False, formats=DEFAULT_FORMATS) -> Path:
     return p
 
 
-def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None, context=None) -> list[str]:
+def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=None, context=None,
+                keep_log: bool = False) -> list[str]:
     """Render the report's files into ``folder`` (which exists). Returns the names written.
     ``context``: a prebuilt render.build_context(report, ...) to reuse."""
     from . import graph as _graph
@@ -86,16 +78,19 @@ def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=No
         figs.mkdir(exist_ok=True)
         for f in ctx["figures"] + list((ctx.get("experiments") or {}).get("figures", [])):
             (folder / f["file"]).write_bytes(f["png"])
-        graph_file, graph_error = "figures/graph.pdf", None
+        graph_files, graph_error = [], None
         try:
-            (folder / graph_file).write_bytes(_graph.render(ctx["dot"], "pdf"))
+            for n, (title, src) in enumerate(ctx["dot_sections"], 1):
+                name = f"figures/graph-{n}.pdf"
+                (folder / name).write_bytes(_graph.render(src, "pdf"))
+                graph_files.append((title, name))
         except _graph.GraphUnavailable as exc:
-            graph_file, graph_error = None, str(exc)
+            graph_files, graph_error = [], str(exc)
         tex = folder / "report.tex"
-        tex.write_text(render_tex(ctx, graph_file, graph_error), encoding="utf-8")
+        tex.write_text(render_tex(ctx, graph_files, graph_error), encoding="utf-8")
         written += ["report.tex", "figures"]
         if "pdf" in formats:
-            build_pdf(tex)
+            build_pdf(tex, keep_log=keep_log)
             written.append("report.pdf")
             if "tex" not in formats:
                 tex.unlink()
@@ -108,20 +103,17 @@ def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, a
                  context=None) -> Path:
     """Render into a temporary folder beside ``target``, then move the files in (atomic per file;
     a new folder appears whole). Raises ReportError (one line) when it cannot."""
-    from .latex import LatexError
-
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
     target = check_target(target, force=force, formats=formats)
     parent = target.parent if str(target.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a report folder is an ordinary one
+    created, tmp = [], None
     try:
-        try:
-            written = render_into(tmp, report, formats, argv=argv, now=now, context=context)
-        except LatexError as exc:
-            raise ReportError(str(exc)) from None
+        created = make_parents(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a report folder is an ordinary one
+        written = render_into(tmp, report, formats, argv=argv, now=now, context=context)
         if not target.exists():
             os.rename(tmp, target)
             tmp = None
@@ -144,7 +136,11 @@ def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, a
                     if dst.is_dir() and not dst.is_symlink():
                         shutil.rmtree(dst)
                     os.replace(src, dst)
+        created = []
+    except OSError as exc:
+        raise io_error(exc, target) from exc
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        remove_created(created)
     return target

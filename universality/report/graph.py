@@ -48,33 +48,76 @@ def _html(text: str) -> str:
 
 
 def _label(entry) -> str:
-    title = textwrap.shorten(entry.title, width=58, placeholder="...")
+    from .typeset import plain
+
+    title = textwrap.shorten(plain(entry.title), width=58, placeholder="...")
     return entry.id + "\n" + "\n".join(textwrap.wrap(title, width=24)[:3])
 
 
-def dot_source(blueprint, status: dict[str, str]) -> str:
-    """DOT for the blueprint; ``status`` maps entry id -> a key of STATUS_STYLE."""
+# the printed graph is split into these sections (one landscape page each), so that its text stays
+# legible (>= 7 pt) on paper; each section's page shows its neighbours in other sections by id
+SECTIONS = (("Definitions and conditions", ("definition", "condition")),
+            ("Equations, proof steps, lemmas and theorems", ("equation", "step", "lemma", "theorem")),
+            ("Known gaps and the entries they break", ("gap",)),
+            ("Empirical claims of Sec. 7", ("experiment",)))
+
+
+def section_sources(blueprint, status: dict[str, str]) -> list[tuple[str, str]]:
+    """[(title, DOT)] per section of :data:`SECTIONS` (for print)."""
+    out = []
+    for title, kinds in SECTIONS:
+        only = {e.id for e in blueprint if e.kind in kinds}
+        if only:
+            src = dot_source(blueprint, status, only=only, legend=False,
+                             rankdir="LR" if kinds == ("gap",) else "TB", print_=True)
+            out.append((title, src))
+    return out
+
+
+def dot_source(blueprint, status: dict[str, str], only: set | None = None, legend: bool = True,
+               rankdir: str = "TB", print_: bool = False) -> str:
+    """DOT for the blueprint; ``status`` maps entry id -> a key of STATUS_STYLE. ``only``: draw these
+    entries in full and their neighbours outside it as small id-only boxes (a section's page).
+    ``print_``: labels are the ids only, set at 14 pt with tight spacing, so that a section scaled to
+    a landscape page keeps its text at 7 pt or more (the entries' titles follow the graph)."""
+    fs, sep = (14, "nodesep=0.12, ranksep=0.3") if print_ else (9, "nodesep=0.25, ranksep=0.45")
     lines = [
         "digraph blueprint {",
-        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.45, fontname="Helvetica", fontsize=10, '
+        f'  graph [rankdir={rankdir}, {sep}, fontname="Helvetica", fontsize=10, '
         'labelloc=b, labeljust=l];',
-        '  node [fontname="Helvetica", fontsize=9, style=filled, penwidth=1.4, margin="0.08,0.04"];',
+        f'  node [fontname="Helvetica", fontsize={fs}, style=filled, penwidth=1.4, margin="0.08,0.04"];',
         '  edge [color="#607d8b", arrowsize=0.6];',
     ]
+    shown = None
+    if only is not None:
+        shown = set(only)
+        for used, user in blueprint.edges():
+            if used in only or user in only:
+                shown |= {used, user}
     for e in blueprint:
+        if shown is not None and e.id not in shown:
+            continue
         st = status.get(e.id, "NONE")
+        if only is not None and e.id not in only:
+            fill, border, _ = STATUS_STYLE[st]
+            lines.append(f"  {_q(e.id)} [label={_q(e.id)}, shape=box, style=\"filled,dashed\", "
+                         f"fillcolor={_q(fill)}, color={_q(border)}];")
+            continue
         fill, border, _ = STATUS_STYLE[st]
         shape, extra = KIND_SHAPE[e.kind]
         style = ",".join(s for s in ("filled", extra, "dashed" if st == "NOT RUN" else "") if s)
         tooltip = f"{e.id} ({e.kind}, {e.paper_ref}): {e.title} [{st.lower()}]"
         lines.append(
-            f"  {_q(e.id)} [label={_q(_label(e))}, shape={shape}, style={_q(style)}, "
+            f"  {_q(e.id)} [label={_q(e.id if print_ else _label(e))}, shape={shape}, style={_q(style)}, "
             f"fillcolor={_q(fill)}, color={_q(border)}, URL={_q('#' + e.anchor)}, tooltip={_q(tooltip)}];")
     for used, user in blueprint.edges():
+        if shown is not None and not (used in only or user in only):
+            continue
         gap = blueprint.get(user).kind == "gap"
         attrs = ' [style=dashed, color="#e65100"]' if gap else ""
         lines.append(f"  {_q(used)} -> {_q(user)}{attrs};")
-    lines.append(f"  label=<{legend_html()}>;")
+    if legend:
+        lines.append(f"  label=<{legend_html()}>;")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -82,6 +82,11 @@ def matrix(cells: list[list[str]]) -> Tex:
     return Tex(r"\begin{pmatrix}" + r" \\ ".join(rows) + r"\end{pmatrix}")
 
 
+def label(text) -> str:
+    """A LaTeX \\label / hyperref key for an id (letters, digits, ':', '.', '-')."""
+    return re.sub(r"[^A-Za-z0-9:.-]", "-", str(text))
+
+
 def finalize(value):
     if isinstance(value, Tex):
         return value
@@ -115,11 +120,14 @@ def toolchain_missing() -> str | None:
     return None
 
 
-class LatexError(RuntimeError):
-    pass
+from ..errors import ToolError
 
 
-def build_pdf(tex_file: Path, timeout: float = 300) -> Path:
+class LatexError(ToolError):
+    """LaTeX failed on the report the package wrote: an internal/tool error (exit 3)."""
+
+
+def build_pdf(tex_file: Path, timeout: float = 300, keep_log: bool = False) -> Path:
     """Compile ``tex_file`` with latexmk -pdf in its folder; remove the auxiliary files."""
     problem = toolchain_missing()
     if problem:
@@ -140,5 +148,7 @@ def build_pdf(tex_file: Path, timeout: float = 300) -> Path:
                       or re.match(r"^[^:]+:\d+:", ln)), "see the LaTeX log")
         raise LatexError(f"LaTeX failed on {tex_file.name}: {first.strip()}")
     for ext in (".aux", ".log", ".fls", ".fdb_latexmk", ".out", ".toc"):
+        if ext == ".log" and keep_log:
+            continue
         (folder / (tex_file.stem + ext)).unlink(missing_ok=True)
     return pdf

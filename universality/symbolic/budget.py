@@ -16,6 +16,7 @@ SECONDS_PER_INSTANCE = 0.05
 SECONDS_PER_ND2 = 3.0e-5
 SECONDS_PER_D2 = 6.0e-4
 DEFAULT_BUDGET_S = 60.0
+MAX_BUDGET_S = 86_400.0  # --symbolic-budget: at most a day
 # "auto" adds the symbolic run only below this prediction: the default example (--N 6 --J 4 --L 4,
 # about 4-5 s exact) keeps the core's 2 s wall target; ask for it with --backend both.
 QUICK_S = 3.0
@@ -36,12 +37,12 @@ def instance_bound(cfg) -> int:
 
 def resolve_backend(cfg, backend: str, budget_s: float | None) -> tuple[str, str]:
     """Which backend runs, and the one-line note that says so; ConfigError when refused."""
-    from ..config import ConfigError
+    from ..errors import ConfigError
 
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if budget_s is not None and not (budget_s > 0):
-        raise ConfigError(f"symbolic budget must be > 0 seconds, got {budget_s}")
+    if budget_s is not None and not (0 < budget_s <= MAX_BUDGET_S):
+        raise ConfigError(f"symbolic budget must be in (0, {MAX_BUDGET_S:g}] seconds, got {budget_s:g}")
     if backend == "numeric":
         return "numeric", ""
     est = estimate_seconds(cfg, instance_bound(cfg)) + SCHEMATIC_S
@@ -49,8 +50,15 @@ def resolve_backend(cfg, backend: str, budget_s: float | None) -> tuple[str, str
     if backend == "auto":
         if est <= min(QUICK_S, limit):
             return "both", f"backend: numeric + symbolic (symbolic estimated {est:.0f} s)"
+        if est <= limit:
+            hint = "run it with --backend both"
+        elif est <= MAX_BUDGET_S:  # only suggest what the budget accepts
+            hint = (f"over the {limit:g} s --symbolic-budget too: --backend both --symbolic-budget "
+                    f"{math.ceil(est * 1.1):.0f} would run it")
+        else:
+            hint = "too slow for any --symbolic-budget at these sizes"
         return "numeric", (f"backend: numeric only (the exact run is estimated at {est:.1f} s, above the "
-                           f"{min(QUICK_S, limit):g} s quick limit; run it with --backend both)")
+                           f"{min(QUICK_S, limit):g} s quick limit; {hint})")
     if est > limit:
         raise ConfigError(
             f"symbolic run of N={cfg.N}, D={cfg.D} with up to {instance_bound(cfg)} instances is estimated at "

@@ -144,12 +144,13 @@ def _deadline(seconds: float | None):
 
 def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alpha: str = "symbol",
                  y: str = "symbol", relu: str = "value", schematic: bool = True, claim_ids=None,
-                 con=None) -> SymbolicOutcome:
+                 con=None, progress=None) -> SymbolicOutcome:
     """Exact proofs of the claim catalogue on the samples' instances, and the schematic proof.
 
     ``relu="symbol"`` makes ReLU'(0) the symbol r = rho^2 (rho > 0) in the construction (A_i / r^i)
     and in backprop, so the proofs hold for every r > 0 at once (the run's r = 0 is not in that
-    family: it stays a value, and the note says so).
+    family: it stays a value, and the note says so). ``progress(done, total)`` is called after
+    every instance.
     """
     from .schematic import schematic_proof
 
@@ -173,6 +174,8 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
             for spec in specs:
                 if spec.scope == "construction":
                     per[spec.id].append(({"construction": True}, spec.func(ctx0)))
+            if progress:
+                progress(0, len(insts))
             for n, inst in enumerate(insts):
                 if deadline is not None and time.perf_counter() > deadline:
                     raise BudgetExceeded()
@@ -208,6 +211,8 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                         if spec.scope == "sample":
                             per[spec.id].append((where, spec.func(ctx, st)))
                 done += 1
+                if progress:
+                    progress(done, len(insts))
     except BudgetExceeded:
         cut = True
         note = (f"symbolic run cut at the {budget_s:g} s budget after {done} of {len(insts)} instances "

@@ -17,21 +17,34 @@ def _g(x) -> str:
 
 
 @contextlib.contextmanager
-def progress(enabled: bool, total: int):
-    """A transient progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+def progress(enabled: bool, total: int = 1, phase: str = "checking samples"):
+    """A transient progress bar on stderr when it is a terminal; None otherwise.
+
+    Yields ``tick(done, total, phase=None)``: every phase of a run (samples, K-shot tasks, exact
+    instances, findings, universality, writing files) moves the same bar and names itself."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("checking samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("samples", total=total)
+        task = bar.add_task(phase, total=total)
 
-        def tick(done: int, of: int) -> None:
-            bar.update(task, completed=done, total=of)
+        def tick(done: int, of: int, phase: str | None = None) -> None:
+            if phase is not None:
+                bar.update(task, description=phase)
+            bar.update(task, completed=done, total=max(of, 1))
 
         yield tick
+
+
+def plain(text: str) -> str:
+    """A schematic step's formula as plain Unicode text for the terminal (the reports typeset the
+    same source)."""
+    from .report.typeset import formula, plain_math
+
+    return plain_math(formula(text))
 
 
 def construction_lines(report) -> list[str]:
@@ -149,7 +162,7 @@ def symbolic_tables(console, report) -> None:
         for col in ("step", "verdict", "identity"):
             s.add_column(col, no_wrap=col in ("step", "verdict"))
         for step in sym.schematic:
-            s.add_row(step.id, f"[{_STYLE[step.verdict.value]}]{step.verdict.value}[/]", escape(step.statement))
+            s.add_row(step.id, f"[{_STYLE[step.verdict.value]}]{step.verdict.value}[/]", escape(plain(step.statement)))
         console.print(s)
         for step in sym.schematic:
             if step.verdict.value != "PASS":
