@@ -168,7 +168,7 @@ def test_write_creates_folder_atomically(report, context, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["figures", "report.html", "report.json", "report.tex"]
     assert sorted(p.name for p in (out / "figures").iterdir()) == (
-        ["codes.png", "delta.png", "graph-1.pdf", "graph-2.pdf", "graph-3.pdf", "weights.png", "zbar.png"]
+        ["codes.png", "delta.png", "graph-1.pdf", "graph-2.pdf", "graph-3.pdf", "graph-4.pdf", "weights.png", "zbar.png"]
             if graph.dot_path() else
         ["codes.png", "weights.png", "zbar.png"])
     data = json.loads((out / "report.json").read_text())

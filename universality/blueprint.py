@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-KINDS = ("definition", "equation", "lemma", "theorem", "condition", "step", "gap")
+KINDS = ("definition", "equation", "lemma", "theorem", "condition", "step", "gap", "experiment")
 CHECKER_KINDS = ("claim", "finding")
 
 _ID = re.compile(r"^[a-z]+:[A-Za-z0-9.\-]+$")

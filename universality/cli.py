@@ -39,6 +39,8 @@ examples:
   verify-construction --N 6 --J 4 --L 4 --report out/report --format html,tex,pdf
   verify-construction --N 11 --J 3 --L 3 --backend both   # exact SymPy proofs + schematic proof for every N
   verify-construction --check out/construction     # a construction built elsewhere (docs/check.md)
+  verify-construction experiments all --profile quick --out runs/q  # the paper's Sec. 7 experiments
+                                  # (own options: verify-construction experiments --help; docs/experiments.md)
 """
 
 
@@ -199,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--check", metavar="DIR", default=None,
                      help="verify a construction built elsewhere (DIR/construction.npz in the --export "
                           "format) instead of building one; its own options: --check DIR --help (docs/check.md)")
+    out.add_argument("--experiments", metavar="FILE", default=None,
+                     help="add an Experiments section to --report from FILE, the experiments.json written by "
+                          "'verify-construction experiments --out DIR' (docs/experiments.md)")
     out.add_argument("--debug", action="store_true",
                      help="on an internal or I/O error (exit 3), print the traceback too")
     uni = p.add_argument_group("universality (Lemma 4.1 end to end: one step reproduces a learning algorithm)")
@@ -318,6 +323,10 @@ def json_document(report) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["experiments"]:  # the paper's Sec. 7 experiments: their own command (docs/experiments.md)
+        from .experiments.cli import main as experiments_main
+
+        return experiments_main(argv[1:])
     debug = "--debug" in argv
     if any(a == "--check" or a.startswith("--check=") for a in argv):  # a construction built elsewhere
         from .check import main as check_main
@@ -364,6 +373,16 @@ def _main(argv: list) -> int:
     cfg = make_config(args)
     universal = universal_options(args, cfg)
     report_formats = check_outputs(args, universal)
+    experiments_section = None
+    if args.experiments is not None:  # an Experiments section for the report (docs/experiments.md)
+        if args.report is None:
+            raise PathError("--experiments needs --report DIR")
+        from .experiments.section import load_section
+
+        try:
+            experiments_section = load_section(args.experiments)
+        except ValueError as exc:
+            raise PathError(str(exc)) from None
 
     from . import console
     from .verify import blas_single_thread, verify
@@ -395,7 +414,14 @@ def _main(argv: list) -> int:
 
             if tick:
                 tick(0, 1, phase="writing the report")
-            write_report(report, args.report, formats=report_formats, force=args.force, argv=argv)
+            context = None
+            if experiments_section is not None:
+                from .report.render import build_context
+
+                context = build_context(report, argv=argv)
+                context["experiments"] = experiments_section
+            write_report(report, args.report, formats=report_formats, force=args.force, argv=argv,
+                         context=context)
     if args.json:
         sys.stdout.write(json_document(report) + "\n")
         sys.stdout.flush()

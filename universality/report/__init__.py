@@ -76,7 +76,7 @@ def render_into(folder: Path, report, formats=DEFAULT_FORMATS, argv=None, now=No
     if "tex" in formats or "pdf" in formats:
         figs = folder / "figures"
         figs.mkdir(exist_ok=True)
-        for f in ctx["figures"]:
+        for f in ctx["figures"] + list((ctx.get("experiments") or {}).get("figures", [])):
             (folder / f["file"]).write_bytes(f["png"])
         graph_files, graph_error = [], None
         try:

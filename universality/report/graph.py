@@ -29,6 +29,7 @@ KIND_SHAPE = {
     "condition": ("hexagon", ""),
     "step": ("ellipse", ""),
     "gap": ("octagon", ""),
+    "experiment": ("note", ""),
 }
 
 
@@ -54,10 +55,11 @@ def _label(entry) -> str:
 
 
 # the printed graph is split into these sections (one landscape page each), so that its text stays
-# legible (>= 7 pt) on paper; each section's page shows its neighbours in other sections by id
+# legible (>= 7 pt) on paper; each section's page shows the entries it uses from other sections by id
 SECTIONS = (("Definitions and conditions", ("definition", "condition")),
             ("Equations, proof steps, lemmas and theorems", ("equation", "step", "lemma", "theorem")),
-            ("Known gaps and the entries they break", ("gap",)))
+            ("Known gaps and the entries they break", ("gap",)),
+            ("Empirical claims of Sec. 7", ("experiment",)))
 
 
 def section_sources(blueprint, status: dict[str, str]) -> list[tuple[str, str]]:
@@ -75,7 +77,7 @@ def section_sources(blueprint, status: dict[str, str]) -> list[tuple[str, str]]:
 def dot_source(blueprint, status: dict[str, str], only: set | None = None, legend: bool = True,
                rankdir: str = "TB", print_: bool = False) -> str:
     """DOT for the blueprint; ``status`` maps entry id -> a key of STATUS_STYLE. ``only``: draw these
-    entries in full and their neighbours outside it as small id-only boxes (a section's page).
+    entries in full and the entries they use outside it as small id-only boxes (a section's page).
     ``print_``: labels are the ids only, set at 14 pt with tight spacing, so that a section scaled to
     a landscape page keeps its text at 7 pt or more (the entries' titles follow the graph)."""
     fs, sep = (14, "nodesep=0.12, ranksep=0.3") if print_ else (9, "nodesep=0.25, ranksep=0.45")
@@ -90,8 +92,10 @@ def dot_source(blueprint, status: dict[str, str], only: set | None = None, legen
     if only is not None:
         shown = set(only)
         for used, user in blueprint.edges():
-            if used in only or user in only:
-                shown |= {used, user}
+            # a section's page shows what its entries use from other sections; what uses them is
+            # drawn on the users' own pages (keeps a page of widely used definitions legible)
+            if user in only:
+                shown.add(used)
     for e in blueprint:
         if shown is not None and e.id not in shown:
             continue
@@ -109,7 +113,7 @@ def dot_source(blueprint, status: dict[str, str], only: set | None = None, legen
             f"  {_q(e.id)} [label={_q(e.id if print_ else _label(e))}, shape={shape}, style={_q(style)}, "
             f"fillcolor={_q(fill)}, color={_q(border)}, URL={_q('#' + e.anchor)}, tooltip={_q(tooltip)}];")
     for used, user in blueprint.edges():
-        if shown is not None and not (used in only or user in only):
+        if shown is not None and user not in only:
             continue
         gap = blueprint.get(user).kind == "gap"
         attrs = ' [style=dashed, color="#e65100"]' if gap else ""
@@ -126,7 +130,7 @@ def legend_html() -> str:
         f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
         f'<TD ALIGN="LEFT">{_html(text)}</TD></TR>' for fill, border, text in STATUS_STYLE.values())
     kinds = ["box: definition; rounded: equation", "bold: lemma, theorem; hexagon: condition",
-             "ellipse: proof step; octagon: known gap", "(dashed edge: what a gap breaks)"]
+             "ellipse: proof step; octagon: known gap", "note: empirical claim (Sec. 7)", "(dashed edge: what a gap breaks)"]
     br = '<BR ALIGN="LEFT"/>'
     lines = br.join(_html(k) for k in kinds) + br
     return (f'<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR><TD COLSPAN="2" ALIGN="LEFT">'
