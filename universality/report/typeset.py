@@ -166,6 +166,8 @@ def plain(text: str) -> str:
 # ---- ASCII formulas in computed prose -> $...$ --------------------------------------------------
 # (pattern, LaTeX); tried in this order at each position, longest first within a family
 _TOKENS: list[tuple[str, str]] = [
+    (r"\bN = J\*L \+ 2\b", r"N = JL + 2"), (r"\bN = J\*L\b", r"N = JL"), (r"\bJ\*L\b", r"JL"),
+    (r"\bsum\(y\)", r"\sum y"),
     (r"phi~\*", r"\tilde\phi^\star"), (r"\bphi\*", r"\phi^\star"), (r"R~\^T", r"\tilde R^T"),
     (r"\bL-\^T", r"\bar L^T"), (r"\bphi~\^T", r"\tilde\phi^T"), (r"\)\^T", r")^T"),
     (r"\bsum_i\b", r"\sum_i"), (r"\bprod\(", r"\prod("), (r"\]_mid\b", r"]_{mid}"),
