@@ -88,6 +88,24 @@ def realised_v(ctx, y) -> np.ndarray:
     return V
 
 
+# Above this many cell pairs the Gram matrix (n x n floats) is replaced by nearest-neighbour queries.
+SEPARATION_GRAM_MAX = 4096
+
+
+def _nearest_lines(unit: np.ndarray):
+    """Candidate pairs (arrays P, Q) for the smallest angle between the lines of the unit vectors: for each
+    vector, its nearest neighbours among all +u and -u (k-d tree; the chord |u_p -+ u_q| grows with
+    the angle, so the closest line is among them)."""
+    from scipy.spatial import cKDTree
+
+    n = unit.shape[0]
+    tree = cKDTree(np.vstack([unit, -unit]))
+    _, idx = tree.query(unit, k=3)  # itself, then the nearest others (its own -u is far)
+    P = np.repeat(np.arange(n), idx.shape[1])
+    Q = idx.reshape(-1) % n
+    return P, Q
+
+
 def separation(V: np.ndarray) -> tuple[float, tuple, bool]:
     """min over pairs of distinct cells and both label signs of the sine of the angle between their
     v's (0 for a zero v). Returns (separation, (cell p, cell q), exactly_zero)."""
@@ -100,23 +118,28 @@ def separation(V: np.ndarray) -> tuple[float, tuple, bool]:
     if zero.size:
         return 0.0, (int(zero[0]), int(zero[0])), True
     unit = flat / norms[:, None]
-    G = np.abs(unit @ unit.T)
-    np.fill_diagonal(G, -1.0)
-    # candidates: the pairs closest to parallel (sign-insensitive); the exact test on them
-    order = np.argsort(G, axis=None)[::-1][: min(2 * n, n * n)]
-    best, pair, exact = math.inf, (), False
-    for idx in order:
-        p, q = divmod(int(idx), n)
-        if p >= q:
-            continue
-        for sgn in (1.0, -1.0):
-            if np.array_equal(flat[p], sgn * flat[q]):
-                return 0.0, (p, q), True
-        c = float(unit[p] @ unit[q])
-        rej = float(np.linalg.norm(unit[p] - c * unit[q]))
-        if rej < best:
-            best, pair = rej, (p, q)
-    return best, pair, exact
+    if n <= SEPARATION_GRAM_MAX:
+        G = np.abs(unit @ unit.T)
+        np.fill_diagonal(G, -1.0)
+        # candidates: the pairs closest to parallel (sign-insensitive); the exact test on them
+        order = np.argsort(G, axis=None)[::-1][: min(2 * n, n * n)]
+        P, Q = np.divmod(order, n)
+    else:
+        P, Q = _nearest_lines(unit)
+    P, Q = np.minimum(P, Q), np.maximum(P, Q)
+    keep = P != Q
+    P, Q = P[keep], Q[keep]
+    if P.size == 0:
+        return math.inf, (), False
+    # exact test for identical or opposite v, then the sine of the angle, on every candidate at once
+    same = np.all(flat[P] == flat[Q], axis=1) | np.all(flat[P] == -flat[Q], axis=1)
+    if np.any(same):
+        k = int(np.argmax(same))
+        return 0.0, (int(P[k]), int(Q[k])), True
+    c = np.einsum("ij,ij->i", unit[P], unit[Q])
+    rej = np.linalg.norm(unit[P] - c[:, None] * unit[Q], axis=1)
+    k = int(np.argmin(rej))
+    return float(rej[k]), (int(P[k]), int(Q[k])), False
 
 
 def _cell_name(ctx, flat: int) -> str:
