@@ -14,9 +14,7 @@ missing parents are created (and removed again on failure). A non-empty DIR is r
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 FORMATS = ("html", "tex", "pdf")
@@ -26,7 +24,7 @@ OUTPUTS = ("report.html", "report.tex", "report.pdf", "report.json", "figures")
 
 
 from ..errors import ReportError  # noqa: E402 - one home for every user-facing error
-from ..files import check_path, io_error, make_parents, remove_created  # noqa: E402
+from ..files import atomic_folder, check_path, io_error  # noqa: E402
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
@@ -105,42 +103,13 @@ def write_report(report, target, formats=DEFAULT_FORMATS, force: bool = False, a
     a new folder appears whole). Raises ReportError (one line) when it cannot."""
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
     target = check_target(target, force=force, formats=formats)
-    parent = target.parent if str(target.parent) else Path(".")
-    created, tmp = [], None
-    try:
-        created = make_parents(parent)
-        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a report folder is an ordinary one
+    with atomic_folder(target, prefix=".report-") as tmp:
         written = render_into(tmp, report, formats, argv=argv, now=now, context=context)
-        if not target.exists():
-            os.rename(tmp, target)
-            tmp = None
-        else:
-            for name in OUTPUTS:  # a previous report's files that this one does not replace
-                old = target / name
-                if name not in written and (old.exists() or old.is_symlink()):
-                    shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-            for name in written:
-                src, dst = tmp / name, target / name
-                if src.is_dir():
-                    if dst.exists() or dst.is_symlink():
-                        trash = Path(tempfile.mkdtemp(prefix=".old-", dir=parent))
-                        os.replace(dst, trash / name)
-                        os.replace(src, dst)
-                        shutil.rmtree(trash, ignore_errors=True)
-                    else:
-                        os.replace(src, dst)
-                else:
-                    if dst.is_dir() and not dst.is_symlink():
-                        shutil.rmtree(dst)
-                    os.replace(src, dst)
-        created = []
+    try:
+        for name in OUTPUTS:  # a previous report's files that this one does not replace
+            old = target / name
+            if name not in written and (old.exists() or old.is_symlink()):
+                shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     except OSError as exc:
         raise io_error(exc, target) from exc
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        remove_created(created)
     return target
