@@ -204,3 +204,31 @@ def test_torch_crosscheck_on_the_sparse_engine():
     t, s = torch_step(con, 0.3, [1.2], 0.7), single_step(con, 0.3, [1.2], 0.7)
     np.testing.assert_allclose(t.grads, s.grads, rtol=0, atol=1e-13)
     np.testing.assert_allclose(t.z_star, s.z_star, rtol=0, atol=1e-13)
+
+
+def test_step_takes_its_number_field_from_the_layers():
+    """The field operations are the layers' own (an exact backend overrides them): a subclass that
+    counts its ReLU and ReLU' calls and keeps float64 gives the same step, and was asked."""
+    con = build(Config(N=6, J=4, L=4), engine="dense")
+    calls = {"relu": 0, "relu_grad": 0, "zeros": 0}
+
+    class Counting(DenseLayers):
+        def relu(self, pre):
+            calls["relu"] += 1
+            return super().relu(pre)
+
+        def relu_grad(self, pre, r):
+            calls["relu_grad"] += 1
+            return super().relu_grad(pre, r)
+
+        def zeros(self, shape):
+            calls["zeros"] += 1
+            return super().zeros(shape)
+
+    ref = maml_step(con, [0.3], [np.array([1.2])], 0.7)
+    con2 = build(Config(N=6, J=4, L=4), engine="dense")
+    con2.W = Counting(np.asarray(con2.W))
+    got = maml_step(con2, [0.3], [np.array([1.2])], 0.7)
+    assert calls["relu"] >= 2 * con.N and calls["relu_grad"] >= con.N and calls["zeros"] >= 1
+    assert np.allclose(got.fwd_star_post.z, ref.fwd_star_post.z, rtol=0, atol=1e-12)
+    assert np.allclose(got.W_post.Dfac, ref.W_post.Dfac, rtol=0, atol=1e-12)

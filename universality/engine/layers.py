@@ -25,6 +25,12 @@ Backends:
   materialised.
 
 ReLU with the ReLU'(0) = r convention: :func:`relu` and :func:`relu_grad`.
+
+The number field: :mod:`.step` never calls NumPy's arithmetic on values directly; it asks the layers
+(``layers.relu``, ``layers.relu_grad``, ``layers.zeros``, ``layers.empty``, ``layers.asarray``,
+``layers.abs``, ``layers.scalar``, ``layers.maximum``). The defaults are NumPy float64; an exact
+backend subclasses :class:`Layers` and overrides them (e.g. SymPy object arrays), so the same forward
+pass, backprop and step run on it.
 """
 from __future__ import annotations
 
@@ -81,6 +87,41 @@ class Layers:
     def dense(self, k: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # the number field (overridable; default NumPy float64) -----------------------------------------
+    dtype = np.float64
+
+    def relu(self, pre):
+        """ReLU(pre), entrywise."""
+        return relu(pre)
+
+    def relu_grad(self, pre, r):
+        """ReLU'(pre) with ReLU'(0) = r, entrywise."""
+        return relu_grad(pre, r)
+
+    def zeros(self, shape):
+        """A zero-filled array of field elements."""
+        return np.zeros(shape, dtype=self.dtype)
+
+    def empty(self, shape):
+        """An array of field elements to be filled."""
+        return np.empty(shape, dtype=self.dtype)
+
+    def asarray(self, x):
+        """x as an array of field elements (a copy is not guaranteed)."""
+        return np.asarray(x, dtype=self.dtype)
+
+    def abs(self, x):
+        """|x|, entrywise."""
+        return np.abs(x)
+
+    def scalar(self, c):
+        """One field element (the step size, the 1/K of a K-shot step)."""
+        return float(c)
+
+    def is_zero(self, x):
+        """Entrywise x == 0 (a boolean array; an exact field may decide it symbolically)."""
+        return np.asarray(x) == 0
+
     # derived ----------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.N
@@ -94,7 +135,7 @@ class Layers:
     def chain(self, X, upto: int = 0, absolute: bool = False):
         """W_{upto+1} ... W_N X (no ReLU), i.e. layers N-1 .. upto applied in order."""
         f = self.abs_apply if absolute else self.apply
-        out = np.abs(X) if absolute else X
+        out = self.abs(X) if absolute else X
         for k in range(self.N - 1, upto - 1, -1):
             out = f(k, out)
         return out
@@ -280,9 +321,35 @@ class UpdatedLayers(Layers):
     """
 
     def __init__(self, base: Layers, Dfac: list, Hfac: list, coef: float):
-        self.base, self.Dfac, self.Hfac, self.coef = base, Dfac, Hfac, float(coef)
+        self.base, self.Dfac, self.Hfac, self.coef = base, Dfac, Hfac, base.scalar(coef)
         self.N, self.D = base.N, base.D
         self.kind = base.kind
+        self.dtype = base.dtype
+
+    # the number field is the base layers' field
+    def relu(self, pre):
+        return self.base.relu(pre)
+
+    def relu_grad(self, pre, r):
+        return self.base.relu_grad(pre, r)
+
+    def zeros(self, shape):
+        return self.base.zeros(shape)
+
+    def empty(self, shape):
+        return self.base.empty(shape)
+
+    def asarray(self, x):
+        return self.base.asarray(x)
+
+    def abs(self, x):
+        return self.base.abs(x)
+
+    def scalar(self, c):
+        return self.base.scalar(c)
+
+    def is_zero(self, x):
+        return self.base.is_zero(x)
 
     def delta_apply(self, k, X):
         """(W_k' - W_k) X = coef * D_k (H_k^T X)."""
