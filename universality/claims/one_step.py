@@ -27,13 +27,13 @@ from .structure import top_products
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
     """max |W_1|...|W_N||phi| over ``rows`` and over every layer: the rounding magnitude."""
-    a = ctx.abs_pass(layers, phi)
-    return float(np.max(a[:, rows])) if a.size else 0.0
+    colmax = ctx.abs_extremes(layers, phi)[0][rows]
+    return float(np.max(colmax)) if colmax.size else 0.0
 
 
 def _abs_forward_vec(ctx, layers, phi: np.ndarray, rows=slice(None)) -> np.ndarray:
     """Per unit of ``rows``: max over layers of |W_1|...|W_N||phi| (componentwise rounding magnitude)."""
-    return np.max(ctx.abs_pass(layers, phi)[:, rows], axis=0)
+    return ctx.abs_extremes(layers, phi)[0][rows]
 
 
 def _minus_alpha_v(ctx, s) -> np.ndarray:
@@ -67,11 +67,11 @@ def grad_rank_one(ctx, s, st) -> Check:
         avec, amax, bvec = _grad_sides(ctx, st.phi_x[:, None], sides.error(ctx, st.fwd_x.z, st.y)[:, None], r)
         avec, amax, bvec = avec[:, :, 0], amax[:, 0], bvec[:, :, 0]
     # |W_{k+2}| ... |W_N| |phi|: the shared absolute-value pass, shifted by one layer
-    babs = np.vstack([ctx.abs_pass(layers, st.phi_x)[1:], np.abs(st.phi_x)[None]])
+    babs_max = np.append(ctx.abs_extremes(layers, st.phi_x)[1][1:], np.abs(st.phi_x).max(initial=0.0))
     Dfac, Hfac = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
     diffs = outer_diff_max_abs_all(Dfac, Hfac, avec, bvec)
     # per layer: each layer's gradient against its own rounding bound (no pooled maximum)
-    tols = np.asarray(ctx.tol(amax * babs.max(axis=1, initial=0.0)), dtype=float)
+    tols = np.asarray(ctx.tol(amax * babs_max), dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(diffs == 0, 0.0, np.where(tols > 0, diffs / np.where(tols > 0, tols, 1.0), np.inf))
     kw = int(np.argmax(ratios))
@@ -229,6 +229,9 @@ def _expand_group(ctx, grp) -> list:
         def mm(k, Y):
             return ap(k, Y.reshape(D, G * p)).reshape(D, G, p)
 
+        def mm_add(k, Y, out):  # out += W_k Y (the sparse backend accumulates in place)
+            layers.apply_add(k, Y.reshape(D, G * p), out.reshape(D, G * p), absolute)
+
         def fac(k):
             Dk, Hk = dfac[k], hfac[k]
             return (np.abs(Dk), np.abs(Hk)) if absolute else (Dk, Hk)
@@ -243,11 +246,13 @@ def _expand_group(ctx, grp) -> list:
             Dk, Hk = fac(k)
             tR = np.einsum("dg,dgp->gp", Hk, R)
             tA = np.einsum("dg,dgp->gp", Hk, accp)
-            # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = W_k accp + coef d_k h_k^T (R + accp)
-            acc = mm(k, acc)
-            acc += Dk[:, :, None] * tR[None]
-            accp = mm(k, accp)
-            accp += Dk[:, :, None] * (coef * (tR + tA))[None]
+            # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
+            new = Dk[:, :, None] * tR[None]
+            mm_add(k, acc, new)
+            acc = new
+            new = Dk[:, :, None] * (coef * (tR + tA))[None]
+            mm_add(k, accp, new)
+            accp = new
         return accp, acc
 
     lhs, fo = sweep(X, False)
@@ -525,16 +530,22 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
     one sign per unit (signed variant) in the passes at x and x*, before and after the step.
 
     Executed: the pre-activations of four real forward passes. Claimed: the sign condition."""
-    passes = {"x, before": st.fwd_x, "x*, before": st.fwd_star_pre, "x, after": st.fwd_x_post,
-              "x*, after": st.fwd_star_post}
+    passes = {"x, before": lambda: st.fwd_x, "x*, before": lambda: st.fwd_star_pre,
+              "x, after": lambda: st.fwd_x_post, "x*, after": lambda: st.fwd_star_post}
     mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x), _abs_forward_max(ctx, st.W_post, st.phi_star_post),
               _abs_forward_max(ctx, st.W_post, st.phi_x_post))
     tol = ctx.tol(mag)
     res, where = 0.0, ""
-    for name, f in passes.items():
+    extremes = getattr(st, "pre_extremes", {})
+    for name in passes:
         # per unit, over the layers: the largest positive and the largest negative pre-activation
-        hi = np.maximum(f.pre.max(axis=0, initial=-np.inf), 0.0)
-        lo = np.maximum(-f.pre.min(axis=0, initial=np.inf), 0.0)
+        if name in extremes:  # reduced while the step's group ran the pass
+            top, bottom = extremes[name]
+        else:
+            f = passes[name]()
+            top, bottom = f.pre.max(axis=0, initial=-np.inf), f.pre.min(axis=0, initial=np.inf)
+        hi = np.maximum(top, 0.0)
+        lo = np.maximum(-bottom, 0.0)
         bad = np.minimum(hi, lo) if _signed(ctx) else lo
         if bad.size and float(bad.max()) > res:
             res = float(bad.max())

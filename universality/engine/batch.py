@@ -12,9 +12,11 @@ After the step the G networks differ (sample g's layer is W_i + coef d_i^(g) h_{
 pushed through them all at once as ``W_i X + coef D_i^T * (H_i . X)`` column by column
 (:class:`PerColumnUpdates`), still without forming any D x D matrix.
 
-The group size is bounded by memory (:func:`group_size`): each sample keeps 12 N x D float64 arrays
-(the passes, the error factors, the magnitude passes); the groups run one after another and a group's
-arrays are released when its steps have been checked.
+The group size is bounded by memory (:func:`group_size`): each sample keeps 5 N x D float64 arrays
+(the pre-activations and outputs at x before the step and at x* after it, the errors at each layer);
+of the other passes only their reductions are kept (per unit over the layers, per layer over the
+units: all the claims read of them). The groups run one after another and a group's arrays are
+released when its steps have been checked.
 """
 from __future__ import annotations
 
@@ -24,11 +26,11 @@ from .heads import head
 from .layers import Layers, UpdatedLayers
 from .step import Pass, Step, layers_of
 
-PER_SAMPLE_ARRAYS = 12  # N x D arrays a sample of a group keeps alive (see the module docstring)
+PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the module docstring)
 # Small groups: the per-layer call overhead is already shared by a few samples, and fresh pages cost
 # (a first touch is a page fault: about 1 GB/s on the project's VM), so a group's arrays are sized to
 # be reused by the next group from the allocator's heap (:func:`retain_freed_memory`).
-GROUP_BUDGET_BYTES = 96 << 20
+GROUP_BUDGET_BYTES = 384 << 20
 _RETAINED = []
 
 
@@ -92,14 +94,33 @@ def _forward(apply, relu, N: int, PHI: np.ndarray):
     return pre, post
 
 
-def _abs_forward(abs_apply, N: int, PHI: np.ndarray) -> np.ndarray:
-    """|W_k| ... |W_N| |phi| for every k, (N, D, G), for the block PHI (D, G)."""
-    D, G = PHI.shape
-    out = np.empty((N, D, G))
-    X = np.abs(PHI)
+def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
+    """A forward pass of the block PHI (D, G) that keeps only, per unit, the largest and smallest
+    pre-activation over the layers ((D, G) each): what the sign claims read of the passes nobody
+    else needs, without holding N x D per sample."""
+    hi = np.full(PHI.shape, -np.inf)
+    lo = np.full(PHI.shape, np.inf)
+    X = PHI
     for k in range(N - 1, -1, -1):
-        X = out[k] = abs_apply(k, X)
-    return out
+        Y = apply(k, X)
+        np.maximum(hi, Y, out=hi)
+        np.minimum(lo, Y, out=lo)
+        X = relu(Y)
+    return hi, lo
+
+
+def _abs_extremes(abs_apply, N: int, PHI: np.ndarray):
+    """The magnitude pass |W_k| ... |W_N| |phi| of the block PHI (D, G), kept as its reductions: per
+    unit the largest value over the layers (colmax (D, G)) and per layer the largest over the units
+    (rowmax (N, G)); that is all the claims' rounding bounds read of it."""
+    X = np.abs(PHI)
+    colmax = np.zeros(PHI.shape)
+    rowmax = np.empty((N, PHI.shape[1]))
+    for k in range(N - 1, -1, -1):
+        X = abs_apply(k, X)
+        np.maximum(colmax, X, out=colmax)
+        rowmax[k] = X.max(axis=0, initial=0.0)
+    return colmax, rowmax
 
 
 def single_steps(con, samples, *, h_post=None, group: int | None = None):
@@ -158,12 +179,12 @@ def _group(con, layers, samples, h_post):
     PHI_xp = np.column_stack([layers.asarray(con.phi(s.x, theta_post[g])) for g, s in enumerate(samples)])
     PHI_s0 = np.column_stack([layers.asarray(con.phi(s.x_star, theta_b)) for s in samples])
     pre_sp, post_sp = _forward(upd.apply, relu, N, PHI_sp)
-    pre_xp, post_xp = _forward(upd.apply, relu, N, PHI_xp)
-    pre_s0, post_s0 = _forward(layers.apply, relu, N, PHI_s0)
-    # the magnitude passes the claims bound their rounding with
-    abs_x = _abs_forward(layers.abs_apply, N, PHI)
-    abs_sp = _abs_forward(upd.abs_apply, N, PHI_sp)
-    abs_xp = _abs_forward(upd.abs_apply, N, PHI_xp)
+    ext_xp = _pre_extremes(upd.apply, relu, N, PHI_xp)
+    ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
+    # the magnitude passes the claims bound their rounding with (their reductions)
+    abs_x = _abs_extremes(layers.abs_apply, N, PHI)
+    abs_sp = _abs_extremes(upd.abs_apply, N, PHI_sp)
+    abs_xp = _abs_extremes(upd.abs_apply, N, PHI_xp)
     grp = StepGroup(layers, dfac, hfac, coef)
     grp.pre_x, grp.errors = pre, E  # the passes at x before the step and the errors at z, (N, D, G), (D, G)
     for g, s in enumerate(samples):
@@ -177,17 +198,20 @@ def _group(con, layers, samples, h_post):
                   g_theta_b=float(gphi[b.bottom, g]), g_Wg=gWgs[g], g_theta_h=0.0, W_post=W_post,
                   theta_b_post=theta_post[g], Wg_post=Wg_post, phi_star_post=fwd_sp.phi,
                   fwd_star_post=fwd_sp, out_star_post=out_sp)
-        # the passes computed on first use by a lone Step, already here
+        # the inputs of the passes a lone Step computes on first use (the passes themselves are then
+        # computed only if something asks: the claims read their extremes below)
+        phi_xp = PHI_xp[:, g]
         st.__dict__["phi_star_pre"] = PHI_s0[:, g]
-        st.__dict__["fwd_star_pre"] = Pass(phi=PHI_s0[:, g], pre=pre_s0[:, :, g], post=post_s0[:, :, g])
-        fwd_xp = Pass(phi=PHI_xp[:, g], pre=pre_xp[:, :, g], post=post_xp[:, :, g])
-        st.__dict__["phi_x_post"] = fwd_xp.phi
-        st.__dict__["fwd_x_post"] = fwd_xp
-        st.abs_passes = [(layers, fwd_x.phi, abs_x[:, :, g]), (W_post, fwd_sp.phi, abs_sp[:, :, g]),
-                         (W_post, fwd_xp.phi, abs_xp[:, :, g])]
+        st.__dict__["phi_x_post"] = phi_xp
+        st.pre_extremes = {"x*, before": (ext_s0[0][:, g], ext_s0[1][:, g]),
+                           "x, after": (ext_xp[0][:, g], ext_xp[1][:, g])}
+        st.abs_extremes = [(layers, fwd_x.phi, (abs_x[0][:, g], abs_x[1][:, g])),
+                           (W_post, fwd_sp.phi, (abs_sp[0][:, g], abs_sp[1][:, g])),
+                           (W_post, phi_xp, (abs_xp[0][:, g], abs_xp[1][:, g]))]
         st.group, st.group_index = grp, g
         grp.steps.append(st)
     yield from grp.steps
+    grp.release()
 
 
 class StepGroup:
@@ -209,6 +233,12 @@ class StepGroup:
     @property
     def updates(self) -> PerColumnUpdates:
         return PerColumnUpdates(self.layers, self.dfac, self.hfac, self.coef)
+
+    def release(self) -> None:
+        """Drop the group's references to its steps and results (called once all were checked), so
+        that no reference cycle keeps a group's arrays alive until the garbage collector runs."""
+        self.steps = []
+        self._cache = {}
 
     def cached(self, key, make):
         """``make(group)``, computed once per group (a list or array indexed by the sample's position)."""
