@@ -236,21 +236,26 @@ def _expand_group(ctx, grp) -> list:
             Dk, Hk = dfac[k], hfac[k]
             return (np.abs(Dk), np.abs(Hk)) if absolute else (Dk, Hk)
 
+        def dot(Hk, Y):  # (h_k^(g) . Y[:, g, j]) for every g, j: (G, p), one batched BLAS product
+            return np.matmul(Hk.T[:, None, :], Y.transpose(1, 0, 2))[:, 0, :]
+
+        def outer(Dk, t):  # d_k^(g) t[g, j]: (D, G, p)
+            return np.einsum("dg,gp->dgp", Dk, t)
+
         Dk, Hk = fac(N - 1)
         R = X
-        t = np.einsum("dg,dgp->gp", Hk, R)
-        acc = Dk[:, :, None] * t[None]  # G_N R
+        acc = outer(Dk, dot(Hk, R))  # G_N R
         accp = coef * acc  # (W'_N - W_N) R
         for k in range(N - 2, -1, -1):
             R = mm(k + 1, R)
             Dk, Hk = fac(k)
-            tR = np.einsum("dg,dgp->gp", Hk, R)
-            tA = np.einsum("dg,dgp->gp", Hk, accp)
+            tR = dot(Hk, R)
+            tA = dot(Hk, accp)
             # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
-            new = Dk[:, :, None] * tR[None]
+            new = outer(Dk, tR)
             mm_add(k, acc, new)
             acc = new
-            new = Dk[:, :, None] * (coef * (tR + tA))[None]
+            new = outer(Dk, coef * (tR + tA))
             mm_add(k, accp, new)
             accp = new
         return accp, acc
