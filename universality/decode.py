@@ -72,11 +72,24 @@ class Decoded:
     margin: float  # sin of the angle to the nearest other cell's gain vector
 
 
+_UNIT: list = []  # [(Wc, norms, unit)]: the last gain table's unit rows (one run decodes every sample with it)
+
+
+def _unit_rows(Wc: np.ndarray):
+    """(norms, unit rows) of the gain table Wc, kept for the table last asked about: a run decodes all
+    its samples with one table, and at J = L = 64 the table is 268 MB (it was divided anew per sample)."""
+    if _UNIT and _UNIT[0][0] is Wc:
+        return _UNIT[0][1], _UNIT[0][2]
+    norms = np.linalg.norm(Wc, axis=1)
+    unit = Wc / np.where(norms > 0, norms, 1.0)[:, None]
+    _UNIT[:] = [(Wc, norms, unit)]
+    return norms, unit
+
+
 def residuals(Wc: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(|U - w^ (w^T U)|_F per cell, the least-squares label code w^T U / |w|^2 per cell)."""
-    norms = np.linalg.norm(Wc, axis=1)
+    norms, unit = _unit_rows(Wc)
     safe = np.where(norms > 0, norms, 1.0)
-    unit = Wc / safe[:, None]
     out = np.empty(Wc.shape[0])
     codes = np.zeros((Wc.shape[0], U.shape[1]))
     for s0 in range(0, Wc.shape[0], _CHUNK):
@@ -107,14 +120,20 @@ def decode(con, zbar: np.ndarray, alpha: float) -> Decoded:
 
 def separation_margin(Wc: np.ndarray, index: int) -> float:
     """min over other cells of sin(angle(w(index), w(other))); 0 when two cells share a direction."""
-    n = np.linalg.norm(Wc, axis=1)
+    n, unit = _unit_rows(Wc)
     if n[index] == 0:
         return 0.0
-    unit = Wc / np.where(n > 0, n, 1.0)[:, None]
-    others = np.delete(unit, index, axis=0)
-    if others.shape[0] == 0:
+    if unit.shape[0] <= 1:
         return 1.0
-    # stable sine: the norm of the rejection of each other unit vector from this one
-    p = others @ unit[index]
-    rej = others - p[:, None] * unit[index][None, :]
-    return float(np.min(np.linalg.norm(rej, axis=1)))
+    # stable sine: the norm of the rejection of each other unit vector from this one (in chunks of
+    # rows, with no copy of the table)
+    u = unit[index]
+    best = np.inf
+    for s0 in range(0, unit.shape[0], _CHUNK):
+        rows = unit[s0:s0 + _CHUNK]
+        p = rows @ u
+        rej = np.linalg.norm(rows - p[:, None] * u[None, :], axis=1)
+        if s0 <= index < s0 + rows.shape[0]:
+            rej[index - s0] = np.inf  # not against itself
+        best = min(best, float(rej.min(initial=np.inf)))
+    return best
