@@ -44,6 +44,9 @@ def anchor_step(cfg: Config) -> float | None:
         return None
     from universality.interop import relu_with_grad_at_zero
 
+    torch.set_num_threads(1)  # as our run (one BLAS thread): on a shared 2-core machine torch's thread
+    # pool spin-waits (J = L = 8 measured 1.96 s with its default threads under load, 0.03 s idle)
+
     con = build(cfg, engine="sparse")
     dt = torch.float64
     t0 = time.perf_counter()
