@@ -182,8 +182,15 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
         elif spec.scope == "construction":
             per[spec.id].append((None, spec.func(ctx)))
     sample_specs = [s for s in specs if s.scope == "sample" and s.id not in skipped]
-    # the samples' steps run a group at a time (one product per layer for the group: engine/batch.py)
-    steps = single_steps(con, samples, h_post=h_post) if (sample_specs or records is not None) else None
+    # the samples' steps run a group at a time on the sparse engine (one product per layer for the
+    # group: engine/batch.py); the dense engine (small sizes: the default example) steps each sample
+    # alone, as it always did, so its figures do not move by a rounding
+    steps = None
+    if sample_specs or records is not None:
+        from .engine.step import layers_of
+
+        steps = (single_steps(con, samples, h_post=h_post) if layers_of(con).kind == "sparse" else
+                 (single_step(con, s.x, s.y, s.x_star, h_post=h_post) for s in samples))
     for n, s in enumerate(samples):
         if steps is not None:
             st = next(steps)

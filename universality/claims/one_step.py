@@ -63,9 +63,19 @@ def grad_rank_one(ctx, s, st) -> Check:
         avec, amax, bvec = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
         g = st.group_index
         avec, amax, bvec = avec[:, :, g], amax[:, g], bvec[:, :, g]
-    else:
-        avec, amax, bvec = _grad_sides(ctx, st.phi_x[:, None], sides.error(ctx, st.fwd_x.z, st.y)[:, None], r)
-        avec, amax, bvec = avec[:, :, 0], amax[:, 0], bvec[:, :, 0]
+    else:  # a lone step: vector sweeps
+        bvec = np.empty((N, ctx.D))
+        bvec[N - 1] = st.phi_x
+        for k in range(N - 2, -1, -1):
+            bvec[k] = layers.apply(k + 1, bvec[k + 1])
+        e_ref = sides.error(ctx, st.fwd_x.z, st.y)
+        a, aabs = e_ref.copy(), np.abs(e_ref)
+        avec = np.empty((N, ctx.D))
+        amax = np.empty(N)
+        for k in range(N):
+            avec[k] = (r ** (k + 1)) * a
+            amax[k] = (r ** (k + 1)) * float(aabs.max(initial=0.0))
+            a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
     # |W_{k+2}| ... |W_N| |phi|: the shared absolute-value pass, shifted by one layer
     babs_max = np.append(ctx.abs_extremes(layers, st.phi_x)[1][1:], np.abs(st.phi_x).max(initial=0.0))
     Dfac, Hfac = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
@@ -641,8 +651,11 @@ def e_linear(ctx, s, st) -> Check:
     if grp is not None and grp.layers is ctx.layers:
         g_bottom = grp.cached("e-linear", lambda g: _abs_backward(ctx, g.errors, g.pre_x, st.r)[b.bottom])
         g_bottom = float(g_bottom[st.group_index])
-    else:
-        g_bottom = float(_abs_backward(ctx, st.e[:, None], st.fwd_x.pre[:, :, None], st.r)[b.bottom, 0])
+    else:  # a lone step: the vector sweep
+        g_abs = np.abs(st.e)
+        for k in range(ctx.N):
+            g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
+        g_bottom = float(g_abs[b.bottom])
     tb_tol = ctx.tol(abs(st.alpha) * g_bottom)
     res = max(lin, aff)
     v = worst(Verdict.PASS if res <= tol else Verdict.FAIL, decide_nonzero(smin, tol),
