@@ -189,7 +189,7 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
     if sample_specs or records is not None:
         from .engine.step import layers_of
 
-        steps = (single_steps(con, samples, h_post=h_post) if layers_of(con).kind == "sparse" else
+        steps = (single_steps(con, samples, h_post=h_post, reuse=True) if layers_of(con).kind == "sparse" else
                  (single_step(con, s.x, s.y, s.x_star, h_post=h_post) for s in samples))
     for n, s in enumerate(samples):
         if steps is not None:

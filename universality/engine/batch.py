@@ -85,11 +85,11 @@ class PerColumnUpdates:
         return out
 
 
-def _forward(apply, relu, N: int, PHI: np.ndarray):
+def _forward(apply, relu, N: int, PHI: np.ndarray, alloc=np.empty):
     """pre (N, D, G), post (N + 1, D, G) of the block PHI (D, G) through ``apply(k, X)``."""
     D, G = PHI.shape
-    pre = np.empty((N, D, G))
-    post = np.empty((N + 1, D, G))
+    pre = alloc((N, D, G))
+    post = alloc((N + 1, D, G))
     post[N] = PHI
     X = PHI
     for k in range(N - 1, -1, -1):
@@ -127,20 +127,42 @@ def _abs_extremes(abs_apply, N: int, PHI: np.ndarray):
     return colmax, rowmax
 
 
-def single_steps(con, samples, *, h_post=None, group: int | None = None):
+def single_steps(con, samples, *, h_post=None, group: int | None = None, reuse: bool = False):
     """The one-shot step of every sample (x, y, x*), run a group of samples at a time; yields one
-    :class:`~.step.Step` per sample, in order, each with its passes before and after the step and its
-    magnitude passes already computed (``Step.abs_passes``)."""
+    :class:`~.step.Step` per sample, in order, each with its passes before and after the step and the
+    reductions of the other passes already computed (``Step.pre_extremes``, ``Step.abs_extremes``).
+
+    ``reuse=True``: the next group's arrays overwrite the previous group's (no fresh pages per group:
+    above 32 MiB an array is mapped anew, a page fault per 4 KiB). Only for a caller that is done
+    with a group's steps, and keeps nothing that views their arrays, before it asks for the next
+    step (``verify.check_claims``: a Check keeps copies)."""
     retain_freed_memory()
     samples = list(samples)
     layers = layers_of(con)
     N, D = layers.N, layers.D
     G = group or group_size(N, D, len(samples))
+    pool: dict = {}
     for s0 in range(0, len(samples), G):
-        yield from _group(con, layers, samples[s0:s0 + G], h_post)
+        yield from _group(con, layers, samples[s0:s0 + G], h_post, pool if reuse else None)
 
 
-def _group(con, layers, samples, h_post):
+def _allocator(pool):
+    """np.empty, or with a pool: one array per (call order, shape), handed out again to the next group."""
+    if pool is None:
+        return np.empty
+    count = [0]
+
+    def alloc(shape):
+        key = (count[0], tuple(shape))
+        count[0] += 1
+        if key not in pool:
+            pool[key] = np.empty(shape)
+        return pool[key]
+
+    return alloc
+
+
+def _group(con, layers, samples, h_post, pool=None):
     d, b = con.design, con.blocks
     r = float(d.relu_grad_at_zero)
     alpha = float(d.alpha)
@@ -151,7 +173,8 @@ def _group(con, layers, samples, h_post):
     relu = layers.relu
     # the passes at x before the step
     PHI = np.column_stack([layers.asarray(con.phi(s.x, theta_b)) for s in samples])
-    pre, post = _forward(layers.apply, relu, N, PHI)
+    alloc = _allocator(pool)
+    pre, post = _forward(layers.apply, relu, N, PHI, alloc)
     ys, outs, errors, gWgs = [], [], [], []
     E = np.zeros((D, G))
     for g, s in enumerate(samples):
@@ -168,7 +191,7 @@ def _group(con, layers, samples, h_post):
         outs.append(out)
         errors.append(E[:, g].copy())
     # reverse mode, all samples at once
-    dfac = np.empty((N, D, G))
+    dfac = alloc((N, D, G))
     Gr = E
     for k in range(N):
         Gr = dfac[k] = Gr * layers.relu_grad(pre[k], r)
@@ -182,7 +205,7 @@ def _group(con, layers, samples, h_post):
     PHI_sp = np.column_stack([layers.asarray(con.phi(s.x_star, theta_post[g])) for g, s in enumerate(samples)])
     PHI_xp = np.column_stack([layers.asarray(con.phi(s.x, theta_post[g])) for g, s in enumerate(samples)])
     PHI_s0 = np.column_stack([layers.asarray(con.phi(s.x_star, theta_b)) for s in samples])
-    pre_sp, post_sp = _forward(upd.apply, relu, N, PHI_sp)
+    pre_sp, post_sp = _forward(upd.apply, relu, N, PHI_sp, alloc)
     ext_xp = _pre_extremes(upd.apply, relu, N, PHI_xp)
     ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
     # the magnitude passes the claims bound their rounding with (their reductions)
