@@ -285,8 +285,8 @@ def theta_b_value(ctx, s, st) -> Check:
        title="W_g' follows its gradient; theta_ft and theta_h do not move",
        paper_ref="eqs. (2), (4)-(5)",
        statement=r"W_g' = W_g - \alpha\,\nabla_{\hat y}\ell\ z^T,\quad \theta_{ft}' = \theta_{ft},\quad \theta_h' = \theta_h",
-       method="W_g' of the real step vs W_g - alpha grad l(y, W_g z) z^T with the loss's own SymPy "
-              "derivative; the real error reaching the feature map (theta_ft) and theta_h's gradient "
+       method="W_g' of the real step vs W_g - alpha grad l(y, W_g z) z^T with the derivative of "
+              "the loss's formula (forward-mode AD, reference/lossdiff.py); the real error reaching the feature map (theta_ft) and theta_h's gradient "
               "vs exactly 0")
 def update_values(ctx, s, st) -> Check:
     """[1, eq. (4)] g_pre(z) = W_g z with theta_g = W_g: theta_g' = W_g - alpha grad_yhat l z^T (it
@@ -294,7 +294,7 @@ def update_values(ctx, s, st) -> Check:
     does not move; theta_h sits behind the closed gate and gets gradient 0.
 
     Executed: W_g', the error into the feature map's top block, theta_h's gradient. Claimed: the
-    gradient from the SymPy derivative of the loss; exact zeros."""
+    gradient from the AD derivative of the loss's formula; exact zeros."""
     b = ctx.blocks
     z = st.fwd_x.z
     if sides.gate_open(ctx, z):

@@ -48,15 +48,16 @@ def _signed(ctx) -> bool:
 @claim("grad-rank-one",
        method="real reverse-mode backprop through the ReLU stack vs the paper's product formula "
               "(times r^i: every middle/bottom unit sits at the ReLU kink), with the error at z from "
-              "the loss's own SymPy derivative through W_g (not the executed error); every entry of "
+              "the loss's formula differentiated by forward-mode AD (reference/lossdiff.py) through W_g "
+              "(not the executed error); every entry of "
               "every full D x D gradient compared, from the factors, with a tolerance per layer")
 def grad_rank_one(ctx, s, st) -> Check:
     """Every backprop gradient is the outer product r^i a_i b_{i-1}^T of [1, Sec. 4, "gradient of
     each factor"]: a_i = (prod_{j<i} W_j)^T e, b_{i-1} = (prod_{j>i} W_j) phi(x).
 
     Executed: the real backprop gradients, kept as their factors (``st.W_post``). Claimed: the
-    product formula from the given weights and e = W_g^T grad l(y, W_g z) from the SymPy derivative
-    of the loss (reference), not ``st.e``."""
+    product formula from the given weights and e = W_g^T grad l(y, W_g z) from the AD derivative
+    of the loss's formula (reference/lossdiff.py), not ``st.e``."""
     layers, N, r = ctx.layers, ctx.N, st.r
     bvec = np.empty((N, ctx.D))
     bvec[N - 1] = st.phi_x
@@ -187,7 +188,7 @@ def post_update_eq3(ctx, s, st) -> Check:
 
     Executed: the middle block of the real post-step forward pass at x*. Claimed: A_i and B_i by the
     paper's definitions from the given weights (App. A.3), phi~ from exact rational bins and the
-    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (SymPy derivative)."""
+    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (AD derivative)."""
     b = ctx.blocks
     e_mid = sides.error(ctx, st.fwd_x.z, st.y)[b.mid]
     eq3, mag_formula = sides.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)

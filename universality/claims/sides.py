@@ -40,7 +40,7 @@ def gate_open(ctx, z) -> bool:
 
 
 def error(ctx, z, y) -> np.ndarray:
-    """dl/dz from the loss's own (SymPy) derivative through g_pre = W_g z; 0 when the gate is open
+    """dl/dz from the derivative of the loss's formula (reference/lossdiff.py) through g_pre = W_g z; 0 when the gate is open
     (h_post is held fixed in the inner loop, so no error reaches z)."""
     if gate_open(ctx, z):
         return np.zeros(ctx.D)
