@@ -324,13 +324,26 @@ def _short(v) -> str:
     return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
-def _design_B(ctx, i: int) -> np.ndarray:
-    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's code table (B_1 = B_N = I)."""
+def _design_B(ctx, i: int):
+    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's codes (B_1 = B_N = I): dense up
+    to the telescoping's DENSE_TOP_MAX, CSR above (as the recovered products)."""
+    from ..reference.telescoping import DENSE_TOP_MAX
+
     b = ctx.blocks
-    out = np.eye(b.dt)
-    if 2 <= i <= ctx.N - 1:
-        out[b.top_star, b.top_x] = sides.code_spec_channel(ctx, i - 2).T
-    return out
+    G = sides.code_spec_channel(ctx, i - 2) if 2 <= i <= ctx.N - 1 else None
+    if b.dt <= DENSE_TOP_MAX:
+        out = np.eye(b.dt)
+        if G is not None:
+            out[b.top_star, b.top_x] = G.toarray().T
+        return out
+    import scipy.sparse as sp
+
+    out = sp.identity(b.dt, format="csr")
+    if G is not None:
+        g = G.T.tocoo()
+        out = out + sp.csr_matrix((g.data, (g.row + b.top_star.start, g.col + b.top_x.start)),
+                                  shape=(b.dt, b.dt))
+    return out.tocsr()
 
 
 @claim("boundary",
@@ -347,7 +360,7 @@ def boundary(ctx) -> Check:
     layer store). Claimed: the spec's A_i and B_i (reference/design.py, reference/codes.py), never the
     builder's ``A_built`` or ``G``."""
     from ..tolerance import GUARD_FRACTION
-    from .structure import invertibility, min_eig_sym
+    from .structure import invertibility, max_abs_sparse, min_eig_sym, sp_identity
 
     b, N, d = ctx.blocks, ctx.N, ctx.design
     t = sides.tel(ctx)
@@ -394,9 +407,12 @@ def boundary(ctx) -> Check:
     inv_how = set()
     for i in range(N, 0, -1):
         Bp = t.B[i - 1]
-        Bi = (np.eye(b.dt) if i == N else Bp) if ctx.external else _design_B(ctx, i)
-        t_i = ctx.tol(max(max_abs(t.B_abs[i - 1]), max_abs(Bi)))
-        record(max_abs(Bp - Bi), t_i, max_abs(Bi), f"B_{i}")
+        if ctx.external:  # only B_N = I is forced
+            Bi = (sp_identity(b.dt) if t.B_sparse else np.eye(b.dt)) if i == N else Bp
+        else:
+            Bi = _design_B(ctx, i)
+        t_i = ctx.tol(max(max_abs_sparse(t.B_abs[i - 1]), max_abs_sparse(Bi)))
+        record(max_abs_sparse(Bp - Bi), t_i, max_abs_sparse(Bi), f"B_{i}")
         sv, how, _ = invertibility(Bp, t_i)
         inv_how.add(how)
         min_sv = min(min_sv, sv)

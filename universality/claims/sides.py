@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reference import bins, design, formulas
+from ..reference import bins, codes, design, formulas
 from ..reference.telescoping import telescope
 
 
@@ -55,12 +55,16 @@ def v_spec(ctx, x, x_star, y):
 
 
 def code_spec(ctx, a: int, b: int) -> np.ndarray:
-    return formulas.code_table(ctx.design.layout, ctx.blocks)[:, a, b]
+    """The spec's code c(a, b) of one cell (length m), computed for that cell alone."""
+    bl = ctx.blocks
+    return codes.column(ctx.design.layout, a, b, bl.cells_x, bl.cells_star, bl.m)
 
 
-def code_spec_channel(ctx, c: int) -> np.ndarray:
-    """G = c_c(j, l) as a (cells_x, cells_star) matrix from the spec's table."""
-    return formulas.code_table(ctx.design.layout, ctx.blocks)[c]
+def code_spec_channel(ctx, c: int):
+    """G = c_c(j, l) as a (cells_x, cells_star) SciPy CSR matrix from the spec's formulas (one-hot:
+    one entry; compact: every cell)."""
+    bl = ctx.blocks
+    return codes.channel_sparse(ctx.design.layout, c, bl.cells_x, bl.cells_star)
 
 
 def e_check_spec(ctx, y) -> float:

@@ -29,6 +29,10 @@ def _sp():
 
     return sp
 
+def sp_identity(n: int):
+    return _sp().identity(n, format="csr")
+
+
 DENSE_EIG_MAX = 1024  # dense eigen/singular values up to this size, ARPACK above
 
 

@@ -33,10 +33,7 @@ def error_at_z(Wg: np.ndarray, z: np.ndarray, y, loss) -> np.ndarray:
 
 def kernel(tel, p_top: np.ndarray, q_top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(k_i for i = 1..N, their magnitudes on |B_i|) for the top vectors p = phi~(x), q = phi~(x*)."""
-    B, Ba = tel.B_stack, tel.B_abs_stack
-    k = np.einsum("ni,ni->n", B @ p_top, B @ q_top)
-    ka = np.einsum("ni,ni->n", Ba @ np.abs(p_top), Ba @ np.abs(q_top))
-    return k, ka
+    return tel.kernels(np.asarray(p_top, dtype=float), np.asarray(q_top, dtype=float))
 
 
 def eq3(tel, ebar: np.ndarray, k: np.ndarray, k_abs: np.ndarray, alpha: float, r: float):
@@ -85,7 +82,7 @@ def code_table(layout: str, blocks) -> np.ndarray:
 def v_design(x, x_star, y, *, J: int, L: int, N: int, blocks, layout: str, eps: float, loss):
     """(v, componentwise |terms|) with v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y), all from the spec."""
     a, b = cells(x, x_star, J, L)
-    code = code_table(layout, blocks)[:, a, b]
+    code = codes.column(layout, a, b, blocks.cells_x, blocks.cells_star, blocks.m)
     eb = design.e_bar(y, blocks, loss)
     v = np.zeros(blocks.dm)
     mag = np.zeros(blocks.dm)

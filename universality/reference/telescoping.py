@@ -11,12 +11,22 @@ construction built here and ``verify-construction --check`` for one built elsewh
 
 The middle products stay diagonal vectors while every Wbar_i is diagonal (the construction's case) and
 switch to dense matrices at the first off-diagonal entry, so a corrupted weight is still multiplied in.
+The top products B_i are dense arrays up to width :data:`DENSE_TOP_MAX` and SciPy CSR matrices above
+(a wide top block: the compact layout at large J, L); every stored entry of every block is multiplied
+in either way, nothing is assumed about which are nonzero.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+
+DENSE_TOP_MAX = 512  # top products up to this width as dense arrays, sparse (CSR) above
+
+
+def _issparse(M) -> bool:
+    return hasattr(M, "tocsr")
 
 
 def _is_diag(M: np.ndarray) -> bool:
@@ -27,7 +37,7 @@ def _is_diag(M: np.ndarray) -> bool:
 class Telescoped:
     A: list  # A[i-1]: diag vector (1-D) or dense matrix (2-D) of A_i, i = 1..N
     A_abs: list  # the same products on |Wbar| (rounding magnitude), same shapes
-    B: list  # B[i-1]: (dt, dt) product Wtilde_{i+1} ... Wtilde_N
+    B: list  # B[i-1]: (dt, dt) product Wtilde_{i+1} ... Wtilde_N (dense, or CSR above DENSE_TOP_MAX)
     B_abs: list
     wcheck: np.ndarray  # (N,) the bottom entries wcheck_i
     K: np.ndarray  # (N, cells_x, cells_star): k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b})
@@ -54,8 +64,22 @@ class Telescoped:
         return float(np.prod(self.wcheck))
 
     @property
+    def B_sparse(self) -> bool:
+        return bool(self.B) and _issparse(self.B[0])
+
+    def kernels(self, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k_i = (B_i p) . (B_i q) for i = 1..N, the same on |B_i| with |p|, |q|)."""
+        if not self.B_sparse:
+            B, Ba = self.B_stack, self.B_abs_stack
+            return (np.einsum("ni,ni->n", B @ p, B @ q),
+                    np.einsum("ni,ni->n", Ba @ np.abs(p), Ba @ np.abs(q)))
+        k = np.array([float((B @ p) @ (B @ q)) for B in self.B])
+        ka = np.array([float((Ba @ np.abs(p)) @ (Ba @ np.abs(q))) for Ba in self.B_abs])
+        return k, ka
+
+    @property
     def B_stack(self) -> np.ndarray:
-        """(N, dt, dt): every B_i at once (built on first use)."""
+        """(N, dt, dt): every B_i at once (built on first use; dense products only)."""
         if getattr(self, "_B_stack", None) is None:
             self._B_stack = np.stack(self.B)
             self._B_abs_stack = np.stack(self.B_abs)
@@ -77,15 +101,24 @@ class Telescoped:
         return self._A_diag
 
 
-def _block_reader(W, blocks):
+def _block_reader(W, blocks, sparse: bool = False):
     """(N, block(k, rows, cols) -> dense array) for an (N, D, D) array, or for a layer store with ``N``
-    and ``block(k, rows, cols)`` (e.g. sparse layers: only the three diagonal blocks are densified)."""
+    and ``block(k, rows, cols)`` (e.g. sparse layers: only the three diagonal blocks are densified).
+    ``sparse``: the reader returns CSR matrices instead (the wide top block)."""
     if isinstance(W, np.ndarray) or not hasattr(W, "block"):
         arr = np.asarray(W, dtype=float)
+        if sparse:
+            import scipy.sparse as sp
+
+            return arr.shape[0], (lambda k, rows, cols: sp.csr_matrix(arr[k][rows, cols]))
         return arr.shape[0], (lambda k, rows, cols: arr[k][rows, cols])
 
     def read(k, rows, cols):
         m = W.block(k, rows, cols)
+        if sparse:
+            import scipy.sparse as sp
+
+            return m.tocsr() if hasattr(m, "tocsr") else sp.csr_matrix(np.asarray(m, dtype=float))
         return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=float)
 
     return int(W.N), read
@@ -121,14 +154,29 @@ def telescope(W, blocks) -> Telescoped:
     # input side: B_i = Wtilde_{i+1} ... Wtilde_N
     B = [None] * N
     B_abs = [None] * N
-    P = np.eye(b.dt)
-    Pa = np.eye(b.dt)
-    for i in range(N, 0, -1):
-        B[i - 1], B_abs[i - 1] = P, Pa
-        Wt = block(i - 1, top, top)
-        P, Pa = Wt @ P, np.abs(Wt) @ Pa
+    wide = b.dt > DENSE_TOP_MAX
     xs, ss = b.top_x, b.top_star
-    K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
-    K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
+    if wide:
+        import scipy.sparse as sp
+
+        _, top_block = _block_reader(W, b, sparse=True)
+        P = sp.identity(b.dt, format="csr")
+        Pa = P.copy()
+        for i in range(N, 0, -1):
+            B[i - 1], B_abs[i - 1] = P, Pa
+            Wt = top_block(i - 1, top, top)
+            P, Pa = (Wt @ P).tocsr(), (abs(Wt) @ Pa).tocsr()
+        # k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}): sparse products, one (cells_x, cells_star) array each
+        K = np.stack([np.asarray((Bi[:, xs].T @ Bi[:, ss]).toarray()) for Bi in B])
+        K_abs = np.stack([np.asarray((Ba[:, xs].T @ Ba[:, ss]).toarray()) for Ba in B_abs])
+    else:
+        P = np.eye(b.dt)
+        Pa = np.eye(b.dt)
+        for i in range(N, 0, -1):
+            B[i - 1], B_abs[i - 1] = P, Pa
+            Wt = block(i - 1, top, top)
+            P, Pa = Wt @ P, np.abs(Wt) @ Pa
+        K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
+        K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
     wcheck = np.array([float(block(k, bottom, bottom).reshape(-1)[0]) for k in range(N)])
     return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs)
