@@ -22,7 +22,6 @@ from . import sides
 from .base import (Check, Verdict, claim, compare, compare_componentwise, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
-from .structure import top_products
 
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
@@ -475,9 +474,11 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
 
 @claim("psd-argument",
        scope="construction",
-       method="products of the real top blocks for j = 1..N (sparse): smallest entry (the working "
+       method="products of the real top blocks Wtilde_j ... Wtilde_N for j = 1..N (the telescoping "
+              "products B_{j-1}; dense, or sparse for a wide top block): smallest entry (the working "
               "condition, and the activations for every one-hot input) and smallest eigenvalue of the "
-              "symmetric part (the paper's premise; Gershgorin certificate or computed)")
+              "symmetric part (the paper's premise, reported only; Gershgorin certificate, or computed: "
+              "dense eigenvalues, ARPACK above 1024)")
 def psd_argument(ctx) -> Check:
     """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
     non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
@@ -490,10 +491,13 @@ def psd_argument(ctx) -> Check:
     tol = 0.0
     from .structure import top_block
 
-    for j, prod, prod_abs in top_products(ctx.layers, b):
-        blk = top_block(ctx.layers, b, j - 1)
-        prod = blk @ prod
-        prod_abs = abs(blk) @ prod_abs
+    t = sides.tel(ctx)  # B_i = Wtilde_{i+1} ... Wtilde_N from the weights, dense or CSR (telescoping)
+    for j in range(N, 0, -1):
+        if j >= 2:  # Wtilde_j ... Wtilde_N = B_{j-1}
+            prod, prod_abs = t.B[j - 2], t.B_abs[j - 2]
+        else:
+            blk = top_block(ctx.layers, b, 0)
+            prod, prod_abs = blk @ t.B[0], abs(blk) @ t.B_abs[0]
         min_entry = min(min_entry, min_entry_sparse(prod))
         t_j = ctx.tol(max_abs_sparse(prod_abs))
         tol = max(tol, t_j)

@@ -73,8 +73,17 @@ class Telescoped:
             B, Ba = self.B_stack, self.B_abs_stack
             return (np.einsum("ni,ni->n", B @ p, B @ q),
                     np.einsum("ni,ni->n", Ba @ np.abs(p), Ba @ np.abs(q)))
-        k = np.array([float((B @ p) @ (B @ q)) for B in self.B])
-        ka = np.array([float((Ba @ np.abs(p)) @ (Ba @ np.abs(q))) for Ba in self.B_abs])
+        if getattr(self, "_B_csc", None) is None:  # column access: B p = sum over p's nonzeros of p_j B e_j
+            self._B_csc = [B.tocsc() for B in self.B]
+            self._B_abs_csc = [Ba.tocsc() for Ba in self.B_abs]
+
+        def apply(Bc, v):
+            nz = np.flatnonzero(v)
+            return Bc[:, nz] @ v[nz]
+
+        pa, qa = np.abs(p), np.abs(q)
+        k = np.array([float(apply(B, p) @ apply(B, q)) for B in self._B_csc])
+        ka = np.array([float(apply(Ba, pa) @ apply(Ba, qa)) for Ba in self._B_abs_csc])
         return k, ka
 
     @property
