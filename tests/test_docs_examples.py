@@ -1,6 +1,7 @@
 """The Python examples in README.md and docs/*.md run and do what they say."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -39,6 +40,25 @@ def test_export_doc_recipe_reproduces_zbar(tmp_path, monkeypatch):
                    "--engine", "sparse", "--no-findings", cwd=tmp_path).returncode == 0
     assert '"W_format": "coo"' in (tmp_path / "out2" / "construction.json").read_text()
     exec(compile(loader.replace('"out/', '"out2/'), "docs/export.md", "exec"), {})  # noqa: S102  COO form
+
+
+def test_export_doc_jax_loader_both_forms(tmp_path, monkeypatch):
+    """The JAX part of docs/export.md's loader (BCOO per layer and the dense stack) reproduces the
+    forward pass on a dense and on a COO export; skipped without JAX."""
+    pytest.importorskip("jax")
+    from tests.helpers import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    loader, _ = python_blocks(ROOT / "docs" / "export.md")
+    assert "jsparse.BCOO" in loader and 'find_spec("jax")' in loader
+    for out, engine in (("out", "dense"), ("out2", "sparse")):
+        assert run_cli("--N", "6", "--J", "3", "--L", "2", "--samples", "1", "--export", out, "--engine", engine,
+                       "--no-findings", cwd=tmp_path).returncode == 0
+        g: dict = {}
+        exec(compile(loader.replace('"out/', f'"{out}/'), "docs/export.md", "exec"), g)  # noqa: S102
+        assert "hj" in g and "hd" in g  # the JAX branch ran (its asserts compare with the NumPy pass)
+        fmt = json.loads((tmp_path / out / "construction.json").read_text())["W_format"]
+        assert fmt == ("coo" if engine == "sparse" else "dense")
 
 
 @pytest.mark.parametrize("name", ["json.md", "export.md", "api.md", "tolerances.md"])
