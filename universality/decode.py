@@ -86,8 +86,9 @@ def residuals(Wc: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, codes
 
 
-def _stable_rows(u: np.ndarray, safe: np.ndarray, U: np.ndarray):
-    p = u @ U  # (c, dy): coordinates along each unit gain
+def _stable_rows(u: np.ndarray, safe: np.ndarray, U: np.ndarray, p: np.ndarray | None = None):
+    if p is None:
+        p = u @ U  # (c, dy): coordinates along each unit gain
     R = U[None, :, :] - u[:, :, None] * p[:, None, :]
     return np.sqrt(np.einsum("cmd,cmd->c", R, R)), p / safe[:, None]
 
@@ -127,7 +128,7 @@ def best_cell(Wc: np.ndarray, U: np.ndarray) -> tuple[int, float, np.ndarray]:
     keep = (approx <= float(approx.min(initial=np.inf)) + 2 * err) | (norms == 0)
     cand = np.flatnonzero(keep)
     safe = np.where(norms[cand] > 0, norms[cand], 1.0)
-    res, codes = _stable_rows(unit[cand], safe, U)
+    res, codes = _stable_rows(unit[cand], safe, U, P[cand])
     zero = norms[cand] == 0
     res[zero] = np.sqrt(u2)
     codes[zero] = 0.0

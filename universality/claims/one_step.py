@@ -477,17 +477,18 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
        method="products of the real top blocks Wtilde_j ... Wtilde_N for j = 1..N (the telescoping "
               "products B_{j-1}; dense, or sparse for a wide top block): smallest entry (the working "
               "condition, and the activations for every one-hot input) and smallest eigenvalue of the "
-              "symmetric part (the paper's premise, reported only; Gershgorin certificate, or computed: "
-              "dense eigenvalues, ARPACK above 1024)")
+              "symmetric part (the paper's premise, reported only: dense eigenvalues up to 1024 wide; above, "
+              "a Gershgorin certificate for PSD or the Rayleigh quotient of an ARPACK eigenvector "
+              "certifying not PSD, else undecided)")
 def psd_argument(ctx) -> Check:
     """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
     non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
 
     Executed: the products of the real top blocks. Claimed: smallest entry >= 0."""
-    from .structure import max_abs_sparse, min_eig_sym, min_entry_sparse
+    from .structure import max_abs_sparse, min_eig_sym_part, min_entry_sparse
 
     b, N = ctx.blocks, ctx.N
-    min_entry, min_sym, psd_count = math.inf, math.inf, 0
+    min_entry, min_sym, psd_count, undecided, hows, min_how = math.inf, math.inf, 0, 0, set(), ""
     tol = 0.0
     from .structure import top_block
 
@@ -501,18 +502,23 @@ def psd_argument(ctx) -> Check:
         min_entry = min(min_entry, min_entry_sparse(prod))
         t_j = ctx.tol(max_abs_sparse(prod_abs))
         tol = max(tol, t_j)
-        lam, _ = min_eig_sym((prod + prod.T) / 2, t_j)
-        min_sym = min(min_sym, lam)
-        psd_count += lam >= -t_j
+        lam, how, psd = min_eig_sym_part(prod, t_j)
+        hows.add(how)
+        if lam < min_sym:
+            min_sym, min_how = lam, how
+        psd_count += psd is True
+        undecided += psd is None
     res = max(0.0, -min_entry)
-    note = (f"PSD premise holds for {psd_count}/{N} products (min eigenvalue of the symmetric part "
-            f"{min_sym:.3g}); the activations are non-negative because every product is entrywise >= 0, "
-            f"not because of PSD-ness")
+    premise = f"PSD premise holds for {psd_count}/{N} products" + (
+        f" ({undecided} undecided: no certificate either way)" if undecided else "")
+    bound = ("at most " if "witness" in min_how else "") + f"{min_sym:.3g}"
+    note = (f"{premise} (min eigenvalue of the symmetric part {bound}); the activations are "
+            f"non-negative because every product is entrywise >= 0, not because of PSD-ness")
     if res > tol:
-        note = f"a top product has a negative entry ({min_entry:.3g}); PSD premise holds for {psd_count}/{N}"
+        note = f"a top product has a negative entry ({min_entry:.3g}); {premise}"
     return Check({"min_entry": min_entry, "min_eig_sym_part": min_sym, "psd_products": psd_count,
-                  "products": N}, "min_entry >= 0", res, tol, Verdict.PASS if res <= tol else Verdict.FAIL,
-                 note)
+                  "psd_undecided": undecided, "products": N, "psd_by": sorted(hows)}, "min_entry >= 0", res,
+                 tol, Verdict.PASS if res <= tol else Verdict.FAIL, note)
 
 
 @claim("e-linear",
