@@ -110,6 +110,12 @@ def realised_v_coords(ctx, y) -> np.ndarray:
 SEPARATION_GRAM_MAX = 4096
 
 
+def _tall_matmul(X: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """X @ M for a tall X (n x a) and a small M (a x b), as (M^T X^T)^T: one wide product, which
+    OpenBLAS runs several times faster than the tall-skinny one."""
+    return np.ascontiguousarray((M.T @ X.T).T)
+
+
 def _row_space(unit: np.ndarray):
     """(Q, rho, q1): an orthonormal basis Q (dm x r) of the span of the unit rows (the eigenvectors of
     their Gram matrix with a non-negligible eigenvalue), rho = the largest norm of a row's part outside
@@ -120,7 +126,8 @@ def _row_space(unit: np.ndarray):
     Q = vec[:, lam > lam.max(initial=0.0) * 1e-12]
     if Q.shape[1] == unit.shape[1]:
         return None, 0.0, q1
-    rho = float(np.linalg.norm(unit - (unit @ Q) @ Q.T, axis=1).max(initial=0.0))
+    coords = _tall_matmul(unit, Q)
+    rho = float(np.linalg.norm(unit - _tall_matmul(coords, Q.T), axis=1).max(initial=0.0))
     if rho > 1e-13:
         return None, 0.0, q1
     return Q, rho, q1
@@ -143,11 +150,19 @@ def _nearest_lines(unit: np.ndarray):
 
     n = unit.shape[0]
     Qb, rho, q1 = _row_space(unit)
-    pts = unit if Qb is None else unit @ Qb
+    pts = unit if Qb is None else _tall_matmul(unit, Qb)
     s = unit @ q1
     if np.abs(s).min(initial=1.0) >= _ONE_SIGN:
-        pts = pts * np.where(s < 0, -1.0, 1.0)[:, None]
-        _, idx = cKDTree(pts, balanced_tree=False).query(pts, k=2)  # itself (or a duplicate), the nearest other
+        pts = np.ascontiguousarray(pts * np.where(s < 0, -1.0, 1.0)[:, None])
+        # an upper bound on the smallest chord: the closest of the neighbours in the order of the
+        # first coordinate; every pair at least as close lies within it (slack for rounding)
+        order = np.argsort(pts[:, 0], kind="stable")
+        r = float(np.linalg.norm(pts[order[1:]] - pts[order[:-1]], axis=1).min()) * (1 + 1e-6) + 4 * rho + 1e-15
+        # (query_pairs / count_neighbors within r took minutes on the moment curve's coordinates:
+        # one bounded nearest-neighbour query per point stays linear)
+        tree = cKDTree(pts, balanced_tree=False)
+        _, idx = tree.query(pts, k=2, distance_upper_bound=r)  # itself (or a duplicate), the nearest other
+        idx = np.where(idx >= n, np.arange(n)[:, None], idx)  # none within r: itself (dropped later)
     else:
         tree = cKDTree(np.vstack([pts, -pts]), balanced_tree=False)
         _, idx = tree.query(pts, k=3)  # itself, then the nearest others (its own -u is far)
