@@ -138,6 +138,7 @@ def test_vectorised_code_table_is_the_exact_rational_rounded_once(layout, cx, cs
     assert np.array_equal(codes.table(layout, cx, cs, m), want)
     for c in range(m):
         assert np.array_equal(codes.channel_sparse(layout, c, cx, cs).toarray(), want[c])
+        assert np.array_equal(codes.channel(layout, c, cx, cs), want[c])
     for j in range(cx):
         for l in range(cs):
             assert np.array_equal(codes.column(layout, j, l, cx, cs, m), want[:, j, l])

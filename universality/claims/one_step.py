@@ -329,11 +329,12 @@ def _design_B(ctx, i: int):
     from ..reference.telescoping import DENSE_TOP_MAX
 
     b = ctx.blocks
-    G = sides.code_spec_channel(ctx, i - 2) if 2 <= i <= ctx.N - 1 else None
-    if b.dt <= DENSE_TOP_MAX:
+    dense = b.dt <= DENSE_TOP_MAX
+    G = sides.code_spec_channel(ctx, i - 2, sparse=not dense) if 2 <= i <= ctx.N - 1 else None
+    if dense:
         out = np.eye(b.dt)
         if G is not None:
-            out[b.top_star, b.top_x] = G.toarray().T
+            out[b.top_star, b.top_x] = G.T
         return out
     import scipy.sparse as sp
 

@@ -60,11 +60,13 @@ def code_spec(ctx, a: int, b: int) -> np.ndarray:
     return codes.column(ctx.design.layout, a, b, bl.cells_x, bl.cells_star, bl.m)
 
 
-def code_spec_channel(ctx, c: int):
-    """G = c_c(j, l) as a (cells_x, cells_star) SciPy CSR matrix from the spec's formulas (one-hot:
-    one entry; compact: every cell)."""
+def code_spec_channel(ctx, c: int, sparse: bool = False):
+    """G = c_c(j, l) as a (cells_x, cells_star) array from the spec's formulas, or as a SciPy CSR
+    matrix with ``sparse`` (one-hot: one entry; compact: every cell)."""
     bl = ctx.blocks
-    return codes.channel_sparse(ctx.design.layout, c, bl.cells_x, bl.cells_star)
+    if sparse:
+        return codes.channel_sparse(ctx.design.layout, c, bl.cells_x, bl.cells_star)
+    return codes.channel(ctx.design.layout, c, bl.cells_x, bl.cells_star)
 
 
 def e_check_spec(ctx, y) -> float:

@@ -75,6 +75,19 @@ def column(layout: str, a: int, b: int, cells_x: int, cells_star: int, m: int) -
     return np.array([(n ** c) / (d ** c) for c in range(m)], dtype=np.float64)  # int / int: correctly rounded
 
 
+def channel(layout: str, c: int, cells_x: int, cells_star: int) -> np.ndarray:
+    """Channel c as a dense (cells_x, cells_star) float64 array (small sizes)."""
+    if layout in ("paper", "truncated"):
+        out = np.zeros((cells_x, cells_star))
+        cell = onehot_channel(c, cells_x, cells_star)
+        if cell is not None:
+            out[cell] = 1.0
+        return out
+    if layout != "compact":
+        raise ValueError(f"unknown layout {layout!r}")
+    return compact_channel(c, cells_x, cells_star)
+
+
 def channel_sparse(layout: str, c: int, cells_x: int, cells_star: int):
     """Channel c as a SciPy CSR (cells_x, cells_star) matrix (one-hot: at most one entry)."""
     import scipy.sparse as sp
