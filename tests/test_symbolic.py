@@ -12,7 +12,8 @@ from universality.claims.base import Verdict
 from universality.construction.fields import ExactField
 from universality.construction.network import build
 from universality.samples import make_samples
-from universality.symbolic.execution import forward, one_step
+from universality.engine.exact import ExactConstruction, ExactLayers, ExactRing, exact_ring_for
+from universality.engine.step import forward, single_step
 from universality.symbolic.budget import resolve_backend
 from universality.symbolic.run import run_symbolic
 from universality.symbolic.schematic import schematic_proof
@@ -58,9 +59,13 @@ def test_decide(expr, sign):
 
 
 def test_forward_refuses_to_guess_an_undecided_relu():
-    W = [sp.Matrix([[1, -1], [0, 1]])]
+    """The engine's forward pass on the exact backend: 1 - alpha changes sign on alpha > 0."""
+    F = ExactRing((), ("alpha", "y0"))
+    F.set_orthant({"alpha": 1, "y0": -1})
+    layers = ExactLayers([sp.Matrix([[1, -1], [0, 1]])], F)
     with pytest.raises(UndecidedSign, match="undecided"):
-        forward(W, sp.Matrix([1, ALPHA]), ORTH)
+        forward(layers, F.array([1, sp.Symbol("alpha")]))
+    assert [str(v) for v in forward(layers, F.array([1, -sp.Symbol("alpha")])).z] == ["alpha + 1", "0"]
 
 
 # ---- exact construction and execution --------------------------------------------------------
@@ -78,9 +83,12 @@ def test_exact_build_is_the_numeric_recipe(kw):
 def test_exact_step_gives_minus_alpha_v_symbolically():
     cfg = Config(N=4, J=2, L=2)
     con = build(cfg, ExactField())
-    st = one_step(con, 0.3, [YNEG], 0.7, alpha=ALPHA, r=sp.Integer(1), orthant=ORTH)
-    zbar = st.z_star[con.blocks.mid, :]
-    assert st.theta_b_post == -ALPHA * YNEG  # theta_b' = -alpha (prod w) e_check(y), exactly
+    F = exact_ring_for(con, ("alpha", "y0"))
+    F.set_orthant({"alpha": 1, "y0": -1}, {"alpha": ALPHA, "y0": YNEG})
+    st = single_step(ExactConstruction(con, F), 0.3, [F.from_sympy(YNEG)], 0.7, alpha=F.from_sympy(ALPHA),
+                     r=F.one)
+    zbar = [F.to_sympy(v) for v in st.z_star[con.blocks.mid]]
+    assert F.to_sympy(st.theta_b_post) == -ALPHA * YNEG  # theta_b' = -alpha (prod w) e_check(y), exactly
     assert all(sp.expand(v) == 0 or v.has(ALPHA) for v in zbar)
     assert st.out_x.branch == "g_pre" and st.out_star_post.branch == "h_post"
 
@@ -234,21 +242,21 @@ def test_symbolic_relu_grad_proves_the_compensation_for_every_r():
 def test_an_undecided_sign_after_the_step_leaves_the_gradient_claims_decided(monkeypatch):
     """Issue 11 item 6: a sign the exact backend cannot decide in the pass at x* makes UNDECIDED only the
     claims that read that pass; grad-rank-one, update-blocks and second-order-zero are still proved."""
-    import universality.symbolic.execution as sx
     from universality.samples import make_samples
     from universality.symbolic.run import run_symbolic
     from universality.symbolic.signs import UndecidedSign
 
-    real = sx.phi_exact
+    samples = make_samples(1, 0, 1, 2)
+    real = ExactConstruction.phi
 
-    def undecided_after(con, u, theta_b, orthant, name):
-        if name == "x*, after":
-            raise UndecidedSign(f"{name}: feature switch theta_b == 0", theta_b, "planted")
-        return real(con, u, theta_b, orthant, name)
+    def undecided_after(self, u, theta_b):
+        if u == samples[0].x_star and not self.F.scalar(theta_b).is_zero_poly():  # the pass at x*, after
+            raise UndecidedSign("x*, after: feature switch theta_b == 0", self.F.to_sympy(theta_b), "planted")
+        return real(self, u, theta_b)
 
-    monkeypatch.setattr(sx, "phi_exact", undecided_after)
+    monkeypatch.setattr(ExactConstruction, "phi", undecided_after)
     cfg = Config(N=4, J=1, L=2, samples=1)
-    sym = run_symbolic(cfg, make_samples(1, 0, 1, 2), schematic=False, budget_s=None)
+    sym = run_symbolic(cfg, samples, schematic=False, budget_s=None)
     v = {c.id: c.verdict.value for c in sym.claims}
     for cid in ("grad-rank-one", "update-blocks", "second-order-zero"):
         assert v[cid] == "PASS", (cid, v)

@@ -36,12 +36,22 @@ def exact_claim(id: str, *, method: str, scope: str = "sample"):
 
 @dataclass
 class ExactContext:
-    con: Any  # the exact Construction
-    alpha: Any  # symbol or rational
+    con: Any  # the exact Construction (SymPy)
+    alpha: Any  # symbol or rational (SymPy, for printing the claimed sides)
     r: Any
     point: dict  # symbol -> the run's float value, to give a residual its size
     cache: dict = field(default_factory=dict)
     extra: tuple = ()  # further free symbols of the construction (rho of a symbolic ReLU'(0))
+    ec: Any = None  # the same construction as the engine executes it (engine.exact.ExactConstruction)
+
+    @property
+    def F(self):
+        """The exact ring of the run (engine.exact.ExactRing)."""
+        return self.ec.F
+
+    @property
+    def layers(self):
+        return self.ec.W
 
     @property
     def blocks(self):
@@ -56,11 +66,28 @@ class ExactContext:
             self.cache[key] = make()
         return self.cache[key]
 
-    def e_bar(self, y):
-        """m copies of [y; -y] (signed) or [y] (paper), exact."""
-        b = self.blocks
+    def unit(self, y):
+        """e_bar's unit H^T grad l(y, 0), exact, from the SymPy derivative of the loss's *value*
+        (``sympy_value``, not the ``grad`` the execution uses) and the loss's head H: MSE gives y,
+        CE y - mean(y), L1 and hinge sign(y), Huber clip(y, -1, 1) (the float side's label_code)."""
+        from ..construction.fields import ExactField
+
         ys = list(y)
-        unit = ys + [-v for v in ys] if b.s == 2 else ys
+        dy = len(ys)
+        key = ("unit", tuple(ys))
+        if key not in self.cache:
+            q = sp.symbols(f"q0:{dy}", real=True)
+            val = self.con.loss.sympy_value(ys, list(q))
+            g = sp.Matrix([sp.diff(val, v) for v in q]).subs({v: 0 for v in q})
+            H, _ = self.con.loss.head(dy, ExactField())
+            self.cache[key] = (H.T * g).applyfunc(lambda t: sp.expand(sp.simplify(t)))
+        return list(self.cache[key])
+
+    def e_bar(self, y):
+        """m copies of [u; -u] (signed) or [u] (paper) with u = :meth:`unit` (y for MSE), exact."""
+        b = self.blocks
+        u = self.unit(y)
+        unit = u + [-v for v in u] if b.s == 2 else u
         return sp.Matrix(unit * b.m)
 
     def v(self, a: int, bb: int, y):
@@ -75,6 +102,45 @@ class ExactContext:
             A = con.A[c + 1]
             out += sp.Matrix([code * A[k] * ebar[k] for k in range(b.dm)])
         return out.applyfunc(sp.expand)
+
+
+class StepView:
+    """One exact engine :class:`~universality.engine.step.Step` as the claims read it: the engine's
+    arrays of ring elements (``st``) and SymPy columns of the few small vectors the paper's formulas
+    are written with (converted on first use)."""
+
+    def __init__(self, ctx, st, x, x_star, y, orthant, partial: bool = False):
+        self.ctx, self.st, self.x, self.x_star, self.orthant = ctx, st, x, x_star, orthant
+        self.y = sp.Matrix(list(y))
+        self.alpha = ctx.F.to_sympy(st.alpha)
+        self.r = ctx.F.to_sympy(st.r)
+        self.partial = partial
+        self._c: dict = {}
+
+    def col(self, name: str, arr):
+        if name not in self._c:
+            self._c[name] = self.ctx.F.to_sympy_matrix(arr)
+        return self._c[name]
+
+    @property
+    def phi_x(self):
+        return self.col("phi_x", self.st.phi_x)
+
+    @property
+    def phi_star_post(self):
+        return self.col("phi_star_post", self.st.phi_star_post)
+
+    @property
+    def z_star(self):
+        return self.col("z_star", self.st.z_star)
+
+    @property
+    def z_x(self):
+        return self.col("z_x", self.st.fwd_x.z)
+
+    @property
+    def theta_b_post(self):
+        return self.ctx.F.to_sympy(self.st.theta_b_post)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -146,17 +212,51 @@ def identity(ctx, residual, claimed: str, what: str, note: str = "") -> Check:
                  Verdict.FAIL, note or f"residual expression {shown}{more}")
 
 
-def _prefix_suffix(W):
-    """pre[k] = W_1 ... W_k (pre[0] = I), suf[k] = W_{k+2} ... W_N (suf[N-1] = I), exact."""
-    N, D = len(W), W[0].rows
-    pre = [sp.eye(D)]
-    for k in range(N - 1):
-        pre.append((pre[-1] * W[k]).applyfunc(sp.expand))
-    suf = [None] * N
-    suf[N - 1] = sp.eye(D)
-    for k in range(N - 2, -1, -1):
-        suf[k] = (W[k + 1] * suf[k + 1]).applyfunc(sp.expand)
-    return pre, suf
+def _nz(v) -> bool:
+    """Is a ring element nonzero as a polynomial (the canonical test, no orthant involved)?"""
+    return bool(v.p)
+
+
+def _ring_size(ctx, vals) -> float:
+    """max |residual| at the run's alpha and the sample's y, for ring elements."""
+    point = {getattr(k, "name", str(k)): v for k, v in ctx.point.items()}
+    best = 0.0
+    for v in vals:
+        try:
+            best = max(best, abs(ctx.F.evaluate(v, point)))
+        except Exception:  # noqa: BLE001 - a symbol without a value: size unknown
+            return math.inf
+    return best if best > 0 else math.inf
+
+
+def identity_ring(ctx, entries, claimed: str, what: str, note: str = "", count: int | None = None) -> Check:
+    """The exact comparator on the engine's ring elements: PASS iff every residual entry is the zero
+    polynomial in the canonical form (an exact test); else FAIL with the first entries shown as
+    expressions and their size at the run's alpha and y. ``entries``: [(label, element)]."""
+    bad = [(w, v) for w, v in entries if _nz(v)]
+    if not bad:
+        return Check(f"{what} = 0 (identically)", claimed, 0.0, 0.0, Verdict.PASS, note)
+    F = ctx.F
+    shown = "; ".join(f"{w}: {sp.sstr(F.to_sympy(v))}" for w, v in bad[:3])
+    n = len(bad) if count is None else count
+    more = f" (+{n - 3} more)" if n > 3 else ""
+    return Check(f"{what} != 0: {shown}{more}", claimed, _ring_size(ctx, [v for _, v in bad[:50]]), 0.0,
+                 Verdict.FAIL, note or f"residual expression {shown}{more}")
+
+
+def _outer_diff(p, q, a, b, label: str, limit: int = 64) -> list:
+    """Entries p_i q_j - a_i b_j that are nonzero, on the supports (at most ``limit``)."""
+    rows = [i for i in range(len(p)) if _nz(p[i]) or _nz(a[i])]
+    cols = [j for j in range(len(q)) if _nz(q[j]) or _nz(b[j])]
+    out = []
+    for i in rows:
+        for j in cols:
+            v = p[i] * q[j] - a[i] * b[j]
+            if _nz(v):
+                out.append((f"[{label}, {i}, {j}]", v))
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def _signed(ctx) -> bool:
@@ -176,71 +276,127 @@ def _clip(orthant, vec):
 
 # ---- the claims -----------------------------------------------------------------------------
 @exact_claim("grad-rank-one",
-             method="exact reverse-mode backprop vs r^i (W_1...W_{i-1})^T e phi^T (W_{i+1}...W_N)^T, "
-                    "entry by entry as polynomials in alpha, y")
+             method="the engine's exact reverse-mode backprop (gradient factors d_i h_{i+1}^T) vs r^i "
+                    "(W_1...W_{i-1})^T e phi^T (W_{i+1}...W_N)^T, every entry of every layer, as "
+                    "polynomials in alpha, y (canonical zero test)")
 def grad_rank_one(ctx, st) -> Check:
-    W, N = ctx.con.W, ctx.N
-    pre, suf = ctx.cached("prefix_suffix", lambda: _prefix_suffix(W))
-    res = []
+    L, N, F = ctx.layers, ctx.N, ctx.F
+    e = st.st.e
+    bvec = [None] * N
+    bvec[N - 1] = st.st.phi_x
+    for k in range(N - 2, -1, -1):
+        bvec[k] = L.apply(k + 1, bvec[k + 1])
+    Dm, Hm = st.st.W_post.Dfac, st.st.W_post.Hfac
+    a, rk, bad = e, F.one, []
     for k in range(N):
-        a = pre[k].T * st.e
-        bvec = suf[k] * st.phi_x
-        res.append(st.grads[k] - st.r ** (k + 1) * a * bvec.T)
-    return identity(ctx, sp.Matrix.vstack(*res), "0", "grad W_i - r^i a_i b_{i-1}^T")
+        rk = rk * st.st.r
+        bad += _outer_diff(Dm[k, :, 0], Hm[k, :, 0], a * rk, bvec[k], f"layer {k + 1}")
+        a = L.apply_T(k, a)
+    return identity_ring(ctx, bad, "0", "grad W_i - r^i a_i b_{i-1}^T")
 
 
 @exact_claim("update-blocks",
-             method="exact difference W' - W block by block; the exact error reaching the feature map")
+             method="the engine's exact update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, "
+                    "from the factors); the exact error reaching the feature map and theta_h")
 def update_blocks(ctx, st) -> Check:
     b, N = ctx.blocks, ctx.N
-    out = []
+    Wp = st.st.W_post
+    coef = Wp.coef
+    out, n_out, moved = [], 0, 0
     for k in range(N):
-        delta = st.W_post[k] - ctx.con.W[k]
-        out.append(delta[:b.dt, :])  # top rows
-        out.append(delta[b.dt:, b.dt:])  # middle and bottom columns of the lower rows
-    out.append(st.g_phi[b.top, :].T)
-    out.append(sp.Matrix([[st.g_theta_h]]))
-    res = _stack(out)
-    moved = sum(1 for k in range(N) for _ in _nonzero_entries(st.W_post[k][b.dt:, b.top] - ctx.con.W[k][b.dt:, b.top]))
-    return identity(ctx, res, "0 outside (mid, top) and (bottom, top)", "change outside the allowed blocks",
-                    f"{moved} entries move, all in the (mid, top) and (bottom, top) blocks")
+        d, h = Wp.Dfac[k, :, 0], Wp.Hfac[k, :, 0]
+        dn = [i for i in range(len(d)) if _nz(d[i])]
+        hn = [j for j in range(len(h)) if _nz(h[j])]
+        for i in dn:  # outside: top rows (any column); lower rows, middle and bottom columns
+            for j in hn:
+                if i < b.dt or j >= b.dt:
+                    n_out += 1
+                    if len(out) < 64:
+                        out.append((f"[layer {k + 1}, {i}, {j}]", coef * d[i] * h[j]))
+                else:
+                    moved += 1
+    g = st.st.g_phi
+    out += [(f"[dl/dphi, {t}]", g[t]) for t in range(b.dt)]
+    if st.st.g_theta_h:
+        out.append(("[theta_h]", F_const(ctx, st.st.g_theta_h)))
+        n_out += 1
+    n_out += sum(1 for t in range(b.dt) if _nz(g[t]))
+    return identity_ring(ctx, out, "0 outside (mid, top) and (bottom, top)", "change outside the allowed blocks",
+                         f"{moved} entries move, all in the (mid, top) and (bottom, top) blocks", count=n_out)
+
+
+def F_const(ctx, v):
+    return ctx.F.const(float(v))
+
+
+def _domain_matrix(ctx, rows: dict):
+    from sympy.polys.matrices import DomainMatrix
+
+    D = ctx.layers.D
+    return DomainMatrix({i: r for i, r in rows.items() if r}, (D, D), ctx.F.R.to_domain())
 
 
 @exact_claim("second-order-zero",
-             method="exact product of the N updated D x D weights minus the first-order expansion with "
-                    "the exact gradients, in Q(sqrt p_1, ..., sqrt p_k)[alpha, y] (rational polynomials in "
-                    "s_p = sqrt p reduced modulo s_p^2 = p: a canonical form); the residual must be the zero "
-                    "polynomial in alpha (every degree)")
+             method="exact product of the N updated D x D weights (the engine's real step) minus the "
+                    "first-order expansion with the exact gradients, in Q(sqrt p_1, ..., sqrt p_k)[alpha, y] "
+                    "(rational polynomials in s_p = sqrt p reduced modulo s_p^2 = p: a canonical form); the "
+                    "residual must be the zero polynomial in alpha (every degree)")
 def second_order_zero(ctx, st) -> Check:
-    key = ("second-order", tuple(st.phi_x), tuple(st.y))
+    F = ctx.F
+    key = ("second-order", ctx.con.bin_x(st.x), tuple(sp.sstr(v) for v in st.y), sp.sstr(st.alpha))
 
     def make():
-        W, G, alpha, N = ctx.con.W, st.grads, st.alpha, ctx.N
-        gens = (alpha, *st.y, *ctx.extra)
-        try:
-            P = ctx.cached(("domain", gens), lambda: PolyDomain(list(W), gens))
-            Wd = ctx.cached(("W in domain", gens), lambda: [P.matrix(M) for M in W])
-            Wp = [P.matrix(M) for M in st.W_post]
-            Gd = [P.matrix(M) for M in G]
-        except NotPolynomial as exc:  # pragma: no cover - the construction only has square roots
-            return Check("-", "0", math.nan, 0.0, Verdict.UNDECIDED, f"not in Q(sqrt)[alpha, y]: {exc}")
-        lhs = Wp[N - 1]
+        L, N = ctx.layers, ctx.N
+        Wp = st.st.W_post
+        coef, K = Wp.coef.p, Wp.Dfac.shape[2]
+        red = F.reduce
+
+        def mul(A, B):
+            return (A * B).applyfunc(red)
+
+        Wd = ctx.cached("W in domain", lambda: [_domain_matrix(ctx, {i: dict(r) for i, r in L.rows[k]})
+                                                 for k in range(N)])
+        Gd, Wpd = [], []
+        for k in range(N):
+            G: dict = {}
+            for c in range(K):
+                d, h = Wp.Dfac[k, :, c], Wp.Hfac[k, :, c]
+                hn = [(j, h[j].p) for j in range(len(h)) if _nz(h[j])]
+                for i in range(len(d)):
+                    if _nz(d[i]):
+                        row = G.setdefault(i, {})
+                        for j, hj in hn:
+                            row[j] = red(row.get(j, F.R.zero) + d[i].p * hj)
+            Gd.append(_domain_matrix(ctx, G))
+            upd = {i: dict(r) for i, r in L.rows[k]}
+            for i, row in G.items():
+                tgt = upd.setdefault(i, {})
+                for j, v in row.items():
+                    tgt[j] = red(tgt.get(j, F.R.zero) + red(coef * v))
+            Wpd.append(_domain_matrix(ctx, {i: {j: v for j, v in r.items() if v} for i, r in upd.items()}))
+        lhs = Wpd[N - 1]
         for k in range(N - 2, -1, -1):
-            lhs = P.mul(Wp[k], lhs)
-        # first order: sum_k W_1..W_{k} G_{k+1} W_{k+2}..W_N, by the recurrence acc_k = G_k R_k + W_k acc_{k+1}
-        R = Wd[N - 1]
-        acc = Gd[N - 1]
+            lhs = mul(Wpd[k], lhs)
+        # first order: sum_k W_1..W_{k} G_{k+1} W_{k+2}..W_N, by acc_k = G_k R_k + W_k acc_{k+1}
+        R, acc = Wd[N - 1], Gd[N - 1]
         for k in range(N - 2, -1, -1):
-            acc = P.mul(Gd[k], R) + P.mul(Wd[k], acc)
-            R = P.mul(Wd[k], R)
-        full = R
-        res = lhs - (full - acc * P.scalar(alpha))
+            acc = mul(Gd[k], R) + mul(Wd[k], acc)
+            R = mul(Wd[k], R)
+        alpha = red(-coef * K)
+        res = (lhs - (R - (acc * alpha).applyfunc(red))).applyfunc(red)
         note = ""
-        if isinstance(alpha, sp.Symbol):
-            note = f"prod W' has degree {P.degree(lhs, alpha)} in alpha"
-        if res.to_sdm() and any(res.to_sdm().values()):
-            return identity(ctx, P.to_sympy(res.applyfunc(P.reduce)), "0 (no O(alpha^2) term)",
-                            "prod W' - [prod W - alpha sum first-order]", note)
+        if "alpha" in F.gens and F.orthant.get("alpha") is not None:
+            ai = F.k + F.gens.index("alpha")
+            deg = max((m[ai] for row in lhs.to_sdm().values() for v in row.values() for m in v.itermonoms()),
+                      default=0)
+            note = f"prod W' has degree {deg} in alpha"
+        sdm = res.to_sdm()
+        entries = [(f"[{i},{j}]", v) for i, row in sdm.items() for j, v in row.items() if v]
+        if entries:
+            from ..engine.exact import Ex
+
+            return identity_ring(ctx, [(w, Ex(F, v)) for w, v in entries], "0 (no O(alpha^2) term)",
+                                 "prod W' - [prod W - alpha sum first-order]", note)
         return Check("prod W' - [prod W - alpha sum first-order] = 0 (identically, in Q(sqrt p)[alpha, y])",
                      "0 (no O(alpha^2) term)", 0.0, 0.0, Verdict.PASS, note)
 
@@ -299,18 +455,28 @@ def z_star_is_minus_alpha_v(ctx, st) -> Check:
 
 
 @exact_claim("kernel-code",
-             method="exact inner products of the top activations entering each layer (x before, x* after) "
-                    "vs the exact code table")
+             method="exact inner products of the top activations entering each layer (the engine's passes "
+                    "at x before and at x* after the step) vs the exact code table")
 def kernel_code(ctx, st) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    computed = [(st.fwd_x.post[i][b.top, :].T * st.fwd_star_post.post[i][b.top, :])[0, 0] for i in range(1, N + 1)]
+    con, b, N, F = ctx.con, ctx.blocks, ctx.N, ctx.F
+    px, ps = st.st.fwd_x.post, st.st.fwd_star_post.post
+    computed = []
+    for i in range(1, N + 1):
+        acc = F.zero
+        for t in range(b.dt):
+            if _nz(px[i, t]) and _nz(ps[i, t]):
+                acc = acc + px[i, t] * ps[i, t]
+        computed.append(acc)
     a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
     claimed = [0] + [con.codes[c][a][bb] for c in range(b.m)] + [0]
-    chk = identity(ctx, sp.Matrix(computed) - sp.Matrix(claimed), "c(bin x, bin x*)", "k_i - c_{i-2}(a, b)")
+    chk = identity_ring(ctx, [(f"[k_{i + 1}]", computed[i] - F.from_sympy(claimed[i])) for i in range(N)],
+                        "c(bin x, bin x*)", "k_i - c_{i-2}(a, b)")
     if chk.verdict == Verdict.PASS and con.design.layout == "paper":
-        ones = [i + 1 for i, v in enumerate(computed) if v == 1]
-        if len(ones) != 1 or any(v not in (0, 1) for v in computed):
-            return Check(computed, claimed, 1.0, 0.0, Verdict.FAIL, "paper layout: k is not an indicator")
+        vals = [F.to_sympy(v) for v in computed]
+        ones = [i + 1 for i, v in enumerate(vals) if v == 1]
+        if len(ones) != 1 or any(v not in (0, 1) for v in vals):
+            return Check([sp.sstr(v) for v in vals], claimed, 1.0, 0.0, Verdict.FAIL,
+                         "paper layout: k is not an indicator")
         chk.note = f"indicator of cell ({a}, {bb}): layer {ones[0]}"
     return chk
 
@@ -358,8 +524,9 @@ def v_decodes(ctx, st) -> Check:
     gains = ctx.cached("gains", lambda: cell_gains(ctx))
     a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
     w = gains[(a, bb)]
-    rec = identity(ctx, sp.Matrix([[U[c][d] - w[c] * st.y[d] for d in range(b.dy)] for c in range(b.m)]),
-                   "w(a, b) y", "U - w(bin x, bin x*) y")
+    u = ctx.unit(st.y)  # the label as the middle channel carries it (MSE: y itself)
+    rec = identity(ctx, sp.Matrix([[U[c][d] - w[c] * u[d] for d in range(b.dy)] for c in range(b.m)]),
+                   "w(a, b) u(y)", "U - w(bin x, bin x*) u(y)")
     if rec.verdict != Verdict.PASS:
         rec.note = "zbar* does not carry w(a, b) y: " + rec.note
         return rec
@@ -443,27 +610,30 @@ def boundary(ctx) -> Check:
 
 
 @exact_claim("nonneg-linear-regime",
-             method="exact sign of every pre-activation in the four exact forward passes (x, x*; before, "
-                    "after), decided on the instance's orthant")
+             method="exact sign of every pre-activation in the engine's four exact forward passes (x, x*; "
+                    "before, after), decided on the instance's orthant")
 def nonneg_linear_regime(ctx, st) -> Check:
-    passes = {"x, before": st.fwd_x, "x*, before": st.fwd_star_pre, "x, after": st.fwd_x_post,
-              "x*, after": st.fwd_star_post}
+    s = st.st
+    passes = {"x, before": s.fwd_x, "x*, before": s.fwd_star_pre, "x, after": s.fwd_x_post,
+              "x*, after": s.fwd_star_post}
     names = ctx.blocks.names()
-    D = ctx.blocks.D
+    D, F = ctx.blocks.D, ctx.F
     for name, f in passes.items():
         for t in range(D):
-            col = [f.signs[k][t] for k in range(ctx.N)]
+            col = [F.sign(f.pre[k, t])[0] for k in range(ctx.N)]
             if _signed(ctx):
-                if Sign.POS in col and Sign.NEG in col:
-                    k = col.index(Sign.NEG)
+                if "+" in col and "-" in col:
+                    k = col.index("-")
+                    e = F.to_sympy(f.pre[k, t])
                     return Check(f"{name}, unit {names[t]}: changes sign across layers", "sign-consistent",
-                                 _size(ctx, [f.pre[k][t]]), 0.0, Verdict.FAIL,
-                                 f"{name}, unit {names[t]}, layer {k + 1}: {sp.sstr(f.pre[k][t])}")
-            elif Sign.NEG in col:
-                k = col.index(Sign.NEG)
-                return Check(f"{name}, layer {k + 1}, unit {names[t]}: {sp.sstr(f.pre[k][t])} < 0", "all >= 0",
-                             _size(ctx, [f.pre[k][t]]), 0.0, Verdict.FAIL,
-                             f"{name}, layer {k + 1}, unit {names[t]}: {sp.sstr(f.pre[k][t])} < 0 on {st.orthant.describe()}")
+                                 _ring_size(ctx, [f.pre[k, t]]), 0.0, Verdict.FAIL,
+                                 f"{name}, unit {names[t]}, layer {k + 1}: {sp.sstr(e)}")
+            elif "-" in col:
+                k = col.index("-")
+                e = sp.sstr(F.to_sympy(f.pre[k, t]))
+                return Check(f"{name}, layer {k + 1}, unit {names[t]}: {e} < 0", "all >= 0",
+                             _ring_size(ctx, [f.pre[k, t]]), 0.0, Verdict.FAIL,
+                             f"{name}, layer {k + 1}, unit {names[t]}: {e} < 0 on {st.orthant.describe()}")
     claimed = "sign-consistent per coordinate" if _signed(ctx) else "all >= 0"
     return Check("every sign decided, none violates", claimed, 0.0, 0.0, Verdict.PASS,
                  f"on {st.orthant.describe()}")
@@ -502,11 +672,15 @@ def error_at_z(con, z, y):
                     "exact rank of dE/dy; theta_b' != 0 decided on the orthant")
 def e_linear(ctx, st) -> Check:
     b, con = ctx.blocks, ctx.con
+    if con.design.loss != "mse":
+        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                     f"the exact e-linear check is MSE's (a linear error map of every real y); --loss "
+                     f"{con.design.loss} is checked by the numeric e-linear and loss-recovers-label")
     dy = len(st.y)
     u = sp.Matrix(sp.symbols(f"u0:{dy}"))
     w = sp.Matrix(sp.symbols(f"w0:{dy}"))
     ca, cb = sp.symbols("a b")
-    z = st.fwd_x.z
+    z = st.z_x
 
     def E(y):
         e = error_at_z(con, z, y)
@@ -533,13 +707,16 @@ def e_linear(ctx, st) -> Check:
                     "before; zbar* != 0 decided on the orthant after, so h_post is selected")
 def multiplexer(ctx, st) -> Check:
     b = ctx.blocks
-    before = identity(ctx, sp.Matrix.vstack(st.out_x.yhat, st.e[b.top, :]), "0", "yhat, top error before")
-    ok_before = before.verdict == Verdict.PASS and st.out_x.branch == "g_pre"
-    after = st.out_star_post.branch == "h_post"
+    s = st.st
+    ent = [(f"[yhat, {t}]", v) for t, v in enumerate(s.out_x.yhat)] + \
+          [(f"[top error, {t}]", s.e[t]) for t in range(b.dt)]
+    before = identity_ring(ctx, ent, "0", "yhat, top error before")
+    ok_before = before.verdict == Verdict.PASS and s.out_x.branch == "g_pre"
+    after = s.out_star_post.branch == "h_post"
     v = Verdict.PASS if (ok_before and after) else Verdict.FAIL
-    note = f"before: {st.out_x.branch}; after: {st.out_star_post.branch}"
+    note = f"before: {s.out_x.branch}; after: {s.out_star_post.branch}"
     if not after:
         note += " (zbar* = 0 identically: the step left no trace at x*)"
-    return Check({"branch_before": st.out_x.branch, "branch_after": st.out_star_post.branch,
+    return Check({"branch_before": s.out_x.branch, "branch_after": s.out_star_post.branch,
                   "before": before.computed},
                  {"branch_before": "g_pre", "branch_after": "h_post"}, before.residual, 0.0, v, note)

@@ -24,10 +24,25 @@ import sympy as sp
 from ..claims.base import Check, Verdict, aggregate
 from ..construction.fields import ExactField
 from ..construction.network import Design, build
-from .claims import SYMBOLIC_CLAIMS, ExactContext
-from .execution import TRAINING_CLAIMS, one_step, partial_step, train, train_core
+from ..engine.exact import ExactConstruction, exact_ring_for
+from ..engine.step import single_step
+from .claims import SYMBOLIC_CLAIMS, ExactContext, StepView
 from .budget import DEFAULT_BUDGET_S
 from .signs import Orthant, UndecidedSign
+
+# Claims whose exact check reads only the training half of the step (the gradients and the updated
+# parameters): an undecided sign after the step (at x*) leaves them decidable.
+TRAINING_CLAIMS = ("grad-rank-one", "update-blocks", "second-order-zero")
+
+
+def exact_step(ctx, x, x_star, y_syms, a_sym, r, orthant: Orthant):
+    """The engine's real step (engine/step.py) on the exact backend, for one instance: the ring's
+    orthant is the instance's, alpha and y its symbols (or exact rationals)."""
+    F = ctx.F
+    F.set_orthant({s.name: g for s, g in zip(orthant.symbols, orthant.signs)},
+                  {s.name: s for s in orthant.symbols})
+    return single_step(ctx.ec, x, [F.from_sympy(v) for v in y_syms], x_star, alpha=F.from_sympy(a_sym),
+                       r=F.from_sympy(r))
 
 class BudgetExceeded(Exception):
     pass
@@ -169,8 +184,11 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
     try:
         with _deadline(None if budget_s is None else budget_s - (t1 - t0)):
             extra = () if rho is None else (rho,)
-            ctx0 = ExactContext(con, None, r, {}, extra=extra)
-            parts: dict = {}
+            names = (("alpha",) if alpha == "symbol" else ()) + tuple(f"y{d}" for d in range(cfg.dy)) + \
+                (("rho",) if rho is not None else ())
+            F = exact_ring_for(con, names, ("rho",) if rho is not None else ())
+            ec = ExactConstruction(con, F)
+            ctx0 = ExactContext(con, None, r, {}, extra=extra, ec=ec)
             for spec in specs:
                 if spec.scope == "construction":
                     per[spec.id].append(({"construction": True}, spec.func(ctx0)))
@@ -184,14 +202,13 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                 while jobs:
                     where, job, mode = jobs.pop(0)
                     a_sym, y_syms, orthant, point = _symbols(cfg, job, alpha, mode, rho)
-                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache, extra)
+                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache, extra, ec)
                     where["orthant"] = orthant.describe()
                     try:
-                        tkey = (job.cell_x, tuple(y_syms))
-                        if tkey not in parts:
-                            parts[tkey] = train(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r, orthant=orthant)
-                        st = one_step(con, job.x, y_syms, job.x_star, alpha=a_sym, r=r, orthant=orthant,
-                                      part=parts[tkey])
+                        st = StepView(ctx, exact_step(ctx, job.x, job.x_star, y_syms, a_sym, r, orthant),
+                                      job.x, job.x_star, y_syms, orthant)
+                        # the passes the claims read after the step (decided now, inside the try)
+                        st.st.fwd_star_pre, st.st.fwd_x_post  # noqa: B018
                     except UndecidedSign as exc:
                         if mode == "symbol":
                             # the sign orthant is too coarse (e.g. sum(y) changes sign on it): prove each
@@ -204,15 +221,12 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                             continue
                         # only the claims that depend on the undecided sign become UNDECIDED: when the
                         # training half (gradients, updated parameters) is decided, the claims on it run
-                        part = parts.get(tkey)
-                        if part is None:
-                            try:
-                                part = train_core(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r,
-                                                  orthant=orthant)
-                            except UndecidedSign:
-                                part = None
-                        pst = (partial_step(job.x, job.x_star, y_syms, a_sym, r, orthant, part)
-                               if part is not None else None)
+                        # (the same step evaluated at x* = x: its training half does not read x*)
+                        try:
+                            pst = StepView(ctx, exact_step(ctx, job.x, job.x, y_syms, a_sym, r, orthant),
+                                           job.x, job.x_star, y_syms, orthant, partial=True)
+                        except UndecidedSign:
+                            pst = None
                         for spec in specs:
                             if spec.scope != "sample":
                                 continue
