@@ -199,19 +199,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) -> tuple[str, str]:
-    """symbolic.budget.resolve_backend, restricted to the losses the exact backend covers: its claims
-    use MSE's label channel (e_bar(y) = copies of y), so other losses run numerically ("auto") or are
-    refused with one line ("symbolic" / "both")."""
-    from .errors import ConfigError
+    """symbolic.budget.resolve_backend (every loss: the exact backend runs the loss's own gradient in
+    exact arithmetic and the claims use its label code u(y) = H^T grad l(y, 0))."""
     from .symbolic.budget import resolve_backend
 
-    if cfg.loss != "mse" and backend in ("symbolic", "both"):
-        raise ConfigError(f"--backend {backend} covers --loss mse only (its exact claims use MSE's label "
-                          f"channel); use --backend numeric or auto with --loss {cfg.loss}")
-    ran, note = resolve_backend(cfg, backend, budget_s)
-    if cfg.loss != "mse" and ran != "numeric":
-        return "numeric", f"backend: numeric only (the exact backend covers --loss mse; this run uses --loss {cfg.loss})"
-    return ran, note
+    return resolve_backend(cfg, backend, budget_s)
 
 
 _BLAS = {"controller": None, "depth": 0}

@@ -177,6 +177,13 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
     r = ExactField().num(cfg.relu_grad_at_zero) if rho is None else rho**2
     insts = instances_of(con, samples, y)
     specs = [s for s in SYMBOLIC_CLAIMS.values() if claim_ids is None or s.id in claim_ids]
+    # every claim of the numeric catalogue gets an exact record, in its order: the exact ones, and
+    # SKIPPED with the reason for the ones the exact run does not prove (K-shot ones only when K > 1)
+    from ..claims.base import CLAIMS
+    from .claims import EXACT_SKIP_REASONS
+
+    order = [c for c in CLAIMS.values() if (claim_ids is None or c.id in claim_ids)
+             and (c.scope != "task" or cfg.K > 1) and (c.id in SYMBOLIC_CLAIMS or c.id in EXACT_SKIP_REASONS)]
     per: dict[str, list] = {s.id: [] for s in specs}
     done, cut, note = 0, False, ""
     t1 = time.perf_counter()
@@ -247,7 +254,12 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
         note = (f"symbolic run cut at the {budget_s:g} s budget after {done} of {len(insts)} instances "
                 f"(raise --symbolic-budget, or use fewer --samples)")
     t2 = time.perf_counter()
-    out = [aggregate(spec, per[spec.id]) for spec in specs]
+    out = []
+    for c in order:
+        if c.id in per:
+            out.append(aggregate(SYMBOLIC_CLAIMS[c.id], per[c.id]))
+        else:
+            out.append(aggregate(c, [(None, Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, EXACT_SKIP_REASONS[c.id]))]))
     if cut:
         for c in out:
             if c.verdict == Verdict.PASS and c.checked:
