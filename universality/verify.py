@@ -70,7 +70,8 @@ class Report:
     def claim_records(self) -> list[dict]:
         """Every claim verdict of the run, one schema whatever the backend: the numeric claims,
         then the exact (SymPy) ones, each marked with its ``backend``."""
-        out = [{**c.as_dict(), "backend": "numeric"} for c in self.claims]
+        # backends-agree compares the two backends: it is marked "both"
+        out = [{**c.as_dict(), "backend": "both" if c.id == "backends-agree" else "numeric"} for c in self.claims]
         if self.symbolic is not None:
             out += [{**c.as_dict(), "backend": "symbolic"} for c in self.symbolic.claims]
         return out
@@ -320,6 +321,11 @@ def _verify(cfg: Config, *, progress, claim_ids, with_findings, universal, backe
                                 progress=None if progress is None else
                                 (lambda d, t: progress(d, t, phase="proving exact instances")))
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
+    if ran == "both" and (claim_ids is None or "backends-agree" in claim_ids):
+        # the exact and the float step on the same samples and tasks (claims/backends.py)
+        from .claims.backends import backends_agree
+
+        claims.append(backends_agree(con, samples, tasks))
     t2 = time.perf_counter()
     findings = []
     if with_findings:
