@@ -265,3 +265,15 @@ def test_an_undecided_sign_after_the_step_leaves_the_gradient_claims_decided(mon
         assert v[cid] == "PASS", (cid, v)
     for cid in ("post-update-eq3", "z-star-is-minus-alpha-v", "kernel-code"):
         assert v[cid] == "UNDECIDED", (cid, v)
+
+
+def test_kshot_claims_run_on_the_exact_kshot_step():
+    """K > 1: the engine's exact K-shot step; kshot-eq and permutation-invariant are proved exactly, the
+    paper variant's clipped middle coordinates make kshot-eq FAIL with the linear product still exact."""
+    out = run(small(K=2, samples=2))
+    c = by_id(out.claims)
+    assert c["kshot-eq"].verdict == Verdict.PASS and c["permutation-invariant"].verdict == Verdict.PASS
+    assert c["kshot-eq"].checked == 2 and "exactly equal" in c["permutation-invariant"].note
+    assert c["kshot-decodes"].verdict == Verdict.SKIPPED and c["kshot-decodes"].note
+    bad = by_id(run(small(K=2, samples=2, variant="paper")).claims)["kshot-eq"]
+    assert bad.verdict == Verdict.FAIL and "linear product matches it exactly" in bad.note

@@ -27,7 +27,7 @@ configs = st.builds(
     variant=st.sampled_from(["signed", "paper"]),
     relu_grad_at_zero=st.sampled_from([1.0, 0.5, 0.0]),
     alpha=st.sampled_from([0.3, -0.7, 1.5]), eps=st.sampled_from([0.1, 0.25]),
-    samples=st.integers(0, 1), seed=st.integers(0, 10_000),
+    samples=st.integers(0, 1), seed=st.integers(0, 10_000), K=st.sampled_from([1, 1, 2]),
 )
 # the other losses (the exact backend runs each loss's own gradient exactly; CE needs dy >= 2)
 loss_configs = st.builds(
@@ -46,6 +46,7 @@ def test_numeric_and_symbolic_verdicts_agree(cfg):
     samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
     sym = run_symbolic(cfg, samples, schematic=False, budget_s=None)
     exact = {c.id: c for c in sym.claims}
+    assert {c.id for c in num.claims} == set(exact)  # every claim has an exact record
     for c in num.claims:
         if c.id not in exact:  # backends-agree, universality claims: no exact record
             continue

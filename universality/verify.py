@@ -317,7 +317,7 @@ def _verify(cfg: Config, *, progress, claim_ids, with_findings, universal, backe
     if ran != "numeric":
         from .symbolic.run import run_symbolic
 
-        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu,
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu, tasks=tasks,
                                 progress=None if progress is None else
                                 (lambda d, t: progress(d, t, phase="proving exact instances")))
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note

@@ -17,7 +17,6 @@ from typing import Any, Callable
 import sympy as sp
 
 from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, worst
-from .poly import NotPolynomial, PolyDomain
 from .signs import Sign, decide
 
 SYMBOLIC_CLAIMS: dict[str, ClaimSpec] = {}
@@ -173,20 +172,24 @@ def _size(ctx, exprs) -> float:
 
 
 def _confirm_nonzero(bad):
-    """Entries that ``expand`` left nonzero, re-tested in the canonical Q(sqrt p)[symbols] form.
+    """Entries that ``expand`` left nonzero, re-tested in the canonical form of the engine's exact
+    ring (Q(sqrt p)[symbols] reduced modulo s_p^2 = p, :class:`~universality.engine.exact.ExactRing`).
 
     Returns (truly nonzero entries, entries that could not be put in canonical form)."""
+    from ..engine.exact import ExactRing, NotInField, primes_of
+
     syms = sorted({s for _, e in bad for s in e.free_symbols}, key=sp.default_sort_key)
     try:
-        P = PolyDomain([sp.Matrix([e for _, e in bad])], syms)
-    except NotPolynomial:
+        neg = {p.base.name for _, e in bad for p in e.atoms(sp.Pow) if p.base.is_Symbol and p.exp.is_negative}
+        F = ExactRing(primes_of([sp.Matrix([e for _, e in bad])]), tuple(s.name for s in syms), tuple(neg))
+    except NotInField:
         return [], bad
     nonzero, unsure = [], []
     for where, e in bad:
         try:
-            if P.element(e):
+            if not F.from_sympy(e).is_zero_poly():
                 nonzero.append((where, e))
-        except NotPolynomial:
+        except NotInField:
             unsure.append((where, e))
     return nonzero, unsure
 
@@ -195,7 +198,7 @@ def identity(ctx, residual, claimed: str, what: str, note: str = "") -> Check:
     """PASS iff every entry of ``residual`` is identically 0; else FAIL with the first entries shown.
 
     Zero test: ``expand`` (canonical for these sums of monomials times square roots), then every
-    entry it leaves is re-tested in the canonical form of :class:`PolyDomain`; an entry that cannot
+    entry it leaves is re-tested in the canonical form of the engine's exact ring; an entry that cannot
     be put there makes the check UNDECIDED rather than FAIL."""
     bad = _nonzero_entries(residual)
     if bad:
@@ -789,10 +792,111 @@ EXACT_SKIP_REASONS = {
     "codes-injective": "a statement on every pair of cells of the whole code table; the exact run proves the "
                        "sampled instances (v-decodes separates their cells exactly)",
     "every-cell": "one real step per cell pair is a float sweep; the exact run proves the sampled instances",
-    "kshot-eq": "the exact catalogue has no K-shot form of this claim yet; the exact K-shot step runs on the "
-                "engine and backends-agree compares it with the float one (--backend both)",
-    "permutation-invariant": "the exact catalogue has no K-shot form of this claim yet; the exact K-shot step "
-                             "runs on the engine and backends-agree compares it with the float one (--backend both)",
-    "kshot-decodes": "the exact catalogue has no K-shot form of this claim yet; the exact K-shot step runs on "
-                     "the engine and backends-agree compares it with the float one (--backend both)",
+    "kshot-decodes": "a search over every (x* cell, set of K x cells) candidate with least squares; the exact "
+                     "run proves kshot-eq and permutation-invariant on the same exact K-shot steps, and "
+                     "backends-agree compares them with the float ones (--backend both)",
 }
+
+
+# ---- K-shot (scope "task": one exact K-shot step per task, labels as exact rationals) ---------------
+class TaskView:
+    """One exact K-shot engine step as the K-shot claims read it."""
+
+    def __init__(self, ctx, st, task, ys, orthant):
+        self.ctx, self.st, self.task, self.orthant = ctx, st, task, orthant
+        self.xs, self.x_star = list(task.xs), task.x_star
+        self.ys = [sp.Matrix(list(y)) for y in ys]
+        self.alpha = ctx.F.to_sympy(st.alpha)
+        self.r = ctx.F.to_sympy(st.r)
+
+
+def _top(ctx, arr):
+    return ctx.F.to_sympy_matrix(arr)[ctx.blocks.top, :]
+
+
+@exact_claim("kshot-eq", scope="task",
+             method="the engine's exact K-shot step (K exact passes, the loss's exact gradients, backprop, the "
+                    "average); (1) the updated weights' product at phi(x*) with no ReLU and (2) the exact ReLU "
+                    "pass at x* (signed: vs max(formula, 0), signs decided) against -(alpha/K) sum_k sum_i A_i "
+                    "e_bar(y_k) k_i(x_k, x*) from the exact A_i, B_i and the loss's label code")
+def kshot_eq(ctx, tv) -> Check:
+    from ..engine.step import forward
+
+    b, con, F = ctx.blocks, ctx.con, ctx.F
+    st = tv.st
+    q = _top(ctx, st.phi_star_post)
+    Bs = [con.B(i) for i in range(1, ctx.N + 1)]
+    total = sp.zeros(b.dm, 1)
+    for x, y in zip(tv.xs, tv.ys):
+        p = _top(ctx, ctx.ec.phi(x, F.zero))
+        ebar = ctx.e_bar(y)
+        for i in range(1, ctx.N + 1):
+            k = sp.expand(((Bs[i - 1] * p).T * (Bs[i - 1] * q))[0, 0])
+            if k != 0:
+                total += sp.Matrix([con.A[i - 1][t] * ebar[t] * k for t in range(b.dm)])
+    formula = (-tv.alpha / len(tv.xs) * total).applyfunc(sp.expand)
+    lin = F.to_sympy_matrix(forward(st.W_post, st.phi_star_post, relu=False).z)[b.mid, :]
+    c_lin = identity(ctx, lin - formula, "formula", "prod W' phi(x*) - formula (no ReLU)")
+    claimed = formula
+    if _signed(ctx):
+        claimed, bad = _clip(tv.orthant, formula)
+        if claimed is None:
+            return Check("-", "max(formula, 0)", math.nan, 0.0, Verdict.UNDECIDED,
+                         f"sign of the K-shot formula's coordinate {bad} undecided")
+    c_relu = identity(ctx, F.to_sympy_matrix(st.z_star)[b.mid, :] - claimed, "formula", "zbar* - formula")
+    v = worst(c_lin.verdict, c_relu.verdict)
+    note = ""
+    if c_lin.verdict != Verdict.PASS:
+        note = "the linear product misses the formula: " + c_lin.computed
+    elif c_relu.verdict != Verdict.PASS:
+        note = ("the ReLU network misses the formula while the linear product matches it exactly: "
+                "intermediate ReLUs clip middle coordinates whose contributions have both signs "
+                "(finding kshot-mixed-signs)")
+    return Check({"linear": c_lin.computed, "relu": c_relu.computed}, "-(alpha/K) sum_k sum_i A_i e_bar(y_k) k_i",
+                 max(c_lin.residual, c_relu.residual), 0.0, v, note)
+
+
+def _grad_entries(st, k):
+    """{(i, j): sum_c D[i, c] H[j, c]} of layer k's K-shot step (the factors' supports only)."""
+    D, H = st.W_post.Dfac[k], st.W_post.Hfac[k]
+    out = {}
+    for c in range(D.shape[1]):
+        di = [(i, D[i, c]) for i in range(D.shape[0]) if _nz(D[i, c])]
+        hj = [(j, H[j, c]) for j in range(H.shape[0]) if _nz(H[j, c])]
+        for i, dv in di:
+            for j, hv in hj:
+                out[(i, j)] = out.get((i, j), 0) + dv * hv
+    return out
+
+
+@exact_claim("permutation-invariant", scope="task",
+             method="the engine's exact K-shot step on the task reversed and on the same seeded permutation as "
+                    "the float claim; every entry of every updated layer, theta_b', W_g' and zbar* minus the "
+                    "original order's, as polynomials (canonical zero test)")
+def permutation_invariant(ctx, tv) -> Check:
+    import numpy as np
+
+    from ..engine.step import maml_step
+
+    F, N = ctx.F, ctx.N
+    st = tv.st
+    K = len(tv.xs)
+    rng = np.random.default_rng([K, 7])
+    perms = [list(range(K))[::-1], [int(v) for v in rng.permutation(K)]]
+    base = [_grad_entries(st, k) for k in range(N)]
+    ents = []
+    for p in perms:
+        other = maml_step(ctx.ec, [tv.xs[k] for k in p], [[F.from_sympy(v) for v in tv.ys[k]] for k in p],
+                          tv.x_star, alpha=st.alpha, r=st.r)
+        for k in range(N):
+            g = _grad_entries(other, k)
+            for ij in set(g) | set(base[k]):
+                ents.append((f"[perm {p}, W_{k + 1}{list(ij)}]",
+                             F.scalar(g.get(ij, 0)) - F.scalar(base[k].get(ij, 0))))
+        ents.append((f"[perm {p}, theta_b']", other.theta_b_post - st.theta_b_post))
+        ents += [(f"[perm {p}, W_g' {i}]", v) for i, v in enumerate((other.Wg_post - st.Wg_post).reshape(-1))]
+        ents += [(f"[perm {p}, z* {i}]", v) for i, v in enumerate(other.z_star - st.z_star)]
+    chk = identity_ring(ctx, ents, "0", "theta'(permuted) - theta'")
+    if chk.verdict == Verdict.PASS:
+        chk.note = f"exactly equal for the permutations {perms}"
+    return chk

@@ -25,8 +25,8 @@ from ..claims.base import Check, Verdict, aggregate
 from ..construction.fields import ExactField
 from ..construction.network import Design, build
 from ..engine.exact import ExactConstruction, exact_ring_for
-from ..engine.step import single_step
-from .claims import SYMBOLIC_CLAIMS, ExactContext, StepView
+from ..engine.step import maml_step, single_step
+from .claims import SYMBOLIC_CLAIMS, ExactContext, StepView, TaskView
 from .budget import DEFAULT_BUDGET_S
 from .signs import Orthant, UndecidedSign
 
@@ -136,6 +136,37 @@ def _symbols(cfg, inst: Instance, alpha_mode: str, y_mode: str, rho=None):
     return alpha, y, Orthant(tuple(syms), tuple(signs)), point
 
 
+def _prove_tasks(cfg, con, ctx0, task_specs, per, tasks, alpha, rho, r) -> None:
+    """The K-shot claims on one exact K-shot step per task (alpha as in the run, labels as the exact
+    rationals of their decimals: a K-shot task has K dy label components)."""
+    from ..samples import make_tasks
+
+    if tasks is None:
+        tasks = make_tasks(max(cfg.samples, 1), cfg.seed, cfg.K, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
+    F, ec = ctx0.F, ctx0.ec
+    for n, t in enumerate(tasks):
+        first = Instance(t.xs[0], t.x_star, tuple(t.ys[0]), 0, 0)
+        a_sym, _, orthant, point = _symbols(cfg, first, alpha, "value", rho)
+        ys = [[_exact(v) if v != 0 else sp.Integer(0) for v in y] for y in t.ys]
+        ctx = ExactContext(con, a_sym, r, point, ctx0.cache, ctx0.extra, ec)
+        F.set_orthant({s.name: g for s, g in zip(orthant.symbols, orthant.signs)},
+                      {s.name: s for s in orthant.symbols})
+        where = {"task": n, **t.as_dict(), "orthant": orthant.describe()}
+        try:
+            es = maml_step(ec, list(t.xs), [[F.from_sympy(v) for v in y] for y in ys], t.x_star,
+                           alpha=F.from_sympy(a_sym), r=F.from_sympy(r))
+            tv = TaskView(ctx, es, t, ys, orthant)
+        except UndecidedSign as exc:
+            for spec in task_specs:
+                per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED, str(exc))))
+            continue
+        for spec in task_specs:
+            try:
+                per[spec.id].append((where, spec.func(ctx, tv)))
+            except UndecidedSign as exc:
+                per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED, str(exc))))
+
+
 @contextmanager
 def _deadline(seconds: float | None):
     """Raise BudgetExceeded after ``seconds`` of wall time (main thread only; else a no-op)."""
@@ -159,7 +190,7 @@ def _deadline(seconds: float | None):
 
 def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alpha: str = "symbol",
                  y: str = "symbol", relu: str = "value", schematic: bool = True, claim_ids=None,
-                 con=None, progress=None) -> SymbolicOutcome:
+                 con=None, progress=None, tasks=None) -> SymbolicOutcome:
     """Exact proofs of the claim catalogue on the samples' instances, and the schematic proof.
 
     ``relu="symbol"`` makes ReLU'(0) the symbol r = rho^2 (rho > 0) in the construction (A_i / r^i)
@@ -249,6 +280,9 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                 done += 1
                 if progress:
                     progress(done, len(insts))
+            task_specs = [s for s in specs if s.scope == "task"]
+            if cfg.K > 1 and task_specs:
+                _prove_tasks(cfg, con, ctx0, task_specs, per, tasks, alpha, rho, r)
     except BudgetExceeded:
         cut = True
         note = (f"symbolic run cut at the {budget_s:g} s budget after {done} of {len(insts)} instances "
