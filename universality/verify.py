@@ -16,7 +16,8 @@ from .config import Config
 from .errors import ConfigError
 from .construction.codes import LAYOUT_DESCRIPTIONS
 from .construction.network import Construction, Design, build
-from .engine.step import maml_step, single_step
+from .engine.batch import single_steps
+from .engine.step import maml_step, single_step  # noqa: F401  (single_step: re-exported)
 from .samples import Sample, Task, make_samples, make_tasks
 
 
@@ -164,9 +165,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
         elif spec.scope == "construction":
             per[spec.id].append((None, spec.func(ctx)))
     sample_specs = [s for s in specs if s.scope == "sample" and s.id not in skipped]
+    # the samples' steps run a group at a time (one product per layer for the group: engine/batch.py)
+    steps = single_steps(con, samples, h_post=h_post) if (sample_specs or records is not None) else None
     for n, s in enumerate(samples):
-        if sample_specs or records is not None:
-            st = single_step(con, s.x, s.y, s.x_star, h_post=h_post)
+        if steps is not None:
+            st = next(steps)
             if records is not None:
                 records.append(_record(con, st))
             ctx.step = st

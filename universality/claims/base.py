@@ -412,6 +412,16 @@ class Context:
     def B(self, i: int):
         return self.cached(f"B{i}", lambda: self.con.B(i))
 
+    def abs_extremes(self, layers, phi):
+        """(colmax (D,), rowmax (N,)) of the magnitude pass |W_k| ... |W_N| |phi|: per unit its largest
+        value over the layers, per layer its largest over the units (what the rounding bounds read).
+        From the step's group when it computed them, else reduced from :meth:`abs_pass`."""
+        for L, P, ext in getattr(self.step, "abs_extremes", ()):
+            if L is layers and P is phi:
+                return ext
+        a = self.abs_pass(layers, phi)
+        return a.max(axis=0, initial=0.0), a.max(axis=1, initial=0.0)
+
     def abs_pass(self, layers, phi) -> np.ndarray:
         """|W_k| ... |W_N| |phi| for every layer k (N, D), cached for the current step."""
         from ..engine.step import abs_forward

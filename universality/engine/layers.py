@@ -87,6 +87,12 @@ class Layers:
     def dense(self, k: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def apply_add(self, k: int, X, out, absolute: bool = False):
+        """out += W_k X (|W_k| X when ``absolute``), in place; returns out. Backends that can
+        accumulate into ``out`` directly (sparse) skip the temporary."""
+        out += self.abs_apply(k, X) if absolute else self.apply(k, X)
+        return out
+
     # the number field (overridable; default NumPy float64) -----------------------------------------
     dtype = np.float64
 
@@ -228,27 +234,33 @@ def _sparsetools():
     return _st or None
 
 
-def _csr_apply(m, X, transpose: bool, data=None):
-    """m @ X (or m.T @ X) for a canonical CSR matrix m, X (n,) or (n, p) float64.
+def _csr_apply(m, X, transpose: bool, data=None, out=None):
+    """m @ X (or m.T @ X) for a canonical CSR matrix m, X (n,) or (n, p) float64; with ``out`` (a
+    C-contiguous float64 array of the result's shape) the product is added into it instead.
 
     The CSR arrays of m read as CSC arrays are m^T, so the transpose needs no copy.
     """
     data = m.data if data is None else data
     _st = _sparsetools()
-    if _st is None or m.indices.dtype != np.int32 or m.indptr.dtype != np.int32:
+    if _st is None or m.indices.dtype != np.int32 or m.indptr.dtype != np.int32 or (
+            out is not None and not (out.flags.c_contiguous and out.dtype == np.float64)):
         mat = _sp().csr_matrix((data, m.indices, m.indptr), shape=m.shape)
-        return (mat.T @ X) if transpose else (mat @ X)
+        Y = (mat.T @ X) if transpose else (mat @ X)
+        if out is None:
+            return Y
+        out += Y
+        return out
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_row, n_col = m.shape
     out_rows = n_col if transpose else n_row
     if X.ndim == 1:
-        Y = np.zeros(out_rows)
+        Y = np.zeros(out_rows) if out is None else out
         (_st.csc_matvec if transpose else _st.csr_matvec)(n_col if transpose else n_row,
                                                           n_row if transpose else n_col,
                                                           m.indptr, m.indices, data, X, Y)
         return Y
     p = X.shape[1]
-    Y = np.zeros((out_rows, p))
+    Y = np.zeros((out_rows, p)) if out is None else out
     if transpose:
         _st.csc_matvecs(n_col, n_row, p, m.indptr, m.indices, data, X.ravel(), Y.ravel())
     else:
@@ -294,6 +306,9 @@ class SparseLayers(Layers):
 
     def abs_apply_T(self, k, X):
         return _csr_apply(self.mats[k], X, True, self._absdata(k))
+
+    def apply_add(self, k, X, out, absolute=False):
+        return _csr_apply(self.mats[k], X, False, self._absdata(k) if absolute else None, out=out)
 
     def row_nnz(self, k):
         return np.diff(self.mats[k].indptr)
@@ -436,6 +451,13 @@ def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 20)
     P, Q, A, B = (np.asarray(v, dtype=float) for v in (P, Q, A, B))
     N, D = P.shape
     out = np.zeros(N)
+    # a layer whose two factor pairs are equal entry for entry has every difference exactly 0: only
+    # the other layers are searched (the search below is exact; this only skips proven zeros)
+    differ = np.flatnonzero(np.any(P != A, axis=1) | np.any(Q != B, axis=1))
+    if differ.size < N:
+        if differ.size:
+            out[differ] = outer_diff_max_abs_all(P[differ], Q[differ], A[differ], B[differ], max_cols, chunk)
+        return out
     supp = (Q != 0) | (B != 0)
     ncols = supp.sum(axis=1)
     small = np.flatnonzero(ncols <= max_cols)
