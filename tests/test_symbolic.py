@@ -277,3 +277,14 @@ def test_kshot_claims_run_on_the_exact_kshot_step():
     assert c["kshot-decodes"].verdict == Verdict.SKIPPED and c["kshot-decodes"].note
     bad = by_id(run(small(K=2, samples=2, variant="paper")).claims)["kshot-eq"]
     assert bad.verdict == Verdict.FAIL and "linear product matches it exactly" in bad.note
+
+
+def test_instances_keep_the_x_slot_cell_of_x_star_when_the_switch_does_not_flip():
+    """With ReLU'(0) = 0, theta_b' = 0: the switch stays off and phi(x*) uses the x slot, bin_J(x*).
+    Grouping samples by (bin_J x, bin_L x*) alone proved the sample x = x* with a representative whose
+    x* sat in another x slot (a wrong PASS); the instance key now holds bin_J(x*) too, and post-update-eq3
+    FAILs exactly as the numeric run does (gap: r = 0 collapses)."""
+    cfg = Config(N=4, J=2, L=1, relu_grad_at_zero=0.0, samples=0, seed=0)
+    exact = by_id(run(cfg).claims)["post-update-eq3"]
+    assert exact.verdict == Verdict.FAIL, exact.counts
+    assert verify(cfg, with_findings=False).claim("post-update-eq3").verdict == Verdict.FAIL

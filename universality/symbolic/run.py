@@ -92,11 +92,14 @@ def _sign(v: float) -> int:
 
 
 def instances_of(con, samples, y_mode: str = "symbol") -> list[Instance]:
-    """Group the samples by what the exact proof depends on."""
+    """Group the samples by what the exact proof depends on: the cell of x, the cell of x* in both of
+    its slots (bin_L(x*) once the switch flips, bin_J(x*) where it does not: r = 0, e_check(y) = 0),
+    and the label's sign pattern (or the label itself)."""
     out: dict = {}
     for n, s in enumerate(samples):
         a, b = con.bin_x(s.x), con.bin_star(s.x_star)
-        key = (a, b, tuple(_sign(v) for v in s.y)) if y_mode == "symbol" else (a, b, tuple(s.y))
+        slots = (a, b, con.bin_x(s.x_star))
+        key = (*slots, tuple(_sign(v) for v in s.y)) if y_mode == "symbol" else (*slots, tuple(s.y))
         if key not in out:
             out[key] = Instance(s.x, s.x_star, tuple(s.y), a, b)
         out[key].samples.append(n)
