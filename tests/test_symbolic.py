@@ -288,3 +288,16 @@ def test_instances_keep_the_x_slot_cell_of_x_star_when_the_switch_does_not_flip(
     exact = by_id(run(cfg).claims)["post-update-eq3"]
     assert exact.verdict == Verdict.FAIL, exact.counts
     assert verify(cfg, with_findings=False).claim("post-update-eq3").verdict == Verdict.FAIL
+
+
+def test_the_exact_comparator_is_the_canonical_zero_test():
+    from universality.claims.base import compare_exact
+
+    F = ExactRing((2, 3), ("alpha",))
+    a = F.from_sympy(sp.Symbol("alpha"))
+    zero = a * F.from_sympy(sp.sqrt(6)) - a * F.from_sympy(sp.sqrt(2)) * F.from_sympy(sp.sqrt(3))
+    assert zero.is_zero_poly() and compare_exact([("r", zero)], "0", "r").verdict == Verdict.PASS
+    off = a * F.from_sympy(sp.sqrt(6) - sp.sqrt(2))
+    chk = compare_exact([("r", off)], "0", "r", point={"alpha": 0.3})
+    assert chk.verdict == Verdict.FAIL and chk.tolerance == 0 and "alpha" in chk.computed
+    assert abs(chk.residual - 0.3 * (6**0.5 - 2**0.5)) < 1e-12

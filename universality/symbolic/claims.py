@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, worst
+from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, compare_exact, exact_size, worst
 from .signs import Sign, decide
 
 SYMBOLIC_CLAIMS: dict[str, ClaimSpec] = {}
@@ -220,31 +220,15 @@ def _nz(v) -> bool:
     return bool(v.p)
 
 
-def _ring_size(ctx, vals) -> float:
-    """max |residual| at the run's alpha and the sample's y, for ring elements."""
-    point = {getattr(k, "name", str(k)): v for k, v in ctx.point.items()}
-    best = 0.0
-    for v in vals:
-        try:
-            best = max(best, abs(ctx.F.evaluate(v, point)))
-        except Exception:  # noqa: BLE001 - a symbol without a value: size unknown
-            return math.inf
-    return best if best > 0 else math.inf
-
-
 def identity_ring(ctx, entries, claimed: str, what: str, note: str = "", count: int | None = None) -> Check:
-    """The exact comparator on the engine's ring elements: PASS iff every residual entry is the zero
-    polynomial in the canonical form (an exact test); else FAIL with the first entries shown as
-    expressions and their size at the run's alpha and y. ``entries``: [(label, element)]."""
-    bad = [(w, v) for w, v in entries if _nz(v)]
-    if not bad:
-        return Check(f"{what} = 0 (identically)", claimed, 0.0, 0.0, Verdict.PASS, note)
-    F = ctx.F
-    shown = "; ".join(f"{w}: {sp.sstr(F.to_sympy(v))}" for w, v in bad[:3])
-    n = len(bad) if count is None else count
-    more = f" (+{n - 3} more)" if n > 3 else ""
-    return Check(f"{what} != 0: {shown}{more}", claimed, _ring_size(ctx, [v for _, v in bad[:50]]), 0.0,
-                 Verdict.FAIL, note or f"residual expression {shown}{more}")
+    """The exact backend's comparator (:func:`~universality.claims.base.compare_exact`) at the run's
+    alpha and the sample's y. ``entries``: [(label, ring element)]."""
+    point = {getattr(k, "name", str(k)): v for k, v in ctx.point.items()}
+    return compare_exact(entries, claimed, what, point=point, note=note, count=count)
+
+
+def _ring_size(ctx, vals) -> float:
+    return exact_size(vals, {getattr(k, "name", str(k)): v for k, v in ctx.point.items()})
 
 
 def _outer_diff(p, q, a, b, label: str, limit: int = 64) -> list:
