@@ -79,7 +79,7 @@ class ExactContext:
             val = self.con.loss.sympy_value(ys, list(q))
             g = sp.Matrix([sp.diff(val, v) for v in q]).subs({v: 0 for v in q})
             H, _ = self.con.loss.head(dy, ExactField())
-            self.cache[key] = (H.T * g).applyfunc(lambda t: sp.expand(sp.simplify(t)))
+            self.cache[key] = (H.T * g).applyfunc(_tidy)
         return list(self.cache[key])
 
     def e_bar(self, y):
@@ -390,10 +390,23 @@ def second_order_zero(ctx, st) -> Check:
     return ctx.cached(key, make)
 
 
+def _B(ctx, i: int):
+    return ctx.cached(("B", i), lambda: ctx.con.B(i))
+
+
 def _kernel(ctx, st):
     b = ctx.blocks
     px, ps = st.phi_x[b.top, :], st.phi_star_post[b.top, :]
-    return [((ctx.con.B(i) * px).T * (ctx.con.B(i) * ps))[0, 0] for i in range(1, ctx.N + 1)]
+    return [((_B(ctx, i) * px).T * (_B(ctx, i) * ps))[0, 0] for i in range(1, ctx.N + 1)]
+
+
+_NONPOLY = (sp.Piecewise, sp.sign, sp.Heaviside, sp.Abs, sp.exp, sp.log, sp.Max, sp.Min)
+
+
+def _tidy(t):
+    """expand, and simplify only what expand leaves outside polynomials (branches, signs, exp)."""
+    t = sp.expand(t)
+    return sp.expand(sp.simplify(t)) if t.has(*_NONPOLY) else t
 
 
 @exact_claim("post-update-eq3",
@@ -718,11 +731,16 @@ def multiplexer(ctx, st) -> Check:
 
 def _loss_grad_at(ctx, y, yhat):
     """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
-    dy = len(list(y))
-    q = sp.symbols(f"q0:{dy}", real=True)
-    val = ctx.con.loss.sympy_value(list(y), list(q))
-    sub = {v: w for v, w in zip(q, list(yhat))}
-    return sp.Matrix([sp.expand(sp.simplify(sp.diff(val, v).subs(sub))) for v in q])
+    key = ("loss grad", tuple(y), tuple(yhat))
+
+    def make():
+        dy = len(list(y))
+        q = sp.symbols(f"q0:{dy}", real=True)
+        val = ctx.con.loss.sympy_value(list(y), list(q))
+        sub = {v: w for v, w in zip(q, list(yhat))}
+        return sp.Matrix([_tidy(sp.diff(val, v).subs(sub)) for v in q])
+
+    return ctx.cached(key, make)
 
 
 @exact_claim("theta-b-value",
@@ -809,7 +827,7 @@ def kshot_eq(ctx, tv) -> Check:
     b, con, F = ctx.blocks, ctx.con, ctx.F
     st = tv.st
     q = _top(ctx, st.phi_star_post)
-    Bs = [con.B(i) for i in range(1, ctx.N + 1)]
+    Bs = [_B(ctx, i) for i in range(1, ctx.N + 1)]
     total = sp.zeros(b.dm, 1)
     for x, y in zip(tv.xs, tv.ys):
         p = _top(ctx, ctx.ec.phi(x, F.zero))
