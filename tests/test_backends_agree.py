@@ -12,6 +12,8 @@ from universality.construction.network import build
 from universality.engine.exact import ExactConstruction, exact_ring_for
 from universality.samples import make_samples, make_tasks
 
+from .schema import validate
+
 
 def _samples(cfg):
     return make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
@@ -21,7 +23,9 @@ def test_both_backends_agree_and_the_record_says_both():
     rep = verify(Config(N=5, J=2, L=3, samples=2), backend="both", with_findings=False)
     c = rep.claim("backends-agree")
     assert c.verdict == Verdict.PASS and c.checked == len(rep.samples) and 0 < c.tolerance < 1e-10
-    rec = next(r for r in rep.as_dict()["claims"] if r["id"] == "backends-agree")
+    d = rep.as_dict()
+    validate(d)  # the shipped JSON Schema
+    rec = next(r for r in d["claims"] if r["id"] == "backends-agree")
     assert rec["backend"] == "both"
     assert "backends-agree" not in {r["id"] for r in verify(Config(N=4, J=2, L=2, samples=1),
                                                             with_findings=False).as_dict()["claims"]}
