@@ -201,12 +201,17 @@ class ExactRing:
             return 0.0
         point = point or {}
         with mpmath.workdps(dps):
+            k, ng = self.k, len(self.gens)
+            used = set()
+            for m in p.itermonoms():
+                used |= {i for i, e in enumerate(m[k:]) if e}
             vals = [mpmath.sqrt(q) for q in self.primes]
-            for n in self.gens:
-                if n not in point:
+            for i, n in enumerate(self.gens):
+                if (i in used or (n in self.inverse and k + ng + self.inverse.index(n) - k in used)) \
+                        and n not in point:
                     raise NotInField(f"no value for the symbol {n}")
-                vals.append(mpmath.mpf(point[n]))
-            vals += [1 / mpmath.mpf(point[n]) for n in self.inverse]
+                vals.append(mpmath.mpf(point.get(n, 1)))
+            vals += [1 / mpmath.mpf(point.get(n, 1)) for n in self.inverse]
             tot = mpmath.mpf(0)
             for monom, c in p.iterterms():
                 t = mpmath.mpf(int(c.numerator)) / int(c.denominator)
@@ -418,7 +423,8 @@ class Ex:
         return hash(self.p)
 
     def __float__(self):
-        if not self.p.is_ground and self.p:
+        k = self.F.k
+        if any(any(m[k:]) for m in self.p.itermonoms()):
             raise TypeError(f"{self} has free symbols; use ExactRing.evaluate")
         return self.F.evaluate(self)
 
