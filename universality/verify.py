@@ -131,6 +131,24 @@ def _record(con: Construction, st) -> StepRecord:
 
     return StepRecord(np.array(st.phi_x, dtype=float), top_only(st.phi_star_pre), top_only(st.phi_star_post),
                       np.array(st.z_star[b.mid], dtype=float))
+def _detach(value):
+    """A NumPy view copied out of the array it views (in a dict or list too): a sample's Check is kept
+    until its claim is aggregated, and a view of a step's pass (e.g. zbar* = a row of an N x D pass)
+    would keep the whole pass, or the whole group's, alive for the rest of the run."""
+    if isinstance(value, np.ndarray):
+        return value.copy() if value.base is not None else value
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_detach(v) for v in value]
+    return value
+
+
+def _kept(check: Check) -> Check:
+    check.computed, check.claimed = _detach(check.computed), _detach(check.claimed)
+    return check
+
+
 def phased(progress):
     """``progress`` as a callable ``(done, total, phase=...)``; a two-argument callable gets the
     counts only. None stays None."""
@@ -175,7 +193,7 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
             ctx.step = st
             where = {"sample": n, **s.as_dict()}
             for spec in sample_specs:
-                per[spec.id].append((where, spec.func(ctx, s, st)))
+                per[spec.id].append((where, _kept(spec.func(ctx, s, st))))
             ctx.step = None
         if progress:
             progress(n + 1, len(samples), phase="checking samples")
@@ -187,7 +205,7 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
         kst = maml_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
         ctx.step = kst
         for spec in task_specs:
-            per[spec.id].append(({"task": n, **t.as_dict()}, spec.func(ctx, t, kst)))
+            per[spec.id].append(({"task": n, **t.as_dict()}, _kept(spec.func(ctx, t, kst))))
         ctx.step = None
     out = []
     for spec in specs:

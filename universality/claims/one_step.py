@@ -88,12 +88,17 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float):
     magnitude), bvec[k] = W_{k+2} ... W_N phi; (N, D, G), (N, G), (N, D, G)."""
     layers, N = ctx.layers, ctx.N
     D, G = PHI.shape
-    bvec = np.empty((N, D, G))
+    # the two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives the claim's
+    # verdict), so a large network does not map fresh pages for every sample
+    bufs = ctx.cache.get("grad-rank-one buffers")
+    if bufs is None or bufs[0].shape != (N, D, G):
+        bufs = (np.empty((N, D, G)), np.empty((N, D, G)))
+        ctx.cache["grad-rank-one buffers"] = bufs
+    bvec, avec = bufs
     bvec[N - 1] = PHI
     for k in range(N - 2, -1, -1):
         bvec[k] = layers.apply(k + 1, bvec[k + 1])
     a, aabs = np.array(E, dtype=float), np.abs(E)
-    avec = np.empty((N, D, G))
     amax = np.empty((N, G))
     for k in range(N):
         rk = r ** (k + 1)
@@ -124,10 +129,14 @@ def update_blocks(ctx, s, st) -> Check:
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
     if st.W_post.Dfac.shape[2] == 1:  # rank one: max |d_i h_j| over a block = max |d| * max |h|, all layers at once
-        Dm, Hm = np.abs(st.W_post.Dfac[:, :, 0]), np.abs(st.W_post.Hfac[:, :, 0])
-        d_top, d_rest = Dm[:, b.top].max(axis=1, initial=0.0), Dm[:, b.dt:].max(axis=1, initial=0.0)
-        h_all, h_top = Hm.max(axis=1, initial=0.0), Hm[:, b.top].max(axis=1, initial=0.0)
-        h_rest = Hm[:, b.dt:].max(axis=1, initial=0.0)
+        Dm, Hm = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
+
+        def amax(M):  # per layer max |M| without an |M| copy: max(max M, -min M)
+            return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
+
+        d_top, d_rest = amax(Dm[:, b.top]), amax(Dm[:, b.dt:])
+        h_top, h_rest = amax(Hm[:, b.top]), amax(Hm[:, b.dt:])
+        h_all = np.maximum(h_top, h_rest)
         outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))
         moved = coef * float(np.max(d_rest * h_top, initial=0.0))
     else:
@@ -236,21 +245,26 @@ def _expand_group(ctx, grp) -> list:
             Dk, Hk = dfac[k], hfac[k]
             return (np.abs(Dk), np.abs(Hk)) if absolute else (Dk, Hk)
 
+        def dot(Hk, Y):  # (h_k^(g) . Y[:, g, j]) for every g, j: (G, p), one batched BLAS product
+            return np.matmul(Hk.T[:, None, :], Y.transpose(1, 0, 2))[:, 0, :]
+
+        def outer(Dk, t):  # d_k^(g) t[g, j]: (D, G, p)
+            return np.einsum("dg,gp->dgp", Dk, t)
+
         Dk, Hk = fac(N - 1)
         R = X
-        t = np.einsum("dg,dgp->gp", Hk, R)
-        acc = Dk[:, :, None] * t[None]  # G_N R
+        acc = outer(Dk, dot(Hk, R))  # G_N R
         accp = coef * acc  # (W'_N - W_N) R
         for k in range(N - 2, -1, -1):
             R = mm(k + 1, R)
             Dk, Hk = fac(k)
-            tR = np.einsum("dg,dgp->gp", Hk, R)
-            tA = np.einsum("dg,dgp->gp", Hk, accp)
+            tR = dot(Hk, R)
+            tA = dot(Hk, accp)
             # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
-            new = Dk[:, :, None] * tR[None]
+            new = outer(Dk, tR)
             mm_add(k, acc, new)
             acc = new
-            new = Dk[:, :, None] * (coef * (tR + tA))[None]
+            new = outer(Dk, coef * (tR + tA))
             mm_add(k, accp, new)
             accp = new
         return accp, acc

@@ -31,6 +31,7 @@ PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the m
 # (a first touch is a page fault: about 1 GB/s on the project's VM), so a group's arrays are sized to
 # be reused by the next group from the allocator's heap (:func:`retain_freed_memory`).
 GROUP_BUDGET_BYTES = 384 << 20
+HEAP_ARRAY_BYTES = 32 << 20
 _RETAINED = []
 
 
@@ -53,9 +54,12 @@ def retain_freed_memory() -> None:
 
 
 def group_size(N: int, D: int, count: int, budget: int = GROUP_BUDGET_BYTES) -> int:
-    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays (at least 1)."""
+    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays, and no
+    array above the allocator's 32 MiB heap limit (a larger one is mapped fresh, page by page, for
+    every group) unless one sample alone needs more; at least 1."""
     per = PER_SAMPLE_ARRAYS * 8 * N * D
-    return int(max(1, min(count, budget // max(per, 1))))
+    by_heap = HEAP_ARRAY_BYTES // max(8 * N * D, 1)
+    return int(max(1, min(count, budget // max(per, 1), by_heap)))
 
 
 class PerColumnUpdates:
