@@ -204,3 +204,91 @@ def test_torch_crosscheck_on_the_sparse_engine():
     t, s = torch_step(con, 0.3, [1.2], 0.7), single_step(con, 0.3, [1.2], 0.7)
     np.testing.assert_allclose(t.grads, s.grads, rtol=0, atol=1e-13)
     np.testing.assert_allclose(t.z_star, s.z_star, rtol=0, atol=1e-13)
+
+
+def test_step_takes_its_number_field_from_the_layers():
+    """The field operations are the layers' own (an exact backend overrides them): a subclass that
+    counts its ReLU and ReLU' calls and keeps float64 gives the same step, and was asked."""
+    con = build(Config(N=6, J=4, L=4), engine="dense")
+    calls = {"relu": 0, "relu_grad": 0, "zeros": 0}
+
+    class Counting(DenseLayers):
+        def relu(self, pre):
+            calls["relu"] += 1
+            return super().relu(pre)
+
+        def relu_grad(self, pre, r):
+            calls["relu_grad"] += 1
+            return super().relu_grad(pre, r)
+
+        def zeros(self, shape):
+            calls["zeros"] += 1
+            return super().zeros(shape)
+
+    ref = maml_step(con, [0.3], [np.array([1.2])], 0.7)
+    con2 = build(Config(N=6, J=4, L=4), engine="dense")
+    con2.W = Counting(np.asarray(con2.W))
+    got = maml_step(con2, [0.3], [np.array([1.2])], 0.7)
+    assert calls["relu"] >= 2 * con.N and calls["relu_grad"] >= con.N and calls["zeros"] >= 1
+    assert np.allclose(got.fwd_star_post.z, ref.fwd_star_post.z, rtol=0, atol=1e-12)
+    assert np.allclose(got.W_post.Dfac, ref.W_post.Dfac, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", [Config(N=18, J=4, L=4, samples=3),
+                                 Config(N=7, J=3, L=2, dx=2, dy=2, relu_grad_at_zero=0.5, samples=3),
+                                 Config(N=11, J=3, L=3, variant="signed", layout="paper", samples=2)])
+@pytest.mark.parametrize("engine", ["dense", "sparse"])
+def test_group_steps_are_the_lone_steps(cfg, engine):
+    """engine/batch.py runs a group of samples' steps with one product per layer; every executed
+    quantity equals the lone single_step's within rounding, and the claims give the same verdicts
+    whether they read the group's sweeps or recompute per sample."""
+    from universality.claims import CLAIMS
+    from universality.engine.batch import single_steps
+    from universality.samples import make_samples
+
+    con = build(cfg, engine=engine)
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy)
+    for group in (1, 2, len(samples)):
+        for s, st in zip(samples, single_steps(con, samples, group=group)):
+            lone = maml_step(con, [s.x], [s.y], s.x_star)
+            for a, b in ((st.fwd_x.pre, lone.fwd_x.pre), (st.fwd_star_post.post, lone.fwd_star_post.post),
+                         (st.W_post.Dfac, lone.W_post.Dfac), (st.W_post.Hfac, lone.W_post.Hfac),
+                         (st.fwd_star_pre.pre, lone.fwd_star_pre.pre), (st.fwd_x_post.pre, lone.fwd_x_post.pre),
+                         (st.g_feature, lone.g_feature)):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+            assert st.theta_b_post == pytest.approx(lone.theta_b_post, rel=1e-12, abs=1e-15)
+            assert st.out_star_post.branch == lone.out_star_post.branch
+            hi, lo = st.pre_extremes["x, after"]
+            np.testing.assert_allclose(hi, lone.fwd_x_post.pre.max(axis=0), rtol=1e-12, atol=1e-12)
+            ctx_g, ctx_l = Context(con), Context(con)
+            for spec in CLAIMS.values():
+                if spec.scope != "sample" or (spec.applies and spec.applies(ctx_g)):
+                    continue
+                cg, cl = spec.func(ctx_g, s, st), spec.func(ctx_l, s, lone)
+                # the same verdict; residuals of rounding size may differ by rounding (a block product
+                # sums in another order than a lone one), within the claims' own tolerances
+                assert cg.verdict == cl.verdict, spec.id
+                if math.isfinite(cl.residual):
+                    assert abs(cg.residual - cl.residual) <= max(cg.tolerance, cl.tolerance, 1e-300), spec.id
+
+
+def test_corruption_is_caught_with_freivalds_probes_in_a_group():
+    """Above D = 128 second-order-zero uses Gaussian probes; with the samples' steps in groups a
+    corrupted entry outside every block (a middle row reading a top unit of one layer) still FAILs."""
+    import copy
+
+    from universality.claims.probes import IDENTITY_MAX_D
+    from universality.samples import make_samples
+
+    cfg = Config(N=66, J=8, L=8, samples=3)
+    con = build(cfg, engine="sparse")
+    assert con.D > IDENTITY_MAX_D
+    W = np.asarray(con.W).copy()
+    b = con.blocks
+    W[40, b.mid.start + 3, 0] += 1e-6
+    bad = copy.copy(con)
+    bad.W, bad.extras = to_sparse(W), {}
+    res = {c.id: c for c in check_claims(bad, make_samples(3, 0, 8, 8))}
+    assert any(c.verdict.value == "FAIL" for c in res.values())
+    good = {c.id: c.verdict.value for c in check_claims(con, make_samples(3, 0, 8, 8))}
+    assert all(v in ("PASS", "SKIPPED") for v in good.values())

@@ -16,7 +16,8 @@ from .config import Config
 from .errors import ConfigError
 from .construction.codes import LAYOUT_DESCRIPTIONS
 from .construction.network import Construction, Design, build
-from .engine.step import maml_step, single_step
+from .engine.batch import single_steps
+from .engine.step import maml_step, single_step  # noqa: F401  (single_step: re-exported)
 from .samples import Sample, Task, make_samples, make_tasks
 
 
@@ -70,7 +71,8 @@ class Report:
     def claim_records(self) -> list[dict]:
         """Every claim verdict of the run, one schema whatever the backend: the numeric claims,
         then the exact (SymPy) ones, each marked with its ``backend``."""
-        out = [{**c.as_dict(), "backend": "numeric"} for c in self.claims]
+        # backends-agree compares the two backends: it is marked "both"
+        out = [{**c.as_dict(), "backend": "both" if c.id == "backends-agree" else "numeric"} for c in self.claims]
         if self.symbolic is not None:
             out += [{**c.as_dict(), "backend": "symbolic"} for c in self.symbolic.claims]
         return out
@@ -129,6 +131,24 @@ def _record(con: Construction, st) -> StepRecord:
 
     return StepRecord(np.array(st.phi_x, dtype=float), top_only(st.phi_star_pre), top_only(st.phi_star_post),
                       np.array(st.z_star[b.mid], dtype=float))
+def _detach(value):
+    """A NumPy view copied out of the array it views (in a dict or list too): a sample's Check is kept
+    until its claim is aggregated, and a view of a step's pass (e.g. zbar* = a row of an N x D pass)
+    would keep the whole pass, or the whole group's, alive for the rest of the run."""
+    if isinstance(value, np.ndarray):
+        return value.copy() if value.base is not None else value
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_detach(v) for v in value]
+    return value
+
+
+def _kept(check: Check) -> Check:
+    check.computed, check.claimed = _detach(check.computed), _detach(check.claimed)
+    return check
+
+
 def phased(progress):
     """``progress`` as a callable ``(done, total, phase=...)``; a two-argument callable gets the
     counts only. None stays None."""
@@ -163,15 +183,17 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
         elif spec.scope == "construction":
             per[spec.id].append((None, spec.func(ctx)))
     sample_specs = [s for s in specs if s.scope == "sample" and s.id not in skipped]
+    # the samples' steps run a group at a time (one product per layer for the group: engine/batch.py)
+    steps = single_steps(con, samples, h_post=h_post) if (sample_specs or records is not None) else None
     for n, s in enumerate(samples):
-        if sample_specs or records is not None:
-            st = single_step(con, s.x, s.y, s.x_star, h_post=h_post)
+        if steps is not None:
+            st = next(steps)
             if records is not None:
                 records.append(_record(con, st))
             ctx.step = st
             where = {"sample": n, **s.as_dict()}
             for spec in sample_specs:
-                per[spec.id].append((where, spec.func(ctx, s, st)))
+                per[spec.id].append((where, _kept(spec.func(ctx, s, st))))
             ctx.step = None
         if progress:
             progress(n + 1, len(samples), phase="checking samples")
@@ -183,7 +205,7 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
         kst = maml_step(con, t.xs, t.ys, t.x_star, h_post=h_post)
         ctx.step = kst
         for spec in task_specs:
-            per[spec.id].append(({"task": n, **t.as_dict()}, spec.func(ctx, t, kst)))
+            per[spec.id].append(({"task": n, **t.as_dict()}, _kept(spec.func(ctx, t, kst))))
         ctx.step = None
     out = []
     for spec in specs:
@@ -199,19 +221,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) -> tuple[str, str]:
-    """symbolic.budget.resolve_backend, restricted to the losses the exact backend covers: its claims
-    use MSE's label channel (e_bar(y) = copies of y), so other losses run numerically ("auto") or are
-    refused with one line ("symbolic" / "both")."""
-    from .errors import ConfigError
+    """symbolic.budget.resolve_backend (every loss: the exact backend runs the loss's own gradient in
+    exact arithmetic and the claims use its label code u(y) = H^T grad l(y, 0))."""
     from .symbolic.budget import resolve_backend
 
-    if cfg.loss != "mse" and backend in ("symbolic", "both"):
-        raise ConfigError(f"--backend {backend} covers --loss mse only (its exact claims use MSE's label "
-                          f"channel); use --backend numeric or auto with --loss {cfg.loss}")
-    ran, note = resolve_backend(cfg, backend, budget_s)
-    if cfg.loss != "mse" and ran != "numeric":
-        return "numeric", f"backend: numeric only (the exact backend covers --loss mse; this run uses --loss {cfg.loss})"
-    return ran, note
+    return resolve_backend(cfg, backend, budget_s)
 
 
 _BLAS = {"controller": None, "depth": 0}
@@ -324,10 +338,15 @@ def _verify(cfg: Config, *, progress, claim_ids, with_findings, universal, backe
     if ran != "numeric":
         from .symbolic.run import run_symbolic
 
-        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu,
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu, tasks=tasks,
                                 progress=None if progress is None else
                                 (lambda d, t: progress(d, t, phase="proving exact instances")))
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
+    if ran == "both" and (claim_ids is None or "backends-agree" in claim_ids):
+        # the exact and the float step on the same samples and tasks (claims/backends.py)
+        from .claims.backends import backends_agree
+
+        claims.append(backends_agree(con, samples, tasks))
     t2 = time.perf_counter()
     findings = []
     if with_findings:

@@ -84,8 +84,17 @@ def realised_v(ctx, y) -> np.ndarray:
         if not np.any(Ki):
             continue
         Ae = float(r) ** i * t.A_apply(i, e_mid)
-        V += Ki[:, :, None] * Ae[None, None, :]
+        if np.all(np.isfinite(Ae)):
+            # only the cell pairs where k_i is nonzero change (k_i = 0 adds exactly 0): O(nnz(k_i) dm)
+            # per layer instead of a (cells x dm) temporary per layer (the paper layout's k_i is one-hot)
+            a, c = np.nonzero(Ki)
+            V[a, c] += Ki[a, c][:, None] * Ae[None, :]
+        else:  # a non-finite A_i e: 0 * inf must reach every cell, as the dense sum gives it
+            V += Ki[:, :, None] * Ae[None, None, :]
     return V
+
+
+COORDS_MAX_TERMS = 64  # realised_v_coords above this many nonzero kernels falls back to realised_v
 
 
 def realised_v_coords(ctx, y) -> np.ndarray:
@@ -100,7 +109,11 @@ def realised_v_coords(ctx, y) -> np.ndarray:
     live = [i for i in range(1, ctx.N + 1) if np.any(t.K[i - 1])]
     if not live:
         return np.zeros((b.cells_x, b.cells_star, 1))
+    if len(live) > COORDS_MAX_TERMS:  # many terms (the paper layout): the plain sum, sparse in k_i
+        return realised_v(ctx, y)
     Umat = np.stack([float(r) ** i * t.A_apply(i, e_mid) for i in live])  # (N', dm)
+    if not np.all(np.isfinite(Umat)):  # 0 * inf must reach every cell, as the plain sum gives it
+        return realised_v(ctx, y)
     _, R = np.linalg.qr(Umat.T)  # Umat^T = Q R
     Krows = np.stack([t.K[i - 1].reshape(-1) for i in live])  # (N', cells)
     return np.ascontiguousarray((R @ Krows).T).reshape(b.cells_x, b.cells_star, -1)

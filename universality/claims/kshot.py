@@ -50,15 +50,11 @@ def kshot_formula(con, xs, ys, x_star, theta_b_post: float, alpha: float) -> tup
     block of W_g^T grad l(y_k, 0) from the AD derivative of the loss's formula. Returns (value, |terms| sum)."""
     from ..reference import design as ref_design
     from ..reference import formulas as ref
-    from ..reference.telescoping import telescope
+    from ..reference.telescoping import telescoped
 
     b, d = con.blocks, con.design
     K = len(xs)
-    tel = con.extras.get("_telescoped")
-    if tel is None or tel[0] is not con.W:
-        tel = (con.W, telescope(con.W, b))
-        con.extras["_telescoped"] = tel
-    tel = tel[1]
+    tel = telescoped(con)  # computed once per run, shared with the claims (claims/sides.py)
     q = ref_design.phi(x_star, float(theta_b_post), d.J, d.L, b)[b.top]
     total = np.zeros(b.dm)
     mag = np.zeros(b.dm)

@@ -26,13 +26,13 @@ from .probes import probe_block, probe_note
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
     """max |W_1|...|W_N||phi| over ``rows`` and over every layer: the rounding magnitude."""
-    a = ctx.abs_pass(layers, phi)
-    return float(np.max(a[:, rows])) if a.size else 0.0
+    colmax = ctx.abs_extremes(layers, phi)[0][rows]
+    return float(np.max(colmax)) if colmax.size else 0.0
 
 
 def _abs_forward_vec(ctx, layers, phi: np.ndarray, rows=slice(None)) -> np.ndarray:
     """Per unit of ``rows``: max over layers of |W_1|...|W_N||phi| (componentwise rounding magnitude)."""
-    return np.max(ctx.abs_pass(layers, phi)[:, rows], axis=0)
+    return ctx.abs_extremes(layers, phi)[0][rows]
 
 
 def _minus_alpha_v(ctx, s) -> np.ndarray:
@@ -58,24 +58,20 @@ def grad_rank_one(ctx, s, st) -> Check:
     product formula from the given weights and e = W_g^T grad l(y, W_g z) from the AD derivative
     of the loss's formula (reference/lossdiff.py), not ``st.e``."""
     layers, N, r = ctx.layers, ctx.N, st.r
-    bvec = np.empty((N, ctx.D))
-    bvec[N - 1] = st.phi_x
-    for k in range(N - 2, -1, -1):
-        bvec[k] = layers.apply(k + 1, bvec[k + 1])
+    grp = getattr(st, "group", None)
+    if grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
+        avec, amax, bvec = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
+        g = st.group_index
+        avec, amax, bvec = avec[:, :, g], amax[:, g], bvec[:, :, g]
+    else:
+        avec, amax, bvec = _grad_sides(ctx, st.phi_x[:, None], sides.error(ctx, st.fwd_x.z, st.y)[:, None], r)
+        avec, amax, bvec = avec[:, :, 0], amax[:, 0], bvec[:, :, 0]
     # |W_{k+2}| ... |W_N| |phi|: the shared absolute-value pass, shifted by one layer
-    babs = np.vstack([ctx.abs_pass(layers, st.phi_x)[1:], np.abs(st.phi_x)[None]])
-    e_ref = sides.error(ctx, st.fwd_x.z, st.y)
-    a, aabs = e_ref.copy(), np.abs(e_ref)
-    avec = np.empty((N, ctx.D))
-    amax = np.empty(N)
-    for k in range(N):
-        avec[k] = (r ** (k + 1)) * a
-        amax[k] = (r ** (k + 1)) * float(aabs.max(initial=0.0))
-        a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
+    babs_max = np.append(ctx.abs_extremes(layers, st.phi_x)[1][1:], np.abs(st.phi_x).max(initial=0.0))
     Dfac, Hfac = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
     diffs = outer_diff_max_abs_all(Dfac, Hfac, avec, bvec)
     # per layer: each layer's gradient against its own rounding bound (no pooled maximum)
-    tols = np.asarray(ctx.tol(amax * babs.max(axis=1, initial=0.0)), dtype=float)
+    tols = np.asarray(ctx.tol(amax * babs_max), dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(diffs == 0, 0.0, np.where(tols > 0, diffs / np.where(tols > 0, tols, 1.0), np.inf))
     kw = int(np.argmax(ratios))
@@ -84,6 +80,39 @@ def grad_rank_one(ctx, s, st) -> Check:
     chk = Check(f"max |grad W_i - formula| = {res:.3g} (worst at i = {worst_i})", "0",
                 res, tol, Verdict.PASS if worst_ratio <= 1 else Verdict.FAIL)
     return guard(chk, gmax, "max |grad W_i|")
+
+
+def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float):
+    """grad-rank-one's product formula for a block of samples (columns of PHI and E, (D, G)):
+    avec[k] = r^(k+1) (W_1 ... W_k)^T e, amax[k] = r^(k+1) max |W_1|^T ... |W_k|^T |e| (its rounding
+    magnitude), bvec[k] = W_{k+2} ... W_N phi; (N, D, G), (N, G), (N, D, G)."""
+    layers, N = ctx.layers, ctx.N
+    D, G = PHI.shape
+    # the two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives the claim's
+    # verdict), so a large network does not map fresh pages for every sample
+    bufs = ctx.cache.get("grad-rank-one buffers")
+    if bufs is None or bufs[0].shape != (N, D, G):
+        bufs = (np.empty((N, D, G)), np.empty((N, D, G)))
+        ctx.cache["grad-rank-one buffers"] = bufs
+    bvec, avec = bufs
+    bvec[N - 1] = PHI
+    for k in range(N - 2, -1, -1):
+        bvec[k] = layers.apply(k + 1, bvec[k + 1])
+    a, aabs = np.array(E, dtype=float), np.abs(E)
+    amax = np.empty((N, G))
+    for k in range(N):
+        rk = r ** (k + 1)
+        np.multiply(a, rk, out=avec[k])
+        amax[k] = rk * aabs.max(axis=0, initial=0.0)
+        a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
+    return avec, amax, bvec
+
+
+def _grad_sides_group(ctx, grp):
+    steps = grp.steps
+    PHI = np.column_stack([st.phi_x for st in steps])
+    E = np.column_stack([sides.error(ctx, st.fwd_x.z, st.y) for st in steps])
+    return _grad_sides(ctx, PHI, E, steps[0].r)
 
 
 @claim("update-blocks",
@@ -99,11 +128,23 @@ def update_blocks(ctx, s, st) -> Check:
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
-    for k in range(ctx.N):  # W'_k - W_k = coef D_k H_k^T: rows top (any column), or columns not top
-        Dk, Hk = st.grad_factors(k)
-        outside = max(outside, coef * lowrank_max_abs(Dk[b.top], Hk),
-                      coef * lowrank_max_abs(Dk[b.dt:], Hk[b.dt:]))
-        moved = max(moved, coef * lowrank_max_abs(Dk[b.dt:], Hk[b.top]))
+    if st.W_post.Dfac.shape[2] == 1:  # rank one: max |d_i h_j| over a block = max |d| * max |h|, all layers at once
+        Dm, Hm = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
+
+        def amax(M):  # per layer max |M| without an |M| copy: max(max M, -min M)
+            return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
+
+        d_top, d_rest = amax(Dm[:, b.top]), amax(Dm[:, b.dt:])
+        h_top, h_rest = amax(Hm[:, b.top]), amax(Hm[:, b.dt:])
+        h_all = np.maximum(h_top, h_rest)
+        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))
+        moved = coef * float(np.max(d_rest * h_top, initial=0.0))
+    else:
+        for k in range(ctx.N):  # W'_k - W_k = coef D_k H_k^T: rows top (any column), or columns not top
+            Dk, Hk = st.grad_factors(k)
+            outside = max(outside, coef * lowrank_max_abs(Dk[b.top], Hk),
+                          coef * lowrank_max_abs(Dk[b.dt:], Hk[b.dt:]))
+            moved = max(moved, coef * lowrank_max_abs(Dk[b.dt:], Hk[b.top]))
     feat = max_abs(st.g_phi[b.top])
     res = max(outside, feat, abs(st.g_theta_h))
     tol = ctx.tol(abs(st.alpha) * st.grad_max_abs())
@@ -129,9 +170,15 @@ def second_order_zero(ctx, s, st) -> Check:
     prod W (a tiny alpha is still decided). Claimed: the first-order expansion with the real gradients
     and the original weights (Horner), on the identity or on Freivalds probes."""
     layers, Wp, N, alpha = ctx.layers, st.W_post, ctx.N, st.alpha
-    X = probe_block(ctx, st)
     Dm, Hm = Wp.Dfac, Wp.Hfac
     K = Dm.shape[2]
+    grp = getattr(st, "group", None)
+    if grp is not None and K == 1 and grp.layers is layers:
+        # the whole group of samples in one sweep (one product per layer): the same sums per column
+        X, lhs, fo, lhs_a, fo_a = grp.cached(("second-order-zero", id(ctx)),
+                                             lambda g: _expand_group(ctx, g))[st.group_index]
+        return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha)
+    X = probe_block(ctx, st)
 
     def expand(X, absolute=False):
         """(sum_i (W'_1..W'_{i-1}) (W'_i - W_i) (W_{i+1}..W_N) X = prod W' X - prod W X exactly, with the
@@ -167,8 +214,68 @@ def second_order_zero(ctx, s, st) -> Check:
         return accp, acc
 
     lhs, fo = expand(X)  # lhs: prod W' X - prod W X, telescoped through the real updated layers
-    rhs = -alpha * fo
     lhs_a, fo_a = expand(np.abs(X), True)
+    return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha)
+
+
+def _expand_group(ctx, grp) -> list:
+    """second-order-zero's two Horner sweeps (signed and on magnitudes) for every sample of a step
+    group at once: column block g is sample g's probe block, pushed through the original layers and
+    through sample g's own updated layers W_k + coef d_k^(g) h_k^(g)T (its real gradient's factors).
+    Per sample: (X, prod W' X - prod W X telescoped, the first-order sum, and their magnitudes)."""
+    layers, N = ctx.layers, ctx.N
+    steps = grp.steps
+    G = len(steps)
+    Xs = [probe_block(ctx, st) for st in steps]
+    X = np.stack(Xs, axis=1)  # (D, G, p)
+    D, _, p = X.shape
+    dfac, hfac = grp.dfac, grp.hfac  # (N, D, G): sample g's gradient of layer k is dfac[k, :, g] hfac[k, :, g]^T
+
+    def sweep(X, absolute):
+        ap = layers.abs_apply if absolute else layers.apply
+        coef = abs(grp.coef) if absolute else grp.coef
+
+        def mm(k, Y):
+            return ap(k, Y.reshape(D, G * p)).reshape(D, G, p)
+
+        def mm_add(k, Y, out):  # out += W_k Y (the sparse backend accumulates in place)
+            layers.apply_add(k, Y.reshape(D, G * p), out.reshape(D, G * p), absolute)
+
+        def fac(k):
+            Dk, Hk = dfac[k], hfac[k]
+            return (np.abs(Dk), np.abs(Hk)) if absolute else (Dk, Hk)
+
+        def dot(Hk, Y):  # (h_k^(g) . Y[:, g, j]) for every g, j: (G, p), one batched BLAS product
+            return np.matmul(Hk.T[:, None, :], Y.transpose(1, 0, 2))[:, 0, :]
+
+        def outer(Dk, t):  # d_k^(g) t[g, j]: (D, G, p)
+            return np.einsum("dg,gp->dgp", Dk, t)
+
+        Dk, Hk = fac(N - 1)
+        R = X
+        acc = outer(Dk, dot(Hk, R))  # G_N R
+        accp = coef * acc  # (W'_N - W_N) R
+        for k in range(N - 2, -1, -1):
+            R = mm(k + 1, R)
+            Dk, Hk = fac(k)
+            tR = dot(Hk, R)
+            tA = dot(Hk, accp)
+            # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
+            new = outer(Dk, tR)
+            mm_add(k, acc, new)
+            acc = new
+            new = outer(Dk, coef * (tR + tA))
+            mm_add(k, accp, new)
+            accp = new
+        return accp, acc
+
+    lhs, fo = sweep(X, False)
+    lhs_a, fo_a = sweep(np.abs(X), True)
+    return [(Xs[g], lhs[:, g, :], fo[:, g, :], lhs_a[:, g, :], fo_a[:, g, :]) for g in range(G)]
+
+
+def _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha) -> Check:
+    rhs = -alpha * fo
     mag = lhs_a + abs(alpha) * fo_a
     chk = compare_componentwise(lhs, rhs, ctx.tol(1.0) * mag)
     chk.computed = f"max |prod W' - prod W + alpha * first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
@@ -454,16 +561,22 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
     one sign per unit (signed variant) in the passes at x and x*, before and after the step.
 
     Executed: the pre-activations of four real forward passes. Claimed: the sign condition."""
-    passes = {"x, before": st.fwd_x, "x*, before": st.fwd_star_pre, "x, after": st.fwd_x_post,
-              "x*, after": st.fwd_star_post}
+    passes = {"x, before": lambda: st.fwd_x, "x*, before": lambda: st.fwd_star_pre,
+              "x, after": lambda: st.fwd_x_post, "x*, after": lambda: st.fwd_star_post}
     mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x), _abs_forward_max(ctx, st.W_post, st.phi_star_post),
               _abs_forward_max(ctx, st.W_post, st.phi_x_post))
     tol = ctx.tol(mag)
     res, where = 0.0, ""
-    for name, f in passes.items():
+    extremes = getattr(st, "pre_extremes", {})
+    for name in passes:
         # per unit, over the layers: the largest positive and the largest negative pre-activation
-        hi = np.maximum(f.pre.max(axis=0, initial=-np.inf), 0.0)
-        lo = np.maximum(-f.pre.min(axis=0, initial=np.inf), 0.0)
+        if name in extremes:  # reduced while the step's group ran the pass
+            top, bottom = extremes[name]
+        else:
+            f = passes[name]()
+            top, bottom = f.pre.max(axis=0, initial=-np.inf), f.pre.min(axis=0, initial=np.inf)
+        hi = np.maximum(top, 0.0)
+        lo = np.maximum(-bottom, 0.0)
         bad = np.minimum(hi, lo) if _signed(ctx) else lo
         if bad.size and float(bad.max()) > res:
             res = float(bad.max())
@@ -552,12 +665,13 @@ def e_linear(ctx, s, st) -> Check:
     mag = max_abs(np.abs(con.Wg).T @ (np.abs(con.Wg) @ np.abs(z) + np.abs(ca * y1) + np.abs(cb * y2)))
     tol = ctx.tol(max(mag, max_abs(y1), 1.0))
     tb = abs(st.theta_b_post)
-    g_abs = np.abs(st.e)
-    for k in range(ctx.N):
-        # the absolute-value backward pass: |ReLU'| is exactly what backprop multiplied by (r at the
-        # kink); a max(r, 1) here would inflate the bound by r^-N for small r (spurious UNDECIDED)
-        g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
-    tb_tol = ctx.tol(abs(st.alpha) * float(g_abs[b.bottom]))
+    grp = getattr(st, "group", None)
+    if grp is not None and grp.layers is ctx.layers:
+        g_bottom = grp.cached("e-linear", lambda g: _abs_backward(ctx, g.errors, g.pre_x, st.r)[b.bottom])
+        g_bottom = float(g_bottom[st.group_index])
+    else:
+        g_bottom = float(_abs_backward(ctx, st.e[:, None], st.fwd_x.pre[:, :, None], st.r)[b.bottom, 0])
+    tb_tol = ctx.tol(abs(st.alpha) * g_bottom)
     res = max(lin, aff)
     v = worst(Verdict.PASS if res <= tol else Verdict.FAIL, decide_nonzero(smin, tol),
               decide_nonzero(tb, tb_tol))
@@ -567,6 +681,16 @@ def e_linear(ctx, s, st) -> Check:
         f"|theta_b'| = {tb:.3g}")
     return Check({"linearity_residual": lin, "value_at_zero": aff, "min_singular_value": smin,
                   "theta_b_post": st.theta_b_post}, "linear, injective, theta_b' != 0", res, tol, v, note)
+
+
+def _abs_backward(ctx, E: np.ndarray, pre: np.ndarray, r: float) -> np.ndarray:
+    """The absolute-value backward pass |W_N|^T (... |W_1|^T (|e| * |ReLU'(pre_1)|) ...) for a block of
+    samples (E (D, G), pre (N, D, G)): |ReLU'| is exactly what backprop multiplied by (r at the
+    kink); a max(r, 1) here would inflate the bound by r^-N for small r (spurious UNDECIDED)."""
+    g_abs = np.abs(E)
+    for k in range(ctx.N):
+        g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(pre[k], r)))
+    return g_abs
 
 
 @claim("multiplexer",

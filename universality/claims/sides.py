@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..reference import bins, codes, design, formulas
-from ..reference.telescoping import telescope
+from ..reference.telescoping import telescoped
 
 
 def tel(ctx):
     """A_i, B_i, wcheck_i, k_i recovered from the run's weights (cached per run), read from the
     engine's layer store (dense or sparse: only the diagonal blocks are densified)."""
-    return ctx.cached("ref_telescoped", lambda: telescope(ctx.layers, ctx.blocks))
+    return ctx.cached("ref_telescoped", lambda: telescoped(ctx.con))
 
 
 def sizes(ctx):

@@ -25,6 +25,12 @@ Backends:
   materialised.
 
 ReLU with the ReLU'(0) = r convention: :func:`relu` and :func:`relu_grad`.
+
+The number field: :mod:`.step` never calls NumPy's arithmetic on values directly; it asks the layers
+(``layers.relu``, ``layers.relu_grad``, ``layers.zeros``, ``layers.empty``, ``layers.asarray``,
+``layers.abs``, ``layers.scalar``, ``layers.maximum``). The defaults are NumPy float64; an exact
+backend subclasses :class:`Layers` and overrides them (e.g. SymPy object arrays), so the same forward
+pass, backprop and step run on it.
 """
 from __future__ import annotations
 
@@ -81,6 +87,47 @@ class Layers:
     def dense(self, k: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def apply_add(self, k: int, X, out, absolute: bool = False):
+        """out += W_k X (|W_k| X when ``absolute``), in place; returns out. Backends that can
+        accumulate into ``out`` directly (sparse) skip the temporary."""
+        out += self.abs_apply(k, X) if absolute else self.apply(k, X)
+        return out
+
+    # the number field (overridable; default NumPy float64) -----------------------------------------
+    dtype = np.float64
+
+    def relu(self, pre):
+        """ReLU(pre), entrywise."""
+        return relu(pre)
+
+    def relu_grad(self, pre, r):
+        """ReLU'(pre) with ReLU'(0) = r, entrywise."""
+        return relu_grad(pre, r)
+
+    def zeros(self, shape):
+        """A zero-filled array of field elements."""
+        return np.zeros(shape, dtype=self.dtype)
+
+    def empty(self, shape):
+        """An array of field elements to be filled."""
+        return np.empty(shape, dtype=self.dtype)
+
+    def asarray(self, x):
+        """x as an array of field elements (a copy is not guaranteed)."""
+        return np.asarray(x, dtype=self.dtype)
+
+    def abs(self, x):
+        """|x|, entrywise."""
+        return np.abs(x)
+
+    def scalar(self, c):
+        """One field element (the step size, the 1/K of a K-shot step)."""
+        return float(c)
+
+    def is_zero(self, x):
+        """Entrywise x == 0 (a boolean array; an exact field may decide it symbolically)."""
+        return np.asarray(x) == 0
+
     # derived ----------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.N
@@ -94,7 +141,7 @@ class Layers:
     def chain(self, X, upto: int = 0, absolute: bool = False):
         """W_{upto+1} ... W_N X (no ReLU), i.e. layers N-1 .. upto applied in order."""
         f = self.abs_apply if absolute else self.apply
-        out = np.abs(X) if absolute else X
+        out = self.abs(X) if absolute else X
         for k in range(self.N - 1, upto - 1, -1):
             out = f(k, out)
         return out
@@ -187,27 +234,33 @@ def _sparsetools():
     return _st or None
 
 
-def _csr_apply(m, X, transpose: bool, data=None):
-    """m @ X (or m.T @ X) for a canonical CSR matrix m, X (n,) or (n, p) float64.
+def _csr_apply(m, X, transpose: bool, data=None, out=None):
+    """m @ X (or m.T @ X) for a canonical CSR matrix m, X (n,) or (n, p) float64; with ``out`` (a
+    C-contiguous float64 array of the result's shape) the product is added into it instead.
 
     The CSR arrays of m read as CSC arrays are m^T, so the transpose needs no copy.
     """
     data = m.data if data is None else data
     _st = _sparsetools()
-    if _st is None or m.indices.dtype != np.int32 or m.indptr.dtype != np.int32:
+    if _st is None or m.indices.dtype != np.int32 or m.indptr.dtype != np.int32 or (
+            out is not None and not (out.flags.c_contiguous and out.dtype == np.float64)):
         mat = _sp().csr_matrix((data, m.indices, m.indptr), shape=m.shape)
-        return (mat.T @ X) if transpose else (mat @ X)
+        Y = (mat.T @ X) if transpose else (mat @ X)
+        if out is None:
+            return Y
+        out += Y
+        return out
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_row, n_col = m.shape
     out_rows = n_col if transpose else n_row
     if X.ndim == 1:
-        Y = np.zeros(out_rows)
+        Y = np.zeros(out_rows) if out is None else out
         (_st.csc_matvec if transpose else _st.csr_matvec)(n_col if transpose else n_row,
                                                           n_row if transpose else n_col,
                                                           m.indptr, m.indices, data, X, Y)
         return Y
     p = X.shape[1]
-    Y = np.zeros((out_rows, p))
+    Y = np.zeros((out_rows, p)) if out is None else out
     if transpose:
         _st.csc_matvecs(n_col, n_row, p, m.indptr, m.indices, data, X.ravel(), Y.ravel())
     else:
@@ -254,6 +307,9 @@ class SparseLayers(Layers):
     def abs_apply_T(self, k, X):
         return _csr_apply(self.mats[k], X, True, self._absdata(k))
 
+    def apply_add(self, k, X, out, absolute=False):
+        return _csr_apply(self.mats[k], X, False, self._absdata(k) if absolute else None, out=out)
+
     def row_nnz(self, k):
         return np.diff(self.mats[k].indptr)
 
@@ -280,9 +336,35 @@ class UpdatedLayers(Layers):
     """
 
     def __init__(self, base: Layers, Dfac: list, Hfac: list, coef: float):
-        self.base, self.Dfac, self.Hfac, self.coef = base, Dfac, Hfac, float(coef)
+        self.base, self.Dfac, self.Hfac, self.coef = base, Dfac, Hfac, base.scalar(coef)
         self.N, self.D = base.N, base.D
         self.kind = base.kind
+        self.dtype = base.dtype
+
+    # the number field is the base layers' field
+    def relu(self, pre):
+        return self.base.relu(pre)
+
+    def relu_grad(self, pre, r):
+        return self.base.relu_grad(pre, r)
+
+    def zeros(self, shape):
+        return self.base.zeros(shape)
+
+    def empty(self, shape):
+        return self.base.empty(shape)
+
+    def asarray(self, x):
+        return self.base.asarray(x)
+
+    def abs(self, x):
+        return self.base.abs(x)
+
+    def scalar(self, c):
+        return self.base.scalar(c)
+
+    def is_zero(self, x):
+        return self.base.is_zero(x)
 
     def delta_apply(self, k, X):
         """(W_k' - W_k) X = coef * D_k (H_k^T X)."""
@@ -369,6 +451,13 @@ def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 20)
     P, Q, A, B = (np.asarray(v, dtype=float) for v in (P, Q, A, B))
     N, D = P.shape
     out = np.zeros(N)
+    # a layer whose two factor pairs are equal entry for entry has every difference exactly 0: only
+    # the other layers are searched (the search below is exact; this only skips proven zeros)
+    differ = np.flatnonzero(np.any(P != A, axis=1) | np.any(Q != B, axis=1))
+    if differ.size < N:
+        if differ.size:
+            out[differ] = outer_diff_max_abs_all(P[differ], Q[differ], A[differ], B[differ], max_cols, chunk)
+        return out
     supp = (Q != 0) | (B != 0)
     ncols = supp.sum(axis=1)
     small = np.flatnonzero(ncols <= max_cols)

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .heads import HeadOutput, head
-from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs, relu_grad
+from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs
 
 
 @dataclass
@@ -46,6 +46,8 @@ Forward = Pass  # the name the first version used
 def layers_of(con_or_W) -> Layers:
     """The :class:`Layers` of a construction (cached on it, keyed by its current weights) or of a
     bare weight stack."""
+    if isinstance(con_or_W, Layers):
+        return con_or_W
     W = getattr(con_or_W, "W", con_or_W)
     extras = getattr(con_or_W, "extras", None)
     if isinstance(W, Layers):
@@ -63,20 +65,20 @@ def forward(layers, phi: np.ndarray, relu: bool = True) -> Pass:
     """The forward pass (``relu=False``: the linear network, the products W_1 ... W_N phi)."""
     layers = layers_of(layers)
     N, D = layers.N, layers.D
-    post = np.empty((N + 1, D))
-    pre = np.empty((N, D))
+    post = layers.empty((N + 1, D))
+    pre = layers.empty((N, D))
     post[N] = phi
     for k in range(N - 1, -1, -1):
         pre[k] = layers.apply(k, post[k + 1])
-        post[k] = np.maximum(pre[k], 0.0) if relu else pre[k]
-    return Pass(phi=np.asarray(phi, dtype=float), pre=pre, post=post)
+        post[k] = layers.relu(pre[k]) if relu else pre[k]
+    return Pass(phi=layers.asarray(phi), pre=pre, post=post)
 
 
 def abs_forward(layers, phi: np.ndarray) -> np.ndarray:
     """|W_k| ... |W_N| |phi| for every k (N, D), no ReLU: the magnitudes that bound rounding."""
     layers = layers_of(layers)
-    out = np.empty((layers.N, layers.D))
-    h = np.abs(np.asarray(phi, dtype=float))
+    out = layers.empty((layers.N, layers.D))
+    h = layers.abs(layers.asarray(phi))
     for k in range(layers.N - 1, -1, -1):
         h = layers.abs_apply(k, h)
         out[k] = h
@@ -88,10 +90,10 @@ def backward(layers, fwd: Pass, e: np.ndarray, r: float):
     that dl/dW_k = d[k] fwd.post[k+1]^T; dl/dphi (D,))."""
     layers = layers_of(layers)
     N = layers.N
-    d = np.empty((N, layers.D))
-    g = np.asarray(e, dtype=float)
+    d = layers.empty((N, layers.D))
+    g = layers.asarray(e)
     for k in range(N):
-        d[k] = g * relu_grad(fwd.pre[k], r)
+        d[k] = g * layers.relu_grad(fwd.pre[k], r)
         g = layers.apply_T(k, d[k])
     return d, g
 
@@ -246,42 +248,42 @@ def maml_step(con, xs, ys, x_star, *, r: float | None = None, alpha: float | Non
     gradient of W_g and theta_h's gradient) and after it.
     """
     d = con.design
-    r = d.relu_grad_at_zero if r is None else float(r)
-    alpha = d.alpha if alpha is None else float(alpha)
+    layers = layers_of(con)
+    r = layers.scalar(d.relu_grad_at_zero if r is None else r)
+    alpha = layers.scalar(d.alpha if alpha is None else alpha)
     xs = list(xs)
-    ys = [np.asarray(y, dtype=float).reshape(-1) for y in ys]
+    ys = [layers.asarray(y).reshape(-1) for y in ys]
     if len(xs) != len(ys) or not xs:
         raise ValueError(f"a step needs K >= 1 pairs, got {len(xs)} inputs and {len(ys)} labels")
     K = len(xs)
     b = con.blocks
-    layers = layers_of(con)
-    Wg, theta_b = con.Wg, float(con.theta_b)
+    Wg, theta_b = con.Wg, layers.scalar(con.theta_b)
     loss = con.loss
     N, D = layers.N, layers.D
-    Dfac = np.empty((N, D, K))
-    Hfac = np.empty((N, D, K))
-    gphi = np.zeros(D)
-    gWg = np.zeros_like(Wg, dtype=float)
+    Dfac = layers.empty((N, D, K))
+    Hfac = layers.empty((N, D, K))
+    gphi = layers.zeros(D)
+    gWg = layers.zeros(np.shape(Wg))
     g_theta_h = 0.0
     passes, outs, errors = [], [], []
     for j, (x, y) in enumerate(zip(xs, ys)):
         fwd = forward(layers, con.phi(x, theta_b))
         if f_out is not None:
             out, tape = f_out.forward(fwd.z, Wg)
-            gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
+            gy = layers.asarray(loss.grad(y, out.yhat))
             e, g_wg, g_h = f_out.backward(tape, gy, r)
             gWg += g_wg
             g_theta_h = max(g_theta_h, float(g_h))
         else:
             out = head(fwd.z, Wg, b.mid, h_post)
             if out.branch == "g_pre":
-                gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
+                gy = layers.asarray(loss.grad(y, out.yhat))
                 e = Wg.T @ gy
                 gWg += np.outer(gy, fwd.z)
             else:
                 # The gate is already open before the step (a broken construction): h_post is held
                 # fixed (theta_h is not trained in the inner loop), so no error reaches z.
-                e = np.zeros(D)
+                e = layers.zeros(D)
         dk, gp = backward(layers, fwd, e, r)
         Dfac[:, :, j] = dk
         Hfac[:, :, j] = fwd.post[1:]
@@ -291,7 +293,7 @@ def maml_step(con, xs, ys, x_star, *, r: float | None = None, alpha: float | Non
         errors.append(e)
     gphi /= K
     gWg /= K
-    g_theta_b = float(gphi[b.bottom])
+    g_theta_b = layers.scalar(gphi[b.bottom])
     W_post = UpdatedLayers(layers, Dfac, Hfac, -alpha / K)
     theta_b_post = theta_b - alpha * g_theta_b
     Wg_post = Wg - alpha * gWg

@@ -30,7 +30,37 @@ def _issparse(M) -> bool:
 
 
 def _is_diag(M: np.ndarray) -> bool:
-    return not np.any(M - np.diag(np.diag(M)))
+    """Every nonzero of the square block M on its diagonal (one counting pass, no copy)."""
+    return int(np.count_nonzero(M)) == int(np.count_nonzero(np.diagonal(M)))
+
+
+def _diag_or_none(M):
+    """The diagonal of the square block M (dense or SciPy sparse) when every nonzero entry of M is
+    on it, else None. A sparse block is read from its stored entries (no densifying): an off-diagonal
+    stored entry with a nonzero value anywhere makes it non-diagonal."""
+    if hasattr(M, "tocoo"):
+        c = M.tocoo()
+        off = (c.row != c.col) & (c.data != 0)
+        if np.any(off):
+            return None
+        d = np.zeros(min(M.shape))
+        on = c.row == c.col
+        np.add.at(d, c.row[on], c.data[on])
+        return d
+    return np.array(np.diagonal(M), dtype=float) if _is_diag(M) else None
+
+
+def _dense(M) -> np.ndarray:
+    return np.asarray(M.toarray() if hasattr(M, "toarray") else M, dtype=float)
+
+
+def _csr(M):
+    """A block as a SciPy CSR matrix (the wide top block's products)."""
+    if hasattr(M, "tocsr"):
+        return M.tocsr()
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(np.asarray(M, dtype=float))
 
 
 @dataclass
@@ -110,27 +140,15 @@ class Telescoped:
         return self._A_diag
 
 
-def _block_reader(W, blocks, sparse: bool = False):
-    """(N, block(k, rows, cols) -> dense array) for an (N, D, D) array, or for a layer store with ``N``
-    and ``block(k, rows, cols)`` (e.g. sparse layers: only the three diagonal blocks are densified).
-    ``sparse``: the reader returns CSR matrices instead (the wide top block)."""
+def _block_reader(W, blocks):
+    """(N, block(k, rows, cols) -> dense array or SciPy sparse matrix) for an (N, D, D) array, or for a
+    layer store with ``N`` and ``block(k, rows, cols)`` (sparse layers: a block stays sparse until the
+    products need it dense; a diagonal middle block is never densified)."""
     if isinstance(W, np.ndarray) or not hasattr(W, "block"):
         arr = np.asarray(W, dtype=float)
-        if sparse:
-            import scipy.sparse as sp
-
-            return arr.shape[0], (lambda k, rows, cols: sp.csr_matrix(arr[k][rows, cols]))
         return arr.shape[0], (lambda k, rows, cols: arr[k][rows, cols])
 
-    def read(k, rows, cols):
-        m = W.block(k, rows, cols)
-        if sparse:
-            import scipy.sparse as sp
-
-            return m.tocsr() if hasattr(m, "tocsr") else sp.csr_matrix(np.asarray(m, dtype=float))
-        return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=float)
-
-    return int(W.N), read
+    return int(W.N), W.block
 
 
 def telescope(W, blocks) -> Telescoped:
@@ -154,10 +172,11 @@ def telescope(W, blocks) -> Telescoped:
         if i == N:
             break
         Wb = block(i - 1, mid, mid)
-        if M.ndim == 1 and _is_diag(Wb):
-            d = np.diag(Wb)
+        d = _diag_or_none(Wb) if M.ndim == 1 else None
+        if d is not None:
             M, Ma = M * d, Ma * np.abs(d)
         else:
+            Wb = _dense(Wb)
             M = (np.diag(M) if M.ndim == 1 else M) @ Wb
             Ma = (np.diag(Ma) if Ma.ndim == 1 else Ma) @ np.abs(Wb)
     # input side: B_i = Wtilde_{i+1} ... Wtilde_N
@@ -168,12 +187,11 @@ def telescope(W, blocks) -> Telescoped:
     if wide:
         import scipy.sparse as sp
 
-        _, top_block = _block_reader(W, b, sparse=True)
         P = sp.identity(b.dt, format="csr")
         Pa = P.copy()
         for i in range(N, 0, -1):
             B[i - 1], B_abs[i - 1] = P, Pa
-            Wt = top_block(i - 1, top, top)
+            Wt = _csr(block(i - 1, top, top))
             P, Pa = (Wt @ P).tocsr(), (abs(Wt) @ Pa).tocsr()
         # k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}): sparse products, one (cells_x, cells_star) array each
         K = np.stack([np.asarray((Bi[:, xs].T @ Bi[:, ss]).toarray()) for Bi in B])
@@ -183,9 +201,25 @@ def telescope(W, blocks) -> Telescoped:
         Pa = np.eye(b.dt)
         for i in range(N, 0, -1):
             B[i - 1], B_abs[i - 1] = P, Pa
-            Wt = block(i - 1, top, top)
+            Wt = _dense(block(i - 1, top, top))
             P, Pa = Wt @ P, np.abs(Wt) @ Pa
         K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
         K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
-    wcheck = np.array([float(block(k, bottom, bottom).reshape(-1)[0]) for k in range(N)])
+    wcheck = np.array([float(_dense(block(k, bottom, bottom)).reshape(-1)[0]) for k in range(N)])
     return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs)
+
+
+def telescoped(con) -> Telescoped:
+    """:func:`telescope` of a construction's weights, computed once per weight store and shared by
+    every reader of the run (the claims' and the findings' contexts, the K-shot formula): cached in
+    ``con.extras`` under the identity of ``con.W`` (a corrupted copy is a new store, so it is
+    recomputed)."""
+    W = con.W
+    extras = getattr(con, "extras", None)
+    if extras is None:
+        return telescope(W, con.blocks)
+    hit = extras.get("_telescoped")
+    if hit is None or hit[0] is not W:
+        hit = (W, telescope(W, con.blocks))
+        extras["_telescoped"] = hit
+    return hit[1]

@@ -1,0 +1,251 @@
+"""The samples' steps run together: one sparse (or dense) product per layer for a block of samples.
+
+:func:`single_steps` computes, for a group of G samples at once, what :func:`.step.single_step`
+computes for one: the forward pass at x, the real error at z, reverse-mode backprop, the one-shot step
+on every parameter (each sample's gradient kept as its own two factors), the passes at x* after the
+step, and the passes the claims read on first use (x* before the step, x after it) together with the
+absolute-value passes that bound their rounding. Each layer is applied once to a D x G block instead
+of G times to a vector: the same arithmetic per column (a CSR mat-mat product computes each column as
+the mat-vec would), so every sample's quantities are those of its own single step within rounding.
+
+After the step the G networks differ (sample g's layer is W_i + coef d_i^(g) h_{i+1}^(g)T); a block is
+pushed through them all at once as ``W_i X + coef D_i^T * (H_i . X)`` column by column
+(:class:`PerColumnUpdates`), still without forming any D x D matrix.
+
+The group size is bounded by memory (:func:`group_size`): each sample keeps 5 N x D float64 arrays
+(the pre-activations and outputs at x before the step and at x* after it, the errors at each layer);
+of the other passes only their reductions are kept (per unit over the layers, per layer over the
+units: all the claims read of them). The groups run one after another and a group's arrays are
+released when its steps have been checked.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .heads import head
+from .layers import Layers, UpdatedLayers
+from .step import Pass, Step, layers_of
+
+PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the module docstring)
+# Small groups: the per-layer call overhead is already shared by a few samples, and fresh pages cost
+# (a first touch is a page fault: about 1 GB/s on the project's VM), so a group's arrays are sized to
+# be reused by the next group from the allocator's heap (:func:`retain_freed_memory`).
+GROUP_BUDGET_BYTES = 384 << 20
+HEAP_ARRAY_BYTES = 32 << 20
+_RETAINED = []
+
+
+def retain_freed_memory() -> None:
+    """Ask glibc to keep freed arrays of up to 32 MiB in the process's heap instead of returning them
+    to the OS at once, so the next group's (or sample's) arrays reuse pages already touched instead of
+    faulting in fresh ones. Process-wide and harmless elsewhere: a no-op where there is no glibc."""
+    if _RETAINED:
+        return
+    _RETAINED.append(True)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+def group_size(N: int, D: int, count: int, budget: int = GROUP_BUDGET_BYTES) -> int:
+    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays, and no
+    array above the allocator's 32 MiB heap limit (a larger one is mapped fresh, page by page, for
+    every group) unless one sample alone needs more; at least 1."""
+    per = PER_SAMPLE_ARRAYS * 8 * N * D
+    by_heap = HEAP_ARRAY_BYTES // max(8 * N * D, 1)
+    return int(max(1, min(count, budget // max(per, 1), by_heap)))
+
+
+class PerColumnUpdates:
+    """Column g of a block goes through sample g's updated layers W_i + coef D[g, i] H[g, i]^T.
+
+    ``D``: (N, D, G) errors at each layer's output; ``H``: (N, D, G) its inputs (h_{i+1}); both are the
+    step's gradient factors (views, nothing copied)."""
+
+    def __init__(self, base: Layers, Dg: np.ndarray, Hg: np.ndarray, coef: float):
+        self.base, self.Dg, self.Hg, self.coef = base, Dg, Hg, float(coef)
+        self.N, self.D = base.N, base.D
+
+    def apply(self, k: int, X: np.ndarray) -> np.ndarray:
+        t = np.einsum("dg,dg->g", self.Hg[k], X)
+        out = self.base.apply(k, X)
+        out += self.coef * (self.Dg[k] * t)
+        return out
+
+    def abs_apply(self, k: int, X: np.ndarray) -> np.ndarray:
+        t = np.einsum("dg,dg->g", np.abs(self.Hg[k]), X)
+        out = self.base.abs_apply(k, X)
+        out += abs(self.coef) * (np.abs(self.Dg[k]) * t)
+        return out
+
+
+def _forward(apply, relu, N: int, PHI: np.ndarray):
+    """pre (N, D, G), post (N + 1, D, G) of the block PHI (D, G) through ``apply(k, X)``."""
+    D, G = PHI.shape
+    pre = np.empty((N, D, G))
+    post = np.empty((N + 1, D, G))
+    post[N] = PHI
+    X = PHI
+    for k in range(N - 1, -1, -1):
+        pre[k] = apply(k, X)
+        X = post[k] = relu(pre[k])
+    return pre, post
+
+
+def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
+    """A forward pass of the block PHI (D, G) that keeps only, per unit, the largest and smallest
+    pre-activation over the layers ((D, G) each): what the sign claims read of the passes nobody
+    else needs, without holding N x D per sample."""
+    hi = np.full(PHI.shape, -np.inf)
+    lo = np.full(PHI.shape, np.inf)
+    X = PHI
+    for k in range(N - 1, -1, -1):
+        Y = apply(k, X)
+        np.maximum(hi, Y, out=hi)
+        np.minimum(lo, Y, out=lo)
+        X = relu(Y)
+    return hi, lo
+
+
+def _abs_extremes(abs_apply, N: int, PHI: np.ndarray):
+    """The magnitude pass |W_k| ... |W_N| |phi| of the block PHI (D, G), kept as its reductions: per
+    unit the largest value over the layers (colmax (D, G)) and per layer the largest over the units
+    (rowmax (N, G)); that is all the claims' rounding bounds read of it."""
+    X = np.abs(PHI)
+    colmax = np.zeros(PHI.shape)
+    rowmax = np.empty((N, PHI.shape[1]))
+    for k in range(N - 1, -1, -1):
+        X = abs_apply(k, X)
+        np.maximum(colmax, X, out=colmax)
+        rowmax[k] = X.max(axis=0, initial=0.0)
+    return colmax, rowmax
+
+
+def single_steps(con, samples, *, h_post=None, group: int | None = None):
+    """The one-shot step of every sample (x, y, x*), run a group of samples at a time; yields one
+    :class:`~.step.Step` per sample, in order, each with its passes before and after the step and its
+    magnitude passes already computed (``Step.abs_passes``)."""
+    retain_freed_memory()
+    samples = list(samples)
+    layers = layers_of(con)
+    N, D = layers.N, layers.D
+    G = group or group_size(N, D, len(samples))
+    for s0 in range(0, len(samples), G):
+        yield from _group(con, layers, samples[s0:s0 + G], h_post)
+
+
+def _group(con, layers, samples, h_post):
+    d, b = con.design, con.blocks
+    r = float(d.relu_grad_at_zero)
+    alpha = float(d.alpha)
+    N, D = layers.N, layers.D
+    G = len(samples)
+    Wg, theta_b = con.Wg, float(con.theta_b)
+    loss = con.loss
+    relu = layers.relu
+    # the passes at x before the step
+    PHI = np.column_stack([layers.asarray(con.phi(s.x, theta_b)) for s in samples])
+    pre, post = _forward(layers.apply, relu, N, PHI)
+    ys, outs, errors, gWgs = [], [], [], []
+    E = np.zeros((D, G))
+    for g, s in enumerate(samples):
+        y = np.asarray(s.y, dtype=float).reshape(-1)
+        z = post[0, :, g]
+        out = head(z, Wg, b.mid, h_post)
+        if out.branch == "g_pre":
+            gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
+            E[:, g] = Wg.T @ gy
+            gWgs.append(np.outer(gy, z))
+        else:  # the gate is already open before the step: no error reaches z (see step.maml_step)
+            gWgs.append(np.zeros_like(Wg, dtype=float))
+        ys.append(y)
+        outs.append(out)
+        errors.append(E[:, g].copy())
+    # reverse mode, all samples at once
+    dfac = np.empty((N, D, G))
+    Gr = E
+    for k in range(N):
+        Gr = dfac[k] = Gr * layers.relu_grad(pre[k], r)
+        Gr = layers.apply_T(k, Gr)
+    gphi = Gr  # (D, G): dl/dphi per sample
+    hfac = post[1:]  # the inputs of each layer: the gradient's second factor (a view)
+    coef = -alpha
+    theta_post = [theta_b - alpha * float(gphi[b.bottom, g]) for g in range(G)]
+    upd = PerColumnUpdates(layers, dfac, hfac, coef)
+    # after the step: x* and x through each sample's own updated layers; x* before it
+    PHI_sp = np.column_stack([layers.asarray(con.phi(s.x_star, theta_post[g])) for g, s in enumerate(samples)])
+    PHI_xp = np.column_stack([layers.asarray(con.phi(s.x, theta_post[g])) for g, s in enumerate(samples)])
+    PHI_s0 = np.column_stack([layers.asarray(con.phi(s.x_star, theta_b)) for s in samples])
+    pre_sp, post_sp = _forward(upd.apply, relu, N, PHI_sp)
+    ext_xp = _pre_extremes(upd.apply, relu, N, PHI_xp)
+    ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
+    # the magnitude passes the claims bound their rounding with (their reductions)
+    abs_x = _abs_extremes(layers.abs_apply, N, PHI)
+    abs_sp = _abs_extremes(upd.abs_apply, N, PHI_sp)
+    abs_xp = _abs_extremes(upd.abs_apply, N, PHI_xp)
+    grp = StepGroup(layers, dfac, hfac, coef)
+    grp.pre_x, grp.errors = pre, E  # the passes at x before the step and the errors at z, (N, D, G), (D, G)
+    for g, s in enumerate(samples):
+        W_post = UpdatedLayers(layers, dfac[:, :, g:g + 1], hfac[:, :, g:g + 1], coef)
+        Wg_post = Wg - alpha * gWgs[g]
+        fwd_x = Pass(phi=PHI[:, g], pre=pre[:, :, g], post=post[:, :, g])
+        fwd_sp = Pass(phi=PHI_sp[:, g], pre=pre_sp[:, :, g], post=post_sp[:, :, g])
+        out_sp = head(fwd_sp.z, Wg_post, b.mid, h_post)
+        st = Step(con=con, xs=[s.x], ys=[ys[g]], x_star=s.x_star, alpha=alpha, r=r, passes=[fwd_x],
+                  outs=[outs[g]], errors=[errors[g]], g_feature=gphi[:, g].copy(),
+                  g_theta_b=float(gphi[b.bottom, g]), g_Wg=gWgs[g], g_theta_h=0.0, W_post=W_post,
+                  theta_b_post=theta_post[g], Wg_post=Wg_post, phi_star_post=fwd_sp.phi,
+                  fwd_star_post=fwd_sp, out_star_post=out_sp)
+        # the inputs of the passes a lone Step computes on first use (the passes themselves are then
+        # computed only if something asks: the claims read their extremes below)
+        phi_xp = PHI_xp[:, g]
+        st.__dict__["phi_star_pre"] = PHI_s0[:, g]
+        st.__dict__["phi_x_post"] = phi_xp
+        st.pre_extremes = {"x*, before": (ext_s0[0][:, g], ext_s0[1][:, g]),
+                           "x, after": (ext_xp[0][:, g], ext_xp[1][:, g])}
+        st.abs_extremes = [(layers, fwd_x.phi, (abs_x[0][:, g], abs_x[1][:, g])),
+                           (W_post, fwd_sp.phi, (abs_sp[0][:, g], abs_sp[1][:, g])),
+                           (W_post, phi_xp, (abs_xp[0][:, g], abs_xp[1][:, g]))]
+        st.group, st.group_index = grp, g
+        grp.steps.append(st)
+    yield from grp.steps
+    grp.release()
+
+
+class StepGroup:
+    """The samples' steps of one group, with their gradient factors side by side, so that a claim can
+    compute a quantity for the whole group in one sweep (one product per layer) the first time one
+    of its samples asks (:meth:`cached`).
+
+    ``dfac``, ``hfac``: (N, D, G), sample g's gradient of layer k is coef^-1 (W_k' - W_k) =
+    dfac[k, :, g] hfac[k, :, g]^T; ``coef`` = -alpha."""
+
+    def __init__(self, layers: Layers, dfac: np.ndarray, hfac: np.ndarray, coef: float):
+        self.layers, self.dfac, self.hfac, self.coef = layers, dfac, hfac, float(coef)
+        self.steps: list = []
+        self._cache: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def updates(self) -> PerColumnUpdates:
+        return PerColumnUpdates(self.layers, self.dfac, self.hfac, self.coef)
+
+    def release(self) -> None:
+        """Drop the group's references to its steps and results (called once all were checked), so
+        that no reference cycle keeps a group's arrays alive until the garbage collector runs."""
+        self.steps = []
+        self._cache = {}
+
+    def cached(self, key, make):
+        """``make(group)``, computed once per group (a list or array indexed by the sample's position)."""
+        if key not in self._cache:
+            self._cache[key] = make(self)
+        return self._cache[key]
