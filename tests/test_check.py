@@ -174,8 +174,62 @@ def test_sparse_coo_form_of_w_is_accepted(good, tmp_path):
     data.update(W_layer=k, W_row=r, W_col=c, W_val=W[k, r, c], W_shape=np.array(W.shape))
     np.savez(dst / "construction.npz", **data)
     (dst / "construction.json").write_text((good / "construction.json").read_text())
-    assert np.array_equal(load(dst).W, W)
+    from universality.engine.layers import SparseLayers
+
+    got = load(dst).W
+    assert isinstance(got, SparseLayers)  # read as CSR layers, not densified
+    assert np.array_equal(np.stack([got.dense(k) for k in range(got.N)]), W)
     assert main(["--check", str(dst)]) == 0
+
+
+def _coo_copy(good, dst, mutate=None):
+    dst.mkdir()
+    data = dict(np.load(good / "construction.npz"))
+    W = data.pop("W")
+    if mutate is not None:
+        mutate(W)
+    k, r, c = np.nonzero(W)
+    data.update(W_layer=k, W_row=r, W_col=c, W_val=W[k, r, c], W_shape=np.array(W.shape))
+    np.savez(dst / "construction.npz", **data)
+    (dst / "construction.json").write_text((good / "construction.json").read_text())
+    return W
+
+
+def test_coo_form_catches_what_the_dense_form_catches(good, tmp_path, capsys):
+    """A corrupted weight in a COO export FAILs the same claims as in the dense export (the sparse
+    engine executes every stored entry; nothing is assumed about which blocks are nonzero)."""
+    from universality.check import check_external
+
+    def corrupt(W):
+        W[2][1, 0] += 0.5  # top block of a middle layer: an entry the design has as 0
+
+    W = _coo_copy(good, tmp_path / "coo", corrupt)
+    dense = tmp_path / "dense"
+    dense.mkdir()
+    data = dict(np.load(good / "construction.npz"))
+    data["W"] = W
+    np.savez(dense / "construction.npz", **data)
+    (dense / "construction.json").write_text((good / "construction.json").read_text())
+    v_coo = {r.id: r.verdict.value for r in check_external(load(tmp_path / "coo"), 4)}
+    v_dense = {r.id: r.verdict.value for r in check_external(load(dense), 4)}
+    assert v_coo == v_dense
+    assert "FAIL" in v_coo.values()
+    assert main(["--check", str(tmp_path / "coo"), "--samples", "2"]) == 1
+
+
+def test_coo_form_is_never_densified(tmp_path):
+    """A COO export whose dense W would take about 320 GB loads in CSR form (a few nonzeros): the
+    loader never allocates N x D x D."""
+    J = L = 50_000
+    N, dy = 4, 1
+    D = J + L + (N - 2) * 2 * dy + 1
+    np.savez(tmp_path / "construction.npz", W_layer=np.array([0, 3]), W_row=np.array([0, 5]),
+             W_col=np.array([0, 7]), W_val=np.array([1.0, 2.0]), W_shape=np.array([N, D, D]),
+             Wg=np.zeros((dy, D)), theta_b=np.array(0.0), alpha=np.array(0.3))
+    (tmp_path / "construction.json").write_text(json.dumps({"J": J, "L": L, "dy": dy}))
+    ext = load(tmp_path)
+    assert ext.W.N == N and ext.W.D == D and ext.W.nnz() == 2
+    assert ext.W.mats[3][5, 7] == 2.0
 
 
 def test_json_output_and_foreign_options(good, capsys):

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from universality import Config, ConfigError, build, one_step, verify
 from universality.claims.base import Context, Verdict
-from universality.claims.loss_claims import loss_recovers_label, symbolic_gradient_map
+from universality.claims.loss_claims import exact_gradient_map, loss_recovers_label, symbolic_gradient_map
 from universality.claims.one_step import error_at_z
 from universality.execution import forward
 from universality.losses import LOSSES, get_loss
@@ -93,13 +93,13 @@ def test_loss_recovers_label_verdicts(loss):
         ce = chk.computed["counterexample"]
         assert not np.array_equal(ce["y_a"], ce["y_b"])
         assert ce["same_post_update_network"] is True
-        assert chk.computed["symbolic"]["collision"] is not None
+        assert chk.computed["exact"]["collision"] is not None
 
 
 def test_ce_report_states_singular_on_R_C():
     con = build(_cfg("ce", 3))
     chk = loss_recovers_label(Context(con))
-    sym = chk.computed["symbolic"]
+    sym = chk.computed["exact"]
     assert sym["det_jacobian"] == "0" and sym["rank"] == 2 and sym["rank_on_sum_zero_directions"] == 2
     assert sym["kernel_contains_ones"] and sym["equals_softmax_minus_y_on_simplex"]
     assert "singular on all of R^C" in chk.note and "only on the simplex" in chk.note
@@ -186,11 +186,116 @@ def test_exact_gradient_matches_numeric(loss, seed):
     np.testing.assert_allclose(np.array([float(v) for v in exact]), lo.grad(y, yhat), atol=1e-12)
 
 
-def test_exact_backend_is_mse_only():
-    """The exact backend's claims use MSE's label channel: auto falls back to numeric, both is refused."""
-    rep = verify(_cfg("ce", 2, N=4, J=2, L=1), backend="auto", with_findings=False)
-    assert rep.backend == "numeric" and "covers --loss mse" in rep.backend_note and rep.passed
-    with pytest.raises(ConfigError, match="covers --loss mse only"):
-        verify(_cfg("l1", N=4, J=2, L=1), backend="both", with_findings=False)
-    r = run_cli("--N", "4", "--J", "2", "--L", "1", "--loss", "huber", "--backend", "symbolic")
-    assert r.returncode == 2 and r.stdout == "" and "covers --loss mse only" in r.stderr
+# --- the claimed side without SymPy (reference/lossdiff.py) -----------------------------------------
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dy", [1, 2, 3])
+def test_exact_map_agrees_with_the_sympy_proof(name, dy):
+    """The rational evaluation on probes (the claim's path) and SymPy's symbolic derivative of
+    loss.sympy_value (a proof over all labels) give the same verdicts and the same matrix."""
+    loss = get_loss(name)
+    if name == "ce" and dy < 2:
+        return
+    ex, sy = exact_gradient_map(loss, dy), symbolic_gradient_map(loss, dy)
+    assert ex["linear_on_domain"] == sy["linear_on_domain"]
+    assert ex["injective_on_domain"] == sy["injective_on_domain"]
+    assert (ex["collision"] is None) == (sy["collision"] is None)
+    if "det_jacobian" in sy and ex["linear_on_domain"]:
+        assert ex["det_jacobian"] == sy["det_jacobian"]
+    if name == "ce":
+        assert ex["rank"] == sy["rank"] and ex["rank_on_sum_zero_directions"] == sy["rank_on_sum_zero_directions"]
+        import sympy as sp
+
+        assert [[sp.Rational(v) for v in row] for row in ex["jacobian"]] == sp.Matrix(
+            sp.sympify(sy["jacobian"])).tolist()
+    if name == "hinge":
+        assert ex["margin_hinge_with_real_label_grad_at_0"] == sy["margin_hinge_with_real_label_grad_at_0"] == "-y"
+
+
+@settings(deadline=None, max_examples=40)
+@given(name=st.sampled_from(ALL), dy=st.integers(1, 3), seed=st.integers(0, 10_000))
+def test_lossdiff_is_the_derivative_of_the_sympy_formula(name, dy, seed):
+    """The forward-mode AD of reference/lossdiff.py equals SymPy's derivative of loss.sympy_value (the
+    formula written in losses.py) at random points, and loss.grad (the executed gradient)."""
+    import sympy as sp
+
+    from universality.reference import lossdiff
+
+    loss = get_loss(name)
+    if name == "ce" and dy < 2:
+        dy = 2
+    rng = np.random.default_rng(seed)
+    y = rng.dirichlet(np.ones(dy)) if name == "ce" else rng.standard_normal(dy) * 2
+    yh = rng.standard_normal(dy) * 2
+    ys, yhs = sp.symbols(f"y0:{dy}", real=True), sp.symbols(f"h0:{dy}", real=True)
+    ell = loss.sympy_value(list(ys), list(yhs))
+    sub = {**dict(zip(ys, map(float, y))), **dict(zip(yhs, map(float, yh)))}
+    want = np.array([float(sp.diff(ell, v).subs(sub).evalf()) for v in yhs])
+    got = lossdiff.gradient(loss, y, yh)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, np.asarray(loss.grad(y, yh), dtype=float), rtol=1e-12, atol=1e-12)
+    g0, exact = lossdiff.exact_gradient_at_zero(loss, y)
+    assert exact
+    sub0 = {**{v: sp.Rational(float(a)) for v, a in zip(ys, y)}, **{v: 0 for v in yhs}}
+    assert [sp.Rational(q.numerator, q.denominator) for q in g0] == [
+        sp.simplify(sp.diff(ell, v).subs(sub0)) for v in yhs]
+
+
+def test_default_path_imports_no_sympy():
+    """The default example runs without importing SymPy (issue 10: its import alone was ~0.5 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from universality.verify import verify; "
+            "r = verify(N=6, J=4, L=4); assert r.passed; print('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_planted_wrong_lossdiff_formula_fails_the_label_claim(monkeypatch):
+    """A reference formula that loses the label (the claimed side: L1's instead of MSE's) makes
+    loss-recovers-label FAIL for MSE: the exact side is a real computation, not a restatement."""
+    from universality.reference import lossdiff
+
+    monkeypatch.setitem(lossdiff.FORMULAS, "mse", lossdiff.FORMULAS["l1"])
+    from universality.claims import loss_claims
+
+    loss_claims._exact_map.cache_clear()
+    try:
+        chk = loss_recovers_label(Context(build(_cfg("mse", 2))))
+    finally:
+        loss_claims._exact_map.cache_clear()
+    assert chk.verdict == Verdict.FAIL
+    assert chk.computed["exact"]["collision"] is not None
+
+
+def test_planted_wrong_loss_grad_fails_against_lossdiff(monkeypatch):
+    """A hand-written loss.grad that is not the formula's derivative (the executed side) FAILs
+    grad-rank-one and update-values, whose claimed side is reference/lossdiff.py's AD."""
+    from universality.losses import MSE
+
+    monkeypatch.setattr(MSE, "grad", lambda self, y, yhat: 2.0 * (yhat - y))
+    rep = verify(_cfg("mse", 1), claim_ids={"grad-rank-one", "update-values"}, with_findings=False)
+    assert {c.id: c.verdict for c in rep.claims} == {"grad-rank-one": Verdict.FAIL, "update-values": Verdict.FAIL}
+
+
+@pytest.mark.parametrize("loss, dy", [("ce", 2), ("l1", 1), ("hinge", 2), ("huber", 2)])
+def test_exact_backend_runs_every_loss(loss, dy):
+    """The exact backend runs the loss's own gradient exactly (engine/exact.py) and its claims use the
+    loss's label code u(y) = H^T grad l(y, 0): every loss runs, and where both backends decide a
+    claim they agree; what the exact catalogue does not state for a loss is SKIPPED with the reason."""
+    rep = verify(_cfg(loss, dy, N=4, J=2, L=1, samples=3), backend="both", with_findings=False)
+    assert rep.backend == "both" and rep.symbolic is not None
+    num = {c.id: c for c in rep.claims}
+    exact = {c.id: c for c in rep.symbolic.claims}
+    decided = (Verdict.PASS, Verdict.FAIL)
+    for cid, c in exact.items():
+        if c.verdict in decided and num[cid].verdict in decided:
+            assert c.verdict == num[cid].verdict, (cid, c.verdict, num[cid].verdict, c.note)
+        if c.verdict == Verdict.SKIPPED:
+            assert c.note, cid
+    assert exact["e-linear"].verdict == Verdict.SKIPPED and "MSE" in exact["e-linear"].note
+    assert exact["post-update-eq3"].verdict == Verdict.PASS
+    r = run_cli("--N", "4", "--J", "2", "--L", "1", "--loss", "huber", "--dy", "2", "--backend", "symbolic",
+                "--no-findings", "--samples", "2")
+    assert r.returncode in (0, 1) and "Exact (SymPy) proofs" in r.stdout, r.stderr

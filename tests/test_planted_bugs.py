@@ -205,3 +205,63 @@ def test_every_cell_says_when_it_is_too_costly(monkeypatch):
     monkeypatch.setattr(coverage, "EVERY_CELL_FLOP_BUDGET", 0.0)
     res = {c.id: c for c in check_claims(build(DEFAULT), make_samples(1, 0, 4, 4))}
     assert res["every-cell"].verdict.value == "SKIPPED" and "budget" in res["every-cell"].note
+
+
+@pytest.fixture
+def wide_paths(monkeypatch):
+    """The code paths of a wide top block at the default sizes: sparse telescoping products and
+    design B_i, the psd certificates without dense eigenvalues, codes-injective's nearest-line search
+    in reduced coordinates (issue 10: the compact layout at J = L = 1024 takes these paths)."""
+    from universality.claims import coverage, structure
+    from universality.reference import telescoping
+
+    monkeypatch.setattr(telescoping, "DENSE_TOP_MAX", 2)
+    monkeypatch.setattr(structure, "DENSE_EIG_MAX", 2)
+    monkeypatch.setattr(coverage, "SEPARATION_GRAM_MAX", 2)
+
+
+def test_wide_paths_baseline_passes(wide_paths):
+    assert set(verdicts(build(DEFAULT)).values()) == {"PASS"}
+
+
+def test_wide_paths_permuted_code_table(monkeypatch, wide_paths):
+    def permute(t):
+        t[:, 0, 0], t[:, 1, 2] = t[:, 1, 2].copy(), t[:, 0, 0].copy()
+
+    monkeypatch.setattr(network, "code_table", _patched_table(permute))
+    bad = failing(build(DEFAULT))
+    assert {"boundary", "every-cell"} <= bad, bad
+
+
+def test_wide_paths_two_cells_share_one_code(monkeypatch, wide_paths):
+    def share(t):
+        t[:, 2, 3] = t[:, 2, 2]
+
+    monkeypatch.setattr(network, "code_table", _patched_table(share))
+    res = verdicts(build(DEFAULT))
+    assert res["codes-injective"] == "FAIL" and res["boundary"] == "FAIL"
+
+
+def test_wide_paths_negative_top_entry_fails_psd_argument(wide_paths):
+    """A negative entry in a top block: psd-argument (min entry of the sparse products) FAILs, and
+    the PSD premise is still decided by a certificate (a witness or Gershgorin) or said undecided."""
+    con = build(DEFAULT)
+    b = con.blocks
+    k, i, j = 2, b.top_star.start + 1, b.top_x.start + 2
+    if _ENGINE["name"] == "dense":
+        con.W[k][i, j] = -0.75
+    else:
+        from universality.engine.step import layers_of
+
+        m = layers_of(con).mats[k].tolil()
+        m[i, j] = -0.75
+        layers_of(con).mats[k] = m.tocsr()
+    res = {c.id: c for c in check_claims(con, make_samples(4, 0, 4, 4))}
+    psd = res["psd-argument"]
+    assert psd.verdict.value == "FAIL", psd.note
+    assert "negative entry" in psd.note
+    assert set(psd.computed["psd_by"]) <= {"diagonal", "Gershgorin bound",
+                                           "Rayleigh quotient of a witness vector (certified < 0)"} | {
+        h for h in psd.computed["psd_by"] if h.startswith("undecided")}
+    assert psd.computed["psd_products"] + psd.computed["psd_undecided"] <= psd.computed["products"]
+

@@ -127,3 +127,67 @@ def test_telescoping_reads_a_sparse_layer_store():
     for i in range(con.N):
         assert np.array_equal(a.A[i], s.A[i]) and np.array_equal(a.B[i], s.B[i])
     assert np.array_equal(a.K, s.K) and np.array_equal(a.wcheck, s.wcheck)
+
+
+@given(layout=st.sampled_from(["compact", "paper", "truncated"]), cx=st.integers(1, 9), cs=st.integers(1, 9),
+       m=st.integers(1, 40))
+def test_vectorised_code_table_is_the_exact_rational_rounded_once(layout, cx, cs, m):
+    """The vectorised table (exact integer numerators, one rounding) equals the per-entry Fraction
+    reference bit for bit, channel and cell accessors included (m up to 40: the object fallback)."""
+    want = codes.table_fractions(layout, cx, cs, m)
+    assert np.array_equal(codes.table(layout, cx, cs, m), want)
+    for c in range(m):
+        assert np.array_equal(codes.channel_sparse(layout, c, cx, cs).toarray(), want[c])
+        assert np.array_equal(codes.channel(layout, c, cx, cs), want[c])
+    for j in range(cx):
+        for l in range(cs):
+            assert np.array_equal(codes.column(layout, j, l, cx, cs, m), want[:, j, l])
+
+
+def test_wide_top_block_telescopes_sparse_like_dense(monkeypatch):
+    """Above DENSE_TOP_MAX the top products are CSR; the same numbers as the dense products (the
+    threshold lowered so that a small construction takes the sparse path), corrupted entries included."""
+    from universality import Config, build
+    from universality.reference import telescoping
+
+    con = build(Config(N=6, J=3, L=4))
+    W = np.array(con.W, dtype=float)
+    W[2][con.blocks.top_x.start, con.blocks.top_star.start + 1] = 0.25  # an entry no design has
+    dense = telescope(W, con.blocks)
+    monkeypatch.setattr(telescoping, "DENSE_TOP_MAX", 2)
+    wide = telescope(W, con.blocks)
+    assert wide.B_sparse and not dense.B_sparse
+    for i in range(con.N):
+        assert np.allclose(wide.B[i].toarray(), dense.B[i], rtol=0, atol=1e-15)
+        assert np.allclose(wide.B_abs[i].toarray(), dense.B_abs[i], rtol=0, atol=1e-15)
+    assert np.allclose(wide.K, dense.K, atol=1e-15) and np.allclose(wide.K_abs, dense.K_abs, atol=1e-15)
+    p, q = np.eye(con.blocks.dt)[1], np.eye(con.blocks.dt)[con.blocks.cells_x + 2]
+    for a, b in zip(wide.kernels(p, q), dense.kernels(p, q)):
+        assert np.allclose(a, b, atol=1e-15)
+
+
+def test_psd_certificates_are_sound_on_random_sparse_matrices(monkeypatch):
+    """min_eig_sym_part above DENSE_EIG_MAX: PSD only with a Gershgorin certificate, not PSD only with
+    a witness whose Rayleigh quotient clears its rounding; never a wrong decision (dense eigvalsh)."""
+    import scipy.sparse as sp
+
+    from universality.claims import structure
+
+    monkeypatch.setattr(structure, "DENSE_EIG_MAX", 20)
+    rng = np.random.default_rng(0)
+    decided = 0
+    for trial in range(40):
+        n = 60
+        P = sp.random(n, n, density=0.04, random_state=trial, format="csr") + sp.identity(n) * rng.uniform(0.3, 3)
+        if trial % 3 == 0:
+            P = sp.identity(n, format="csr") * 2.0 + sp.random(n, n, density=0.01, random_state=trial) * 0.1
+        lam = float(np.linalg.eigvalsh(((P + P.T) / 2).toarray()).min())
+        value, how, psd = structure.min_eig_sym_part(P.tocsr(), 1e-12)
+        if psd is not None:
+            decided += 1
+            assert psd == (lam >= -1e-12), (lam, value, how)
+            if psd is False:
+                assert value >= lam - 1e-9  # a Rayleigh quotient bounds the minimum from above
+            else:
+                assert value <= lam + 1e-9  # Gershgorin bounds it from below
+    assert decided >= 20

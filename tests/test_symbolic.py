@@ -12,7 +12,8 @@ from universality.claims.base import Verdict
 from universality.construction.fields import ExactField
 from universality.construction.network import build
 from universality.samples import make_samples
-from universality.symbolic.execution import forward, one_step
+from universality.engine.exact import ExactConstruction, ExactLayers, ExactRing, exact_ring_for
+from universality.engine.step import forward, single_step
 from universality.symbolic.budget import resolve_backend
 from universality.symbolic.run import run_symbolic
 from universality.symbolic.schematic import schematic_proof
@@ -58,9 +59,13 @@ def test_decide(expr, sign):
 
 
 def test_forward_refuses_to_guess_an_undecided_relu():
-    W = [sp.Matrix([[1, -1], [0, 1]])]
+    """The engine's forward pass on the exact backend: 1 - alpha changes sign on alpha > 0."""
+    F = ExactRing((), ("alpha", "y0"))
+    F.set_orthant({"alpha": 1, "y0": -1})
+    layers = ExactLayers([sp.Matrix([[1, -1], [0, 1]])], F)
     with pytest.raises(UndecidedSign, match="undecided"):
-        forward(W, sp.Matrix([1, ALPHA]), ORTH)
+        forward(layers, F.array([1, sp.Symbol("alpha")]))
+    assert [str(v) for v in forward(layers, F.array([1, -sp.Symbol("alpha")])).z] == ["alpha + 1", "0"]
 
 
 # ---- exact construction and execution --------------------------------------------------------
@@ -78,9 +83,12 @@ def test_exact_build_is_the_numeric_recipe(kw):
 def test_exact_step_gives_minus_alpha_v_symbolically():
     cfg = Config(N=4, J=2, L=2)
     con = build(cfg, ExactField())
-    st = one_step(con, 0.3, [YNEG], 0.7, alpha=ALPHA, r=sp.Integer(1), orthant=ORTH)
-    zbar = st.z_star[con.blocks.mid, :]
-    assert st.theta_b_post == -ALPHA * YNEG  # theta_b' = -alpha (prod w) e_check(y), exactly
+    F = exact_ring_for(con, ("alpha", "y0"))
+    F.set_orthant({"alpha": 1, "y0": -1}, {"alpha": ALPHA, "y0": YNEG})
+    st = single_step(ExactConstruction(con, F), 0.3, [F.from_sympy(YNEG)], 0.7, alpha=F.from_sympy(ALPHA),
+                     r=F.one)
+    zbar = [F.to_sympy(v) for v in st.z_star[con.blocks.mid]]
+    assert F.to_sympy(st.theta_b_post) == -ALPHA * YNEG  # theta_b' = -alpha (prod w) e_check(y), exactly
     assert all(sp.expand(v) == 0 or v.has(ALPHA) for v in zbar)
     assert st.out_x.branch == "g_pre" and st.out_star_post.branch == "h_post"
 
@@ -89,10 +97,14 @@ def test_exact_step_gives_minus_alpha_v_symbolically():
 def test_symbolic_claims_pass_as_identities():
     out = run(small())
     claims = by_id(out.claims)
-    assert set(claims) == {"grad-rank-one", "update-blocks", "second-order-zero", "post-update-eq3",
-                           "z-star-is-minus-alpha-v", "kernel-code", "v-decodes", "boundary",
-                           "nonneg-linear-regime", "psd-argument", "e-linear", "multiplexer"}
-    assert all(c.verdict == Verdict.PASS for c in out.claims), [(c.id, c.verdict, c.note) for c in out.claims]
+    proved = {"grad-rank-one", "update-blocks", "second-order-zero", "post-update-eq3",
+              "z-star-is-minus-alpha-v", "kernel-code", "v-decodes", "boundary",
+              "nonneg-linear-regime", "psd-argument", "e-linear", "multiplexer", "theta-b-value", "update-values"}
+    assert {c.id for c in out.claims if c.verdict == Verdict.PASS} == proved, \
+        [(c.id, c.verdict, c.note) for c in out.claims]
+    # every other claim of the catalogue has an exact record: SKIPPED, with the reason
+    assert set(claims) - proved == {"loss-recovers-label", "binning", "codes-injective", "every-cell"}
+    assert all(c.verdict == Verdict.SKIPPED and c.note for c in out.claims if c.id not in proved)
     assert all(c.tolerance == 0 and c.residual == 0 for c in out.claims)
     assert "degree 1 in alpha" in claims["second-order-zero"].note
 
@@ -138,7 +150,7 @@ def test_corrupted_middle_weight_breaks_eq3_and_telescoping():
 def test_mixed_sign_labels_fall_back_to_exact_labels():
     cfg = small(dy=2, samples=3)
     out = run(cfg)
-    assert all(c.verdict == Verdict.PASS for c in out.claims)
+    assert all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in out.claims) and out.passed
 
 
 def test_budget_cuts_with_a_note():
@@ -169,13 +181,12 @@ def test_report_includes_symbolic_results():
     rep = verify(small(), backend="both", with_findings=False)
     d = rep.as_dict()
     assert d["backend"]["ran"] == "both" and d["symbolic"]["passed"] is True
-    # loss-recovers-label is exact on its own (SymPy in claims/loss_claims.py), not an instance claim
-    # the claims added by issue 11 (every cell, binning, step values) are numeric only for now
-    numeric_only = {"loss-recovers-label", "binning", "codes-injective", "every-cell", "theta-b-value",
-                    "update-values"}
+    # every claim of the catalogue has an exact record, in the same order: proved, or SKIPPED with the
+    # reason (loss-recovers-label is exact on its own; binning, codes-injective, every-cell are float sweeps)
     assert [c["id"] for c in d["symbolic"]["claims"]] == [c["id"] for c in d["claims"]
-                                                           if c["backend"] == "numeric"
-                                                           and c["id"] not in numeric_only]
+                                                           if c["backend"] == "numeric"]
+    skipped = {c["id"] for c in d["symbolic"]["claims"] if c["verdict"] == "SKIPPED"}
+    assert skipped == {"loss-recovers-label", "binning", "codes-injective", "every-cell"}
     # one record schema whatever the backend: the exact verdicts are in "claims" too, marked
     exact = [c for c in d["claims"] if c["backend"] == "symbolic"]
     assert [c["id"] for c in exact] == [c["id"] for c in d["symbolic"]["claims"]]
@@ -227,30 +238,66 @@ def test_symbolic_relu_grad_proves_the_compensation_for_every_r():
     """With ReLU'(0) = rho^2 a symbol (construction A_i / r^i and backprop), zbar* = max(-alpha v, 0)
     still holds identically: the 1/r^i compensation is exact for every r > 0."""
     out = run(small(), relu="symbol")
-    assert out.relu == "symbol" and all(c.verdict == Verdict.PASS for c in out.claims)
+    assert out.relu == "symbol" and all(c.verdict in (Verdict.PASS, Verdict.SKIPPED) for c in out.claims)
     assert "rho" in by_id(out.claims)["e-linear"].computed["theta_b_post"]
 
 
 def test_an_undecided_sign_after_the_step_leaves_the_gradient_claims_decided(monkeypatch):
     """Issue 11 item 6: a sign the exact backend cannot decide in the pass at x* makes UNDECIDED only the
     claims that read that pass; grad-rank-one, update-blocks and second-order-zero are still proved."""
-    import universality.symbolic.execution as sx
     from universality.samples import make_samples
     from universality.symbolic.run import run_symbolic
     from universality.symbolic.signs import UndecidedSign
 
-    real = sx.phi_exact
+    samples = make_samples(1, 0, 1, 2)
+    real = ExactConstruction.phi
 
-    def undecided_after(con, u, theta_b, orthant, name):
-        if name == "x*, after":
-            raise UndecidedSign(f"{name}: feature switch theta_b == 0", theta_b, "planted")
-        return real(con, u, theta_b, orthant, name)
+    def undecided_after(self, u, theta_b):
+        if u == samples[0].x_star and not self.F.scalar(theta_b).is_zero_poly():  # the pass at x*, after
+            raise UndecidedSign("x*, after: feature switch theta_b == 0", self.F.to_sympy(theta_b), "planted")
+        return real(self, u, theta_b)
 
-    monkeypatch.setattr(sx, "phi_exact", undecided_after)
+    monkeypatch.setattr(ExactConstruction, "phi", undecided_after)
     cfg = Config(N=4, J=1, L=2, samples=1)
-    sym = run_symbolic(cfg, make_samples(1, 0, 1, 2), schematic=False, budget_s=None)
+    sym = run_symbolic(cfg, samples, schematic=False, budget_s=None)
     v = {c.id: c.verdict.value for c in sym.claims}
     for cid in ("grad-rank-one", "update-blocks", "second-order-zero"):
         assert v[cid] == "PASS", (cid, v)
     for cid in ("post-update-eq3", "z-star-is-minus-alpha-v", "kernel-code"):
         assert v[cid] == "UNDECIDED", (cid, v)
+
+
+def test_kshot_claims_run_on_the_exact_kshot_step():
+    """K > 1: the engine's exact K-shot step; kshot-eq and permutation-invariant are proved exactly, the
+    paper variant's clipped middle coordinates make kshot-eq FAIL with the linear product still exact."""
+    out = run(small(K=2, samples=2))
+    c = by_id(out.claims)
+    assert c["kshot-eq"].verdict == Verdict.PASS and c["permutation-invariant"].verdict == Verdict.PASS
+    assert c["kshot-eq"].checked == 2 and "exactly equal" in c["permutation-invariant"].note
+    assert c["kshot-decodes"].verdict == Verdict.SKIPPED and c["kshot-decodes"].note
+    bad = by_id(run(small(K=2, samples=2, variant="paper")).claims)["kshot-eq"]
+    assert bad.verdict == Verdict.FAIL and "linear product matches it exactly" in bad.note
+
+
+def test_instances_keep_the_x_slot_cell_of_x_star_when_the_switch_does_not_flip():
+    """With ReLU'(0) = 0, theta_b' = 0: the switch stays off and phi(x*) uses the x slot, bin_J(x*).
+    Grouping samples by (bin_J x, bin_L x*) alone proved the sample x = x* with a representative whose
+    x* sat in another x slot (a wrong PASS); the instance key now holds bin_J(x*) too, and post-update-eq3
+    FAILs exactly as the numeric run does (gap: r = 0 collapses)."""
+    cfg = Config(N=4, J=2, L=1, relu_grad_at_zero=0.0, samples=0, seed=0)
+    exact = by_id(run(cfg).claims)["post-update-eq3"]
+    assert exact.verdict == Verdict.FAIL, exact.counts
+    assert verify(cfg, with_findings=False).claim("post-update-eq3").verdict == Verdict.FAIL
+
+
+def test_the_exact_comparator_is_the_canonical_zero_test():
+    from universality.claims.base import compare_exact
+
+    F = ExactRing((2, 3), ("alpha",))
+    a = F.from_sympy(sp.Symbol("alpha"))
+    zero = a * F.from_sympy(sp.sqrt(6)) - a * F.from_sympy(sp.sqrt(2)) * F.from_sympy(sp.sqrt(3))
+    assert zero.is_zero_poly() and compare_exact([("r", zero)], "0", "r").verdict == Verdict.PASS
+    off = a * F.from_sympy(sp.sqrt(6) - sp.sqrt(2))
+    chk = compare_exact([("r", off)], "0", "r", point={"alpha": 0.3})
+    assert chk.verdict == Verdict.FAIL and chk.tolerance == 0 and "alpha" in chk.computed
+    assert abs(chk.residual - 0.3 * (6**0.5 - 2**0.5)) < 1e-12

@@ -1,7 +1,9 @@
 """``verify-construction --check DIR``: verify a construction built elsewhere (PyTorch, JAX, NumPy).
 
 Input: the export format (docs/export.md, docs/check.md): ``DIR/construction.npz`` with ``W``
-(N x D x D, W[k] = paper layer k+1, W[N-1] acts first), ``Wg`` (dy x D), ``theta_b`` and ``alpha``;
+(N x D x D, W[k] = paper layer k+1, W[N-1] acts first; or its COO triplets ``W_layer``, ``W_row``,
+``W_col``, ``W_val``, ``W_shape``, read into sparse layers and never densified), ``Wg`` (dy x D),
+``theta_b`` and ``alpha``;
 ``DIR/construction.json`` with ``J``, ``L``, ``dx``, ``dy`` and ``relu_grad_at_zero`` (and optionally
 ``loss`` and ``code_table``). Command-line options give the sizes when there is no json.
 
@@ -74,7 +76,7 @@ class External:
     """A construction built elsewhere: its weights, and phi from the spec (reference/)."""
 
     design: ExternalDesign
-    W: np.ndarray
+    W: object  # an (N, D, D) array (the dense form) or SparseLayers (the COO form, never densified)
     Wg: np.ndarray
     theta_b: float
     codes: np.ndarray | None = None
@@ -137,24 +139,39 @@ def _real_field(meta: dict, key: str, override, default=None) -> float:
     return v
 
 
-def _dense_from_coo(arrays: dict) -> np.ndarray:
-    """W from the export's COO form: W_layer, W_row, W_col, W_val and W_shape = (N, D, D)."""
+def _layers_from_coo(arrays: dict):
+    """W from the export's COO form (W_layer, W_row, W_col, W_val and W_shape = (N, D, D)) as sparse
+    layers (one CSR matrix per layer, never a dense N x D x D array): the claims run on the sparse
+    engine. Repeated triplets add up, as in scipy.sparse."""
     for key in ("W_layer", "W_row", "W_col", "W_val", "W_shape"):
         if key not in arrays:
             raise CheckInputError(f"--check: the sparse form of W needs {key!r} in construction.npz")
     shape = tuple(int(v) for v in np.asarray(arrays["W_shape"]).reshape(-1))
     if len(shape) != 3 or shape[1] != shape[2] or min(shape) < 1:
         raise CheckInputError(f"--check: W_shape must be (N, D, D), got {shape}")
-    k, r, c = (np.asarray(arrays[f"W_{n}"]).astype(np.int64).reshape(-1) for n in ("layer", "row", "col"))
-    v = np.asarray(arrays["W_val"], dtype=float).reshape(-1)
+    try:
+        k, r, c = (np.asarray(arrays[f"W_{n}"]).astype(np.int64).reshape(-1) for n in ("layer", "row", "col"))
+        v = np.asarray(arrays["W_val"], dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise CheckInputError("--check: the COO arrays of W must be numeric") from None
     if not (k.size == r.size == c.size == v.size):
         raise CheckInputError("--check: W_layer, W_row, W_col and W_val must have one length")
     if k.size and (k.min() < 0 or k.max() >= shape[0] or r.min() < 0 or r.max() >= shape[1]
                    or c.min() < 0 or c.max() >= shape[2]):
         raise CheckInputError("--check: a COO index of W lies outside W_shape")
-    W = np.zeros(shape)
-    np.add.at(W, (k, r, c), v)  # repeated triplets add up, as in scipy.sparse
-    return W
+    if not np.all(np.isfinite(v)):
+        raise CheckInputError("--check: W and Wg must be finite")
+    import scipy.sparse as sp
+
+    from .engine.layers import SparseLayers
+
+    N, D = shape[0], shape[1]
+    order = np.argsort(k, kind="stable")
+    k, r, c, v = k[order], r[order], c[order], v[order]
+    bounds = np.searchsorted(k, np.arange(N + 1))
+    mats = [sp.coo_matrix((v[a:b], (r[a:b], c[a:b])), shape=(D, D)).tocsr()
+            for a, b in zip(bounds[:-1], bounds[1:])]
+    return SparseLayers(mats, D)
 
 
 def load(folder, *, J=None, L=None, dx=None, dy=None, relu_grad_at_zero=None, loss=None) -> External:
@@ -180,17 +197,23 @@ def load(folder, *, J=None, L=None, dx=None, dy=None, relu_grad_at_zero=None, lo
     except Exception as exc:  # noqa: BLE001 - any unreadable npz is bad input
         raise CheckInputError(f"--check: cannot read {str(npz_path)!r}: {type(exc).__name__}: {exc}") from None
     if "W" not in arrays and "W_val" in arrays:  # the sparse export form: COO triplets per layer
-        arrays["W"] = _dense_from_coo(arrays)
-    for key in ("W", "Wg", "alpha"):
+        W = _layers_from_coo(arrays)
+        N, D = W.N, W.D
+    else:
+        if "W" not in arrays:
+            raise CheckInputError("--check: construction.npz has no array 'W'")
+        W = np.asarray(arrays["W"], dtype=float)
+        if W.ndim != 3 or W.shape[1] != W.shape[2]:
+            raise CheckInputError(f"--check: W must have shape (N, D, D), got {W.shape}")
+        if not np.all(np.isfinite(W)):
+            raise CheckInputError("--check: W and Wg must be finite")
+        N, D = W.shape[0], W.shape[1]
+    for key in ("Wg", "alpha"):
         if key not in arrays:
             raise CheckInputError(f"--check: construction.npz has no array {key!r}")
-    W = np.asarray(arrays["W"], dtype=float)
     Wg = np.asarray(arrays["Wg"], dtype=float)
-    if W.ndim != 3 or W.shape[1] != W.shape[2]:
-        raise CheckInputError(f"--check: W must have shape (N, D, D), got {W.shape}")
-    if not np.all(np.isfinite(W)) or not np.all(np.isfinite(Wg)):
+    if not np.all(np.isfinite(Wg)):
         raise CheckInputError("--check: W and Wg must be finite")
-    N, D = W.shape[0], W.shape[1]
     if N < 4:
         raise CheckInputError(f"--check: N must be >= 4 layers, got {N}")
     if "N" in meta and int(meta["N"]) != N:

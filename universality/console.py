@@ -111,8 +111,11 @@ def text(report, export_dir=None, file=None, report_dir=None) -> None:
     bad = [c for c in report.claims if c.verdict.value in ("FAIL", "UNDECIDED")]
     sym = getattr(report, "symbolic", None)
     if sym is not None:
+        skipped = sum(c.verdict.value == "SKIPPED" for c in sym.claims)
         console.print(f"Exact: {len(sym.claims)} claims on {sym.instances_done} of {sym.instances} instances and "
-                      f"{len(sym.schematic)} schematic steps, {'all PASS' if sym.passed else 'NOT all passed'}")
+                      f"{len(sym.schematic)} schematic steps, "
+                      + (("all PASS" + (f" or SKIPPED ({skipped}, each with its reason)" if skipped else ""))
+                         if sym.passed else "NOT all passed"))
         n += len(sym.claims) + len(sym.schematic) if not report.claims else 0
         from types import SimpleNamespace
 
@@ -145,7 +148,9 @@ def symbolic_tables(console, report) -> None:
         t.add_column(col, no_wrap=col in ("claim", "verdict"))
     for c in sym.claims:
         counts = ", ".join(f"{v} {k}" for k, v in c.counts.items() if v) or "-"
-        if isinstance(c.computed, str):
+        if c.verdict.value == "SKIPPED":
+            shown = c.note or "-"
+        elif isinstance(c.computed, str):
             shown = c.computed
         elif isinstance(c.computed, dict):
             shown = "; ".join(f"{k}: {v}" for k, v in c.computed.items())

@@ -72,20 +72,6 @@ class Decoded:
     margin: float  # sin of the angle to the nearest other cell's gain vector
 
 
-_UNIT: list = []  # [(Wc, norms, unit)]: the last gain table's unit rows (one run decodes every sample with it)
-
-
-def _unit_rows(Wc: np.ndarray):
-    """(norms, unit rows) of the gain table Wc, kept for the table last asked about: a run decodes all
-    its samples with one table, and at J = L = 64 the table is 268 MB (it was divided anew per sample)."""
-    if _UNIT and _UNIT[0][0] is Wc:
-        return _UNIT[0][1], _UNIT[0][2]
-    norms = np.linalg.norm(Wc, axis=1)
-    unit = Wc / np.where(norms > 0, norms, 1.0)[:, None]
-    _UNIT[:] = [(Wc, norms, unit)]
-    return norms, unit
-
-
 def residuals(Wc: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(|U - w^ (w^T U)|_F per cell, the least-squares label code w^T U / |w|^2 per cell)."""
     norms, unit = _unit_rows(Wc)
@@ -93,24 +79,69 @@ def residuals(Wc: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = np.empty(Wc.shape[0])
     codes = np.zeros((Wc.shape[0], U.shape[1]))
     for s0 in range(0, Wc.shape[0], _CHUNK):
-        u = unit[s0:s0 + _CHUNK]  # (c, m)
-        p = u @ U  # (c, dy): coordinates along each unit gain
-        R = U[None, :, :] - u[:, :, None] * p[:, None, :]
-        out[s0:s0 + _CHUNK] = np.sqrt(np.einsum("cmd,cmd->c", R, R))
-        codes[s0:s0 + _CHUNK] = p / safe[s0:s0 + _CHUNK, None]
+        out[s0:s0 + _CHUNK], codes[s0:s0 + _CHUNK] = _stable_rows(unit[s0:s0 + _CHUNK], safe[s0:s0 + _CHUNK], U)
     zero = norms == 0
     out[zero] = np.linalg.norm(U)
     codes[zero] = 0.0
     return out, codes
 
 
+def _stable_rows(u: np.ndarray, safe: np.ndarray, U: np.ndarray, p: np.ndarray | None = None):
+    if p is None:
+        p = u @ U  # (c, dy): coordinates along each unit gain
+    R = U[None, :, :] - u[:, :, None] * p[:, None, :]
+    return np.sqrt(np.einsum("cmd,cmd->c", R, R)), p / safe[:, None]
+
+
+_UNIT_CACHE: list = [None, None, None]  # (gain matrix, norms, unit rows) of the last call
+
+
+def _unit_rows(Wc: np.ndarray):
+    """(row norms, unit rows; zero rows stay 0) of a gain matrix, cached for the last matrix seen (the
+    claims decode every sample against the same cached gains)."""
+    if _UNIT_CACHE[0] is not Wc:
+        norms = np.linalg.norm(Wc, axis=1)
+        unit = Wc / np.where(norms > 0, norms, 1.0)[:, None]
+        _UNIT_CACHE[:] = [Wc, norms, unit]
+    return _UNIT_CACHE[1], _UNIT_CACHE[2]
+
+
+_U = float(np.finfo(float).eps) / 2  # unit roundoff
+
+
+def best_cell(Wc: np.ndarray, U: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """(cell, stable residual, label code) minimising the residual |U - w^ (w^T U)|_F over all cells.
+
+    Every cell is screened with |U|^2 - |w^T U|^2 (cheap, but it cancels), with a bound on its
+    rounding error; only the cells that the bound cannot exclude (and cells with a zero gain) get the
+    stable residual, and the smallest of those is the answer, the same cell as the stable residual of
+    every cell would pick. Where every gain is nearly parallel (large eps) the bound excludes little
+    and most cells get the stable computation, as before."""
+    norms, unit = _unit_rows(Wc)
+    m, dy = U.shape
+    P = unit @ U
+    u2 = float(np.sum(U * U))
+    approx = u2 - np.einsum("cd,cd->c", P, P)
+    # |fl(approx) - approx| <= err for a unit row (|w^|^2 = 1 up to (m + 2) u): p to (2m + 4) u |U|,
+    # its square to 3 (2m + 4) u |U|^2, |U|^2 to m dy u |U|^2, the difference u |U|^2; doubled
+    err = 2.0 * (6 * m + 12 + m * dy + 1) * _U * u2
+    keep = (approx <= float(approx.min(initial=np.inf)) + 2 * err) | (norms == 0)
+    cand = np.flatnonzero(keep)
+    safe = np.where(norms[cand] > 0, norms[cand], 1.0)
+    res, codes = _stable_rows(unit[cand], safe, U, P[cand])
+    zero = norms[cand] == 0
+    res[zero] = np.sqrt(u2)
+    codes[zero] = 0.0
+    k = int(np.argmin(res))
+    return int(cand[k]), float(res[k]), codes[k]
+
+
 def decode_gains(Wc: np.ndarray, blocks, loss, zbar: np.ndarray, alpha: float) -> Decoded:
     """Decode with the given cell gains (rows j * cells_star + l)."""
     U = recover(zbar, blocks) / (-alpha)  # (m, dy)
-    res, codes = residuals(Wc, U)
-    best = int(np.argmin(res))
-    y = loss.label_from_code(codes[best])  # MSE: the code itself; CE: + 1/C
-    return Decoded(best // blocks.cells_star, best % blocks.cells_star, y, float(res[best]),
+    best, res, code = best_cell(Wc, U)
+    y = loss.label_from_code(code)  # MSE: the code itself; CE: + 1/C
+    return Decoded(best // blocks.cells_star, best % blocks.cells_star, y, res,
                    separation_margin(Wc, best))
 
 
@@ -119,21 +150,26 @@ def decode(con, zbar: np.ndarray, alpha: float) -> Decoded:
 
 
 def separation_margin(Wc: np.ndarray, index: int) -> float:
-    """min over other cells of sin(angle(w(index), w(other))); 0 when two cells share a direction."""
-    n, unit = _unit_rows(Wc)
-    if n[index] == 0:
+    """min over other cells of sin(angle(w(index), w(other))); 0 when two cells share a direction.
+
+    The sine is the norm of the rejection of each other unit vector from this one (stable). Every
+    cell is screened with 1 - (w^ . w^_index)^2 (cheap; it cancels for near-parallel gains) and a
+    bound on its rounding; the stable sine is computed for the cells the bound cannot exclude and for
+    the zero gains (sine 0)."""
+    norms, unit = _unit_rows(Wc)
+    if norms[index] == 0:
         return 0.0
-    if unit.shape[0] <= 1:
+    if Wc.shape[0] < 2:
         return 1.0
-    # stable sine: the norm of the rejection of each other unit vector from this one (in chunks of
-    # rows, with no copy of the table)
-    u = unit[index]
-    best = np.inf
-    for s0 in range(0, unit.shape[0], _CHUNK):
-        rows = unit[s0:s0 + _CHUNK]
-        p = rows @ u
-        rej = np.linalg.norm(rows - p[:, None] * u[None, :], axis=1)
-        if s0 <= index < s0 + rows.shape[0]:
-            rej[index - s0] = np.inf  # not against itself
-        best = min(best, float(rej.min(initial=np.inf)))
-    return best
+    m = Wc.shape[1]
+    p = unit @ unit[index]
+    approx = 1.0 - p * p
+    approx[index] = np.inf
+    approx[norms == 0] = -np.inf  # a zero gain: sine 0 (kept as a candidate)
+    err = 2.0 * (3 * (2 * m + 4) + 2) * _U
+    cand = np.flatnonzero(approx <= float(approx.min()) + 2 * err)
+    cand = cand[cand != index]
+    others = unit[cand]
+    q = others @ unit[index]
+    rej = others - q[:, None] * unit[index][None, :]
+    return float(np.min(np.linalg.norm(rej, axis=1)))

@@ -71,7 +71,8 @@ class Report:
     def claim_records(self) -> list[dict]:
         """Every claim verdict of the run, one schema whatever the backend: the numeric claims,
         then the exact (SymPy) ones, each marked with its ``backend``."""
-        out = [{**c.as_dict(), "backend": "numeric"} for c in self.claims]
+        # backends-agree compares the two backends: it is marked "both"
+        out = [{**c.as_dict(), "backend": "both" if c.id == "backends-agree" else "numeric"} for c in self.claims]
         if self.symbolic is not None:
             out += [{**c.as_dict(), "backend": "symbolic"} for c in self.symbolic.claims]
         return out
@@ -227,19 +228,11 @@ def check_claims(con: Construction, samples: list[Sample], *, claim_ids=None,
 
 
 def resolve_backend_for_loss(cfg: Config, backend: str, budget_s: float | None) -> tuple[str, str]:
-    """symbolic.budget.resolve_backend, restricted to the losses the exact backend covers: its claims
-    use MSE's label channel (e_bar(y) = copies of y), so other losses run numerically ("auto") or are
-    refused with one line ("symbolic" / "both")."""
-    from .errors import ConfigError
+    """symbolic.budget.resolve_backend (every loss: the exact backend runs the loss's own gradient in
+    exact arithmetic and the claims use its label code u(y) = H^T grad l(y, 0))."""
     from .symbolic.budget import resolve_backend
 
-    if cfg.loss != "mse" and backend in ("symbolic", "both"):
-        raise ConfigError(f"--backend {backend} covers --loss mse only (its exact claims use MSE's label "
-                          f"channel); use --backend numeric or auto with --loss {cfg.loss}")
-    ran, note = resolve_backend(cfg, backend, budget_s)
-    if cfg.loss != "mse" and ran != "numeric":
-        return "numeric", f"backend: numeric only (the exact backend covers --loss mse; this run uses --loss {cfg.loss})"
-    return ran, note
+    return resolve_backend(cfg, backend, budget_s)
 
 
 _BLAS = {"controller": None, "depth": 0}
@@ -352,10 +345,15 @@ def _verify(cfg: Config, *, progress, claim_ids, with_findings, universal, backe
     if ran != "numeric":
         from .symbolic.run import run_symbolic
 
-        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu,
+        symbolic = run_symbolic(cfg, samples, budget_s=budget, claim_ids=claim_ids, relu=symbolic_relu, tasks=tasks,
                                 progress=None if progress is None else
                                 (lambda d, t: progress(d, t, phase="proving exact instances")))
         backend_note = f"{backend_note}; {symbolic.note}" if backend_note else symbolic.note
+    if ran == "both" and (claim_ids is None or "backends-agree" in claim_ids):
+        # the exact and the float step on the same samples and tasks (claims/backends.py)
+        from .claims.backends import backends_agree
+
+        claims.append(backends_agree(con, samples, tasks))
     t2 = time.perf_counter()
     findings = []
     if with_findings:

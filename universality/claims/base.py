@@ -113,6 +113,38 @@ def compare_componentwise(computed, claimed, tol, note: str = "") -> Check:
                  Verdict.PASS if ok else Verdict.FAIL, note)
 
 
+# ---- the exact backend's comparator (engine/exact.py, issue 10) ----------------------------------------
+def exact_size(values, point: dict | None = None) -> float:
+    """max |v| of exact ring elements at ``point`` (symbol name -> float): the size a residual
+    expression has at the run's alpha and y (inf when a symbol has no value or all vanish there)."""
+    best = 0.0
+    for v in values:
+        try:
+            best = max(best, abs(v.F.evaluate(v, point or {})))
+        except Exception:  # noqa: BLE001 - a symbol without a value: size unknown
+            return math.inf
+    return best if best > 0 else math.inf
+
+
+def compare_exact(entries, claimed, what: str, *, point: dict | None = None, note: str = "",
+                  count: int | None = None) -> Check:
+    """The exact backend's comparator, where the float one compares a residual with its forward-error
+    tolerance: PASS iff every residual entry (an element of the engine's exact ring) is the zero
+    polynomial in its canonical form (an exact test, tolerance 0); else FAIL with the first entries
+    shown as expressions and their size at ``point``. ``entries``: [(label, element)]; ``count``: how
+    many entries are nonzero when ``entries`` holds only the first ones."""
+    from sympy import sstr
+
+    bad = [(w, v) for w, v in entries if not v.is_zero_poly()]
+    if not bad:
+        return Check(f"{what} = 0 (identically)", claimed, 0.0, 0.0, Verdict.PASS, note)
+    shown = "; ".join(f"{w}: {sstr(v.F.to_sympy(v))}" for w, v in bad[:3])
+    n = len(bad) if count is None else count
+    more = f" (+{n - 3} more)" if n > 3 else ""
+    return Check(f"{what} != 0: {shown}{more}", claimed, exact_size([v for _, v in bad[:50]], point), 0.0,
+                 Verdict.FAIL, note or f"residual expression {shown}{more}")
+
+
 def decide_nonzero(value_abs: float, tol: float) -> Verdict:
     """Is a quantity nonzero? PASS above tol, FAIL at exactly 0, UNDECIDED in between."""
     if not math.isfinite(value_abs):

@@ -94,35 +94,115 @@ def realised_v(ctx, y) -> np.ndarray:
     return V
 
 
+COORDS_MAX_TERMS = 64  # realised_v_coords above this many nonzero kernels falls back to realised_v
+
+
+def realised_v_coords(ctx, y) -> np.ndarray:
+    """The v(a, b, y) of :func:`realised_v` in the coordinates of an orthonormal basis of the span of
+    the terms u_i = r^i A_i e (i with a nonzero kernel): with [u_i] = R^T Q^T (QR of the dm x N'
+    matrix of the u_i), v(a, b) = k(a, b) [u_i] = (k(a, b) R^T) Q^T, and Q^T has orthonormal rows,
+    so the coordinates k(a, b) R^T keep every norm and angle of the v's: (cells_x, cells_star, N').
+    Costs cells x N'^2 instead of cells x dm x N (the wide top block of the compact layout)."""
+    t = sides.tel(ctx)
+    b, r = ctx.blocks, formulas.effective_r(ctx.design.relu_grad_at_zero)
+    e_mid = formulas.error_at_z(ctx.con.Wg, np.zeros(b.D), y, ctx.con.loss)[b.mid]
+    live = [i for i in range(1, ctx.N + 1) if np.any(t.K[i - 1])]
+    if not live:
+        return np.zeros((b.cells_x, b.cells_star, 1))
+    if len(live) > COORDS_MAX_TERMS:  # many terms (the paper layout): the plain sum, sparse in k_i
+        return realised_v(ctx, y)
+    Umat = np.stack([float(r) ** i * t.A_apply(i, e_mid) for i in live])  # (N', dm)
+    if not np.all(np.isfinite(Umat)):  # 0 * inf must reach every cell, as the plain sum gives it
+        return realised_v(ctx, y)
+    _, R = np.linalg.qr(Umat.T)  # Umat^T = Q R
+    Krows = np.stack([t.K[i - 1].reshape(-1) for i in live])  # (N', cells)
+    return np.ascontiguousarray((R @ Krows).T).reshape(b.cells_x, b.cells_star, -1)
+
+
 # Above this many cell pairs the Gram matrix (n x n floats) is replaced by nearest-neighbour queries.
 SEPARATION_GRAM_MAX = 4096
 
 
+def _tall_matmul(X: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """X @ M for a tall X (n x a) and a small M (a x b), as (M^T X^T)^T: one wide product, which
+    OpenBLAS runs several times faster than the tall-skinny one."""
+    return np.ascontiguousarray((M.T @ X.T).T)
+
+
+def _row_space(unit: np.ndarray):
+    """(Q, rho, q1): an orthonormal basis Q (dm x r) of the span of the unit rows (the eigenvectors of
+    their Gram matrix with a non-negligible eigenvalue), rho = the largest norm of a row's part outside
+    span(Q) (computed row by row, not assumed: distances in the coordinates unit @ Q are within 2 rho
+    of the true ones), and q1 the dominant direction. Q is None (full space) when rho is not tiny."""
+    lam, vec = np.linalg.eigh(unit.T @ unit)
+    q1 = vec[:, -1]
+    Q = vec[:, lam > lam.max(initial=0.0) * 1e-12]
+    if Q.shape[1] == unit.shape[1]:
+        return None, 0.0, q1
+    coords = _tall_matmul(unit, Q)
+    rho = float(np.linalg.norm(unit - _tall_matmul(coords, Q.T), axis=1).max(initial=0.0))
+    if rho > 1e-13:
+        return None, 0.0, q1
+    return Q, rho, q1
+
+
+# Every |u . q1| at least this (> 1/sqrt 2, with room for rounding): then for any two rows flipped to
+# u . q1 > 0, u_p . u_q >= 0, so |u_p - u_q| <= |u_p + u_q| and one sign per line is enough.
+_ONE_SIGN = 0.7072
+
+
 def _nearest_lines(unit: np.ndarray):
     """Candidate pairs (arrays P, Q) for the smallest angle between the lines of the unit vectors: for each
-    vector, its nearest neighbours among all +u and -u (k-d tree; the chord |u_p -+ u_q| grows with
-    the angle, so the closest line is among them)."""
+    vector, its nearest neighbours among the lines' representatives (k-d tree; the chord |u_p -+ u_q|
+    grows with the angle, so the closest line is among them). Representatives: +u and -u in general;
+    one sign per line (flipped towards the dominant direction q1) when every row is within 45 degrees
+    of the line of q1 (then the nearer representative is always the flipped one). The tree works in
+    the coordinates of the rows' own span (fewer dimensions when the v's span fewer than dm, as with
+    the +/- copies of the signed variant); returns the distortion bound rho of those coordinates too."""
     from scipy.spatial import cKDTree
 
     n = unit.shape[0]
-    tree = cKDTree(np.vstack([unit, -unit]))
-    _, idx = tree.query(unit, k=3)  # itself, then the nearest others (its own -u is far)
+    Qb, rho, q1 = _row_space(unit)
+    pts = unit if Qb is None else _tall_matmul(unit, Qb)
+    s = unit @ q1
+    if np.abs(s).min(initial=1.0) >= _ONE_SIGN:
+        pts = np.ascontiguousarray(pts * np.where(s < 0, -1.0, 1.0)[:, None])
+        # an upper bound on the smallest chord: the closest of the neighbours in the order of the
+        # first coordinate; every pair at least as close lies within it (slack for rounding)
+        order = np.argsort(pts[:, 0], kind="stable")
+        r = float(np.linalg.norm(pts[order[1:]] - pts[order[:-1]], axis=1).min()) * (1 + 1e-6) + 4 * rho + 1e-15
+        # (query_pairs / count_neighbors within r took minutes on the moment curve's coordinates:
+        # one bounded nearest-neighbour query per point stays linear)
+        tree = cKDTree(pts, balanced_tree=False)
+        _, idx = tree.query(pts, k=2, distance_upper_bound=r)  # itself (or a duplicate), the nearest other
+        idx = np.where(idx >= n, np.arange(n)[:, None], idx)  # none within r: itself (dropped later)
+    else:
+        tree = cKDTree(np.vstack([pts, -pts]), balanced_tree=False)
+        _, idx = tree.query(pts, k=3)  # itself, then the nearest others (its own -u is far)
     P = np.repeat(np.arange(n), idx.shape[1])
     Q = idx.reshape(-1) % n
-    return P, Q
+    return P, Q, rho
 
 
-def separation(V: np.ndarray) -> tuple[float, tuple, bool]:
+def separation(V: np.ndarray, with_distortion: bool = False):
     """min over pairs of distinct cells and both label signs of the sine of the angle between their
-    v's (0 for a zero v). Returns (separation, (cell p, cell q), exactly_zero)."""
+    v's (0 for a zero v). Returns (separation, (cell p, cell q), exactly_zero), and with
+    ``with_distortion`` also the bound by which the nearest-line search may have missed a closer pair
+    (0 for the exhaustive Gram search)."""
+    out = _separation(V)
+    return out if with_distortion else out[:3]
+
+
+def _separation(V: np.ndarray):
     n, dm = V.shape[0] * V.shape[1], V.shape[2]
     flat = V.reshape(n, dm)
     norms = np.linalg.norm(flat, axis=1)
+    rho = 0.0
     if n < 2:
-        return 1.0, (), False
+        return 1.0, (), False, rho
     zero = np.flatnonzero(norms == 0)
     if zero.size:
-        return 0.0, (int(zero[0]), int(zero[0])), True
+        return 0.0, (int(zero[0]), int(zero[0])), True, rho
     unit = flat / norms[:, None]
     if n <= SEPARATION_GRAM_MAX:
         G = np.abs(unit @ unit.T)
@@ -131,21 +211,21 @@ def separation(V: np.ndarray) -> tuple[float, tuple, bool]:
         order = np.argsort(G, axis=None)[::-1][: min(2 * n, n * n)]
         P, Q = np.divmod(order, n)
     else:
-        P, Q = _nearest_lines(unit)
+        P, Q, rho = _nearest_lines(unit)
     P, Q = np.minimum(P, Q), np.maximum(P, Q)
     keep = P != Q
     P, Q = P[keep], Q[keep]
     if P.size == 0:
-        return math.inf, (), False
+        return math.inf, (), False, rho
     # exact test for identical or opposite v, then the sine of the angle, on every candidate at once
     same = np.all(flat[P] == flat[Q], axis=1) | np.all(flat[P] == -flat[Q], axis=1)
     if np.any(same):
         k = int(np.argmax(same))
-        return 0.0, (int(P[k]), int(Q[k])), True
+        return 0.0, (int(P[k]), int(Q[k])), True, rho
     c = np.einsum("ij,ij->i", unit[P], unit[Q])
     rej = np.linalg.norm(unit[P] - c[:, None] * unit[Q], axis=1)
     k = int(np.argmin(rej))
-    return float(rej[k]), (int(P[k]), int(Q[k])), False
+    return float(rej[k]), (int(P[k]), int(Q[k])), False, rho
 
 
 def _cell_name(ctx, flat: int) -> str:
@@ -160,7 +240,8 @@ def _cell_name(ctx, flat: int) -> str:
        method="v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) for every pair of cells, with k_i and A_i "
               "recovered from the weights (telescoping products) and e from the loss's derivative "
               "through W_g; the smallest sine of the angle between two cells' v, either label sign "
-              "(exact test for identical or opposite v)")
+              "(exact test for identical or opposite v): every pair up to 4096 cells, above that each "
+              "cell's nearest line (k-d tree) with v in an orthonormal basis of the span of its terms")
 def codes_injective(ctx) -> Check:
     """[1, Lemma 4.1]: v determines the cell pair, so no two (cell of x, cell of x*) pairs may give
     parallel v for any label (signs included).
@@ -168,12 +249,15 @@ def codes_injective(ctx) -> Check:
     Computed: v of every cell pair from the weights alone (reference/telescoping.py). Claimed: a
     positive separation. FAIL when exactly 0 (a shared or missing code), UNDECIDED within rounding."""
     y0 = sides.label_for_every_cell(ctx)
-    V = realised_v(ctx, y0)
-    sep, pair, exact = separation(V)
-    n = V.shape[0] * V.shape[1]
+    b = ctx.blocks
+    n = b.cells_x * b.cells_star
+    coords = n > SEPARATION_GRAM_MAX
+    V = realised_v_coords(ctx, y0) if coords else realised_v(ctx, y0)
+    sep, pair, exact, rho = separation(V, with_distortion=True)
     # rounding of a sine computed from float64 unit vectors of length dm (generous: the products
-    # behind V are bounded through ctx.tol)
-    tol = ctx.tol(1.0) * math.sqrt(V.shape[2])
+    # behind V are bounded through ctx.tol), plus what the reduced coordinates of the nearest-line
+    # search may distort (a closer pair missed by at most 4 rho in the sine)
+    tol = ctx.tol(1.0) * math.sqrt(b.dm) + 4 * rho
     where = (f"cells {_cell_name(ctx, pair[0])} and {_cell_name(ctx, pair[1])}" if pair and pair[0] != pair[1]
              else (f"cell {_cell_name(ctx, pair[0])} has v = 0 (no code)" if pair else ""))
     if sep == 0.0:
@@ -183,7 +267,9 @@ def codes_injective(ctx) -> Check:
     else:
         verdict, note = Verdict.PASS, f"min separation {sep:.3g} over {n * (n - 1) // 2} cell pairs ({where})"
     # residual: how far the separation falls short of the claim (0 when it is decided positive)
-    return Check({"min_separation": sep, "cells": n, "closest": where}, "> 0",
+    return Check({"min_separation": sep, "cells": n, "closest": where,
+                  "search": ("nearest lines (k-d tree) on the v's in an orthonormal basis of their terms"
+                             if coords else "all pairs (Gram matrix)")}, "> 0",
                  0.0 if verdict == Verdict.PASS else sep, tol, verdict, note)
 
 
@@ -291,8 +377,8 @@ def theta_b_value(ctx, s, st) -> Check:
        title="W_g' follows its gradient; theta_ft and theta_h do not move",
        paper_ref="eqs. (2), (4)-(5)",
        statement=r"W_g' = W_g - \alpha\,\nabla_{\hat y}\ell\ z^T,\quad \theta_{ft}' = \theta_{ft},\quad \theta_h' = \theta_h",
-       method="W_g' of the real step vs W_g - alpha grad l(y, W_g z) z^T with the loss's own SymPy "
-              "derivative; the real error reaching the feature map (theta_ft) and theta_h's gradient "
+       method="W_g' of the real step vs W_g - alpha grad l(y, W_g z) z^T with the derivative of "
+              "the loss's formula (forward-mode AD, reference/lossdiff.py); the real error reaching the feature map (theta_ft) and theta_h's gradient "
               "vs exactly 0")
 def update_values(ctx, s, st) -> Check:
     """[1, eq. (4)] g_pre(z) = W_g z with theta_g = W_g: theta_g' = W_g - alpha grad_yhat l z^T (it
@@ -300,7 +386,7 @@ def update_values(ctx, s, st) -> Check:
     does not move; theta_h sits behind the closed gate and gets gradient 0.
 
     Executed: W_g', the error into the feature map's top block, theta_h's gradient. Claimed: the
-    gradient from the SymPy derivative of the loss; exact zeros."""
+    gradient from the AD derivative of the loss's formula; exact zeros."""
     b = ctx.blocks
     z = st.fwd_x.z
     if sides.gate_open(ctx, z):

@@ -21,7 +21,6 @@ References in the claims' docstrings: [1] Finn & Levine, "Meta-Learning and Univ
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 
@@ -48,7 +47,7 @@ def kshot_formula(con, xs, ys, x_star, theta_b_post: float, alpha: float) -> tup
     """-(alpha/K) sum_i sum_k r^i A_i e_bar(y_k) k_i(x_k, x*) (paper Sec. 5), from reference/: A_i, B_i
     recovered from the weights by the telescoping products, k_i(x_k, x*) = phi~(x_k)^T B_i^T B_i
     phi~(x*; theta_b') with exact bins and the spec's switch at the real theta_b', e_bar(y_k) the middle
-    block of W_g^T grad l(y_k, 0) from the loss's SymPy derivative. Returns (value, |terms| sum)."""
+    block of W_g^T grad l(y_k, 0) from the AD derivative of the loss's formula. Returns (value, |terms| sum)."""
     from ..reference import design as ref_design
     from ..reference import formulas as ref
     from ..reference.telescoping import telescoped
@@ -80,7 +79,7 @@ def kshot_eq(ctx, t, kst) -> Check:
 
     Executed: the real K-shot step's updated product (no ReLU) and its ReLU pass at x*. Claimed:
     :func:`kshot_formula` from reference/ (A_i, B_i from the weights, exact bins, the real theta_b',
-    e_bar from the loss's SymPy derivative)."""
+    e_bar from the AD derivative of the loss's formula)."""
     con, b = ctx.con, ctx.blocks
     f, fmag = kshot_formula(con, t.xs, t.ys, t.x_star, kst.theta_b_post, kst.alpha)
     lin = forward(kst.W_post, kst.phi_star_post, relu=False).z[b.mid]
@@ -336,29 +335,21 @@ def _lbl(ys) -> str:
     return "{" + ", ".join("[" + ", ".join(f"{v:g}" for v in np.asarray(y).reshape(-1)[:3]) + "]" for y in ys) + "}"
 
 
-@functools.lru_cache(maxsize=None)
-def _exact_gradient_at_zero(loss, C: int):
-    """(label symbols, grad_yhat l(y, 0)): SymPy differentiates ``loss.sympy_value`` (cached)."""
-    import sympy as sp
-
-    ys = sp.symbols(f"y0:{C}", real=True)
-    yh = sp.symbols(f"yh0:{C}", real=True)
-    ell = loss.sympy_value(list(ys), list(yh))
-    zero = {v: 0 for v in yh}
-    return ys, [sp.diff(ell, v).subs(zero) for v in yh]
-
-
 def _exact_gradient_sum(loss, C: int, labels) -> list:
-    """sum_k grad_yhat l(y_k, 0), exactly: the SymPy derivative of the loss's own formula evaluated at
-    the labels as exact rationals (the binary value of each float)."""
-    import sympy as sp
+    """sum_k grad_yhat l(y_k, 0), exactly: the loss's formula differentiated by forward-mode AD in
+    rational arithmetic (reference/lossdiff.py) at the labels' exact binary values. NaNs when an
+    evaluation left the rationals (the finding is then not demonstrated)."""
+    from fractions import Fraction
 
-    ys, grad = _exact_gradient_at_zero(loss, C)
-    total = [sp.Integer(0)] * C
+    from ..reference import lossdiff
+
+    total = [Fraction(0)] * C
     for y in labels:
-        sub = {ys[c]: sp.Rational(float(y[c])) for c in range(C)}
-        total = [t + g.xreplace(sub) for t, g in zip(total, grad)]
-    return [sp.nsimplify(t) if not t.is_Rational else t for t in total]
+        g, exact = lossdiff.exact_gradient_at_zero(loss, y)
+        if not exact:
+            return [math.nan] * C
+        total = [t + v for t, v in zip(total, g)]
+    return total
 
 
 @finding("kshot-balanced-ce",
@@ -382,7 +373,7 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
     # executed: the K errors that reached z in the real K-shot step (W_g and loss.grad), summed
     e_sum = np.sum(np.asarray(st.errors, dtype=float), axis=0)
     g_sum = sum(np.asarray(con.loss.grad(y, np.zeros(C)), dtype=float) for y in balanced)
-    # exactly: the loss's own formula differentiated by SymPy at the rational labels (nothing typed in)
+    # exactly: the loss's formula differentiated in rationals at the labels (nothing typed in)
     exact = _exact_gradient_sum(con.loss, C, balanced)
     # any other bottom form w: w^T sum_k grad_k = 0 as well
     w = np.random.default_rng(3).standard_normal(C)

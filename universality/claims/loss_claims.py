@@ -7,10 +7,13 @@
   loss's domain: linear on the domain, injective on the domain, and a search for two different
   labels with the same error. A collision is then replayed as two real one-shot steps, which give
   the same post-update network (the live counterexample).
-* symbolically: exact SymPy derivatives of the loss formula at yhat = 0 (Theorem 6.1: MSE gives
-  -y, linear and invertible; Theorem 6.2: softmax CE gives 1/C - y, affine on R^C, equal on the
-  simplex to ((1/C) 1 1^T - I) y whose matrix is singular; L1, hinge, Huber: exact collisions).
-  SymPy's tri-state answers None -> UNDECIDED.
+* exactly: the loss's formula (written again in reference/lossdiff.py, apart from losses.py)
+  differentiated at yhat = 0 by forward-mode AD in rational arithmetic, at the unit labels and a set
+  of probe labels (Theorem 6.1: MSE gives -y, linear and invertible; Theorem 6.2: softmax CE gives
+  ((1/C) 1 1^T - I) y on R^C, = 1/C - y on the simplex, whose matrix is singular; L1, hinge, Huber:
+  exact collisions). Linearity is checked on the probes (g(y) = M y exactly), not proved for every
+  label; :func:`symbolic_gradient_map` is the SymPy proof over all labels, kept off the default path
+  (tests compare the two). An evaluation that leaves the rationals -> UNDECIDED.
 
 The label domain is the loss's (``loss.domain``): R^dy, or the probability simplex for CE, where
 "invertible" in Theorem 6.2 can only mean injective on the simplex.
@@ -22,10 +25,12 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from ..engine.step import forward, single_step as one_step, updates_diff_max_abs
+from ..reference import lossdiff
 from .base import Check, Verdict, claim, decide_nonzero, max_abs, worst
 from .executed import error_at_z
 
@@ -102,8 +107,141 @@ def execute_gradient_map(con, z) -> dict:
     return out
 
 
+def _rank(rows: list[list[Fraction]]) -> int:
+    """The rank of a matrix of Fractions by exact Gaussian elimination."""
+    m = [list(r) for r in rows]
+    rank, cols = 0, len(m[0]) if m else 0
+    for c in range(cols):
+        piv = next((i for i in range(rank, len(m)) if m[i][c] != 0), None)
+        if piv is None:
+            continue
+        m[rank], m[piv] = m[piv], m[rank]
+        for i in range(len(m)):
+            if i != rank and m[i][c] != 0:
+                f = m[i][c] / m[rank][c]
+                m[i] = [a - f * b for a, b in zip(m[i], m[rank])]
+        rank += 1
+    return rank
+
+
+def _det(rows: list[list[Fraction]]) -> Fraction:
+    m = [list(r) for r in rows]
+    n, det = len(m), Fraction(1)
+    for c in range(n):
+        piv = next((i for i in range(c, n) if m[i][c] != 0), None)
+        if piv is None:
+            return Fraction(0)
+        if piv != c:
+            m[c], m[piv] = m[piv], m[c]
+            det = -det
+        det *= m[c][c]
+        for i in range(c + 1, n):
+            f = m[i][c] / m[c][c]
+            if f:
+                m[i] = [a - f * b for a, b in zip(m[i], m[c])]
+    return det
+
+
+def _fmt(v) -> str:
+    return "[" + ", ".join(str(x) for x in v) + "]"
+
+
+def _exact_probe_labels(domain: str, C: int) -> list[list[Fraction]]:
+    """The probe labels as exact rationals: the unit labels, the collision probes along y_0 (others
+    3/10), a few mixed combinations; for the simplex, its vertices and mixtures."""
+    F = Fraction
+    eye = [[F(int(r == c)) for c in range(C)] for r in range(C)]
+    if domain == "simplex":
+        out = [list(e) for e in eye]
+        mix = [(F(1, 2), 0, F(1, 2), 1), (F(1, 4), 0, F(3, 4), C - 1), (F(9, 10), 1, F(1, 10), 0)]
+        for a, i, b, j in mix:
+            out.append([a * eye[i][c] + b * eye[j][c] for c in range(C)])
+        out.append([F(1, C)] * C)
+        return out
+    out = []
+    for v in PROBES:
+        for s in (1, -1):
+            y = [F(3, 10)] * C
+            y[0] = s * F(str(v))
+            out.append(y)
+    y1, y2 = out[3], out[8]
+    out.append([F(3, 4) * a - F(5, 4) * b for a, b in zip(y1, y2)])
+    out.append([F(c + 1, 3) * (-1) ** c for c in range(C)])
+    return out
+
+
+def exact_gradient_map(loss, dy: int) -> dict:
+    """grad_yhat l(y, 0) in exact rational arithmetic (reference/lossdiff.py: forward-mode AD of the
+    loss's formula) at the unit labels and the probe labels: linear (g(0) = 0 and g(y) = M y on every
+    probe, M = the images of the unit labels), injective (det M != 0; on the simplex: rank C - 1 on the
+    sum-zero directions), and an exact collision search. A value that is not an exact rational (an
+    operation left the rationals) makes the verdicts None (UNDECIDED)."""
+    return dict(_exact_map(loss, dy))
+
+
+@functools.lru_cache(maxsize=None)
+def _exact_map(loss, C: int) -> dict:
+    F = Fraction
+    exact_all = True
+
+    def g(y):
+        nonlocal exact_all
+        v, ok = lossdiff.exact_gradient_at_zero(loss, y)
+        exact_all = exact_all and ok
+        return v
+
+    eye = [[F(int(r == c)) for c in range(C)] for r in range(C)]
+    cols = [g(e) for e in eye]
+    M = [[cols[c][r] for c in range(C)] for r in range(C)]  # M[r][c] = g(e_c)_r
+    g0 = g([F(0)] * C)
+    probes = _exact_probe_labels(loss.domain, C)
+    images = [g(y) for y in probes]
+    My = lambda y: [sum((M[r][c] * y[c] for c in range(C)), F(0)) for r in range(C)]  # noqa: E731
+    on_probes = all(im == My(y) for im, y in zip(images, probes))
+    out: dict = {"dims": C, "grad_at_0_of_unit_labels": [_fmt(c) for c in cols], "value_at_0": _fmt(g0),
+                 "probe_labels": len(probes)}
+    det = _det(M)
+    if loss.domain == "simplex":
+        reals = _exact_probe_labels("real", C)
+        linear_on_R = g0 == [0] * C and all(g(y) == My(y) for y in reals)
+        textbook = all(im == [F(1, C) - v for v in y] for im, y in zip(images, probes))
+        V = [[F(1 if r == c else (-1 if r == c + 1 else 0)) for c in range(C - 1)] for r in range(C)]
+        MV = [[sum((M[r][k] * V[k][c] for k in range(C)), F(0)) for c in range(C - 1)] for r in range(C)]
+        out.update(jacobian=[[str(v) for v in row] for row in M], linear_on_R_C=linear_on_R,
+                   equals_softmax_minus_y_on_simplex=textbook, det_jacobian=str(det), det_is_zero=det == 0,
+                   rank=_rank(M), kernel_contains_ones=all(sum(row) == 0 for row in M),
+                   rank_on_sum_zero_directions=_rank(MV) if C > 1 else 0)
+        out["linear_on_domain"] = bool(on_probes and textbook)
+        out["injective_on_domain"] = out["rank_on_sum_zero_directions"] == C - 1
+        out["collision"] = None
+    else:
+        linear = bool(on_probes and g0 == [0] * C)
+        out["det_jacobian"] = str(det)
+        out["linear_on_domain"] = linear
+        out["injective_on_domain"] = bool(linear and det != 0)
+        collision = None
+        for i in range(len(probes)):
+            for j in range(i + 1, len(probes)):
+                if probes[i] != probes[j] and images[i] == images[j]:
+                    collision = (str(probes[i][0]), str(probes[j][0]), _fmt(images[i]))
+                    break
+            if collision:
+                break
+        out["collision"] = collision
+        if loss.name == "hinge":  # what the margin formula max(0, 1 - y yhat) would give fed a real label
+            margin = [lossdiff.differentiate_margin_hinge(y) for y in probes]
+            out["margin_hinge_with_real_label_grad_at_0"] = (
+                "-y" if all(m == [-v for v in y] for m, y in zip(margin, probes)) else str(margin[0]))
+    if not exact_all:
+        out["linear_on_domain"] = out["injective_on_domain"] = None
+        out["not_exact"] = "an evaluation left the rationals"
+    return out
+
+
 def symbolic_gradient_map(loss, dy: int) -> dict:
-    """Exact SymPy gradient of the loss at yhat = 0 and what it says about linearity/invertibility."""
+    """Exact SymPy gradient of the loss at yhat = 0 and what it says about linearity/invertibility
+    (a proof over all labels, for dy <= SYMBOLIC_MAX_DIM; not on the claim's path, which uses
+    :func:`exact_gradient_map`; tests cross-check the two)."""
     return dict(_symbolic(loss, min(dy, SYMBOLIC_MAX_DIM)))
 
 
@@ -180,22 +318,25 @@ def _tri(v) -> Verdict:
 @claim("loss-recovers-label", scope="construction",
        method="executed: the error at z through the real forward pass, W_g and loss.grad for many "
               "labels (linearity, injectivity, collision search; a collision is replayed as two real "
-              "steps); symbolic: exact SymPy derivative of the loss at yhat = 0")
+              "steps); exact: the derivative of the loss's formula at yhat = 0 by forward-mode AD in "
+              "rational arithmetic (reference/lossdiff.py) at the unit and probe labels: g(0) = 0, "
+              "g(y) = M y on every probe, det M (rank on the simplex), collision search")
 def loss_recovers_label(ctx) -> Check:
     """[1, Sec. 6, Thms 6.1-6.2]: grad_yhat l(y, 0) recovers the label: linear and injective on the
     label domain (MSE: R^dy; CE: the simplex).
 
     Executed: the error at z through W_g and ``loss.grad`` for many labels (a collision is replayed as
-    two real steps). Claimed: linear and injective; exact SymPy derivative of the loss's formula."""
+    two real steps). Claimed: linear and injective; the loss's formula differentiated exactly (forward-
+    mode AD in rationals, reference/lossdiff.py) at the unit and probe labels."""
     con, b, d = ctx.con, ctx.blocks, ctx.design
     loss = con.loss
     x = (0.3,) * d.dx
     z = forward(con.W, con.phi(x, con.theta_b)).z
     num = execute_gradient_map(con, z)
     tol = ctx.tol(max(num["magnitude"], 1.0) * 4)
-    sym = symbolic_gradient_map(loss, d.dy)
+    sym = exact_gradient_map(loss, d.dy)
     computed = {"executed": {k: v for k, v in num.items() if k not in ("linear", "smin", "magnitude")},
-                "symbolic": sym}
+                "exact": sym}
     domain = "the simplex" if loss.domain == "simplex" else f"R^{d.dy}"
     claimed = f"linear and injective on {domain}"
     notes = []
@@ -219,10 +360,10 @@ def loss_recovers_label(ctx) -> Check:
     sym_v = worst(_tri(sym.get("linear_on_domain")), _tri(sym.get("injective_on_domain")))
     if sym.get("collision"):
         sym_v = Verdict.FAIL
-        notes.append(f"symbolic: y0 = {sym['collision'][0]} and {sym['collision'][1]} both give "
+        notes.append(f"exact: y0 = {sym['collision'][0]} and {sym['collision'][1]} both give "
                      f"{sym['collision'][2]}")
     if loss.domain == "simplex":
-        notes.append(f"gradient at 0 (exact, C = {sym['dims']}) = {sym.get('jacobian')} y, the matrix "
+        notes.append(f"gradient at 0 (exact rationals, C = {sym['dims']}) = {sym.get('jacobian')} y, the matrix "
                      f"(1/C)11^T - I, det {sym.get('det_jacobian')}, rank {sym.get('rank')}: singular on all "
                      f"of R^C, so 'invertible' (Thm 6.2) holds only on the simplex, where it is injective "
                      f"(rank {sym.get('rank_on_sum_zero_directions')} on the sum-zero directions) and equals "
@@ -231,10 +372,11 @@ def loss_recovers_label(ctx) -> Check:
                      f"{num['off_simplex_pair_error_difference']:.2g}")
     if "margin_hinge_with_real_label_grad_at_0" in sym:
         notes.append("hinge sees only the class sign(y); fed a real y directly, max(0, 1 - y yhat) would "
-                     f"have gradient {sym['margin_hinge_with_real_label_grad_at_0']} at 0")
+                     f"have gradient {sym['margin_hinge_with_real_label_grad_at_0']} at 0 (exact, on every probe)")
     verdict = worst(num_v, sym_v)
     if verdict == Verdict.PASS and not notes:
-        notes.append(f"linear and injective on {domain} (executed and exact)")
+        notes.append(f"linear and injective on {domain} (executed, and exactly in rationals on "
+                     f"{sym['probe_labels']} probe labels)")
     return Check(computed, claimed, res, tol, verdict, "; ".join(notes))
 
 

@@ -22,7 +22,6 @@ from . import sides
 from .base import (Check, Verdict, claim, compare, compare_componentwise, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
-from .structure import top_products
 
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
@@ -48,15 +47,16 @@ def _signed(ctx) -> bool:
 @claim("grad-rank-one",
        method="real reverse-mode backprop through the ReLU stack vs the paper's product formula "
               "(times r^i: every middle/bottom unit sits at the ReLU kink), with the error at z from "
-              "the loss's own SymPy derivative through W_g (not the executed error); every entry of "
+              "the loss's formula differentiated by forward-mode AD (reference/lossdiff.py) through W_g "
+              "(not the executed error); every entry of "
               "every full D x D gradient compared, from the factors, with a tolerance per layer")
 def grad_rank_one(ctx, s, st) -> Check:
     """Every backprop gradient is the outer product r^i a_i b_{i-1}^T of [1, Sec. 4, "gradient of
     each factor"]: a_i = (prod_{j<i} W_j)^T e, b_{i-1} = (prod_{j>i} W_j) phi(x).
 
     Executed: the real backprop gradients, kept as their factors (``st.W_post``). Claimed: the
-    product formula from the given weights and e = W_g^T grad l(y, W_g z) from the SymPy derivative
-    of the loss (reference), not ``st.e``."""
+    product formula from the given weights and e = W_g^T grad l(y, W_g z) from the AD derivative
+    of the loss's formula (reference/lossdiff.py), not ``st.e``."""
     layers, N, r = ctx.layers, ctx.N, st.r
     grp = getattr(st, "group", None)
     if grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
@@ -304,7 +304,7 @@ def post_update_eq3(ctx, s, st) -> Check:
 
     Executed: the middle block of the real post-step forward pass at x*. Claimed: A_i and B_i by the
     paper's definitions from the given weights (App. A.3), phi~ from exact rational bins and the
-    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (SymPy derivative)."""
+    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (AD derivative)."""
     b = ctx.blocks
     e_mid = sides.error(ctx, st.fwd_x.z, st.y)[b.mid]
     eq3, mag_formula = sides.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
@@ -440,13 +440,27 @@ def _short(v) -> str:
     return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
-def _design_B(ctx, i: int) -> np.ndarray:
-    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's code table (B_1 = B_N = I)."""
+def _design_B(ctx, i: int):
+    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's codes (B_1 = B_N = I): dense up
+    to the telescoping's DENSE_TOP_MAX, CSR above (as the recovered products)."""
+    from ..reference.telescoping import DENSE_TOP_MAX
+
     b = ctx.blocks
-    out = np.eye(b.dt)
-    if 2 <= i <= ctx.N - 1:
-        out[b.top_star, b.top_x] = sides.code_spec_channel(ctx, i - 2).T
-    return out
+    dense = b.dt <= DENSE_TOP_MAX
+    G = sides.code_spec_channel(ctx, i - 2, sparse=not dense) if 2 <= i <= ctx.N - 1 else None
+    if dense:
+        out = np.eye(b.dt)
+        if G is not None:
+            out[b.top_star, b.top_x] = G.T
+        return out
+    import scipy.sparse as sp
+
+    out = sp.identity(b.dt, format="csr")
+    if G is not None:
+        g = G.T.tocoo()
+        out = out + sp.csr_matrix((g.data, (g.row + b.top_star.start, g.col + b.top_x.start)),
+                                  shape=(b.dt, b.dt))
+    return out.tocsr()
 
 
 @claim("boundary",
@@ -463,7 +477,7 @@ def boundary(ctx) -> Check:
     layer store). Claimed: the spec's A_i and B_i (reference/design.py, reference/codes.py), never the
     builder's ``A_built`` or ``G``."""
     from ..tolerance import GUARD_FRACTION
-    from .structure import invertibility, min_eig_sym
+    from .structure import invertibility, max_abs_sparse, min_eig_sym, sp_identity
 
     b, N, d = ctx.blocks, ctx.N, ctx.design
     t = sides.tel(ctx)
@@ -510,9 +524,12 @@ def boundary(ctx) -> Check:
     inv_how = set()
     for i in range(N, 0, -1):
         Bp = t.B[i - 1]
-        Bi = (np.eye(b.dt) if i == N else Bp) if ctx.external else _design_B(ctx, i)
-        t_i = ctx.tol(max(max_abs(t.B_abs[i - 1]), max_abs(Bi)))
-        record(max_abs(Bp - Bi), t_i, max_abs(Bi), f"B_{i}")
+        if ctx.external:  # only B_N = I is forced
+            Bi = (sp_identity(b.dt) if t.B_sparse else np.eye(b.dt)) if i == N else Bp
+        else:
+            Bi = _design_B(ctx, i)
+        t_i = ctx.tol(max(max_abs_sparse(t.B_abs[i - 1]), max_abs_sparse(Bi)))
+        record(max_abs_sparse(Bp - Bi), t_i, max_abs_sparse(Bi), f"B_{i}")
         sv, how, _ = invertibility(Bp, t_i)
         inv_how.add(how)
         min_sv = min(min_sv, sv)
@@ -581,40 +598,51 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
 
 @claim("psd-argument",
        scope="construction",
-       method="products of the real top blocks for j = 1..N (sparse): smallest entry (the working "
+       method="products of the real top blocks Wtilde_j ... Wtilde_N for j = 1..N (the telescoping "
+              "products B_{j-1}; dense, or sparse for a wide top block): smallest entry (the working "
               "condition, and the activations for every one-hot input) and smallest eigenvalue of the "
-              "symmetric part (the paper's premise; Gershgorin certificate or computed)")
+              "symmetric part (the paper's premise, reported only: dense eigenvalues up to 1024 wide; above, "
+              "a Gershgorin certificate for PSD or the Rayleigh quotient of an ARPACK eigenvector "
+              "certifying not PSD, else undecided)")
 def psd_argument(ctx) -> Check:
     """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
     non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
 
     Executed: the products of the real top blocks. Claimed: smallest entry >= 0."""
-    from .structure import max_abs_sparse, min_eig_sym, min_entry_sparse
+    from .structure import max_abs_sparse, min_eig_sym_part, min_entry_sparse
 
     b, N = ctx.blocks, ctx.N
-    min_entry, min_sym, psd_count = math.inf, math.inf, 0
+    min_entry, min_sym, psd_count, undecided, hows, min_how = math.inf, math.inf, 0, 0, set(), ""
     tol = 0.0
     from .structure import top_block
 
-    for j, prod, prod_abs in top_products(ctx.layers, b):
-        blk = top_block(ctx.layers, b, j - 1)
-        prod = blk @ prod
-        prod_abs = abs(blk) @ prod_abs
+    t = sides.tel(ctx)  # B_i = Wtilde_{i+1} ... Wtilde_N from the weights, dense or CSR (telescoping)
+    for j in range(N, 0, -1):
+        if j >= 2:  # Wtilde_j ... Wtilde_N = B_{j-1}
+            prod, prod_abs = t.B[j - 2], t.B_abs[j - 2]
+        else:
+            blk = top_block(ctx.layers, b, 0)
+            prod, prod_abs = blk @ t.B[0], abs(blk) @ t.B_abs[0]
         min_entry = min(min_entry, min_entry_sparse(prod))
         t_j = ctx.tol(max_abs_sparse(prod_abs))
         tol = max(tol, t_j)
-        lam, _ = min_eig_sym((prod + prod.T) / 2, t_j)
-        min_sym = min(min_sym, lam)
-        psd_count += lam >= -t_j
+        lam, how, psd = min_eig_sym_part(prod, t_j)
+        hows.add(how)
+        if lam < min_sym:
+            min_sym, min_how = lam, how
+        psd_count += psd is True
+        undecided += psd is None
     res = max(0.0, -min_entry)
-    note = (f"PSD premise holds for {psd_count}/{N} products (min eigenvalue of the symmetric part "
-            f"{min_sym:.3g}); the activations are non-negative because every product is entrywise >= 0, "
-            f"not because of PSD-ness")
+    premise = f"PSD premise holds for {psd_count}/{N} products" + (
+        f" ({undecided} undecided: no certificate either way)" if undecided else "")
+    bound = ("at most " if "witness" in min_how else "") + f"{min_sym:.3g}"
+    note = (f"{premise} (min eigenvalue of the symmetric part {bound}); the activations are "
+            f"non-negative because every product is entrywise >= 0, not because of PSD-ness")
     if res > tol:
-        note = f"a top product has a negative entry ({min_entry:.3g}); PSD premise holds for {psd_count}/{N}"
+        note = f"a top product has a negative entry ({min_entry:.3g}); {premise}"
     return Check({"min_entry": min_entry, "min_eig_sym_part": min_sym, "psd_products": psd_count,
-                  "products": N}, "min_entry >= 0", res, tol, Verdict.PASS if res <= tol else Verdict.FAIL,
-                 note)
+                  "psd_undecided": undecided, "products": N, "psd_by": sorted(hows)}, "min_entry >= 0", res,
+                 tol, Verdict.PASS if res <= tol else Verdict.FAIL, note)
 
 
 @claim("e-linear",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reference import bins, design, formulas
+from ..reference import bins, codes, design, formulas
 from ..reference.telescoping import telescoped
 
 
@@ -40,7 +40,7 @@ def gate_open(ctx, z) -> bool:
 
 
 def error(ctx, z, y) -> np.ndarray:
-    """dl/dz from the loss's own (SymPy) derivative through g_pre = W_g z; 0 when the gate is open
+    """dl/dz from the derivative of the loss's formula (reference/lossdiff.py) through g_pre = W_g z; 0 when the gate is open
     (h_post is held fixed in the inner loop, so no error reaches z)."""
     if gate_open(ctx, z):
         return np.zeros(ctx.D)
@@ -55,12 +55,18 @@ def v_spec(ctx, x, x_star, y):
 
 
 def code_spec(ctx, a: int, b: int) -> np.ndarray:
-    return formulas.code_table(ctx.design.layout, ctx.blocks)[:, a, b]
+    """The spec's code c(a, b) of one cell (length m), computed for that cell alone."""
+    bl = ctx.blocks
+    return codes.column(ctx.design.layout, a, b, bl.cells_x, bl.cells_star, bl.m)
 
 
-def code_spec_channel(ctx, c: int) -> np.ndarray:
-    """G = c_c(j, l) as a (cells_x, cells_star) matrix from the spec's table."""
-    return formulas.code_table(ctx.design.layout, ctx.blocks)[c]
+def code_spec_channel(ctx, c: int, sparse: bool = False):
+    """G = c_c(j, l) as a (cells_x, cells_star) array from the spec's formulas, or as a SciPy CSR
+    matrix with ``sparse`` (one-hot: one entry; compact: every cell)."""
+    bl = ctx.blocks
+    if sparse:
+        return codes.channel_sparse(ctx.design.layout, c, bl.cells_x, bl.cells_star)
+    return codes.channel(ctx.design.layout, c, bl.cells_x, bl.cells_star)
 
 
 def e_check_spec(ctx, y) -> float:

@@ -29,6 +29,10 @@ def _sp():
 
     return sp
 
+def sp_identity(n: int):
+    return _sp().identity(n, format="csr")
+
+
 DENSE_EIG_MAX = 1024  # dense eigen/singular values up to this size, ARPACK above
 
 
@@ -88,6 +92,53 @@ def min_eig_sym(S, tol: float) -> tuple[float, str]:
         return float(lam[0]), "ARPACK"
     except Exception:  # noqa: BLE001 - no convergence: fall back to the bound, said so
         return g, "Gershgorin bound (ARPACK did not converge)"
+
+
+def min_eig_sym_part(P, tol: float) -> tuple[float, str, bool | None]:
+    """(value, how, psd) for the symmetric part S = (P + P^T) / 2 of square P, psd True / False /
+    None (undecided). Up to DENSE_EIG_MAX (or dense P): :func:`min_eig_sym` on S, decided by its value.
+    Above, S is never formed: a diagonal P gives its smallest diagonal entry; Gershgorin's bound with
+    the off-diagonal sums of S bounded by (row sum + column sum of |P|) / 2 certifies PSD when it is
+    above -tol; otherwise a power iteration on sigma I - S (sigma Gershgorin's upper bound; S applied
+    as (P x + P^T x) / 2, never formed) looks for a witness x whose Rayleigh quotient x^T S x / x^T x,
+    an upper bound on the smallest eigenvalue, lies below -tol by more than its rounding (certified
+    not PSD); else undecided, with the last quotient reported."""
+    n = P.shape[0]
+    if not issparse(P) or n <= DENSE_EIG_MAX:
+        S = (P + P.T) / 2
+        lam, how = min_eig_sym(S, tol)
+        return lam, how, bool(lam >= -tol)
+    P = P.tocsr()
+    d = P.diagonal()
+    if is_diagonal(P):
+        lam = float(d.min(initial=math.inf))
+        return lam, "diagonal", bool(lam >= -tol)
+    A = abs(P)
+    rows = np.asarray(A.sum(axis=1)).reshape(-1) - np.abs(d)
+    cols = np.asarray(A.sum(axis=0)).reshape(-1) - np.abs(d)
+    g = float(np.min(d - (rows + cols) / 2))
+    if g >= -tol:
+        return g, "Gershgorin bound", True
+    PT = P.T.tocsr()
+    k = int(np.diff(P.indptr).max(initial=0))
+    sigma = float(np.max(d + (rows + cols) / 2))  # Gershgorin: every eigenvalue of S is <= sigma
+    x = np.random.default_rng(0).standard_normal(n)
+    rq = math.inf
+    for _ in range(POWER_STEPS):  # power iteration on sigma I - S: towards the smallest eigenvalue
+        xx = float(x @ x)
+        Sx = (P @ x + PT @ x) / 2
+        rq = float(x @ Sx) / xx
+        # rounding of x^T S x: (k + n + 2) u |x|^T |S| |x|, |S| <= (|P| + |P|^T) / 2 entrywise
+        ax = np.abs(x)
+        err = (k + n + 2) * (np.finfo(float).eps / 2) * float(ax @ (A @ ax)) / xx
+        if rq < -(tol + err):
+            return rq, "Rayleigh quotient of a witness vector (certified < 0)", False
+        x = sigma * x - Sx
+        x /= np.linalg.norm(x)
+    return rq, f"undecided (Gershgorin bound {g:.3g}; no witness in {POWER_STEPS} power steps)", None
+
+
+POWER_STEPS = 40  # power-iteration steps when looking for a witness of a negative eigenvalue
 
 
 def invertibility(P, tol: float) -> tuple[float, str, bool]:

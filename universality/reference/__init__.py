@@ -10,11 +10,13 @@ by the checker:
 * :mod:`.design`: the spec's chosen A_i, e_bar(y), e_check(y) and the switched feature map;
 * :mod:`.telescoping`: A_i, B_i, prod wcheck_i and the kernels k_i(a, b) recovered from *given*
   weights by the paper's telescoping products (App. A.3), for any construction, built here or not;
+* :mod:`.lossdiff`: the losses' formulas written again from their definitions and differentiated by
+  forward-mode AD (float64, or exact rationals at yhat = 0);
 * :mod:`.formulas`: v(x, x*, y), eq. (3), theta_b' = -alpha r^N (prod wcheck_i) e_check(y), the
-  error at z from the loss's own (SymPy) derivative.
+  error at z from :mod:`.lossdiff`'s derivative.
 
 What may still be shared with the builder is listed in docs/claims.md: the index arithmetic of
 :class:`universality.blocks.Blocks` and the loss's closed-form label maps (``label_code``,
 ``e_check``), which the builder does not use (it builds W_g from ``loss.head``).
 """
-from . import bins, codes, design, formulas, telescoping  # noqa: F401
+from . import bins, codes, design, formulas, lossdiff, telescoping  # noqa: F401

@@ -1,8 +1,8 @@
 """The paper's formulas evaluated from the reference pieces (never from the builder's objects).
 
-* :func:`loss_gradient`: d l / d yhat from the loss's own formula (``loss.sympy_value``), derived by
-  SymPy once per (loss, dy) and evaluated in float64; the execution uses the hand-written
-  ``loss.grad`` instead, so a wrong derivative there is caught.
+* :func:`loss_gradient`: d l / d yhat from the loss's formula, written again in :mod:`.lossdiff` and
+  differentiated there by forward-mode AD (float64); the execution uses the hand-written ``loss.grad``
+  instead, so a wrong derivative there is caught.
 * :func:`error_at_z`: the error reaching z through g_pre = W_g z: W_g^T grad l(y, W_g z).
 * :func:`kernel`: k_i = phi~(x)^T B_i^T B_i phi~(x*) for given top vectors and recovered B_i.
 * :func:`eq3`: zbar* = -alpha sum_i r^i A_i e_bar k_i (eq. (3); the r^i is backprop's ReLU'(0) = r at
@@ -17,26 +17,12 @@ import functools
 
 import numpy as np
 
-from . import bins, codes, design
-
-
-@functools.lru_cache(maxsize=None)
-def _grad_fn(loss, dy: int):
-    import sympy as sp
-
-    ys = sp.symbols(f"y0:{dy}", real=True)
-    yh = sp.symbols(f"yh0:{dy}", real=True)
-    ell = loss.sympy_value(list(ys), list(yh))
-    grad = [sp.diff(ell, v) for v in yh]
-    return sp.lambdify((ys, yh), grad, modules="numpy")
+from . import bins, codes, design, lossdiff
 
 
 def loss_gradient(loss, y, yhat) -> np.ndarray:
-    """grad_yhat l(y, yhat) from the SymPy derivative of the loss's formula."""
-    y = np.asarray(y, dtype=float).reshape(-1)
-    yhat = np.asarray(yhat, dtype=float).reshape(-1)
-    out = _grad_fn(loss, y.size)(list(y), list(yhat))
-    return np.array([float(v) for v in out], dtype=float)
+    """grad_yhat l(y, yhat) by forward-mode AD of the loss's formula (reference/lossdiff.py)."""
+    return lossdiff.gradient(loss, y, yhat)
 
 
 def error_at_z(Wg: np.ndarray, z: np.ndarray, y, loss) -> np.ndarray:
@@ -47,10 +33,7 @@ def error_at_z(Wg: np.ndarray, z: np.ndarray, y, loss) -> np.ndarray:
 
 def kernel(tel, p_top: np.ndarray, q_top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(k_i for i = 1..N, their magnitudes on |B_i|) for the top vectors p = phi~(x), q = phi~(x*)."""
-    B, Ba = tel.B_stack, tel.B_abs_stack
-    k = np.einsum("ni,ni->n", B @ p_top, B @ q_top)
-    ka = np.einsum("ni,ni->n", Ba @ np.abs(p_top), Ba @ np.abs(q_top))
-    return k, ka
+    return tel.kernels(np.asarray(p_top, dtype=float), np.asarray(q_top, dtype=float))
 
 
 def eq3(tel, ebar: np.ndarray, k: np.ndarray, k_abs: np.ndarray, alpha: float, r: float):
@@ -99,7 +82,7 @@ def code_table(layout: str, blocks) -> np.ndarray:
 def v_design(x, x_star, y, *, J: int, L: int, N: int, blocks, layout: str, eps: float, loss):
     """(v, componentwise |terms|) with v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y), all from the spec."""
     a, b = cells(x, x_star, J, L)
-    code = code_table(layout, blocks)[:, a, b]
+    code = codes.column(layout, a, b, blocks.cells_x, blocks.cells_star, blocks.m)
     eb = design.e_bar(y, blocks, loss)
     v = np.zeros(blocks.dm)
     mag = np.zeros(blocks.dm)

@@ -11,12 +11,22 @@ construction built here and ``verify-construction --check`` for one built elsewh
 
 The middle products stay diagonal vectors while every Wbar_i is diagonal (the construction's case) and
 switch to dense matrices at the first off-diagonal entry, so a corrupted weight is still multiplied in.
+The top products B_i are dense arrays up to width :data:`DENSE_TOP_MAX` and SciPy CSR matrices above
+(a wide top block: the compact layout at large J, L); every stored entry of every block is multiplied
+in either way, nothing is assumed about which are nonzero.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+
+DENSE_TOP_MAX = 512  # top products up to this width as dense arrays, sparse (CSR) above
+
+
+def _issparse(M) -> bool:
+    return hasattr(M, "tocsr")
 
 
 def _is_diag(M: np.ndarray) -> bool:
@@ -44,11 +54,20 @@ def _dense(M) -> np.ndarray:
     return np.asarray(M.toarray() if hasattr(M, "toarray") else M, dtype=float)
 
 
+def _csr(M):
+    """A block as a SciPy CSR matrix (the wide top block's products)."""
+    if hasattr(M, "tocsr"):
+        return M.tocsr()
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(np.asarray(M, dtype=float))
+
+
 @dataclass
 class Telescoped:
     A: list  # A[i-1]: diag vector (1-D) or dense matrix (2-D) of A_i, i = 1..N
     A_abs: list  # the same products on |Wbar| (rounding magnitude), same shapes
-    B: list  # B[i-1]: (dt, dt) product Wtilde_{i+1} ... Wtilde_N
+    B: list  # B[i-1]: (dt, dt) product Wtilde_{i+1} ... Wtilde_N (dense, or CSR above DENSE_TOP_MAX)
     B_abs: list
     wcheck: np.ndarray  # (N,) the bottom entries wcheck_i
     K: np.ndarray  # (N, cells_x, cells_star): k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b})
@@ -75,8 +94,31 @@ class Telescoped:
         return float(np.prod(self.wcheck))
 
     @property
+    def B_sparse(self) -> bool:
+        return bool(self.B) and _issparse(self.B[0])
+
+    def kernels(self, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k_i = (B_i p) . (B_i q) for i = 1..N, the same on |B_i| with |p|, |q|)."""
+        if not self.B_sparse:
+            B, Ba = self.B_stack, self.B_abs_stack
+            return (np.einsum("ni,ni->n", B @ p, B @ q),
+                    np.einsum("ni,ni->n", Ba @ np.abs(p), Ba @ np.abs(q)))
+        if getattr(self, "_B_csc", None) is None:  # column access: B p = sum over p's nonzeros of p_j B e_j
+            self._B_csc = [B.tocsc() for B in self.B]
+            self._B_abs_csc = [Ba.tocsc() for Ba in self.B_abs]
+
+        def apply(Bc, v):
+            nz = np.flatnonzero(v)
+            return Bc[:, nz] @ v[nz]
+
+        pa, qa = np.abs(p), np.abs(q)
+        k = np.array([float(apply(B, p) @ apply(B, q)) for B in self._B_csc])
+        ka = np.array([float(apply(Ba, pa) @ apply(Ba, qa)) for Ba in self._B_abs_csc])
+        return k, ka
+
+    @property
     def B_stack(self) -> np.ndarray:
-        """(N, dt, dt): every B_i at once (built on first use)."""
+        """(N, dt, dt): every B_i at once (built on first use; dense products only)."""
         if getattr(self, "_B_stack", None) is None:
             self._B_stack = np.stack(self.B)
             self._B_abs_stack = np.stack(self.B_abs)
@@ -140,15 +182,29 @@ def telescope(W, blocks) -> Telescoped:
     # input side: B_i = Wtilde_{i+1} ... Wtilde_N
     B = [None] * N
     B_abs = [None] * N
-    P = np.eye(b.dt)
-    Pa = np.eye(b.dt)
-    for i in range(N, 0, -1):
-        B[i - 1], B_abs[i - 1] = P, Pa
-        Wt = _dense(block(i - 1, top, top))
-        P, Pa = Wt @ P, np.abs(Wt) @ Pa
+    wide = b.dt > DENSE_TOP_MAX
     xs, ss = b.top_x, b.top_star
-    K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
-    K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
+    if wide:
+        import scipy.sparse as sp
+
+        P = sp.identity(b.dt, format="csr")
+        Pa = P.copy()
+        for i in range(N, 0, -1):
+            B[i - 1], B_abs[i - 1] = P, Pa
+            Wt = _csr(block(i - 1, top, top))
+            P, Pa = (Wt @ P).tocsr(), (abs(Wt) @ Pa).tocsr()
+        # k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}): sparse products, one (cells_x, cells_star) array each
+        K = np.stack([np.asarray((Bi[:, xs].T @ Bi[:, ss]).toarray()) for Bi in B])
+        K_abs = np.stack([np.asarray((Ba[:, xs].T @ Ba[:, ss]).toarray()) for Ba in B_abs])
+    else:
+        P = np.eye(b.dt)
+        Pa = np.eye(b.dt)
+        for i in range(N, 0, -1):
+            B[i - 1], B_abs[i - 1] = P, Pa
+            Wt = _dense(block(i - 1, top, top))
+            P, Pa = Wt @ P, np.abs(Wt) @ Pa
+        K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
+        K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
     wcheck = np.array([float(_dense(block(k, bottom, bottom)).reshape(-1)[0]) for k in range(N)])
     return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs)
 

@@ -24,10 +24,25 @@ import sympy as sp
 from ..claims.base import Check, Verdict, aggregate
 from ..construction.fields import ExactField
 from ..construction.network import Design, build
-from .claims import SYMBOLIC_CLAIMS, ExactContext
-from .execution import TRAINING_CLAIMS, one_step, partial_step, train, train_core
+from ..engine.exact import ExactConstruction, exact_ring_for
+from ..engine.step import maml_step, single_step
+from .claims import SYMBOLIC_CLAIMS, ExactContext, StepView, TaskView
 from .budget import DEFAULT_BUDGET_S
 from .signs import Orthant, UndecidedSign
+
+# Claims whose exact check reads only the training half of the step (the gradients and the updated
+# parameters): an undecided sign after the step (at x*) leaves them decidable.
+TRAINING_CLAIMS = ("grad-rank-one", "update-blocks", "second-order-zero")
+
+
+def exact_step(ctx, x, x_star, y_syms, a_sym, r, orthant: Orthant):
+    """The engine's real step (engine/step.py) on the exact backend, for one instance: the ring's
+    orthant is the instance's, alpha and y its symbols (or exact rationals)."""
+    F = ctx.F
+    F.set_orthant({s.name: g for s, g in zip(orthant.symbols, orthant.signs)},
+                  {s.name: s for s in orthant.symbols})
+    return single_step(ctx.ec, x, [F.from_sympy(v) for v in y_syms], x_star, alpha=F.from_sympy(a_sym),
+                       r=F.from_sympy(r))
 
 class BudgetExceeded(Exception):
     pass
@@ -77,11 +92,14 @@ def _sign(v: float) -> int:
 
 
 def instances_of(con, samples, y_mode: str = "symbol") -> list[Instance]:
-    """Group the samples by what the exact proof depends on."""
+    """Group the samples by what the exact proof depends on: the cell of x, the cell of x* in both of
+    its slots (bin_L(x*) once the switch flips, bin_J(x*) where it does not: r = 0, e_check(y) = 0),
+    and the label's sign pattern (or the label itself)."""
     out: dict = {}
     for n, s in enumerate(samples):
         a, b = con.bin_x(s.x), con.bin_star(s.x_star)
-        key = (a, b, tuple(_sign(v) for v in s.y)) if y_mode == "symbol" else (a, b, tuple(s.y))
+        slots = (a, b, con.bin_x(s.x_star))
+        key = (*slots, tuple(_sign(v) for v in s.y)) if y_mode == "symbol" else (*slots, tuple(s.y))
         if key not in out:
             out[key] = Instance(s.x, s.x_star, tuple(s.y), a, b)
         out[key].samples.append(n)
@@ -121,6 +139,37 @@ def _symbols(cfg, inst: Instance, alpha_mode: str, y_mode: str, rho=None):
     return alpha, y, Orthant(tuple(syms), tuple(signs)), point
 
 
+def _prove_tasks(cfg, con, ctx0, task_specs, per, tasks, alpha, rho, r) -> None:
+    """The K-shot claims on one exact K-shot step per task (alpha as in the run, labels as the exact
+    rationals of their decimals: a K-shot task has K dy label components)."""
+    from ..samples import make_tasks
+
+    if tasks is None:
+        tasks = make_tasks(max(cfg.samples, 1), cfg.seed, cfg.K, cfg.J, cfg.L, cfg.dx, cfg.dy, cfg.loss)
+    F, ec = ctx0.F, ctx0.ec
+    for n, t in enumerate(tasks):
+        first = Instance(t.xs[0], t.x_star, tuple(t.ys[0]), 0, 0)
+        a_sym, _, orthant, point = _symbols(cfg, first, alpha, "value", rho)
+        ys = [[_exact(v) if v != 0 else sp.Integer(0) for v in y] for y in t.ys]
+        ctx = ExactContext(con, a_sym, r, point, ctx0.cache, ctx0.extra, ec)
+        F.set_orthant({s.name: g for s, g in zip(orthant.symbols, orthant.signs)},
+                      {s.name: s for s in orthant.symbols})
+        where = {"task": n, **t.as_dict(), "orthant": orthant.describe()}
+        try:
+            es = maml_step(ec, list(t.xs), [[F.from_sympy(v) for v in y] for y in ys], t.x_star,
+                           alpha=F.from_sympy(a_sym), r=F.from_sympy(r))
+            tv = TaskView(ctx, es, t, ys, orthant)
+        except UndecidedSign as exc:
+            for spec in task_specs:
+                per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED, str(exc))))
+            continue
+        for spec in task_specs:
+            try:
+                per[spec.id].append((where, spec.func(ctx, tv)))
+            except UndecidedSign as exc:
+                per[spec.id].append((where, Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED, str(exc))))
+
+
 @contextmanager
 def _deadline(seconds: float | None):
     """Raise BudgetExceeded after ``seconds`` of wall time (main thread only; else a no-op)."""
@@ -144,7 +193,7 @@ def _deadline(seconds: float | None):
 
 def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alpha: str = "symbol",
                  y: str = "symbol", relu: str = "value", schematic: bool = True, claim_ids=None,
-                 con=None, progress=None) -> SymbolicOutcome:
+                 con=None, progress=None, tasks=None) -> SymbolicOutcome:
     """Exact proofs of the claim catalogue on the samples' instances, and the schematic proof.
 
     ``relu="symbol"`` makes ReLU'(0) the symbol r = rho^2 (rho > 0) in the construction (A_i / r^i)
@@ -162,6 +211,13 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
     r = ExactField().num(cfg.relu_grad_at_zero) if rho is None else rho**2
     insts = instances_of(con, samples, y)
     specs = [s for s in SYMBOLIC_CLAIMS.values() if claim_ids is None or s.id in claim_ids]
+    # every claim of the numeric catalogue gets an exact record, in its order: the exact ones, and
+    # SKIPPED with the reason for the ones the exact run does not prove (K-shot ones only when K > 1)
+    from ..claims.base import CLAIMS
+    from .claims import EXACT_SKIP_REASONS
+
+    order = [c for c in CLAIMS.values() if (claim_ids is None or c.id in claim_ids)
+             and (c.scope != "task" or cfg.K > 1) and (c.id in SYMBOLIC_CLAIMS or c.id in EXACT_SKIP_REASONS)]
     per: dict[str, list] = {s.id: [] for s in specs}
     done, cut, note = 0, False, ""
     t1 = time.perf_counter()
@@ -169,8 +225,11 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
     try:
         with _deadline(None if budget_s is None else budget_s - (t1 - t0)):
             extra = () if rho is None else (rho,)
-            ctx0 = ExactContext(con, None, r, {}, extra=extra)
-            parts: dict = {}
+            names = (("alpha",) if alpha == "symbol" else ()) + tuple(f"y{d}" for d in range(cfg.dy)) + \
+                (("rho",) if rho is not None else ())
+            F = exact_ring_for(con, names, ("rho",) if rho is not None else ())
+            ec = ExactConstruction(con, F)
+            ctx0 = ExactContext(con, None, r, {}, extra=extra, ec=ec)
             for spec in specs:
                 if spec.scope == "construction":
                     per[spec.id].append(({"construction": True}, spec.func(ctx0)))
@@ -184,14 +243,13 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                 while jobs:
                     where, job, mode = jobs.pop(0)
                     a_sym, y_syms, orthant, point = _symbols(cfg, job, alpha, mode, rho)
-                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache, extra)
+                    ctx = ExactContext(con, a_sym, r, point, ctx0.cache, extra, ec)
                     where["orthant"] = orthant.describe()
                     try:
-                        tkey = (job.cell_x, tuple(y_syms))
-                        if tkey not in parts:
-                            parts[tkey] = train(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r, orthant=orthant)
-                        st = one_step(con, job.x, y_syms, job.x_star, alpha=a_sym, r=r, orthant=orthant,
-                                      part=parts[tkey])
+                        st = StepView(ctx, exact_step(ctx, job.x, job.x_star, y_syms, a_sym, r, orthant),
+                                      job.x, job.x_star, y_syms, orthant)
+                        # the passes the claims read after the step (decided now, inside the try)
+                        st.st.fwd_star_pre, st.st.fwd_x_post  # noqa: B018
                     except UndecidedSign as exc:
                         if mode == "symbol":
                             # the sign orthant is too coarse (e.g. sum(y) changes sign on it): prove each
@@ -204,15 +262,12 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                             continue
                         # only the claims that depend on the undecided sign become UNDECIDED: when the
                         # training half (gradients, updated parameters) is decided, the claims on it run
-                        part = parts.get(tkey)
-                        if part is None:
-                            try:
-                                part = train_core(con, job.x, sp.Matrix(y_syms), alpha=a_sym, r=r,
-                                                  orthant=orthant)
-                            except UndecidedSign:
-                                part = None
-                        pst = (partial_step(job.x, job.x_star, y_syms, a_sym, r, orthant, part)
-                               if part is not None else None)
+                        # (the same step evaluated at x* = x: its training half does not read x*)
+                        try:
+                            pst = StepView(ctx, exact_step(ctx, job.x, job.x, y_syms, a_sym, r, orthant),
+                                           job.x, job.x_star, y_syms, orthant, partial=True)
+                        except UndecidedSign:
+                            pst = None
                         for spec in specs:
                             if spec.scope != "sample":
                                 continue
@@ -228,12 +283,20 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
                 done += 1
                 if progress:
                     progress(done, len(insts))
+            task_specs = [s for s in specs if s.scope == "task"]
+            if cfg.K > 1 and task_specs:
+                _prove_tasks(cfg, con, ctx0, task_specs, per, tasks, alpha, rho, r)
     except BudgetExceeded:
         cut = True
         note = (f"symbolic run cut at the {budget_s:g} s budget after {done} of {len(insts)} instances "
                 f"(raise --symbolic-budget, or use fewer --samples)")
     t2 = time.perf_counter()
-    out = [aggregate(spec, per[spec.id]) for spec in specs]
+    out = []
+    for c in order:
+        if c.id in per:
+            out.append(aggregate(SYMBOLIC_CLAIMS[c.id], per[c.id]))
+        else:
+            out.append(aggregate(c, [(None, Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, EXACT_SKIP_REASONS[c.id]))]))
     if cut:
         for c in out:
             if c.verdict == Verdict.PASS and c.checked:

@@ -50,12 +50,7 @@ class Orthant:
         return ", ".join(f"{s} {'> 0' if g > 0 else '< 0'}" for s, g in zip(self.symbols, self.signs))
 
 
-class UndecidedSign(Exception):
-    """A pre-activation (or a switch) whose sign exact analysis cannot decide."""
-
-    def __init__(self, where: str, expr, why: str):
-        super().__init__(f"{where}: sign of {sp.sstr(expr)} undecided ({why})")
-        self.where, self.expr, self.why = where, expr, why
+from ..engine.exact import UndecidedSign  # noqa: E402,F401  (one exception for the engine and the claims)
 
 
 def _number_sign(c) -> int | None:
