@@ -288,7 +288,9 @@ def depth_jl(ctx, samples) -> Outcome:
         y1, y2 = np.eye(d.dy)[0], np.eye(d.dy)[1]
     s1, s2 = one_step(short, x, y1, xs), one_step(short, x, y2, xs)
     z1, z2 = s1.z_star[b.mid], s2.z_star[b.mid]
-    full = build(d.with_(N=cells + 2, J=J, L=L, layout="paper"), engine=ctx.engine)
+    full_design = d.with_(N=cells + 2, J=J, L=L, layout="paper")
+    # the run's own construction when it is that network (the paper layout, r != 0): not built twice
+    full = ctx.con if full_design == ctx.design else build(full_design, engine=ctx.engine)
     f1 = one_step(full, x, y1, xs)
     dec = decode(full, f1.z_star[full.blocks.mid], d.alpha)
     demonstrated = not np.any(z1) and not np.any(z2) and (dec.cell_x, dec.cell_star) == (j, l)

@@ -270,25 +270,23 @@ def _build_numeric(design: Design, engine: str) -> Construction:
     G = [zeroG] + [codes[i - 2] for i in range(2, N)] + [zeroG]
     diag = np.arange(D)
     if engine == "sparse":
-        import scipy.sparse as sp
-
         from ..engine.layers import SparseLayers
 
-        mats = []
-        for k in range(N):
-            i = k + 1
-            vals = np.concatenate([np.ones(dt), Wbar[k], [1.0]])
-            rows, cols = [diag], [diag]
-            data = [vals]
-            if i >= 2:
-                Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
-                rr, cc = np.nonzero(Gd)
-                rows.append(rr + b.cells_x)
-                cols.append(cc)
-                data.append(Gd[rr, cc])
-            mats.append(sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
-                                      shape=(D, D)))
-        W = SparseLayers(mats, D)
+        def triplets():
+            for k in range(N):
+                i = k + 1
+                vals = np.concatenate([np.ones(dt), Wbar[k], [1.0]])
+                rows, cols = [diag], [diag]
+                data = [vals]
+                if i >= 2:
+                    Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
+                    rr, cc = np.nonzero(Gd)
+                    rows.append(rr + b.cells_x)
+                    cols.append(cc)
+                    data.append(Gd[rr, cc])
+                yield np.concatenate(rows), np.concatenate(cols), np.concatenate(data)
+
+        W = SparseLayers.from_triplets(triplets(), D)
     elif engine == "dense":
         W = np.zeros((N, D, D))
         for k in range(N):

@@ -12,7 +12,7 @@ After the step the G networks differ (sample g's layer is W_i + coef d_i^(g) h_{
 pushed through them all at once as ``W_i X + coef D_i^T * (H_i . X)`` column by column
 (:class:`PerColumnUpdates`), still without forming any D x D matrix.
 
-The group size is bounded by memory (:func:`group_size`): each sample keeps 5 N x D float64 arrays
+The group size is bounded by memory and by cache (:func:`group_size`): each sample keeps 5 N x D float64 arrays
 (the pre-activations and outputs at x before the step and at x* after it, the errors at each layer);
 of the other passes only their reductions are kept (per unit over the layers, per layer over the
 units: all the claims read of them). The groups run one after another and a group's arrays are
@@ -32,6 +32,12 @@ PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the m
 # be reused by the next group from the allocator's heap (:func:`retain_freed_memory`).
 GROUP_BUDGET_BYTES = 384 << 20
 HEAP_ARRAY_BYTES = 32 << 20
+# ... and narrow groups: a group's per-layer blocks (D x G, and second-order-zero's D x G x 8 probe
+# block, the widest) stay in a core's cache when D * G <= BLOCK_COLUMNS (D x G x 8 float64: 256 KiB).
+# Measured at J = L = 16 (D = 545): groups of 5-8 samples take about 0.4 s less CPU than one group
+# of 23 (the same products, streamed through memory on every layer); below 4 the per-layer call
+# overhead wins again (docs/benchmarks.md).
+BLOCK_COLUMNS = 4096
 _RETAINED = []
 
 
@@ -54,12 +60,14 @@ def retain_freed_memory() -> None:
 
 
 def group_size(N: int, D: int, count: int, budget: int = GROUP_BUDGET_BYTES) -> int:
-    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays, and no
+    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays, no
     array above the allocator's 32 MiB heap limit (a larger one is mapped fresh, page by page, for
-    every group) unless one sample alone needs more; at least 1."""
+    every group) unless one sample alone needs more, and a per-layer block of at most
+    ``BLOCK_COLUMNS`` columns of D (cache-resident); at least 1."""
     per = PER_SAMPLE_ARRAYS * 8 * N * D
     by_heap = HEAP_ARRAY_BYTES // max(8 * N * D, 1)
-    return int(max(1, min(count, budget // max(per, 1), by_heap)))
+    by_cache = BLOCK_COLUMNS // max(D, 1)
+    return int(max(1, min(count, budget // max(per, 1), by_heap, by_cache)))
 
 
 class PerColumnUpdates:

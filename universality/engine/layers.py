@@ -273,16 +273,55 @@ class SparseLayers(Layers):
 
     kind = "sparse"
 
-    def __init__(self, mats, D: int | None = None):
+    def __init__(self, mats, D: int | None = None, *, _canonical: bool = False):
         sp = _sp()
         self.mats = []
         for m in mats:
-            m = sp.csr_matrix(m, dtype=float)
-            m.sum_duplicates()  # canonical: sorted, no duplicate entries
+            if not _canonical:  # (from_triplets hands over canonical float64 CSR matrices it owns)
+                m = sp.csr_matrix(m, dtype=float)
+                m.sum_duplicates()  # canonical: sorted, no duplicate entries
             self.mats.append(m)
         self.N = len(self.mats)
         self.D = int(D if D is not None else self.mats[0].shape[0])
         self._abs: list | None = None
+
+    @classmethod
+    def from_triplets(cls, triplets, D: int, chunk_entries: int = 1 << 21) -> "SparseLayers":
+        """Layers from (rows, cols, values) per layer (duplicates summed, as a COO matrix would):
+        the layers are stacked into one tall (n D) x D COO matrix per chunk of about
+        ``chunk_entries`` entries and converted once, then split by rows, so that a deep network
+        pays SciPy's conversion per chunk rather than per layer (at J = L = 16, 258 layers: about
+        25 ms of a 40 ms build). Nothing is assumed about the entries."""
+        sp = _sp()
+        mats: list = []
+        buf: list = []
+
+        def flush():
+            if not buf:
+                return
+            n = len(buf)
+            off = [k * D for k in range(n)]
+            big = sp.csr_matrix((np.concatenate([v for _, _, v in buf]).astype(float, copy=False),
+                                 (np.concatenate([np.asarray(r) + o for (r, _, _), o in zip(buf, off)]),
+                                  np.concatenate([c for _, c, _ in buf]))), shape=(n * D, D))
+            big.sum_duplicates()
+            ip = big.indptr
+            for k in range(n):
+                a, b = int(ip[k * D]), int(ip[(k + 1) * D])
+                mats.append(sp.csr_matrix((big.data[a:b], big.indices[a:b], ip[k * D:(k + 1) * D + 1] - a),
+                                          shape=(D, D)))
+                mats[-1].has_canonical_format = True  # rows of a summed, sorted CSR matrix
+            buf.clear()
+
+        count = 0
+        for r, c, v in triplets:
+            buf.append((r, c, v))
+            count += len(v)
+            if count >= chunk_entries:
+                flush()
+                count = 0
+        flush()
+        return cls(mats, D, _canonical=True)
 
     @classmethod
     def from_dense(cls, W) -> "SparseLayers":
