@@ -13,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 from universality import Config, build
 from universality.claims.base import Context
 from universality.engine import DenseLayers, SparseLayers, maml_step, to_sparse
-from universality.engine.layers import lowrank_max_abs
+from universality.engine.batch import BLOCK_COLUMNS, group_size
+from universality.engine.layers import lowrank_max_abs, lowrank_max_abs_all
 from universality.engine.memory import estimate_bytes, resolve
 from universality.samples import make_tasks
 from universality.tolerance import guard, layer_ops
@@ -67,6 +68,47 @@ def test_lowrank_max_abs_is_exact():
     Q = rng.standard_normal((20, 3))
     assert lowrank_max_abs(P, Q, chunk=7) == pytest.approx(float(np.abs(P @ Q.T).max()), rel=1e-15)
     assert lowrank_max_abs(np.zeros((5, 2)), Q[:5]) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 30), st.integers(1, 4), st.integers(1, 20), st.integers(0, 2**32 - 1))
+def test_lowrank_max_abs_all_matches_the_layer_by_layer_search(N, D, K, max_cols, seed):
+    # the vectorised search (layers with few supported columns together) = lowrank_max_abs per layer,
+    # including layers with no nonzero input and layers above max_cols (searched one by one)
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal((N, D, K)) * (rng.random((N, D, 1)) < 0.7)
+    Q = rng.standard_normal((N, D, K)) * (rng.random((N, D, 1)) < rng.random())
+    got = lowrank_max_abs_all(P, Q, max_cols=max_cols, chunk=int(rng.integers(1, 200)))
+    want = np.array([float(np.abs(P[k] @ Q[k].T).max(initial=0.0)) for k in range(N)])
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+    assert np.array_equal(got == 0, want == 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 12), st.integers(1, 60), st.integers(0, 2**32 - 1))
+def test_from_triplets_equals_layer_by_layer_csr(N, D, chunk, seed):
+    # the chunked tall-matrix assembly gives each layer's own matrix, duplicates summed
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    trips = []
+    for _ in range(N):
+        n = int(rng.integers(0, 2 * D * D))
+        trips.append((rng.integers(0, D, n), rng.integers(0, D, n), rng.standard_normal(n)))
+    layers = SparseLayers.from_triplets(iter(trips), D, chunk_entries=chunk)
+    assert layers.N == N
+    X = rng.standard_normal((D, 3))
+    for k, (r, c, v) in enumerate(trips):
+        want = sp.csr_matrix((v, (r, c)), shape=(D, D)).toarray()
+        np.testing.assert_allclose(layers.dense(k), want, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(layers.apply(k, X), want @ X, rtol=1e-12, atol=1e-12)
+
+
+def test_group_size_keeps_a_group_block_cache_sized():
+    # J = L = 16 (N = 258, D = 545): groups of 7, not one group of 23; small widths keep one group
+    assert group_size(258, 545, 23) == BLOCK_COLUMNS // 545 == 7
+    assert group_size(66, 145, 23) == 23
+    assert group_size(1026, 2113, 23) == 1
 
 
 def test_per_row_operation_count_is_tighter_than_the_blanket_one():

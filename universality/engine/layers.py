@@ -475,6 +475,38 @@ def lowrank_max_abs(P: np.ndarray, Q: np.ndarray, chunk: int = 1 << 22) -> float
     return out
 
 
+def lowrank_max_abs_all(P: np.ndarray, Q: np.ndarray, max_cols: int = 16, chunk: int = 1 << 20) -> np.ndarray:
+    """For every layer k: max |(P[k] Q[k]^T)_ij| (N,), exactly, for P (N, D, K) and Q (N, D', K).
+
+    What :func:`lowrank_max_abs` computes layer by layer, vectorised over the layers whose Q has at
+    most ``max_cols`` nonzero rows (a layer's input is mostly zero in the construction: only those
+    columns of the gradient can be nonzero); the others one by one."""
+    P = np.asarray(P, dtype=float)
+    Q = np.asarray(Q, dtype=float)
+    N, D = P.shape[0], P.shape[1]
+    out = np.zeros(N)
+    supp = np.any(Q != 0, axis=2)
+    ncols = supp.sum(axis=1)
+    small = np.flatnonzero((ncols > 0) & (ncols <= max_cols))
+    if small.size:
+        c = int(ncols[small].max())
+        cols = np.empty((small.size, c), dtype=np.intp)
+        for n, k in enumerate(small):  # padded: repeat the first supported column to width c
+            idx = np.flatnonzero(supp[k])
+            cols[n, :idx.size] = idx
+            cols[n, idx.size:] = idx[0]
+        step = max(1, chunk // max(D * c, 1))
+        for s0 in range(0, small.size, step):
+            ks = small[s0:s0 + step]
+            Qc = np.take_along_axis(Q[ks], cols[s0:s0 + step, :, None], axis=1)  # (n, c, K)
+            prod = np.matmul(P[ks], Qc.transpose(0, 2, 1))  # (n, D, c): the supported columns
+            np.abs(prod, out=prod)
+            out[ks] = prod.max(axis=(1, 2), initial=0.0)
+    for k in np.flatnonzero(ncols > max_cols):
+        out[k] = lowrank_max_abs(P[k], Q[k])
+    return out
+
+
 def outer_diff_max_abs(p, q, a, b) -> float:
     """max |p_i q_j - a_i b_j| over every entry of the two outer products, exactly."""
     return lowrank_max_abs(np.column_stack([p, -np.asarray(a, dtype=float)]), np.column_stack([q, b]))

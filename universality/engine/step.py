@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .heads import HeadOutput, head
-from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs
+from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs, lowrank_max_abs_all
 
 
 @dataclass
@@ -211,7 +211,7 @@ class Step:
         K = Dm.shape[2]
         if K == 1:
             return float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
-        return max((lowrank_max_abs(Dm[k], Hm[k]) / K for k in range(self.W_post.N)), default=0.0)
+        return float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
 
     def update_max_abs(self) -> float:
         """max |W_i' - W_i| over every entry of every layer (= |alpha| max |dl/dW_i|)."""
