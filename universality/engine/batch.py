@@ -87,6 +87,13 @@ class PerColumnUpdates:
         return out
 
     def abs_apply(self, k: int, X: np.ndarray) -> np.ndarray:
+        """|W_k + coef d h^T| X column by column; X (D, G), or (D, S, G): S blocks, block s's column g
+        through sample g's layer (one product for all S blocks)."""
+        if X.ndim == 3:
+            t = np.einsum("dg,dsg->sg", np.abs(self.Hg[k]), X)
+            out = self.base.abs_apply(k, X.reshape(X.shape[0], -1)).reshape(X.shape)
+            out += abs(self.coef) * (np.abs(self.Dg[k])[:, None, :] * t)
+            return out
         t = np.einsum("dg,dg->g", np.abs(self.Hg[k]), X)
         out = self.base.abs_apply(k, X)
         out += abs(self.coef) * (np.abs(self.Dg[k]) * t)
@@ -122,12 +129,13 @@ def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
 
 
 def _abs_extremes(abs_apply, N: int, PHI: np.ndarray):
-    """The magnitude pass |W_k| ... |W_N| |phi| of the block PHI (D, G), kept as its reductions: per
-    unit the largest value over the layers (colmax (D, G)) and per layer the largest over the units
-    (rowmax (N, G)); that is all the claims' rounding bounds read of it."""
+    """The magnitude pass |W_k| ... |W_N| |phi| of the block PHI (D, G) (or (D, S, G)), kept as its
+    reductions: per unit the largest value over the layers (colmax, PHI's shape) and per layer the
+    largest over the units (rowmax (N, G) or (N, S, G)); that is all the claims' rounding bounds read
+    of it."""
     X = np.abs(PHI)
     colmax = np.zeros(PHI.shape)
-    rowmax = np.empty((N, PHI.shape[1]))
+    rowmax = np.empty((N,) + PHI.shape[1:])
     for k in range(N - 1, -1, -1):
         X = abs_apply(k, X)
         np.maximum(colmax, X, out=colmax)
@@ -218,8 +226,9 @@ def _group(con, layers, samples, h_post, pool=None):
     ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
     # the magnitude passes the claims bound their rounding with (their reductions)
     abs_x = _abs_extremes(layers.abs_apply, N, PHI)
-    abs_sp = _abs_extremes(upd.abs_apply, N, PHI_sp)
-    abs_xp = _abs_extremes(upd.abs_apply, N, PHI_xp)
+    # x* and x after the step go through the same updated layers: one (D, 2, G) block, one product per layer
+    cm, rm = _abs_extremes(upd.abs_apply, N, np.stack([PHI_sp, PHI_xp], axis=1))
+    abs_sp, abs_xp = (cm[:, 0], rm[:, 0]), (cm[:, 1], rm[:, 1])
     grp = StepGroup(layers, dfac, hfac, coef)
     grp.pre_x, grp.errors = pre, E  # the passes at x before the step and the errors at z, (N, D, G), (D, G)
     for g, s in enumerate(samples):
