@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from universality import Config, build
 from universality.claims.base import Context
 from universality.engine import DenseLayers, SparseLayers, maml_step, to_sparse
-from universality.engine.batch import BLOCK_COLUMNS, group_size
+from universality.engine.batch import BLOCK_COLUMNS, MIN_GROUP, group_size
 from universality.engine.layers import lowrank_max_abs, lowrank_max_abs_all
 from universality.engine.memory import estimate_bytes, resolve
 from universality.samples import make_tasks
@@ -108,7 +108,11 @@ def test_group_size_keeps_a_group_block_cache_sized():
     # J = L = 16 (N = 258, D = 545): groups of 7, not one group of 23; small widths keep one group
     assert group_size(258, 545, 23) == BLOCK_COLUMNS // 545 == 7
     assert group_size(66, 145, 23) == 23
+    # J = L = 32: MIN_GROUP samples when the groups share their arrays, else one (17 MB arrays)
+    assert group_size(1026, 2113, 23, reuse=True) == MIN_GROUP == 4
     assert group_size(1026, 2113, 23) == 1
+    # J = L = 64: one sample's arrays already exceed the group budget
+    assert group_size(4098, 8321, 23, reuse=True) == 1
 
 
 def test_per_row_operation_count_is_tighter_than_the_blanket_one():

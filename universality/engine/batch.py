@@ -38,6 +38,10 @@ HEAP_ARRAY_BYTES = 32 << 20
 # of 23 (the same products, streamed through memory on every layer); below 4 the per-layer call
 # overhead wins again (docs/benchmarks.md).
 BLOCK_COLUMNS = 4096
+# ... but never below MIN_GROUP samples where memory allows: a lone sample's passes are mat-vecs, one
+# Python-level call per layer and pass for one column (J = L = 32, D = 2,113: groups of 3 took 16% less
+# CPU than samples one by one)
+MIN_GROUP = 4
 _RETAINED = []
 
 
@@ -59,14 +63,15 @@ def retain_freed_memory() -> None:
         pass
 
 
-def group_size(N: int, D: int, count: int, budget: int = GROUP_BUDGET_BYTES) -> int:
-    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays, no
-    array above the allocator's 32 MiB heap limit (a larger one is mapped fresh, page by page, for
-    every group) unless one sample alone needs more, and a per-layer block of at most
-    ``BLOCK_COLUMNS`` columns of D (cache-resident); at least 1."""
+def group_size(N: int, D: int, count: int, budget: int = GROUP_BUDGET_BYTES, reuse: bool = False) -> int:
+    """How many samples run together: as many as fit ``budget`` bytes of per-sample arrays; without
+    ``reuse``, no array above the allocator's 32 MiB heap limit (a larger one is mapped fresh, page
+    by page, for every group; with ``reuse`` the groups share one set of arrays) unless one sample
+    alone needs more; and a per-layer block of at most ``BLOCK_COLUMNS`` columns of D
+    (cache-resident), or ``MIN_GROUP`` samples where that is fewer; at least 1."""
     per = PER_SAMPLE_ARRAYS * 8 * N * D
-    by_heap = HEAP_ARRAY_BYTES // max(8 * N * D, 1)
-    by_cache = BLOCK_COLUMNS // max(D, 1)
+    by_heap = count if reuse else HEAP_ARRAY_BYTES // max(8 * N * D, 1)
+    by_cache = max(MIN_GROUP, BLOCK_COLUMNS // max(D, 1))
     return int(max(1, min(count, budget // max(per, 1), by_heap, by_cache)))
 
 
@@ -156,7 +161,7 @@ def single_steps(con, samples, *, h_post=None, group: int | None = None, reuse: 
     samples = list(samples)
     layers = layers_of(con)
     N, D = layers.N, layers.D
-    G = group or group_size(N, D, len(samples))
+    G = group or group_size(N, D, len(samples), reuse=reuse)
     pool: dict = {}
     for s0 in range(0, len(samples), G):
         yield from _group(con, layers, samples[s0:s0 + G], h_post, pool if reuse else None)
