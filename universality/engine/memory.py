@@ -48,7 +48,14 @@ def estimate_bytes(cfg, engine: str) -> int:
     # sample per group from J = L = 32 on): 0.88 GiB at J = L = 32, 12.5 GiB at J = L = 64 with
     # --samples 4 (the reference telescoping products, about 1.9 GB there, now live through the
     # findings too); the model (0.76 and 11.9 GiB) is kept: within 15 %.
-    return int(weights + chosen + per_step)
+    # Groups of G > 1 samples (batch.group_size: 7 at J = L = 16, 4 at J = L = 32, 1 from 64 on) keep
+    # the pass arrays of G - 1 more samples and grad-rank-one's two group sweeps (7 N x D arrays per
+    # extra sample): measured 1.10 GiB at J = L = 32 (groups of 4), this model 1.10 GiB.
+    from .batch import PER_SAMPLE_ARRAYS, group_size
+
+    G = group_size(N, D, 1 << 30, reuse=True)
+    grouped = 8 * N * D * (PER_SAMPLE_ARRAYS + 2) * (G - 1)
+    return int(weights + chosen + per_step + grouped)
 
 
 def resolve(cfg, engine: str | None = None) -> str:
