@@ -145,6 +145,73 @@ def compare_exact(entries, claimed, what: str, *, point: dict | None = None, not
                  Verdict.FAIL, note or f"residual expression {shown}{more}")
 
 
+class FloatBackend:
+    """What a claim that runs on every backend asks of the float64 one (issue 10, "one claim catalogue").
+
+    The comparator: a residual against Higham's forward-error tolerance (:meth:`Context.tol`), the
+    magnitude given lazily (``mag``: a callable, so that the exact backend never computes one); an
+    exact zero test is ``== 0.0``. The claimed side's ingredients come from :mod:`.sides`, that is
+    :mod:`universality.reference` (never the builder's tables)."""
+
+    name = "float64"
+    exact = False
+
+    # ---- comparator ----
+    def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
+              componentwise: bool = False) -> Check:
+        """computed vs claimed within ``mag()`` times the run's rounding unit (componentwise: one
+        magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`)."""
+        if componentwise:
+            return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(mag(), dtype=float))
+        return compare(computed, claimed, ctx.tol(mag()))
+
+    def zero(self, values) -> Verdict:
+        """PASS iff every value is exactly 0 (quantities the step must not touch at all)."""
+        return Verdict.PASS if all(float(v) == 0.0 for v in values) else Verdict.FAIL
+
+    def nonzero(self, ctx, values, mag) -> Verdict:
+        """Is some value nonzero beyond rounding? (:func:`decide_nonzero`)."""
+        return decide_nonzero(max_abs(np.asarray(list(values), dtype=float)), ctx.tol(mag()))
+
+    def size(self, values) -> float:
+        return max_abs(np.asarray(list(values), dtype=float))
+
+    def show(self, v) -> str:
+        return f"{float(v):.6g}"
+
+    def zeros(self, shape):
+        return np.zeros(shape)
+
+    # ---- the claimed side's ingredients (universality/reference via claims/sides.py) ----
+    def e_check(self, ctx, y):
+        from . import sides
+
+        return sides.e_check_spec(ctx, y)
+
+    def wcheck_product(self, ctx):
+        """(prod_i wcheck_i, prod_i |wcheck_i|): the bottom entries of the run's weights (telescoping)."""
+        from . import sides
+
+        t = sides.tel(ctx)
+        return float(t.wcheck_product), float(np.prod(np.abs(t.wcheck)))
+
+    def loss_gradient(self, ctx, y, yhat):
+        from ..reference import formulas
+
+        return formulas.loss_gradient(ctx.con.loss, y, yhat)
+
+    def gate_open(self, ctx, z) -> bool:
+        from . import sides
+
+        return sides.gate_open(ctx, z)
+
+    def sample(self, s):
+        return s
+
+
+FLOAT = FloatBackend()
+
+
 def decide_nonzero(value_abs: float, tol: float) -> Verdict:
     """Is a quantity nonzero? PASS above tol, FAIL at exactly 0, UNDECIDED in between."""
     if not math.isfinite(value_abs):
@@ -377,6 +444,11 @@ class Context:
     # their claimed sides from the weights alone (the paper's definitions), never from the spec's
     # chosen tables, which such a construction need not follow
     external: bool = False
+
+    @property
+    def backend(self) -> FloatBackend:
+        """The comparator and claimed-side ingredients of the claims that run on every backend."""
+        return FLOAT
 
     @property
     def design(self):

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import sympy as sp
 
 from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, compare_exact, exact_size, worst
@@ -140,6 +141,162 @@ class StepView:
     @property
     def theta_b_post(self):
         return self.ctx.F.to_sympy(self.st.theta_b_post)
+
+
+# ---- the exact backend of the claims that run on every backend (issue 10) ------------------------
+class ExactBackend:
+    """What a claim of the one catalogue asks of the exact backend: the comparator is the canonical
+    zero test of the engine's exact ring (:func:`~universality.claims.base.compare_exact`, tolerance 0,
+    the residual's size at the run's alpha and y when it is not 0); a magnitude is never computed. The
+    claimed side's ingredients come from the exact field's own definitions (the SymPy derivative of the
+    loss's *value*, the loss's head, the exact weights), never from the construction's tables."""
+
+    name = "exact"
+    exact = True
+
+    def __init__(self, xctx: "ExactContext"):
+        self.x = xctx
+
+    @property
+    def F(self):
+        return self.x.F
+
+    def _point(self) -> dict:
+        return {getattr(k, "name", str(k)): v for k, v in self.x.point.items()}
+
+    def _ring(self, v):
+        if hasattr(v, "is_zero_poly"):
+            return v
+        if isinstance(v, (int, float, np.integer, np.floating)):  # an exact 0 the engine keeps as a number
+            return self.F.const(float(v) if isinstance(v, (float, np.floating)) else int(v))
+        return self.F.from_sympy(sp.sympify(v))
+
+    # ---- comparator ----
+    def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
+              componentwise: bool = False) -> Check:
+        c = np.asarray(computed, dtype=object)
+        d = np.asarray(claimed, dtype=object)
+        text = claimed_text if claimed_text is not None else "claimed"
+        if c.shape != d.shape:
+            return Check(f"{what}: shape {c.shape}", text, math.inf, 0.0, Verdict.FAIL,
+                         f"shape mismatch {c.shape} vs {d.shape}")
+        if not c.shape:
+            entries = [(what, self._ring(c.item()) - self._ring(d.item()))]
+        else:
+            entries = [(f"[{', '.join(map(str, ix))}]", self._ring(c[ix]) - self._ring(d[ix])) for ix in np.ndindex(c.shape)]
+        return compare_exact(entries, text, what, point=self._point())
+
+    def zero(self, values) -> Verdict:
+        return Verdict.PASS if all(self._ring(v).is_zero_poly() for v in values) else Verdict.FAIL
+
+    def nonzero(self, ctx, values, mag) -> Verdict:
+        return Verdict.PASS if any(not self._ring(v).is_zero_poly() for v in values) else Verdict.FAIL
+
+    def size(self, values) -> float:
+        bad = [self._ring(v) for v in values]
+        bad = [v for v in bad if not v.is_zero_poly()]
+        return exact_size(bad, self._point()) if bad else 0.0
+
+    def show(self, v) -> str:
+        return sp.sstr(self.F.to_sympy(self._ring(v)))
+
+    def zeros(self, shape):
+        return self.F.zeros(shape)
+
+    # ---- the claimed side's ingredients (the exact field's own definitions) ----
+    def e_check(self, ctx, y):
+        """e_check(y) = u^T grad l(y, 0): the loss's head u and the SymPy derivative of its value."""
+        from ..construction.fields import ExactField
+
+        ys = [self.F.to_sympy(v) for v in y]
+        _, u = self.x.con.loss.head(len(ys), ExactField())
+        return self.F.from_sympy(sp.expand((sp.Matrix(u).T * _loss_grad_at(self.x, ys, [0] * len(ys)))[0, 0]))
+
+    def wcheck_product(self, ctx):
+        """(prod_i wcheck_i, None): the product of the exact weights' bottom entries."""
+        con, b = self.x.con, self.x.blocks
+        prod = sp.Integer(1)
+        for k in range(self.x.N):
+            prod *= con.W[k][b.bottom, b.bottom]
+        return self.F.from_sympy(sp.expand(prod)), None
+
+    def loss_gradient(self, ctx, y, yhat):
+        """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
+        F = self.F
+        g = _loss_grad_at(self.x, tuple(F.to_sympy(v) for v in y), tuple(F.to_sympy(self._ring(v)) for v in yhat))
+        return F.array(list(g))
+
+    def gate_open(self, ctx, z) -> bool:
+        """The multiplexer of eq. (4): h_post is selected when zbar != 0 (the canonical zero test)."""
+        return any(not self._ring(v).is_zero_poly() for v in np.asarray(z, dtype=object)[self.x.blocks.mid])
+
+
+class ExactClaimContext:
+    """The exact run as a claim of the one catalogue reads it (the float :class:`Context`'s names):
+    the construction as the engine executes it, its exact layers, the ring, the backend."""
+
+    external = False
+    step = None
+
+    def __init__(self, xctx: ExactContext):
+        self.x = xctx
+        self.con = xctx.ec
+        self.F = xctx.F
+        self.backend = ExactBackend(xctx)
+
+    @property
+    def layers(self):
+        return self.x.ec.W
+
+    @property
+    def blocks(self):
+        return self.x.con.blocks
+
+    @property
+    def design(self):
+        return self.x.con.design
+
+    @property
+    def N(self) -> int:
+        return self.x.con.N
+
+    @property
+    def D(self) -> int:
+        return self.x.con.blocks.D
+
+    def cached(self, key, make):
+        return self.x.cached(("unified", key), make)
+
+
+class ExactSample:
+    """A sample of the exact run: x, x* (rationals) and y as elements of the exact ring."""
+
+    def __init__(self, sv, F):
+        self.x, self.x_star = sv.x, sv.x_star
+        self.y = [F.from_sympy(v) for v in sv.y]
+
+
+UNIFIED: dict[str, Callable] = {}  # claim id -> the one function both backends run
+
+
+def unified_claim(id: str, func: Callable, *, method: str) -> None:
+    """Register the catalogue's own function ``func`` (the one the float run calls) as claim ``id`` of
+    the exact run: it runs on :class:`ExactClaimContext`, :class:`ExactSample` and the exact engine
+    step, with :class:`ExactBackend` as the comparator. A claimed side outside the exact ring
+    (NotInField) or a sign it cannot decide is UNDECIDED, with the reason."""
+    from ..engine.exact import NotInField, UndecidedSign
+
+    def run(xctx, sv, _func=func):
+        ctx = ExactClaimContext(xctx)
+        try:
+            return _func(ctx, ExactSample(sv, ctx.F), sv.st)
+        except (NotInField, UndecidedSign) as exc:
+            return Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
+                         f"the claimed side is outside the exact ring or has an undecided sign: {exc}")
+
+    base = CLAIMS[id]
+    SYMBOLIC_CLAIMS[id] = ClaimSpec(id, base.title, base.paper_ref, base.statement, method, base.scope, run)
+    UNIFIED[id] = func
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -743,45 +900,8 @@ def _loss_grad_at(ctx, y, yhat):
     return ctx.cached(key, make)
 
 
-@exact_claim("theta-b-value",
-             method="theta_b' of the engine's exact step vs -alpha r^N (product of the exact weights' bottom "
-                    "entries) e_check(y), e_check = u^T grad l(y, 0) from the loss's head and the SymPy "
-                    "derivative of its value; residual must be the zero polynomial")
-def theta_b_value(ctx, st) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    from ..construction.fields import ExactField
-
-    _, u = con.loss.head(len(st.y), ExactField())
-    e_check = sp.expand((sp.Matrix(u).T * _loss_grad_at(ctx, st.y, [0] * len(st.y)))[0, 0])
-    prod = sp.Integer(1)
-    for k in range(N):
-        prod *= con.W[k][b.bottom, b.bottom]
-    claimed = sp.expand(con.theta_b - st.alpha * st.r ** N * prod * e_check)
-    chk = identity(ctx, sp.Matrix([st.theta_b_post - claimed]), "-alpha r^N (prod wcheck_i) e_check(y)",
-                   "theta_b' + alpha r^N (prod wcheck_i) e_check(y)")
-    if chk.verdict == Verdict.PASS:
-        chk.note = f"theta_b' = {sp.sstr(st.theta_b_post)}"
-    return chk
-
-
-@exact_claim("update-values",
-             method="W_g' of the engine's exact step vs W_g - alpha grad l(y, W_g z) z^T with the SymPy "
-                    "derivative of the loss's value (W_g' = W_g behind an open gate); the exact error into "
-                    "the feature map's top block and theta_h's gradient vs 0")
-def update_values(ctx, st) -> Check:
-    con, b, F = ctx.con, ctx.blocks, ctx.F
-    s = st.st
-    z = st.z_x
-    Wg = con.Wg
-    if s.out_x.branch == "g_pre":
-        g = _loss_grad_at(ctx, st.y, list(Wg * z))
-        claimed = (Wg - st.alpha * g * z.T).applyfunc(sp.expand)
-    else:
-        claimed = Wg
-    got = F.to_sympy_matrix(s.Wg_post)
-    res = list(got - claimed) + [F.to_sympy(s.g_phi[t]) for t in range(b.dt)] + [sp.nsimplify(s.g_theta_h)]
-    return identity(ctx, sp.Matrix(res), "W_g - alpha grad l z^T; theta_ft, theta_h unchanged",
-                    "W_g' - [W_g - alpha grad l z^T], dl/dphi~, dl/dtheta_h")
+# theta-b-value and update-values: one function on both backends (claims/coverage.py), registered
+# below with :func:`unified_claim`.
 
 
 # Claims of the numeric catalogue the exact run does not prove, each with the reason (SKIPPED in the
@@ -902,3 +1022,22 @@ def permutation_invariant(ctx, tv) -> Check:
     if chk.verdict == Verdict.PASS:
         chk.note = f"exactly equal for the permutations {perms}"
     return chk
+
+
+# ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
+def _register_unified() -> None:
+    from ..claims.coverage import theta_b_value, update_values
+
+    unified_claim("theta-b-value", theta_b_value,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: theta_b' of the "
+                         "engine's exact step vs theta_b - alpha r^N (product of the exact weights' bottom entries) "
+                         "e_check(y), e_check = u^T grad l(y, 0) from the loss's head and the SymPy derivative of "
+                         "its value; residual must be the zero polynomial")
+    unified_claim("update-values", update_values,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: W_g' of the "
+                         "engine's exact step vs W_g - alpha grad l(y, W_g z) z^T with the SymPy derivative of the "
+                         "loss's value (W_g' = W_g behind an open gate), every entry by the canonical zero test; "
+                         "the exact error into the feature map's top block and theta_h's gradient identically 0")
+
+
+_register_unified()
