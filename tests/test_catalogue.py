@@ -16,7 +16,7 @@ from universality.samples import make_samples
 from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
-UNIFIED_IDS = {"theta-b-value", "update-values"}
+UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer"}
 
 
 def _small(**kw) -> Config:
@@ -49,6 +49,9 @@ def test_the_unified_claims_pass_exactly(variant):
     claims = _run(_small(variant=variant))
     for cid in UNIFIED_IDS:
         c = claims[cid]
+        if variant == "paper" and cid == "multiplexer":  # the paper variant's ReLUs clip zbar* to 0
+            assert c.verdict == Verdict.FAIL and "no trace" in c.note
+            continue
         assert c.verdict == Verdict.PASS, (cid, c.note)
         assert c.tolerance == 0 and c.residual == 0
 
@@ -90,3 +93,41 @@ def test_float_and_exact_records_have_the_same_shape():
         assert set(a) == set(b)
         if isinstance(a["computed"], dict):
             assert set(a["computed"]) == set(b["computed"])
+
+
+def test_a_wrong_code_weight_fails_kernel_code_exactly():
+    """Layer 3's top block realises another code (every (x*-cell, x-cell) entry + 1/4): the exact
+    kernels no longer match the spec's code table (reference/codes.py as exact rationals), whatever the
+    construction's own table says."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for i in range(b.top_star.start, b.top_star.stop):
+        for j in range(b.top_x.start, b.top_x.stop):
+            con.W[2][i, j] += sp.Rational(1, 4)
+    c = _run(cfg, con=con)["kernel-code"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "k_i - c_{i-2}(a, b) != 0" in c.computed
+
+
+def test_a_middle_unit_reading_the_top_channel_fails_the_multiplexer_exactly():
+    """A middle row of layer 3 reads the first top unit: zbar != 0 before the step, the gate opens
+    early and g_pre is not selected; the exact run of the shared function says FAIL."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for t in range(b.dt):
+        con.W[2][b.dt, t] = sp.Rational(1, 2)
+    c = _run(cfg, con=con)["multiplexer"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0
+    assert "before: h_post" in c.note and c.computed["branch_before"] == "h_post"
+    assert c.residual > 0 and c.computed["yhat_before"] > 0  # yhat != 0 identically, sized at the run's point
+
+
+def test_exact_codes_are_the_float_codes_rounded():
+    from universality.reference.codes import column, column_exact
+
+    for layout in ("compact", "paper"):
+        for a, bb in [(0, 0), (1, 2), (2, 1)]:
+            exact = column_exact(layout, a, bb, 3, 3, 5)
+            assert np.array_equal(np.array([float(q) for q in exact]), column(layout, a, bb, 3, 3, 5))

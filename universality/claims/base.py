@@ -159,11 +159,12 @@ class FloatBackend:
     # ---- comparator ----
     def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
               componentwise: bool = False) -> Check:
-        """computed vs claimed within ``mag()`` times the run's rounding unit (componentwise: one
+        """computed vs claimed within ``mag`` (a number, or a callable giving it) times the run's rounding unit (componentwise: one
         magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`)."""
+        m = mag() if callable(mag) else mag
         if componentwise:
-            return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(mag(), dtype=float))
-        return compare(computed, claimed, ctx.tol(mag()))
+            return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
+        return compare(computed, claimed, ctx.tol(m))
 
     def zero(self, values) -> Verdict:
         """PASS iff every value is exactly 0 (quantities the step must not touch at all)."""
@@ -171,7 +172,7 @@ class FloatBackend:
 
     def nonzero(self, ctx, values, mag) -> Verdict:
         """Is some value nonzero beyond rounding? (:func:`decide_nonzero`)."""
-        return decide_nonzero(max_abs(np.asarray(list(values), dtype=float)), ctx.tol(mag()))
+        return decide_nonzero(max_abs(np.asarray(list(values), dtype=float)), ctx.tol(mag() if callable(mag) else mag))
 
     def size(self, values) -> float:
         return max_abs(np.asarray(list(values), dtype=float))
@@ -181,6 +182,14 @@ class FloatBackend:
 
     def zeros(self, shape):
         return np.zeros(shape)
+
+    def close(self, values, target, tol: float) -> np.ndarray:
+        """Per value: within ``tol`` of ``target`` (the exact backend: equal exactly)."""
+        return np.abs(np.asarray(values, dtype=float) - target) <= tol
+
+    def row_dots(self, P, Q) -> np.ndarray:
+        """Per row i: P[i] . Q[i]."""
+        return np.einsum("ij,ij->i", P, Q)
 
     # ---- the claimed side's ingredients (universality/reference via claims/sides.py) ----
     def e_check(self, ctx, y):
@@ -199,6 +208,12 @@ class FloatBackend:
         from ..reference import formulas
 
         return formulas.loss_gradient(ctx.con.loss, y, yhat)
+
+    def kernel_claimed(self, ctx, a: int, bb: int):
+        """(k_1, ..., k_N) = [0, c(a, b), 0] from the spec's code table (reference/codes.py)."""
+        from . import sides
+
+        return sides.kernel_claimed(ctx, a, bb)
 
     def gate_open(self, ctx, z) -> bool:
         from . import sides

@@ -318,7 +318,8 @@ def post_update_eq3(ctx, s, st) -> Check:
 
 def _erratum_skip(ctx, s):
     """The spec's erratum (2026-12-01): the claim holds for labels with e_check(y) != 0."""
-    if sides.e_check_spec(ctx, s.y) == 0 and np.any(np.asarray(s.y) != 0):
+    be = ctx.backend
+    if be.zero([be.e_check(ctx, s.y)]) == Verdict.PASS and be.zero(s.y) != Verdict.PASS:
         return Check("e_check(y) = 0", "-", 0.0, 0.0, Verdict.SKIPPED,
                      "e_check(y) = 0 with y != 0: theta_b' = 0, no switch; the claim is stated for "
                      "e_check(y) != 0 (spec erratum 2026-12-01; post-update-eq3 still checks this label)")
@@ -358,18 +359,20 @@ def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
                        "pairs z+ - z- do not recover -alpha v"), max_abs(target), "max |alpha v|")
 
 
-def _kernel_check(ctx, computed, a: int, bb: int, mag: float) -> Check:
-    """Executed kernel vector (k_1..k_N) against [0, c(a, b), 0] from the spec's code table."""
-    N = ctx.N
-    claimed = sides.kernel_claimed(ctx, a, bb)
-    chk = guard(compare(computed, claimed, ctx.tol(mag)), max(max_abs(claimed), 1.0), "max(|k|, 1)")
+def _kernel_check(ctx, computed, a: int, bb: int, mag) -> Check:
+    """Executed kernel vector (k_1..k_N) against [0, c(a, b), 0] from the spec's code table; ``mag``:
+    a callable giving the rounding magnitude (the float backend's; the exact one never calls it)."""
+    N, be = ctx.N, ctx.backend
+    claimed = be.kernel_claimed(ctx, a, bb)
+    chk = guard(be.equal(ctx, computed, claimed, mag, what="k_i - c_{i-2}(a, b)", claimed_text="c(bin x, bin x*)"),
+                max(be.size(claimed), 1.0), "max(|k|, 1)")
     if chk.verdict == Verdict.PASS and ctx.design.layout == "paper" and not ctx.external:
-        ones = int(np.sum(np.isclose(computed, 1.0, rtol=0, atol=chk.tolerance)))
-        zeros = int(np.sum(np.abs(computed) <= chk.tolerance))
+        ones = int(np.sum(be.close(computed, 1, chk.tolerance)))
+        zeros = int(np.sum(be.close(computed, 0, chk.tolerance)))
         if ones != 1 or ones + zeros != N:
             return Check(computed, claimed, chk.residual, chk.tolerance, Verdict.FAIL,
                          "paper layout: k is not the indicator of one cell")
-        chk.note = f"indicator of cell ({a}, {bb}): layer {int(np.argmax(computed)) + 1}"
+        chk.note = f"indicator of cell ({a}, {bb}): layer {int(np.argmax(be.close(computed, 1, chk.tolerance))) + 1}"
     return chk
 
 
@@ -380,16 +383,20 @@ def kernel_code(ctx, s, st) -> Check:
     """[1, App. A.1, eq. (7)]: k_i(x, x*) = phi~(x)^T B_i^T B_i phi~(x*; theta_b') = c_{i-2}(a, b),
     k_1 = k_N = 0; the indicator of one cell in the paper layout.
 
-    Executed: inner products of the real top activations. Claimed: reference/codes.py's table at the
-    cells of reference/bins.py (exact rationals), not the builder's table or binning."""
+    One function on every backend (``ctx.backend``). Executed: inner products of the real top
+    activations. Claimed: reference/codes.py's table at the cells of reference/bins.py (exact
+    rationals), not the builder's table or binning."""
     skip = _erratum_skip(ctx, s)
     if skip is not None:
         return skip
     b, N = ctx.blocks, ctx.N
-    computed = np.einsum("ij,ij->i", st.fwd_x.post[1:N + 1, b.top], st.fwd_star_post.post[1:N + 1, b.top])
+    computed = ctx.backend.row_dots(st.fwd_x.post[1:N + 1, b.top], st.fwd_star_post.post[1:N + 1, b.top])
     a, bb = sides.cells(ctx, s.x, s.x_star)
-    mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
-        _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+
+    def mag():
+        return max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
+            _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+
     return _kernel_check(ctx, computed, a, bb, mag)
 
 
@@ -712,15 +719,19 @@ def multiplexer(ctx, s, st) -> Check:
     """[1, eqs. (4)-(5)]: before the step zbar = 0 selects g_pre with yhat = 0 and no error reaches the
     top channel; after it zbar* != 0 selects h_post.
 
-    Executed: the branch and output of the real head before and after. Claimed: g_pre / h_post."""
-    b = ctx.blocks
-    yhat0 = max_abs(st.out_x.yhat)
-    etop = max_abs(st.e[b.top])
-    zstar = max_abs(st.z_star[b.mid])
-    mag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid)
-    tol = ctx.tol(max_abs(np.abs(ctx.con.Wg) @ np.abs(st.fwd_x.z)))
-    before = Verdict.PASS if (st.out_x.branch == "g_pre" and max(yhat0, etop) <= tol) else Verdict.FAIL
-    after = decide_nonzero(zstar, ctx.tol(mag))
+    One function on every backend (``ctx.backend``). Executed: the branch and output of the real head
+    before and after. Claimed: g_pre / h_post, yhat = 0 and a zero top error before (float: within
+    rounding; exact: identically), zbar* != 0 after (float: beyond rounding; exact: not the zero
+    polynomial)."""
+    be, b = ctx.backend, ctx.blocks
+    zero_before = list(st.out_x.yhat) + list(st.e[b.top])
+    yhat0, etop, zstar = be.size(st.out_x.yhat), be.size(st.e[b.top]), be.size(st.z_star[b.mid])
+    chk0 = be.equal(ctx, np.array(zero_before, dtype=object if be.exact else float),
+                    be.zeros(len(zero_before)),
+                    lambda: max_abs(np.abs(ctx.con.Wg) @ np.abs(st.fwd_x.z)), what="yhat, top error before",
+                    claimed_text="0")
+    before = Verdict.PASS if (st.out_x.branch == "g_pre" and chk0.verdict == Verdict.PASS) else Verdict.FAIL
+    after = be.nonzero(ctx, st.z_star[b.mid], lambda: _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid))
     if after == Verdict.PASS and st.out_star_post.branch != "h_post":
         after = Verdict.FAIL
     note = f"before: {st.out_x.branch}; after: {st.out_star_post.branch}"
@@ -729,4 +740,4 @@ def multiplexer(ctx, s, st) -> Check:
     return Check({"yhat_before": yhat0, "top_error": etop, "branch_before": st.out_x.branch,
                   "max_abs_zbar_star": zstar, "branch_after": st.out_star_post.branch},
                  {"yhat_before": 0, "top_error": 0, "branch_before": "g_pre", "branch_after": "h_post"},
-                 max(yhat0, etop), tol, worst(before, after), note)
+                 chk0.residual, chk0.tolerance, worst(before, after), note)

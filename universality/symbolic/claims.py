@@ -203,6 +203,20 @@ class ExactBackend:
     def zeros(self, shape):
         return self.F.zeros(shape)
 
+    def close(self, values, target, tol: float) -> np.ndarray:
+        return np.array([(self._ring(v) - self._ring(target)).is_zero_poly() for v in values], dtype=bool)
+
+    def row_dots(self, P, Q) -> np.ndarray:
+        """Per row i: P[i] . Q[i], over the entries nonzero on both sides."""
+        F, out = self.F, []
+        for p, q in zip(P, Q):
+            acc = F.zero
+            for u, v in zip(p, q):
+                if not u.is_zero_poly() and not v.is_zero_poly():
+                    acc = acc + u * v
+            out.append(acc)
+        return np.array(out, dtype=object)
+
     # ---- the claimed side's ingredients (the exact field's own definitions) ----
     def e_check(self, ctx, y):
         """e_check(y) = u^T grad l(y, 0): the loss's head u and the SymPy derivative of its value."""
@@ -225,6 +239,15 @@ class ExactBackend:
         F = self.F
         g = _loss_grad_at(self.x, tuple(F.to_sympy(v) for v in y), tuple(F.to_sympy(self._ring(v)) for v in yhat))
         return F.array(list(g))
+
+    def kernel_claimed(self, ctx, a: int, bb: int):
+        """[0, c(a, b), 0] from the spec's code table as exact rationals (reference/codes.column_exact),
+        never the construction's table."""
+        from ..reference.codes import column_exact
+
+        b, F = self.x.blocks, self.F
+        code = column_exact(self.x.con.design.layout, a, bb, b.cells_x, b.cells_star, b.m)
+        return np.array([F.zero] + [F.const(q) for q in code] + [F.zero], dtype=object)
 
     def gate_open(self, ctx, z) -> bool:
         """The multiplexer of eq. (4): h_post is selected when zbar != 0 (the canonical zero test)."""
@@ -611,33 +634,6 @@ def z_star_is_minus_alpha_v(ctx, st) -> Check:
     return pairs
 
 
-@exact_claim("kernel-code",
-             method="exact inner products of the top activations entering each layer (the engine's passes "
-                    "at x before and at x* after the step) vs the exact code table")
-def kernel_code(ctx, st) -> Check:
-    con, b, N, F = ctx.con, ctx.blocks, ctx.N, ctx.F
-    px, ps = st.st.fwd_x.post, st.st.fwd_star_post.post
-    computed = []
-    for i in range(1, N + 1):
-        acc = F.zero
-        for t in range(b.dt):
-            if _nz(px[i, t]) and _nz(ps[i, t]):
-                acc = acc + px[i, t] * ps[i, t]
-        computed.append(acc)
-    a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
-    claimed = [0] + [con.codes[c][a][bb] for c in range(b.m)] + [0]
-    chk = identity_ring(ctx, [(f"[k_{i + 1}]", computed[i] - F.from_sympy(claimed[i])) for i in range(N)],
-                        "c(bin x, bin x*)", "k_i - c_{i-2}(a, b)")
-    if chk.verdict == Verdict.PASS and con.design.layout == "paper":
-        vals = [F.to_sympy(v) for v in computed]
-        ones = [i + 1 for i, v in enumerate(vals) if v == 1]
-        if len(ones) != 1 or any(v not in (0, 1) for v in vals):
-            return Check([sp.sstr(v) for v in vals], claimed, 1.0, 0.0, Verdict.FAIL,
-                         "paper layout: k is not an indicator")
-        chk.note = f"indicator of cell ({a}, {bb}): layer {ones[0]}"
-    return chk
-
-
 def cell_gains(ctx):
     """w(j, l) in exact arithmetic: gain of cell (j, l) on each channel (first coordinate of the channel)."""
     b, con = ctx.blocks, ctx.con
@@ -866,26 +862,6 @@ def e_linear(ctx, st) -> Check:
                  max(lin.residual, aff.residual), 0.0, v, note)
 
 
-@exact_claim("multiplexer",
-             method="the multiplexer's branch in the exact passes: yhat and the top error identically 0 "
-                    "before; zbar* != 0 decided on the orthant after, so h_post is selected")
-def multiplexer(ctx, st) -> Check:
-    b = ctx.blocks
-    s = st.st
-    ent = [(f"[yhat, {t}]", v) for t, v in enumerate(s.out_x.yhat)] + \
-          [(f"[top error, {t}]", s.e[t]) for t in range(b.dt)]
-    before = identity_ring(ctx, ent, "0", "yhat, top error before")
-    ok_before = before.verdict == Verdict.PASS and s.out_x.branch == "g_pre"
-    after = s.out_star_post.branch == "h_post"
-    v = Verdict.PASS if (ok_before and after) else Verdict.FAIL
-    note = f"before: {s.out_x.branch}; after: {s.out_star_post.branch}"
-    if not after:
-        note += " (zbar* = 0 identically: the step left no trace at x*)"
-    return Check({"branch_before": s.out_x.branch, "branch_after": s.out_star_post.branch,
-                  "before": before.computed},
-                 {"branch_before": "g_pre", "branch_after": "h_post"}, before.residual, 0.0, v, note)
-
-
 def _loss_grad_at(ctx, y, yhat):
     """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
     key = ("loss grad", tuple(y), tuple(yhat))
@@ -1027,6 +1003,17 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
+    from ..claims.one_step import kernel_code, multiplexer
+
+    unified_claim("kernel-code", kernel_code,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: exact inner "
+                         "products of the top activations entering each layer (the engine's passes at x before "
+                         "and at x* after the step) vs the spec's code table (reference/codes.py) at the cells of "
+                         "reference/bins.py, by the canonical zero test")
+    unified_claim("multiplexer", multiplexer,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the "
+                         "multiplexer's branch in the engine's exact passes, yhat and the top error identically 0 "
+                         "before, zbar* not the zero polynomial after (so h_post is selected)")
 
     unified_claim("theta-b-value", theta_b_value,
                   method="the catalogue's one function (claims/coverage.py) on the exact backend: theta_b' of the "
