@@ -16,7 +16,7 @@ from universality.samples import make_samples
 from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
-UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer"}
+UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v"}
 
 
 def _small(**kw) -> Config:
@@ -51,6 +51,9 @@ def test_the_unified_claims_pass_exactly(variant):
         c = claims[cid]
         if variant == "paper" and cid == "multiplexer":  # the paper variant's ReLUs clip zbar* to 0
             assert c.verdict == Verdict.FAIL and "no trace" in c.note
+            continue
+        if variant == "paper" and cid == "z-star-is-minus-alpha-v":  # ... so zbar* misses -alpha v
+            assert c.verdict == Verdict.FAIL and "alpha*y0" in c.computed and c.residual > 0
             continue
         assert c.verdict == Verdict.PASS, (cid, c.note)
         assert c.tolerance == 0 and c.residual == 0
@@ -131,3 +134,15 @@ def test_exact_codes_are_the_float_codes_rounded():
         for a, bb in [(0, 0), (1, 2), (2, 1)]:
             exact = column_exact(layout, a, bb, 3, 3, 5)
             assert np.array_equal(np.array([float(q) for q in exact]), column(layout, a, bb, 3, 3, 5))
+
+
+def test_a_wrong_middle_gain_fails_z_star_exactly():
+    """One middle weight doubled: the exact zbar* misses -alpha v (v from the spec's code, A_i and the
+    loss's label code as exact rationals), and the record shows the residual expression."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    con.W[2][b.dt + 1, b.dt + 1] *= 2
+    c = _run(cfg, con=con)["z-star-is-minus-alpha-v"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "!= 0" in c.computed and "alpha" in c.computed

@@ -180,6 +180,10 @@ class FloatBackend:
     def show(self, v) -> str:
         return f"{float(v):.6g}"
 
+    def record(self, values):
+        """Values as a claim record keeps them (float: the array itself)."""
+        return values
+
     def zeros(self, shape):
         return np.zeros(shape)
 
@@ -208,6 +212,16 @@ class FloatBackend:
         from ..reference import formulas
 
         return formulas.loss_gradient(ctx.con.loss, y, yhat)
+
+    def clip(self, values):
+        """max(v, 0) per entry (the exact backend decides each sign on the orthant)."""
+        return np.maximum(values, 0.0)
+
+    def v_claimed(self, ctx, x, x_star, y):
+        """(v(x, x*, y), |terms|): the spec's codes, A_i and e_bar with exact bins (reference/)."""
+        from . import sides
+
+        return sides.v_claimed(ctx, x, x_star, y)
 
     def kernel_claimed(self, ctx, a: int, bb: int):
         """(k_1, ..., k_N) = [0, c(a, b), 0] from the spec's code table (reference/codes.py)."""

@@ -334,29 +334,50 @@ def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
     """[1, Lemma 4.1]: zbar* = -alpha v(x, x*, y), v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y);
     signed variant [2, Sec. 3]: max(-alpha v, 0) for every y with e_check(y) != 0 (erratum).
 
-    Executed: the real post-step middle block. Claimed: v from reference/ (spec formulas)."""
+    One function on every backend (``ctx.backend``). Executed: the real post-step middle block.
+    Claimed: v from the spec's definitions (float: reference/; exact: the same code table as exact
+    rationals, eps as its decimal's rational, the loss's label code from the SymPy derivative)."""
     skip = _erratum_skip(ctx, s)
     if skip is not None:
         return skip
-    b = ctx.blocks
-    v, vmag = sides.v_claimed(ctx, s.x, s.x_star, s.y)
-    target = -ctx.design.alpha * v
+    be, b = ctx.backend, ctx.blocks
+    v, vmag = be.v_claimed(ctx, s.x, s.x_star, s.y)
+    alpha = st.alpha if be.exact else ctx.design.alpha
+    target = -alpha * v
     computed = st.z_star[b.mid]
-    fmag = abs(ctx.design.alpha) * vmag
-    tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + fmag)
+
+    def tolv():  # the float backend's componentwise magnitude (the exact one never asks)
+        return _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + abs(ctx.design.alpha) * vmag
+
     if not _signed(ctx):
-        return guard(compare_componentwise(computed, target, tolv), max_abs(target), "max |alpha v|")
-    direct = compare_componentwise(computed, np.maximum(target, 0.0), tolv)
+        return guard(be.equal(ctx, computed, target, tolv, what="zbar* + alpha v", claimed_text="-alpha v",
+                              componentwise=True), be.size(target), "max |alpha v|")
+    clipped = be.clip(target)
+    direct = be.equal(ctx, computed, clipped, tolv, what="zbar* - max(-alpha v, 0)",
+                      claimed_text="max(-alpha v, 0)", componentwise=True)
     z = computed.reshape(b.m, 2, b.dy)
     t = target.reshape(b.m, 2, b.dy)
-    tv = tolv.reshape(b.m, 2, b.dy)
-    pairs = compare_componentwise(z[:, 0] - z[:, 1], t[:, 0], tv[:, 0] + tv[:, 1])
+
+    def tolp():
+        tv = np.asarray(tolv()).reshape(b.m, 2, b.dy)
+        return tv[:, 0] + tv[:, 1]
+
+    pairs = be.equal(ctx, z[:, 0] - z[:, 1], t[:, 0], tolp, what="(z+ - z-) + alpha v_+", claimed_text="-alpha v",
+                     componentwise=True)
     top = direct if direct.residual * max(pairs.tolerance, 1e-300) >= pairs.residual * max(direct.tolerance, 1e-300) \
         else pairs
-    return guard(Check(computed, np.maximum(target, 0.0), top.residual, top.tolerance,
-                       worst(direct.verdict, pairs.verdict),
-                       "pairs z+ - z- recover -alpha v" if pairs.verdict == Verdict.PASS else
-                       "pairs z+ - z- do not recover -alpha v"), max_abs(target), "max |alpha v|")
+    verdict = worst(direct.verdict, pairs.verdict)
+    if be.exact:  # the residual expressions (or "= 0 (identically)") are the exact record
+        shown = (direct if direct.verdict != Verdict.PASS else pairs)
+        rec_computed, rec_claimed = shown.computed, shown.claimed
+    else:
+        rec_computed, rec_claimed = computed, clipped
+    note = ("pairs z+ - z- recover -alpha v" + (" exactly" if be.exact else "") if pairs.verdict == Verdict.PASS
+            else "pairs z+ - z- do not recover -alpha v")
+    if direct.verdict != Verdict.PASS:
+        note = f"zbar* misses max(-alpha v, 0); {note}"
+    return guard(Check(rec_computed, rec_claimed, top.residual, top.tolerance, verdict, note),
+                 be.size(target), "max |alpha v|")
 
 
 def _kernel_check(ctx, computed, a: int, bb: int, mag) -> Check:
@@ -370,7 +391,7 @@ def _kernel_check(ctx, computed, a: int, bb: int, mag) -> Check:
         ones = int(np.sum(be.close(computed, 1, chk.tolerance)))
         zeros = int(np.sum(be.close(computed, 0, chk.tolerance)))
         if ones != 1 or ones + zeros != N:
-            return Check(computed, claimed, chk.residual, chk.tolerance, Verdict.FAIL,
+            return Check(be.record(computed), be.record(claimed), chk.residual, chk.tolerance, Verdict.FAIL,
                          "paper layout: k is not the indicator of one cell")
         chk.note = f"indicator of cell ({a}, {bb}): layer {int(np.argmax(be.close(computed, 1, chk.tolerance))) + 1}"
     return chk

@@ -203,6 +203,10 @@ class ExactBackend:
     def zeros(self, shape):
         return self.F.zeros(shape)
 
+    def record(self, values):
+        """Ring elements as a claim record keeps them: their expressions (``sstr``)."""
+        return [self.show(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+
     def close(self, values, target, tol: float) -> np.ndarray:
         return np.array([(self._ring(v) - self._ring(target)).is_zero_poly() for v in values], dtype=bool)
 
@@ -239,6 +243,36 @@ class ExactBackend:
         F = self.F
         g = _loss_grad_at(self.x, tuple(F.to_sympy(v) for v in y), tuple(F.to_sympy(self._ring(v)) for v in yhat))
         return F.array(list(g))
+
+    def clip(self, values):
+        """max(v, 0) per entry, each sign decided on the instance's orthant (UndecidedSign if not)."""
+        F = self.F
+        return np.array([v if F.decide(self._ring(v), "the sign of a claimed coordinate") == "+" else F.zero
+                         for v in values], dtype=object)
+
+    def v_claimed(self, ctx, x, x_star, y):
+        """(v, None), v = sum_c c_c(a, b) A_{c+2} e_bar(y) in the exact ring: the cells of reference/bins.py,
+        the code as exact rationals (reference/codes.column_exact), diag(A_i) = eps + [channel = i - 2]
+        with eps the decimal's exact rational, e_bar from the loss's own label code (the SymPy
+        derivative of its value, :meth:`ExactContext.unit`); never the construction's tables."""
+        from ..claims import sides
+        from ..reference.codes import column_exact
+
+        b, d, F = self.x.blocks, self.x.con.design, self.F
+        a, bb = sides.cells(ctx, x, x_star)
+        code = column_exact(d.layout, a, bb, b.cells_x, b.cells_star, b.m)
+        u = self.x.unit([F.to_sympy(v) for v in y])
+        unit = [F.from_sympy(v) for v in (u + [-v for v in u] if b.s == 2 else u)]
+        eps = F.const(float(d.eps))
+        per = b.s * b.dy  # middle coordinates per code channel
+        v = []
+        for t in range(b.dm):
+            acc = F.zero
+            for c in range(b.m):
+                if code[c]:
+                    acc = acc + F.const(code[c]) * (eps + (F.one if t // per == c else F.zero)) * unit[t % per]
+            v.append(acc)
+        return np.array(v, dtype=object), None
 
     def kernel_claimed(self, ctx, a: int, bb: int):
         """[0, c(a, b), 0] from the spec's code table as exact rationals (reference/codes.column_exact),
@@ -610,30 +644,6 @@ def post_update_eq3(ctx, st) -> Check:
     return identity(ctx, st.z_star[b.mid, :] - claimed, "eq. (3)", "zbar* - eq. (3)")
 
 
-@exact_claim("z-star-is-minus-alpha-v",
-             method="exact zbar* + alpha v as a polynomial in alpha, y (paper variant); signed: zbar* - "
-                    "max(-alpha v, 0) with signs decided exactly, and z+ - z- + alpha v_+ = 0")
-def z_star_is_minus_alpha_v(ctx, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
-    target = (-st.alpha * ctx.v(a, bb, st.y)).applyfunc(sp.expand)
-    z = st.z_star[b.mid, :]
-    if not _signed(ctx):
-        return identity(ctx, z - target, "-alpha v", "zbar* + alpha v")
-    clipped, bad = _clip(st.orthant, target)
-    if clipped is None:
-        return Check("-", "max(-alpha v, 0)", math.nan, 0.0, Verdict.UNDECIDED,
-                     f"sign of -alpha v coordinate {bad} undecided")
-    direct = identity(ctx, z - clipped, "max(-alpha v, 0)", "zbar* - max(-alpha v, 0)")
-    plus = [b.mid_local(c, 0, d) for c in range(b.m) for d in range(b.dy)]
-    minus = [b.mid_local(c, 1, d) for c in range(b.m) for d in range(b.dy)]
-    pairs = identity(ctx, sp.Matrix([z[p] - z[q] - target[p] for p, q in zip(plus, minus)]), "-alpha v",
-                     "(z+ - z-) + alpha v_+", "pairs z+ - z- recover -alpha v exactly")
-    if direct.verdict != Verdict.PASS:
-        return direct
-    return pairs
-
-
 def cell_gains(ctx):
     """w(j, l) in exact arithmetic: gain of cell (j, l) on each channel (first coordinate of the channel)."""
     b, con = ctx.blocks, ctx.con
@@ -1003,7 +1013,14 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import kernel_code, multiplexer
+    from ..claims.one_step import kernel_code, multiplexer, z_star_is_minus_alpha_v
+
+    unified_claim("z-star-is-minus-alpha-v", z_star_is_minus_alpha_v,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: zbar* of the "
+                         "engine's exact step + alpha v, v from the spec's code (reference/codes.py as exact "
+                         "rationals), diag(A_i) = eps + [channel] and the loss's label code (SymPy derivative of "
+                         "its value), by the canonical zero test; signed: vs max(-alpha v, 0) with each sign "
+                         "decided on the orthant, and z+ - z- + alpha v_+ = 0")
 
     unified_claim("kernel-code", kernel_code,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: exact inner "
