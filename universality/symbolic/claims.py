@@ -90,19 +90,6 @@ class ExactContext:
         unit = u + [-v for v in u] if b.s == 2 else u
         return sp.Matrix(unit * b.m)
 
-    def v(self, a: int, bb: int, y):
-        """v(x, x*, y) = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y), exact (Lemma 4.1)."""
-        b, con = self.blocks, self.con
-        ebar = self.e_bar(y)
-        out = sp.zeros(b.dm, 1)
-        for c in range(b.m):
-            code = con.codes[c][a][bb]
-            if code == 0:
-                continue
-            A = con.A[c + 1]
-            out += sp.Matrix([code * A[k] * ebar[k] for k in range(b.dm)])
-        return out.applyfunc(sp.expand)
-
 
 class StepView:
     """One exact engine :class:`~universality.engine.step.Step` as the claims read it: the engine's
