@@ -16,7 +16,8 @@ from universality.samples import make_samples
 from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
-UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v"}
+UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
+               "grad-rank-one"}
 
 
 def _small(**kw) -> Config:
@@ -78,9 +79,13 @@ def test_a_wrong_executed_loss_gradient_fails_update_values_exactly(monkeypatch)
 
     orig = exact._ExactLoss.grad
     monkeypatch.setattr(exact._ExactLoss, "grad", lambda self, y, yhat: orig(self, y, yhat) * 2)
-    c = _run(_small())["update-values"]
+    claims = _run(_small())
+    c = claims["update-values"]
     assert c.verdict == Verdict.FAIL and c.residual > 0
     assert "W_g' off its gradient step" in c.note
+    # grad-rank-one's claimed error at z is the SymPy derivative too, not the executed error
+    g = claims["grad-rank-one"]
+    assert g.verdict == Verdict.FAIL and g.tolerance == 0 and g.residual > 0 and "!= 0" in g.computed
 
 
 def test_float_and_exact_records_have_the_same_shape():

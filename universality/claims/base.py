@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tolerance import SAFETY, UNIT_ROUNDOFF, gamma, ops_count, tolerance  # noqa: F401  (the policy lives there)
+from ..tolerance import SAFETY, UNIT_ROUNDOFF, gamma, guard, ops_count, tolerance  # noqa: F401  (the policy lives there)
 
 
 class Verdict(str, Enum):
@@ -165,6 +165,32 @@ class FloatBackend:
         if componentwise:
             return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
         return compare(computed, claimed, ctx.tol(m))
+
+    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
+        """Layer k's P[k] Q[k]^T against A[k] B[k]^T, every entry (from the factors, exactly:
+        :func:`~universality.engine.layers.outer_diff_max_abs_all`), each layer against its own
+        tolerance ``tols()[k]`` (no pooled maximum)."""
+        from ..engine.layers import outer_diff_max_abs_all
+
+        diffs = outer_diff_max_abs_all(P, Q, A, B)
+        t = np.asarray(tols(), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(diffs == 0, 0.0, np.where(t > 0, diffs / np.where(t > 0, t, 1.0), np.inf))
+        kw = int(np.argmax(ratios))
+        res, tol = float(diffs[kw]), float(t[kw])
+        return Check(f"max |grad W_i - formula| = {res:.3g} (worst at i = {kw + 1})", "0",
+                     res, tol, Verdict.PASS if float(ratios[kw]) <= 1 else Verdict.FAIL)
+
+    def guard(self, check: Check, guarded, what: str) -> Check:
+        """:func:`~universality.tolerance.guard` with the guarded size ``guarded()`` (a PASS whose
+        tolerance is too large to mean anything is UNDECIDED)."""
+        return guard(check, guarded() if callable(guarded) else guarded, what)
+
+    def error(self, ctx, z, y):
+        """dl/dz through g_pre from the derivative of the loss's formula (reference/lossdiff.py)."""
+        from . import sides
+
+        return sides.error(ctx, z, y)
 
     def zero(self, values) -> Verdict:
         """PASS iff every value is exactly 0 (quantities the step must not touch at all)."""

@@ -173,6 +173,24 @@ class ExactBackend:
             entries = [(f"[{', '.join(map(str, ix))}]", self._ring(c[ix]) - self._ring(d[ix])) for ix in np.ndindex(c.shape)]
         return compare_exact(entries, text, what, point=self._point())
 
+    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
+        """Layer k's P[k] Q[k]^T - A[k] B[k]^T: every entry on the factors' supports by the canonical
+        zero test (the first 64 nonzero ones of each layer shown)."""
+        bad = []
+        for k in range(P.shape[0]):
+            bad += _outer_diff(P[k], Q[k], A[k], B[k], f"layer {k + 1}")
+        return compare_exact(bad, "0", what, point=self._point())
+
+    def guard(self, check: Check, guarded, what: str) -> Check:
+        return check  # an exact comparison has no tolerance to be too large
+
+    def error(self, ctx, z, y):
+        """dl/dz = W_g^T grad l(y, W_g z) (SymPy derivative of the loss's value); 0 behind an open gate."""
+        Wg = self.x.ec.Wg
+        if self.gate_open(ctx, z):
+            return self.F.zeros(Wg.shape[1])
+        return Wg.T @ self.loss_gradient(ctx, y, Wg @ z)
+
     def zero(self, values) -> Verdict:
         return Verdict.PASS if all(self._ring(v).is_zero_poly() for v in values) else Verdict.FAIL
 
@@ -463,26 +481,6 @@ def _clip(orthant, vec):
 
 
 # ---- the claims -----------------------------------------------------------------------------
-@exact_claim("grad-rank-one",
-             method="the engine's exact reverse-mode backprop (gradient factors d_i h_{i+1}^T) vs r^i "
-                    "(W_1...W_{i-1})^T e phi^T (W_{i+1}...W_N)^T, every entry of every layer, as "
-                    "polynomials in alpha, y (canonical zero test)")
-def grad_rank_one(ctx, st) -> Check:
-    L, N, F = ctx.layers, ctx.N, ctx.F
-    e = st.st.e
-    bvec = [None] * N
-    bvec[N - 1] = st.st.phi_x
-    for k in range(N - 2, -1, -1):
-        bvec[k] = L.apply(k + 1, bvec[k + 1])
-    Dm, Hm = st.st.W_post.Dfac, st.st.W_post.Hfac
-    a, rk, bad = e, F.one, []
-    for k in range(N):
-        rk = rk * st.st.r
-        bad += _outer_diff(Dm[k, :, 0], Hm[k, :, 0], a * rk, bvec[k], f"layer {k + 1}")
-        a = L.apply_T(k, a)
-    return identity_ring(ctx, bad, "0", "grad W_i - r^i a_i b_{i-1}^T")
-
-
 @exact_claim("update-blocks",
              method="the engine's exact update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, "
                     "from the factors); the exact error reaching the feature map and theta_h")
@@ -1000,7 +998,14 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import kernel_code, multiplexer, z_star_is_minus_alpha_v
+    from ..claims.one_step import grad_rank_one, kernel_code, multiplexer, z_star_is_minus_alpha_v
+
+    unified_claim("grad-rank-one", grad_rank_one,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the engine's "
+                         "exact reverse-mode backprop (gradient factors d_i h_{i+1}^T) vs r^i (W_1...W_{i-1})^T e "
+                         "phi^T (W_{i+1}...W_N)^T with e = W_g^T grad l(y, W_g z) from the SymPy derivative of the "
+                         "loss's value (not the executed error), every entry of every layer by the canonical zero "
+                         "test")
 
     unified_claim("z-star-is-minus-alpha-v", z_star_is_minus_alpha_v,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: zbar* of the "
