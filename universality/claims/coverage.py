@@ -22,7 +22,7 @@ from .. import execution as _execution
 from ..reference import bins as ref_bins
 from ..reference import formulas
 from . import sides
-from .base import Check, Verdict, claim, compare, compare_componentwise, max_abs, worst
+from .base import Check, Verdict, claim, compare_componentwise, max_abs, worst
 
 # Above this many estimated flops the every-cell claim is SKIPPED on the dense engine (it says so).
 EVERY_CELL_FLOP_BUDGET = 4e9

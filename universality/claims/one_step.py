@@ -16,10 +16,10 @@ import math
 import numpy as np
 
 from ..decode import decode_gains, spec_gains
-from ..engine.layers import lowrank_max_abs, outer_diff_max_abs_all, relu_grad
+from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
-from .base import (Check, Verdict, claim, compare, compare_componentwise, decide_nonzero, max_abs, worst)
+from .base import (Check, Verdict, claim, compare_componentwise, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
 
