@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tolerance import SAFETY, UNIT_ROUNDOFF, gamma, ops_count, tolerance  # noqa: F401  (the policy lives there)
+from ..tolerance import SAFETY, UNIT_ROUNDOFF, gamma, guard, ops_count, tolerance  # noqa: F401  (the policy lives there)
 
 
 class Verdict(str, Enum):
@@ -143,6 +143,128 @@ def compare_exact(entries, claimed, what: str, *, point: dict | None = None, not
     more = f" (+{n - 3} more)" if n > 3 else ""
     return Check(f"{what} != 0: {shown}{more}", claimed, exact_size([v for _, v in bad[:50]], point), 0.0,
                  Verdict.FAIL, note or f"residual expression {shown}{more}")
+
+
+class FloatBackend:
+    """What a claim that runs on every backend asks of the float64 one (issue 10, "one claim catalogue").
+
+    The comparator: a residual against Higham's forward-error tolerance (:meth:`Context.tol`), the
+    magnitude given lazily (``mag``: a callable, so that the exact backend never computes one); an
+    exact zero test is ``== 0.0``. The claimed side's ingredients come from :mod:`.sides`, that is
+    :mod:`universality.reference` (never the builder's tables)."""
+
+    name = "float64"
+    exact = False
+
+    # ---- comparator ----
+    def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
+              componentwise: bool = False) -> Check:
+        """computed vs claimed within ``mag`` (a number, or a callable giving it) times the run's rounding unit (componentwise: one
+        magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`)."""
+        m = mag() if callable(mag) else mag
+        if componentwise:
+            return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
+        return compare(computed, claimed, ctx.tol(m))
+
+    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
+        """Layer k's P[k] Q[k]^T against A[k] B[k]^T, every entry (from the factors, exactly:
+        :func:`~universality.engine.layers.outer_diff_max_abs_all`), each layer against its own
+        tolerance ``tols()[k]`` (no pooled maximum)."""
+        from ..engine.layers import outer_diff_max_abs_all
+
+        diffs = outer_diff_max_abs_all(P, Q, A, B)
+        t = np.asarray(tols(), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(diffs == 0, 0.0, np.where(t > 0, diffs / np.where(t > 0, t, 1.0), np.inf))
+        kw = int(np.argmax(ratios))
+        res, tol = float(diffs[kw]), float(t[kw])
+        return Check(f"max |grad W_i - formula| = {res:.3g} (worst at i = {kw + 1})", "0",
+                     res, tol, Verdict.PASS if float(ratios[kw]) <= 1 else Verdict.FAIL)
+
+    def guard(self, check: Check, guarded, what: str) -> Check:
+        """:func:`~universality.tolerance.guard` with the guarded size ``guarded()`` (a PASS whose
+        tolerance is too large to mean anything is UNDECIDED)."""
+        return guard(check, guarded() if callable(guarded) else guarded, what)
+
+    def error(self, ctx, z, y):
+        """dl/dz through g_pre from the derivative of the loss's formula (reference/lossdiff.py)."""
+        from . import sides
+
+        return sides.error(ctx, z, y)
+
+    def zero(self, values) -> Verdict:
+        """PASS iff every value is exactly 0 (quantities the step must not touch at all)."""
+        return Verdict.PASS if all(float(v) == 0.0 for v in values) else Verdict.FAIL
+
+    def nonzero(self, ctx, values, mag) -> Verdict:
+        """Is some value nonzero beyond rounding? (:func:`decide_nonzero`)."""
+        return decide_nonzero(max_abs(np.asarray(list(values), dtype=float)), ctx.tol(mag() if callable(mag) else mag))
+
+    def size(self, values) -> float:
+        return max_abs(np.asarray(list(values), dtype=float))
+
+    def show(self, v) -> str:
+        return f"{float(v):.6g}"
+
+    def record(self, values):
+        """Values as a claim record keeps them (float: the array itself)."""
+        return values
+
+    def zeros(self, shape):
+        return np.zeros(shape)
+
+    def close(self, values, target, tol: float) -> np.ndarray:
+        """Per value: within ``tol`` of ``target`` (the exact backend: equal exactly)."""
+        return np.abs(np.asarray(values, dtype=float) - target) <= tol
+
+    def row_dots(self, P, Q) -> np.ndarray:
+        """Per row i: P[i] . Q[i]."""
+        return np.einsum("ij,ij->i", P, Q)
+
+    # ---- the claimed side's ingredients (universality/reference via claims/sides.py) ----
+    def e_check(self, ctx, y):
+        from . import sides
+
+        return sides.e_check_spec(ctx, y)
+
+    def wcheck_product(self, ctx):
+        """(prod_i wcheck_i, prod_i |wcheck_i|): the bottom entries of the run's weights (telescoping)."""
+        from . import sides
+
+        t = sides.tel(ctx)
+        return float(t.wcheck_product), float(np.prod(np.abs(t.wcheck)))
+
+    def loss_gradient(self, ctx, y, yhat):
+        from ..reference import formulas
+
+        return formulas.loss_gradient(ctx.con.loss, y, yhat)
+
+    def clip(self, values):
+        """max(v, 0) per entry (the exact backend decides each sign on the orthant)."""
+        return np.maximum(values, 0.0)
+
+    def v_claimed(self, ctx, x, x_star, y):
+        """(v(x, x*, y), |terms|): the spec's codes, A_i and e_bar with exact bins (reference/)."""
+        from . import sides
+
+        return sides.v_claimed(ctx, x, x_star, y)
+
+    def kernel_claimed(self, ctx, a: int, bb: int):
+        """(k_1, ..., k_N) = [0, c(a, b), 0] from the spec's code table (reference/codes.py)."""
+        from . import sides
+
+        return sides.kernel_claimed(ctx, a, bb)
+
+    def gate_open(self, ctx, z) -> bool:
+        from . import sides
+
+        return sides.gate_open(ctx, z)
+
+    def sample(self, s):
+        return s
+
+
+FLOAT = FloatBackend()
 
 
 def decide_nonzero(value_abs: float, tol: float) -> Verdict:
@@ -377,6 +499,11 @@ class Context:
     # their claimed sides from the weights alone (the paper's definitions), never from the spec's
     # chosen tables, which such a construction need not follow
     external: bool = False
+
+    @property
+    def backend(self) -> FloatBackend:
+        """The comparator and claimed-side ingredients of the claims that run on every backend."""
+        return FLOAT
 
     @property
     def design(self):

@@ -22,7 +22,7 @@ from .. import execution as _execution
 from ..reference import bins as ref_bins
 from ..reference import formulas
 from . import sides
-from .base import Check, Verdict, claim, compare, compare_componentwise, max_abs, worst
+from .base import Check, Verdict, claim, compare_componentwise, max_abs, worst
 
 # Above this many estimated flops the every-cell claim is SKIPPED on the dense engine (it says so).
 EVERY_CELL_FLOP_BUDGET = 4e9
@@ -359,17 +359,28 @@ def theta_b_value(ctx, s, st) -> Check:
     """[2, Sec. 3]: theta_b' = -alpha r^N (prod_i wcheck_i) e_check(y), r = ReLU'(0) (the erratum adds
     r^N: every bottom unit sits at the kink before the step).
 
-    Executed: theta_b' of the real step. Claimed: prod wcheck_i read from the weights, e_check from the
-    spec (the loss's closed form; MSE: sum y), so a wrong sign or scale of wcheck_g is caught."""
-    t = sides.tel(ctx)
-    e = sides.e_check_spec(ctx, s.y)
-    claimed = float(ctx.con.theta_b) + formulas.theta_b_post(st.alpha, st.r, ctx.N, t.wcheck_product, e)
-    mag = abs(float(ctx.con.theta_b)) + abs(st.alpha) * abs(st.r) ** ctx.N * float(np.prod(np.abs(t.wcheck))) * (
-        abs(e) + max_abs(np.abs(ctx.con.Wg[:, ctx.blocks.bottom])) * max(max_abs(s.y), 1.0))
-    chk = compare(st.theta_b_post, claimed, ctx.tol(mag))
-    if chk.verdict != Verdict.PASS:
-        chk.note = (f"theta_b' = {st.theta_b_post:.6g}, the spec gives {claimed:.6g} "
-                    f"(-alpha r^N prod wcheck e_check(y), e_check = {e:.6g})")
+    One function on every backend (``ctx.backend``: float64 or exact). Executed: theta_b' of the real
+    step. Claimed: prod wcheck_i read from the weights, e_check from the spec (float: the loss's closed
+    form, MSE sum y; exact: u^T grad l(y, 0) from the SymPy derivative of the loss's value), so a wrong
+    sign or scale of wcheck_g is caught. The backend compares: a residual within the forward-error
+    tolerance, or the exact canonical zero test."""
+    be, N = ctx.backend, ctx.N
+    wprod, wabs = be.wcheck_product(ctx)
+    e = be.e_check(ctx, s.y)
+    theta_b = ctx.con.theta_b if be.exact else float(ctx.con.theta_b)
+    claimed = theta_b - st.alpha * st.r ** N * wprod * e
+
+    def mag():
+        return abs(float(ctx.con.theta_b)) + abs(st.alpha) * abs(st.r) ** N * wabs * (
+            abs(e) + max_abs(np.abs(ctx.con.Wg[:, ctx.blocks.bottom])) * max(max_abs(s.y), 1.0))
+
+    chk = be.equal(ctx, st.theta_b_post, claimed, mag, what="theta_b' + alpha r^N (prod wcheck_i) e_check(y)",
+                   claimed_text="-alpha r^N (prod wcheck_i) e_check(y)")
+    if chk.verdict == Verdict.FAIL:
+        chk.note = (f"theta_b' = {be.show(st.theta_b_post)}, the spec gives {be.show(claimed)} "
+                    f"(-alpha r^N prod wcheck e_check(y), e_check = {be.show(e)})")
+    elif chk.verdict == Verdict.PASS and be.exact:
+        chk.note = f"theta_b' = {be.show(st.theta_b_post)}"
     return chk
 
 
@@ -385,27 +396,35 @@ def update_values(ctx, s, st) -> Check:
     moves, but is never used after the step); [1, eq. (2)]: the error reaching phi~ is 0, so theta_ft
     does not move; theta_h sits behind the closed gate and gets gradient 0.
 
-    Executed: W_g', the error into the feature map's top block, theta_h's gradient. Claimed: the
-    gradient from the AD derivative of the loss's formula; exact zeros."""
-    b = ctx.blocks
+    One function on every backend (``ctx.backend``). Executed: W_g', the error into the feature map's
+    top block, theta_h's gradient. Claimed: the gradient of the loss's formula (float: forward-mode AD,
+    reference/lossdiff.py; exact: the SymPy derivative of the loss's value); exact zeros."""
+    be, b = ctx.backend, ctx.blocks
     z = st.fwd_x.z
-    if sides.gate_open(ctx, z):
-        g = np.zeros_like(ctx.con.Wg)
+    Wg = ctx.con.Wg
+    if be.gate_open(ctx, z):
+        g = be.zeros(Wg.shape)
     else:
-        g = np.outer(formulas.loss_gradient(ctx.con.loss, s.y, ctx.con.Wg @ z), z)
-    claimed = ctx.con.Wg - st.alpha * g
-    mag = np.abs(ctx.con.Wg) + abs(st.alpha) * np.abs(g)
-    head = compare_componentwise(st.Wg_post, claimed, ctx.tol(1.0) * (mag + np.abs(st.Wg_post)))
-    feat = max_abs(st.g_phi[b.top])
-    frozen = Verdict.PASS if (feat == 0.0 and st.g_theta_h == 0.0) else Verdict.FAIL
+        g = np.outer(be.loss_gradient(ctx, s.y, Wg @ z), z)
+    claimed = Wg - st.alpha * g
+    head = be.equal(ctx, st.Wg_post, claimed,
+                    lambda: np.abs(Wg) + abs(st.alpha) * np.abs(g) + np.abs(st.Wg_post),
+                    what="W_g' - [W_g - alpha grad l z^T]", claimed_text="W_g - alpha grad l z^T",
+                    componentwise=True)
+    untouched = list(st.g_phi[b.top]) + [st.g_theta_h]
+    feat = be.size(st.g_phi[b.top])
+    th = be.size([st.g_theta_h])
+    frozen = be.zero(untouched)
     verdict = worst(head.verdict, frozen)
     note = ""
     if head.verdict != Verdict.PASS:
-        note = f"W_g' off its gradient step by {head.residual:.3g}"
+        note = (f"W_g' off its gradient step by {head.residual:.3g}" if not be.exact else
+                f"W_g' off its gradient step: {head.computed}")
+    if verdict == Verdict.PASS and be.exact:
+        note = f"{head.computed}; the error into the feature map and theta_h's gradient are identically 0"
     if frozen != Verdict.PASS:
         note = (note + "; " if note else "") + (f"theta_ft would move (error into the feature map {feat:.3g})"
-                                                 if feat else f"theta_h gradient {st.g_theta_h:.3g}")
-    return Check({"W_g_residual": head.residual, "error_into_feature_map": feat,
-                  "theta_h_gradient": st.g_theta_h},
+                                                 if feat else f"theta_h gradient {th:.3g}")
+    return Check({"W_g_residual": head.residual, "error_into_feature_map": feat, "theta_h_gradient": th},
                  {"W_g_residual": 0, "error_into_feature_map": 0, "theta_h_gradient": 0},
-                 max(head.residual, feat, abs(st.g_theta_h)), head.tolerance, verdict, note)
+                 max(head.residual, feat, th), head.tolerance, verdict, note)

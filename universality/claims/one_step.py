@@ -16,10 +16,10 @@ import math
 import numpy as np
 
 from ..decode import decode_gains, spec_gains
-from ..engine.layers import lowrank_max_abs, outer_diff_max_abs_all, relu_grad
+from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
-from .base import (Check, Verdict, claim, compare, compare_componentwise, decide_nonzero, max_abs, worst)
+from .base import (Check, Verdict, claim, compare_componentwise, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
 
@@ -54,42 +54,44 @@ def grad_rank_one(ctx, s, st) -> Check:
     """Every backprop gradient is the outer product r^i a_i b_{i-1}^T of [1, Sec. 4, "gradient of
     each factor"]: a_i = (prod_{j<i} W_j)^T e, b_{i-1} = (prod_{j>i} W_j) phi(x).
 
-    Executed: the real backprop gradients, kept as their factors (``st.W_post``). Claimed: the
-    product formula from the given weights and e = W_g^T grad l(y, W_g z) from the AD derivative
-    of the loss's formula (reference/lossdiff.py), not ``st.e``."""
+    One function on every backend (``ctx.backend``). Executed: the real backprop gradients, kept as
+    their factors (``st.W_post``). Claimed: the product formula from the given weights and
+    e = W_g^T grad l(y, W_g z) from the derivative of the loss's formula (float: forward-mode AD,
+    reference/lossdiff.py; exact: the SymPy derivative of its value), not ``st.e``. The backend
+    compares the factors layer by layer (float: one forward-error tolerance per layer; exact: every
+    entry by the canonical zero test)."""
+    be = ctx.backend
     layers, N, r = ctx.layers, ctx.N, st.r
     grp = getattr(st, "group", None)
-    if grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
+    if not be.exact and grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
         avec, amax, bvec = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
         g = st.group_index
         avec, amax, bvec = avec[:, :, g], amax[:, g], bvec[:, :, g]
-    else:  # a lone step: vector sweeps
-        bvec = np.empty((N, ctx.D))
+    else:  # a lone step: vector sweeps (on the exact backend, in its ring; no magnitudes there)
+        bvec = be.zeros((N, ctx.D))
         bvec[N - 1] = st.phi_x
         for k in range(N - 2, -1, -1):
             bvec[k] = layers.apply(k + 1, bvec[k + 1])
-        e_ref = sides.error(ctx, st.fwd_x.z, st.y)
-        a, aabs = e_ref.copy(), np.abs(e_ref)
-        avec = np.empty((N, ctx.D))
-        amax = np.empty(N)
+        e_ref = be.error(ctx, st.fwd_x.z, s.y)
+        a = e_ref.copy()
+        aabs = None if be.exact else np.abs(e_ref)
+        avec = be.zeros((N, ctx.D))
+        amax = None if be.exact else np.empty(N)
         for k in range(N):
-            avec[k] = (r ** (k + 1)) * a
-            amax[k] = (r ** (k + 1)) * float(aabs.max(initial=0.0))
-            a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
-    # |W_{k+2}| ... |W_N| |phi|: the shared absolute-value pass, shifted by one layer
-    babs_max = np.append(ctx.abs_extremes(layers, st.phi_x)[1][1:], np.abs(st.phi_x).max(initial=0.0))
+            avec[k] = a * (r ** (k + 1))
+            a = layers.apply_T(k, a)
+            if aabs is not None:
+                amax[k] = (r ** (k + 1)) * float(aabs.max(initial=0.0))
+                aabs = layers.abs_apply_T(k, aabs)
     Dfac, Hfac = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
-    diffs = outer_diff_max_abs_all(Dfac, Hfac, avec, bvec)
-    # per layer: each layer's gradient against its own rounding bound (no pooled maximum)
-    tols = np.asarray(ctx.tol(amax * babs_max), dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(diffs == 0, 0.0, np.where(tols > 0, diffs / np.where(tols > 0, tols, 1.0), np.inf))
-    kw = int(np.argmax(ratios))
-    res, tol, worst_i, worst_ratio = float(diffs[kw]), float(tols[kw]), kw + 1, float(ratios[kw])
-    gmax = float(np.max(np.abs(Dfac).max(axis=1) * np.abs(Hfac).max(axis=1), initial=0.0))
-    chk = Check(f"max |grad W_i - formula| = {res:.3g} (worst at i = {worst_i})", "0",
-                res, tol, Verdict.PASS if worst_ratio <= 1 else Verdict.FAIL)
-    return guard(chk, gmax, "max |grad W_i|")
+
+    def tols():  # per layer: |W_{k+2}| ... |W_N| |phi| (the shared absolute-value pass, shifted by one)
+        babs_max = np.append(ctx.abs_extremes(layers, st.phi_x)[1][1:], np.abs(st.phi_x).max(initial=0.0))
+        return np.asarray(ctx.tol(amax * babs_max), dtype=float)
+
+    chk = be.outer_equal(ctx, Dfac, Hfac, avec, bvec, tols, what="grad W_i - r^i a_i b_{i-1}^T")
+    return be.guard(chk, lambda: float(np.max(np.abs(Dfac).max(axis=1) * np.abs(Hfac).max(axis=1), initial=0.0)),
+                    "max |grad W_i|")
 
 
 def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float):
@@ -324,7 +326,8 @@ def post_update_eq3(ctx, s, st) -> Check:
 
 def _erratum_skip(ctx, s):
     """The spec's erratum (2026-12-01): the claim holds for labels with e_check(y) != 0."""
-    if sides.e_check_spec(ctx, s.y) == 0 and np.any(np.asarray(s.y) != 0):
+    be = ctx.backend
+    if be.zero([be.e_check(ctx, s.y)]) == Verdict.PASS and be.zero(s.y) != Verdict.PASS:
         return Check("e_check(y) = 0", "-", 0.0, 0.0, Verdict.SKIPPED,
                      "e_check(y) = 0 with y != 0: theta_b' = 0, no switch; the claim is stated for "
                      "e_check(y) != 0 (spec erratum 2026-12-01; post-update-eq3 still checks this label)")
@@ -339,43 +342,66 @@ def z_star_is_minus_alpha_v(ctx, s, st) -> Check:
     """[1, Lemma 4.1]: zbar* = -alpha v(x, x*, y), v = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y);
     signed variant [2, Sec. 3]: max(-alpha v, 0) for every y with e_check(y) != 0 (erratum).
 
-    Executed: the real post-step middle block. Claimed: v from reference/ (spec formulas)."""
+    One function on every backend (``ctx.backend``). Executed: the real post-step middle block.
+    Claimed: v from the spec's definitions (float: reference/; exact: the same code table as exact
+    rationals, eps as its decimal's rational, the loss's label code from the SymPy derivative)."""
     skip = _erratum_skip(ctx, s)
     if skip is not None:
         return skip
-    b = ctx.blocks
-    v, vmag = sides.v_claimed(ctx, s.x, s.x_star, s.y)
-    target = -ctx.design.alpha * v
+    be, b = ctx.backend, ctx.blocks
+    v, vmag = be.v_claimed(ctx, s.x, s.x_star, s.y)
+    alpha = st.alpha if be.exact else ctx.design.alpha
+    target = -alpha * v
     computed = st.z_star[b.mid]
-    fmag = abs(ctx.design.alpha) * vmag
-    tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + fmag)
+
+    def tolv():  # the float backend's componentwise magnitude (the exact one never asks)
+        return _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + abs(ctx.design.alpha) * vmag
+
     if not _signed(ctx):
-        return guard(compare_componentwise(computed, target, tolv), max_abs(target), "max |alpha v|")
-    direct = compare_componentwise(computed, np.maximum(target, 0.0), tolv)
+        return guard(be.equal(ctx, computed, target, tolv, what="zbar* + alpha v", claimed_text="-alpha v",
+                              componentwise=True), be.size(target), "max |alpha v|")
+    clipped = be.clip(target)
+    direct = be.equal(ctx, computed, clipped, tolv, what="zbar* - max(-alpha v, 0)",
+                      claimed_text="max(-alpha v, 0)", componentwise=True)
     z = computed.reshape(b.m, 2, b.dy)
     t = target.reshape(b.m, 2, b.dy)
-    tv = tolv.reshape(b.m, 2, b.dy)
-    pairs = compare_componentwise(z[:, 0] - z[:, 1], t[:, 0], tv[:, 0] + tv[:, 1])
+
+    def tolp():
+        tv = np.asarray(tolv()).reshape(b.m, 2, b.dy)
+        return tv[:, 0] + tv[:, 1]
+
+    pairs = be.equal(ctx, z[:, 0] - z[:, 1], t[:, 0], tolp, what="(z+ - z-) + alpha v_+", claimed_text="-alpha v",
+                     componentwise=True)
     top = direct if direct.residual * max(pairs.tolerance, 1e-300) >= pairs.residual * max(direct.tolerance, 1e-300) \
         else pairs
-    return guard(Check(computed, np.maximum(target, 0.0), top.residual, top.tolerance,
-                       worst(direct.verdict, pairs.verdict),
-                       "pairs z+ - z- recover -alpha v" if pairs.verdict == Verdict.PASS else
-                       "pairs z+ - z- do not recover -alpha v"), max_abs(target), "max |alpha v|")
+    verdict = worst(direct.verdict, pairs.verdict)
+    if be.exact:  # the residual expressions (or "= 0 (identically)") are the exact record
+        shown = (direct if direct.verdict != Verdict.PASS else pairs)
+        rec_computed, rec_claimed = shown.computed, shown.claimed
+    else:
+        rec_computed, rec_claimed = computed, clipped
+    note = ("pairs z+ - z- recover -alpha v" + (" exactly" if be.exact else "") if pairs.verdict == Verdict.PASS
+            else "pairs z+ - z- do not recover -alpha v")
+    if direct.verdict != Verdict.PASS:
+        note = f"zbar* misses max(-alpha v, 0); {note}"
+    return guard(Check(rec_computed, rec_claimed, top.residual, top.tolerance, verdict, note),
+                 be.size(target), "max |alpha v|")
 
 
-def _kernel_check(ctx, computed, a: int, bb: int, mag: float) -> Check:
-    """Executed kernel vector (k_1..k_N) against [0, c(a, b), 0] from the spec's code table."""
-    N = ctx.N
-    claimed = sides.kernel_claimed(ctx, a, bb)
-    chk = guard(compare(computed, claimed, ctx.tol(mag)), max(max_abs(claimed), 1.0), "max(|k|, 1)")
+def _kernel_check(ctx, computed, a: int, bb: int, mag) -> Check:
+    """Executed kernel vector (k_1..k_N) against [0, c(a, b), 0] from the spec's code table; ``mag``:
+    a callable giving the rounding magnitude (the float backend's; the exact one never calls it)."""
+    N, be = ctx.N, ctx.backend
+    claimed = be.kernel_claimed(ctx, a, bb)
+    chk = guard(be.equal(ctx, computed, claimed, mag, what="k_i - c_{i-2}(a, b)", claimed_text="c(bin x, bin x*)"),
+                max(be.size(claimed), 1.0), "max(|k|, 1)")
     if chk.verdict == Verdict.PASS and ctx.design.layout == "paper" and not ctx.external:
-        ones = int(np.sum(np.isclose(computed, 1.0, rtol=0, atol=chk.tolerance)))
-        zeros = int(np.sum(np.abs(computed) <= chk.tolerance))
+        ones = int(np.sum(be.close(computed, 1, chk.tolerance)))
+        zeros = int(np.sum(be.close(computed, 0, chk.tolerance)))
         if ones != 1 or ones + zeros != N:
-            return Check(computed, claimed, chk.residual, chk.tolerance, Verdict.FAIL,
+            return Check(be.record(computed), be.record(claimed), chk.residual, chk.tolerance, Verdict.FAIL,
                          "paper layout: k is not the indicator of one cell")
-        chk.note = f"indicator of cell ({a}, {bb}): layer {int(np.argmax(computed)) + 1}"
+        chk.note = f"indicator of cell ({a}, {bb}): layer {int(np.argmax(be.close(computed, 1, chk.tolerance))) + 1}"
     return chk
 
 
@@ -386,16 +412,20 @@ def kernel_code(ctx, s, st) -> Check:
     """[1, App. A.1, eq. (7)]: k_i(x, x*) = phi~(x)^T B_i^T B_i phi~(x*; theta_b') = c_{i-2}(a, b),
     k_1 = k_N = 0; the indicator of one cell in the paper layout.
 
-    Executed: inner products of the real top activations. Claimed: reference/codes.py's table at the
-    cells of reference/bins.py (exact rationals), not the builder's table or binning."""
+    One function on every backend (``ctx.backend``). Executed: inner products of the real top
+    activations. Claimed: reference/codes.py's table at the cells of reference/bins.py (exact
+    rationals), not the builder's table or binning."""
     skip = _erratum_skip(ctx, s)
     if skip is not None:
         return skip
     b, N = ctx.blocks, ctx.N
-    computed = np.einsum("ij,ij->i", st.fwd_x.post[1:N + 1, b.top], st.fwd_star_post.post[1:N + 1, b.top])
+    computed = ctx.backend.row_dots(st.fwd_x.post[1:N + 1, b.top], st.fwd_star_post.post[1:N + 1, b.top])
     a, bb = sides.cells(ctx, s.x, s.x_star)
-    mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
-        _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+
+    def mag():
+        return max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
+            _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+
     return _kernel_check(ctx, computed, a, bb, mag)
 
 
@@ -718,15 +748,19 @@ def multiplexer(ctx, s, st) -> Check:
     """[1, eqs. (4)-(5)]: before the step zbar = 0 selects g_pre with yhat = 0 and no error reaches the
     top channel; after it zbar* != 0 selects h_post.
 
-    Executed: the branch and output of the real head before and after. Claimed: g_pre / h_post."""
-    b = ctx.blocks
-    yhat0 = max_abs(st.out_x.yhat)
-    etop = max_abs(st.e[b.top])
-    zstar = max_abs(st.z_star[b.mid])
-    mag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid)
-    tol = ctx.tol(max_abs(np.abs(ctx.con.Wg) @ np.abs(st.fwd_x.z)))
-    before = Verdict.PASS if (st.out_x.branch == "g_pre" and max(yhat0, etop) <= tol) else Verdict.FAIL
-    after = decide_nonzero(zstar, ctx.tol(mag))
+    One function on every backend (``ctx.backend``). Executed: the branch and output of the real head
+    before and after. Claimed: g_pre / h_post, yhat = 0 and a zero top error before (float: within
+    rounding; exact: identically), zbar* != 0 after (float: beyond rounding; exact: not the zero
+    polynomial)."""
+    be, b = ctx.backend, ctx.blocks
+    zero_before = list(st.out_x.yhat) + list(st.e[b.top])
+    yhat0, etop, zstar = be.size(st.out_x.yhat), be.size(st.e[b.top]), be.size(st.z_star[b.mid])
+    chk0 = be.equal(ctx, np.array(zero_before, dtype=object if be.exact else float),
+                    be.zeros(len(zero_before)),
+                    lambda: max_abs(np.abs(ctx.con.Wg) @ np.abs(st.fwd_x.z)), what="yhat, top error before",
+                    claimed_text="0")
+    before = Verdict.PASS if (st.out_x.branch == "g_pre" and chk0.verdict == Verdict.PASS) else Verdict.FAIL
+    after = be.nonzero(ctx, st.z_star[b.mid], lambda: _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid))
     if after == Verdict.PASS and st.out_star_post.branch != "h_post":
         after = Verdict.FAIL
     note = f"before: {st.out_x.branch}; after: {st.out_star_post.branch}"
@@ -735,4 +769,4 @@ def multiplexer(ctx, s, st) -> Check:
     return Check({"yhat_before": yhat0, "top_error": etop, "branch_before": st.out_x.branch,
                   "max_abs_zbar_star": zstar, "branch_after": st.out_star_post.branch},
                  {"yhat_before": 0, "top_error": 0, "branch_before": "g_pre", "branch_after": "h_post"},
-                 max(yhat0, etop), tol, worst(before, after), note)
+                 chk0.residual, chk0.tolerance, worst(before, after), note)

@@ -75,6 +75,23 @@ def column(layout: str, a: int, b: int, cells_x: int, cells_star: int, m: int) -
     return np.array([(n ** c) / (d ** c) for c in range(m)], dtype=np.float64)  # int / int: correctly rounded
 
 
+def column_exact(layout: str, a: int, b: int, cells_x: int, cells_star: int, m: int) -> list:
+    """The code c(a, b) of one cell as exact rationals (:class:`fractions.Fraction`): the same
+    definition as :func:`column` (whose entries are these rounded to the nearest float), for the exact
+    backend's claimed sides."""
+    from fractions import Fraction
+
+    if layout in ("paper", "truncated"):
+        out = [Fraction(0)] * m
+        if a + cells_x * b < m:
+            out[a + cells_x * b] = Fraction(1)
+        return out
+    if layout != "compact":
+        raise ValueError(f"unknown layout {layout!r}")
+    n, d = 1 + a * cells_star + b, cells_x * cells_star
+    return [Fraction(n ** c, d ** c) for c in range(m)]
+
+
 def channel(layout: str, c: int, cells_x: int, cells_star: int) -> np.ndarray:
     """Channel c as a dense (cells_x, cells_star) float64 array (small sizes)."""
     if layout in ("paper", "truncated"):

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import sympy as sp
 
 from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, compare_exact, exact_size, worst
@@ -89,19 +90,6 @@ class ExactContext:
         unit = u + [-v for v in u] if b.s == 2 else u
         return sp.Matrix(unit * b.m)
 
-    def v(self, a: int, bb: int, y):
-        """v(x, x*, y) = sum_{i=2}^{N-1} c_{i-2}(a, b) A_i e_bar(y), exact (Lemma 4.1)."""
-        b, con = self.blocks, self.con
-        ebar = self.e_bar(y)
-        out = sp.zeros(b.dm, 1)
-        for c in range(b.m):
-            code = con.codes[c][a][bb]
-            if code == 0:
-                continue
-            A = con.A[c + 1]
-            out += sp.Matrix([code * A[k] * ebar[k] for k in range(b.dm)])
-        return out.applyfunc(sp.expand)
-
 
 class StepView:
     """One exact engine :class:`~universality.engine.step.Step` as the claims read it: the engine's
@@ -140,6 +128,237 @@ class StepView:
     @property
     def theta_b_post(self):
         return self.ctx.F.to_sympy(self.st.theta_b_post)
+
+
+# ---- the exact backend of the claims that run on every backend (issue 10) ------------------------
+class ExactBackend:
+    """What a claim of the one catalogue asks of the exact backend: the comparator is the canonical
+    zero test of the engine's exact ring (:func:`~universality.claims.base.compare_exact`, tolerance 0,
+    the residual's size at the run's alpha and y when it is not 0); a magnitude is never computed. The
+    claimed side's ingredients come from the exact field's own definitions (the SymPy derivative of the
+    loss's *value*, the loss's head, the exact weights), never from the construction's tables."""
+
+    name = "exact"
+    exact = True
+
+    def __init__(self, xctx: "ExactContext"):
+        self.x = xctx
+
+    @property
+    def F(self):
+        return self.x.F
+
+    def _point(self) -> dict:
+        return {getattr(k, "name", str(k)): v for k, v in self.x.point.items()}
+
+    def _ring(self, v):
+        if hasattr(v, "is_zero_poly"):
+            return v
+        if isinstance(v, (int, float, np.integer, np.floating)):  # an exact 0 the engine keeps as a number
+            return self.F.const(float(v) if isinstance(v, (float, np.floating)) else int(v))
+        return self.F.from_sympy(sp.sympify(v))
+
+    # ---- comparator ----
+    def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
+              componentwise: bool = False) -> Check:
+        c = np.asarray(computed, dtype=object)
+        d = np.asarray(claimed, dtype=object)
+        text = claimed_text if claimed_text is not None else "claimed"
+        if c.shape != d.shape:
+            return Check(f"{what}: shape {c.shape}", text, math.inf, 0.0, Verdict.FAIL,
+                         f"shape mismatch {c.shape} vs {d.shape}")
+        if not c.shape:
+            entries = [(what, self._ring(c.item()) - self._ring(d.item()))]
+        else:
+            entries = [(f"[{', '.join(map(str, ix))}]", self._ring(c[ix]) - self._ring(d[ix])) for ix in np.ndindex(c.shape)]
+        return compare_exact(entries, text, what, point=self._point())
+
+    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
+        """Layer k's P[k] Q[k]^T - A[k] B[k]^T: every entry on the factors' supports by the canonical
+        zero test (the first 64 nonzero ones of each layer shown)."""
+        bad = []
+        for k in range(P.shape[0]):
+            bad += _outer_diff(P[k], Q[k], A[k], B[k], f"layer {k + 1}")
+        return compare_exact(bad, "0", what, point=self._point())
+
+    def guard(self, check: Check, guarded, what: str) -> Check:
+        return check  # an exact comparison has no tolerance to be too large
+
+    def error(self, ctx, z, y):
+        """dl/dz = W_g^T grad l(y, W_g z) (SymPy derivative of the loss's value); 0 behind an open gate."""
+        Wg = self.x.ec.Wg
+        if self.gate_open(ctx, z):
+            return self.F.zeros(Wg.shape[1])
+        return Wg.T @ self.loss_gradient(ctx, y, Wg @ z)
+
+    def zero(self, values) -> Verdict:
+        return Verdict.PASS if all(self._ring(v).is_zero_poly() for v in values) else Verdict.FAIL
+
+    def nonzero(self, ctx, values, mag) -> Verdict:
+        return Verdict.PASS if any(not self._ring(v).is_zero_poly() for v in values) else Verdict.FAIL
+
+    def size(self, values) -> float:
+        bad = [self._ring(v) for v in values]
+        bad = [v for v in bad if not v.is_zero_poly()]
+        return exact_size(bad, self._point()) if bad else 0.0
+
+    def show(self, v) -> str:
+        return sp.sstr(self.F.to_sympy(self._ring(v)))
+
+    def zeros(self, shape):
+        return self.F.zeros(shape)
+
+    def record(self, values):
+        """Ring elements as a claim record keeps them: their expressions (``sstr``)."""
+        return [self.show(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+
+    def close(self, values, target, tol: float) -> np.ndarray:
+        return np.array([(self._ring(v) - self._ring(target)).is_zero_poly() for v in values], dtype=bool)
+
+    def row_dots(self, P, Q) -> np.ndarray:
+        """Per row i: P[i] . Q[i], over the entries nonzero on both sides."""
+        F, out = self.F, []
+        for p, q in zip(P, Q):
+            acc = F.zero
+            for u, v in zip(p, q):
+                if not u.is_zero_poly() and not v.is_zero_poly():
+                    acc = acc + u * v
+            out.append(acc)
+        return np.array(out, dtype=object)
+
+    # ---- the claimed side's ingredients (the exact field's own definitions) ----
+    def e_check(self, ctx, y):
+        """e_check(y) = u^T grad l(y, 0): the loss's head u and the SymPy derivative of its value."""
+        from ..construction.fields import ExactField
+
+        ys = [self.F.to_sympy(v) for v in y]
+        _, u = self.x.con.loss.head(len(ys), ExactField())
+        return self.F.from_sympy(sp.expand((sp.Matrix(u).T * _loss_grad_at(self.x, ys, [0] * len(ys)))[0, 0]))
+
+    def wcheck_product(self, ctx):
+        """(prod_i wcheck_i, None): the product of the exact weights' bottom entries."""
+        con, b = self.x.con, self.x.blocks
+        prod = sp.Integer(1)
+        for k in range(self.x.N):
+            prod *= con.W[k][b.bottom, b.bottom]
+        return self.F.from_sympy(sp.expand(prod)), None
+
+    def loss_gradient(self, ctx, y, yhat):
+        """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
+        F = self.F
+        g = _loss_grad_at(self.x, tuple(F.to_sympy(v) for v in y), tuple(F.to_sympy(self._ring(v)) for v in yhat))
+        return F.array(list(g))
+
+    def clip(self, values):
+        """max(v, 0) per entry, each sign decided on the instance's orthant (UndecidedSign if not)."""
+        F = self.F
+        return np.array([v if F.decide(self._ring(v), "the sign of a claimed coordinate") == "+" else F.zero
+                         for v in values], dtype=object)
+
+    def v_claimed(self, ctx, x, x_star, y):
+        """(v, None), v = sum_c c_c(a, b) A_{c+2} e_bar(y) in the exact ring: the cells of reference/bins.py,
+        the code as exact rationals (reference/codes.column_exact), diag(A_i) = eps + [channel = i - 2]
+        with eps the decimal's exact rational, e_bar from the loss's own label code (the SymPy
+        derivative of its value, :meth:`ExactContext.unit`); never the construction's tables."""
+        from ..claims import sides
+        from ..reference.codes import column_exact
+
+        b, d, F = self.x.blocks, self.x.con.design, self.F
+        a, bb = sides.cells(ctx, x, x_star)
+        code = column_exact(d.layout, a, bb, b.cells_x, b.cells_star, b.m)
+        u = self.x.unit([F.to_sympy(v) for v in y])
+        unit = [F.from_sympy(v) for v in (u + [-v for v in u] if b.s == 2 else u)]
+        eps = F.const(float(d.eps))
+        per = b.s * b.dy  # middle coordinates per code channel
+        v = []
+        for t in range(b.dm):
+            acc = F.zero
+            for c in range(b.m):
+                if code[c]:
+                    acc = acc + F.const(code[c]) * (eps + (F.one if t // per == c else F.zero)) * unit[t % per]
+            v.append(acc)
+        return np.array(v, dtype=object), None
+
+    def kernel_claimed(self, ctx, a: int, bb: int):
+        """[0, c(a, b), 0] from the spec's code table as exact rationals (reference/codes.column_exact),
+        never the construction's table."""
+        from ..reference.codes import column_exact
+
+        b, F = self.x.blocks, self.F
+        code = column_exact(self.x.con.design.layout, a, bb, b.cells_x, b.cells_star, b.m)
+        return np.array([F.zero] + [F.const(q) for q in code] + [F.zero], dtype=object)
+
+    def gate_open(self, ctx, z) -> bool:
+        """The multiplexer of eq. (4): h_post is selected when zbar != 0 (the canonical zero test)."""
+        return any(not self._ring(v).is_zero_poly() for v in np.asarray(z, dtype=object)[self.x.blocks.mid])
+
+
+class ExactClaimContext:
+    """The exact run as a claim of the one catalogue reads it (the float :class:`Context`'s names):
+    the construction as the engine executes it, its exact layers, the ring, the backend."""
+
+    external = False
+    step = None
+
+    def __init__(self, xctx: ExactContext):
+        self.x = xctx
+        self.con = xctx.ec
+        self.F = xctx.F
+        self.backend = ExactBackend(xctx)
+
+    @property
+    def layers(self):
+        return self.x.ec.W
+
+    @property
+    def blocks(self):
+        return self.x.con.blocks
+
+    @property
+    def design(self):
+        return self.x.con.design
+
+    @property
+    def N(self) -> int:
+        return self.x.con.N
+
+    @property
+    def D(self) -> int:
+        return self.x.con.blocks.D
+
+    def cached(self, key, make):
+        return self.x.cached(("unified", key), make)
+
+
+class ExactSample:
+    """A sample of the exact run: x, x* (rationals) and y as elements of the exact ring."""
+
+    def __init__(self, sv, F):
+        self.x, self.x_star = sv.x, sv.x_star
+        self.y = [F.from_sympy(v) for v in sv.y]
+
+
+UNIFIED: dict[str, Callable] = {}  # claim id -> the one function both backends run
+
+
+def unified_claim(id: str, func: Callable, *, method: str) -> None:
+    """Register the catalogue's own function ``func`` (the one the float run calls) as claim ``id`` of
+    the exact run: it runs on :class:`ExactClaimContext`, :class:`ExactSample` and the exact engine
+    step, with :class:`ExactBackend` as the comparator. A claimed side outside the exact ring
+    (NotInField) or a sign it cannot decide is UNDECIDED, with the reason."""
+    from ..engine.exact import NotInField, UndecidedSign
+
+    def run(xctx, sv, _func=func):
+        ctx = ExactClaimContext(xctx)
+        try:
+            return _func(ctx, ExactSample(sv, ctx.F), sv.st)
+        except (NotInField, UndecidedSign) as exc:
+            return Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
+                         f"the claimed side is outside the exact ring or has an undecided sign: {exc}")
+
+    base = CLAIMS[id]
+    SYMBOLIC_CLAIMS[id] = ClaimSpec(id, base.title, base.paper_ref, base.statement, method, base.scope, run)
+    UNIFIED[id] = func
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -262,26 +481,6 @@ def _clip(orthant, vec):
 
 
 # ---- the claims -----------------------------------------------------------------------------
-@exact_claim("grad-rank-one",
-             method="the engine's exact reverse-mode backprop (gradient factors d_i h_{i+1}^T) vs r^i "
-                    "(W_1...W_{i-1})^T e phi^T (W_{i+1}...W_N)^T, every entry of every layer, as "
-                    "polynomials in alpha, y (canonical zero test)")
-def grad_rank_one(ctx, st) -> Check:
-    L, N, F = ctx.layers, ctx.N, ctx.F
-    e = st.st.e
-    bvec = [None] * N
-    bvec[N - 1] = st.st.phi_x
-    for k in range(N - 2, -1, -1):
-        bvec[k] = L.apply(k + 1, bvec[k + 1])
-    Dm, Hm = st.st.W_post.Dfac, st.st.W_post.Hfac
-    a, rk, bad = e, F.one, []
-    for k in range(N):
-        rk = rk * st.st.r
-        bad += _outer_diff(Dm[k, :, 0], Hm[k, :, 0], a * rk, bvec[k], f"layer {k + 1}")
-        a = L.apply_T(k, a)
-    return identity_ring(ctx, bad, "0", "grad W_i - r^i a_i b_{i-1}^T")
-
-
 @exact_claim("update-blocks",
              method="the engine's exact update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, "
                     "from the factors); the exact error reaching the feature map and theta_h")
@@ -428,57 +627,6 @@ def post_update_eq3(ctx, st) -> Check:
             return Check("-", "max(eq. (3), 0)", math.nan, 0.0, Verdict.UNDECIDED,
                          f"sign of eq. (3) coordinate {bad} undecided")
     return identity(ctx, st.z_star[b.mid, :] - claimed, "eq. (3)", "zbar* - eq. (3)")
-
-
-@exact_claim("z-star-is-minus-alpha-v",
-             method="exact zbar* + alpha v as a polynomial in alpha, y (paper variant); signed: zbar* - "
-                    "max(-alpha v, 0) with signs decided exactly, and z+ - z- + alpha v_+ = 0")
-def z_star_is_minus_alpha_v(ctx, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
-    target = (-st.alpha * ctx.v(a, bb, st.y)).applyfunc(sp.expand)
-    z = st.z_star[b.mid, :]
-    if not _signed(ctx):
-        return identity(ctx, z - target, "-alpha v", "zbar* + alpha v")
-    clipped, bad = _clip(st.orthant, target)
-    if clipped is None:
-        return Check("-", "max(-alpha v, 0)", math.nan, 0.0, Verdict.UNDECIDED,
-                     f"sign of -alpha v coordinate {bad} undecided")
-    direct = identity(ctx, z - clipped, "max(-alpha v, 0)", "zbar* - max(-alpha v, 0)")
-    plus = [b.mid_local(c, 0, d) for c in range(b.m) for d in range(b.dy)]
-    minus = [b.mid_local(c, 1, d) for c in range(b.m) for d in range(b.dy)]
-    pairs = identity(ctx, sp.Matrix([z[p] - z[q] - target[p] for p, q in zip(plus, minus)]), "-alpha v",
-                     "(z+ - z-) + alpha v_+", "pairs z+ - z- recover -alpha v exactly")
-    if direct.verdict != Verdict.PASS:
-        return direct
-    return pairs
-
-
-@exact_claim("kernel-code",
-             method="exact inner products of the top activations entering each layer (the engine's passes "
-                    "at x before and at x* after the step) vs the exact code table")
-def kernel_code(ctx, st) -> Check:
-    con, b, N, F = ctx.con, ctx.blocks, ctx.N, ctx.F
-    px, ps = st.st.fwd_x.post, st.st.fwd_star_post.post
-    computed = []
-    for i in range(1, N + 1):
-        acc = F.zero
-        for t in range(b.dt):
-            if _nz(px[i, t]) and _nz(ps[i, t]):
-                acc = acc + px[i, t] * ps[i, t]
-        computed.append(acc)
-    a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
-    claimed = [0] + [con.codes[c][a][bb] for c in range(b.m)] + [0]
-    chk = identity_ring(ctx, [(f"[k_{i + 1}]", computed[i] - F.from_sympy(claimed[i])) for i in range(N)],
-                        "c(bin x, bin x*)", "k_i - c_{i-2}(a, b)")
-    if chk.verdict == Verdict.PASS and con.design.layout == "paper":
-        vals = [F.to_sympy(v) for v in computed]
-        ones = [i + 1 for i, v in enumerate(vals) if v == 1]
-        if len(ones) != 1 or any(v not in (0, 1) for v in vals):
-            return Check([sp.sstr(v) for v in vals], claimed, 1.0, 0.0, Verdict.FAIL,
-                         "paper layout: k is not an indicator")
-        chk.note = f"indicator of cell ({a}, {bb}): layer {ones[0]}"
-    return chk
 
 
 def cell_gains(ctx):
@@ -709,26 +857,6 @@ def e_linear(ctx, st) -> Check:
                  max(lin.residual, aff.residual), 0.0, v, note)
 
 
-@exact_claim("multiplexer",
-             method="the multiplexer's branch in the exact passes: yhat and the top error identically 0 "
-                    "before; zbar* != 0 decided on the orthant after, so h_post is selected")
-def multiplexer(ctx, st) -> Check:
-    b = ctx.blocks
-    s = st.st
-    ent = [(f"[yhat, {t}]", v) for t, v in enumerate(s.out_x.yhat)] + \
-          [(f"[top error, {t}]", s.e[t]) for t in range(b.dt)]
-    before = identity_ring(ctx, ent, "0", "yhat, top error before")
-    ok_before = before.verdict == Verdict.PASS and s.out_x.branch == "g_pre"
-    after = s.out_star_post.branch == "h_post"
-    v = Verdict.PASS if (ok_before and after) else Verdict.FAIL
-    note = f"before: {s.out_x.branch}; after: {s.out_star_post.branch}"
-    if not after:
-        note += " (zbar* = 0 identically: the step left no trace at x*)"
-    return Check({"branch_before": s.out_x.branch, "branch_after": s.out_star_post.branch,
-                  "before": before.computed},
-                 {"branch_before": "g_pre", "branch_after": "h_post"}, before.residual, 0.0, v, note)
-
-
 def _loss_grad_at(ctx, y, yhat):
     """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
     key = ("loss grad", tuple(y), tuple(yhat))
@@ -743,45 +871,8 @@ def _loss_grad_at(ctx, y, yhat):
     return ctx.cached(key, make)
 
 
-@exact_claim("theta-b-value",
-             method="theta_b' of the engine's exact step vs -alpha r^N (product of the exact weights' bottom "
-                    "entries) e_check(y), e_check = u^T grad l(y, 0) from the loss's head and the SymPy "
-                    "derivative of its value; residual must be the zero polynomial")
-def theta_b_value(ctx, st) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    from ..construction.fields import ExactField
-
-    _, u = con.loss.head(len(st.y), ExactField())
-    e_check = sp.expand((sp.Matrix(u).T * _loss_grad_at(ctx, st.y, [0] * len(st.y)))[0, 0])
-    prod = sp.Integer(1)
-    for k in range(N):
-        prod *= con.W[k][b.bottom, b.bottom]
-    claimed = sp.expand(con.theta_b - st.alpha * st.r ** N * prod * e_check)
-    chk = identity(ctx, sp.Matrix([st.theta_b_post - claimed]), "-alpha r^N (prod wcheck_i) e_check(y)",
-                   "theta_b' + alpha r^N (prod wcheck_i) e_check(y)")
-    if chk.verdict == Verdict.PASS:
-        chk.note = f"theta_b' = {sp.sstr(st.theta_b_post)}"
-    return chk
-
-
-@exact_claim("update-values",
-             method="W_g' of the engine's exact step vs W_g - alpha grad l(y, W_g z) z^T with the SymPy "
-                    "derivative of the loss's value (W_g' = W_g behind an open gate); the exact error into "
-                    "the feature map's top block and theta_h's gradient vs 0")
-def update_values(ctx, st) -> Check:
-    con, b, F = ctx.con, ctx.blocks, ctx.F
-    s = st.st
-    z = st.z_x
-    Wg = con.Wg
-    if s.out_x.branch == "g_pre":
-        g = _loss_grad_at(ctx, st.y, list(Wg * z))
-        claimed = (Wg - st.alpha * g * z.T).applyfunc(sp.expand)
-    else:
-        claimed = Wg
-    got = F.to_sympy_matrix(s.Wg_post)
-    res = list(got - claimed) + [F.to_sympy(s.g_phi[t]) for t in range(b.dt)] + [sp.nsimplify(s.g_theta_h)]
-    return identity(ctx, sp.Matrix(res), "W_g - alpha grad l z^T; theta_ft, theta_h unchanged",
-                    "W_g' - [W_g - alpha grad l z^T], dl/dphi~, dl/dtheta_h")
+# theta-b-value and update-values: one function on both backends (claims/coverage.py), registered
+# below with :func:`unified_claim`.
 
 
 # Claims of the numeric catalogue the exact run does not prove, each with the reason (SKIPPED in the
@@ -902,3 +993,47 @@ def permutation_invariant(ctx, tv) -> Check:
     if chk.verdict == Verdict.PASS:
         chk.note = f"exactly equal for the permutations {perms}"
     return chk
+
+
+# ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
+def _register_unified() -> None:
+    from ..claims.coverage import theta_b_value, update_values
+    from ..claims.one_step import grad_rank_one, kernel_code, multiplexer, z_star_is_minus_alpha_v
+
+    unified_claim("grad-rank-one", grad_rank_one,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the engine's "
+                         "exact reverse-mode backprop (gradient factors d_i h_{i+1}^T) vs r^i (W_1...W_{i-1})^T e "
+                         "phi^T (W_{i+1}...W_N)^T with e = W_g^T grad l(y, W_g z) from the SymPy derivative of the "
+                         "loss's value (not the executed error), every entry of every layer by the canonical zero "
+                         "test")
+
+    unified_claim("z-star-is-minus-alpha-v", z_star_is_minus_alpha_v,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: zbar* of the "
+                         "engine's exact step + alpha v, v from the spec's code (reference/codes.py as exact "
+                         "rationals), diag(A_i) = eps + [channel] and the loss's label code (SymPy derivative of "
+                         "its value), by the canonical zero test; signed: vs max(-alpha v, 0) with each sign "
+                         "decided on the orthant, and z+ - z- + alpha v_+ = 0")
+
+    unified_claim("kernel-code", kernel_code,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: exact inner "
+                         "products of the top activations entering each layer (the engine's passes at x before "
+                         "and at x* after the step) vs the spec's code table (reference/codes.py) at the cells of "
+                         "reference/bins.py, by the canonical zero test")
+    unified_claim("multiplexer", multiplexer,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the "
+                         "multiplexer's branch in the engine's exact passes, yhat and the top error identically 0 "
+                         "before, zbar* not the zero polynomial after (so h_post is selected)")
+
+    unified_claim("theta-b-value", theta_b_value,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: theta_b' of the "
+                         "engine's exact step vs theta_b - alpha r^N (product of the exact weights' bottom entries) "
+                         "e_check(y), e_check = u^T grad l(y, 0) from the loss's head and the SymPy derivative of "
+                         "its value; residual must be the zero polynomial")
+    unified_claim("update-values", update_values,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: W_g' of the "
+                         "engine's exact step vs W_g - alpha grad l(y, W_g z) z^T with the SymPy derivative of the "
+                         "loss's value (W_g' = W_g behind an open gate), every entry by the canonical zero test; "
+                         "the exact error into the feature map's top block and theta_h's gradient identically 0")
+
+
+_register_unified()

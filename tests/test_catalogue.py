@@ -1,0 +1,153 @@
+"""One claim catalogue (issue 10): the claims listed in ``symbolic.claims.UNIFIED`` are one function that
+both backends run, each backend supplying the comparator (float: residual against the forward-error
+tolerance; exact: the canonical zero test) and the claimed side's ingredients (reference/ or the exact
+field's own definitions). Planted bugs: the exact run of the shared function FAILs them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from universality import Config
+from universality.claims.base import CLAIMS, FLOAT, Context, Verdict
+from universality.construction.fields import ExactField
+from universality.construction.network import build
+from universality.samples import make_samples
+from universality.symbolic import claims as symbolic_claims
+from universality.symbolic.run import run_symbolic
+
+UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
+               "grad-rank-one"}
+
+
+def _small(**kw) -> Config:
+    base = dict(N=5, J=2, L=2, samples=1)
+    base.update(kw)
+    return Config(**base)
+
+
+def _run(cfg, **kw):
+    out = run_symbolic(cfg, make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy), schematic=False, **kw)
+    return {c.id: c for c in out.claims}
+
+
+def test_the_unified_claims_are_one_function_on_both_backends():
+    assert UNIFIED_IDS <= set(symbolic_claims.UNIFIED)
+    for cid, func in symbolic_claims.UNIFIED.items():
+        assert CLAIMS[cid].func.__wrapped__ is func, cid  # the float registry runs the same function
+        assert cid in symbolic_claims.SYMBOLIC_CLAIMS, cid
+        # the exact module keeps no second definition of it
+        assert not hasattr(symbolic_claims, func.__name__) or getattr(symbolic_claims, func.__name__) is func
+
+
+def test_the_float_context_supplies_the_float_backend():
+    con = build(_small())
+    assert Context(con).backend is FLOAT and not FLOAT.exact
+
+
+@pytest.mark.parametrize("variant", ["signed", "paper"])
+def test_the_unified_claims_pass_exactly(variant):
+    claims = _run(_small(variant=variant))
+    for cid in UNIFIED_IDS:
+        c = claims[cid]
+        if variant == "paper" and cid == "multiplexer":  # the paper variant's ReLUs clip zbar* to 0
+            assert c.verdict == Verdict.FAIL and "no trace" in c.note
+            continue
+        if variant == "paper" and cid == "z-star-is-minus-alpha-v":  # ... so zbar* misses -alpha v
+            assert c.verdict == Verdict.FAIL and "alpha*y0" in c.computed and c.residual > 0
+            continue
+        assert c.verdict == Verdict.PASS, (cid, c.note)
+        assert c.tolerance == 0 and c.residual == 0
+
+
+@pytest.mark.parametrize("factor", [-1, 2])
+def test_a_wrong_wcheck_g_fails_theta_b_value_exactly(factor):
+    """W_g's bottom column scaled: the executed theta_b' follows it, the claimed side (the loss's own
+    head u and the SymPy derivative of its value) does not: FAIL with the residual expression."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    con.Wg[:, con.blocks.bottom] = con.Wg[:, con.blocks.bottom] * factor
+    c = _run(cfg, con=con)["theta-b-value"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "!= 0" in c.computed and "alpha" in c.computed
+
+
+def test_a_wrong_executed_loss_gradient_fails_update_values_exactly(monkeypatch):
+    """The engine's exact loss gradient doubled: W_g' moves twice as far, the claimed side (the SymPy
+    derivative of the loss's value, not its ``grad``) catches it on the exact backend."""
+    from universality.engine import exact
+
+    orig = exact._ExactLoss.grad
+    monkeypatch.setattr(exact._ExactLoss, "grad", lambda self, y, yhat: orig(self, y, yhat) * 2)
+    claims = _run(_small())
+    c = claims["update-values"]
+    assert c.verdict == Verdict.FAIL and c.residual > 0
+    assert "W_g' off its gradient step" in c.note
+    # grad-rank-one's claimed error at z is the SymPy derivative too, not the executed error
+    g = claims["grad-rank-one"]
+    assert g.verdict == Verdict.FAIL and g.tolerance == 0 and g.residual > 0 and "!= 0" in g.computed
+
+
+def test_float_and_exact_records_have_the_same_shape():
+    """The shared function gives both backends the same record keys (the JSON schema reads them)."""
+    from universality import verify
+
+    cfg = _small()
+    exact = _run(cfg)
+    flt = {c.id: c for c in verify(cfg, claim_ids=UNIFIED_IDS, with_findings=False).claims}
+    for cid in UNIFIED_IDS:
+        assert flt[cid].verdict == exact[cid].verdict == Verdict.PASS
+        a, b = flt[cid].as_dict(), exact[cid].as_dict()
+        assert set(a) == set(b)
+        if isinstance(a["computed"], dict):
+            assert set(a["computed"]) == set(b["computed"])
+
+
+def test_a_wrong_code_weight_fails_kernel_code_exactly():
+    """Layer 3's top block realises another code (every (x*-cell, x-cell) entry + 1/4): the exact
+    kernels no longer match the spec's code table (reference/codes.py as exact rationals), whatever the
+    construction's own table says."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for i in range(b.top_star.start, b.top_star.stop):
+        for j in range(b.top_x.start, b.top_x.stop):
+            con.W[2][i, j] += sp.Rational(1, 4)
+    c = _run(cfg, con=con)["kernel-code"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "k_i - c_{i-2}(a, b) != 0" in c.computed
+
+
+def test_a_middle_unit_reading_the_top_channel_fails_the_multiplexer_exactly():
+    """A middle row of layer 3 reads the first top unit: zbar != 0 before the step, the gate opens
+    early and g_pre is not selected; the exact run of the shared function says FAIL."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for t in range(b.dt):
+        con.W[2][b.dt, t] = sp.Rational(1, 2)
+    c = _run(cfg, con=con)["multiplexer"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0
+    assert "before: h_post" in c.note and c.computed["branch_before"] == "h_post"
+    assert c.residual > 0 and c.computed["yhat_before"] > 0  # yhat != 0 identically, sized at the run's point
+
+
+def test_exact_codes_are_the_float_codes_rounded():
+    from universality.reference.codes import column, column_exact
+
+    for layout in ("compact", "paper"):
+        for a, bb in [(0, 0), (1, 2), (2, 1)]:
+            exact = column_exact(layout, a, bb, 3, 3, 5)
+            assert np.array_equal(np.array([float(q) for q in exact]), column(layout, a, bb, 3, 3, 5))
+
+
+def test_a_wrong_middle_gain_fails_z_star_exactly():
+    """One middle weight doubled: the exact zbar* misses -alpha v (v from the spec's code, A_i and the
+    loss's label code as exact rationals), and the record shows the residual expression."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    con.W[2][b.dt + 1, b.dt + 1] *= 2
+    c = _run(cfg, con=con)["z-star-is-minus-alpha-v"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "!= 0" in c.computed and "alpha" in c.computed
