@@ -154,13 +154,22 @@ def test_process_pool_path():
     (["experiments", "steps", "--seed", "-3"], "must be >= 0"),
     (["experiments", "steps", "--seed", "x"], "must be an integer"),
     (["experiments", "steps", "--workers", "2", "--scheduler", "tcp://h:1"], "--workers"),
-    (["experiments", "steps", "--out", "/nonexistent/dir/x"], "does not exist"),
     (["experiments", "steps", "--omniglot", "/nonexistent"], "--omniglot"),
 ])
 def test_cli_bad_input_exit_2(argv, message, capsys):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_out_under_a_file_is_bad_input(tmp_path, capsys):
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    assert cli_main(["experiments", "steps", "--out", str(f / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a folder" in err and "\n" not in err and "Traceback" not in err
+    assert cli_main(["experiments", "steps", "--out", str(f)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
 
 
 def test_cli_missing_torch_is_one_line(monkeypatch, capsys):

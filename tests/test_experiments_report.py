@@ -80,6 +80,25 @@ def test_write_outputs_is_atomic(doc, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_outputs_creates_missing_parents(doc, tmp_path, monkeypatch):
+    """--out a/b/run creates a and b (as the main command's output paths do); a failure removes them again."""
+    from universality.errors import OutputError
+    from universality.experiments import output
+
+    target = tmp_path / "a" / "b" / "run"
+    write_outputs(doc, str(target))
+    assert (target / "experiments.json").is_file() and (target / "figures").is_dir()
+    assert not [p for p in (tmp_path / "a" / "b").iterdir() if p.name.startswith(".")]
+
+    def fail(_doc):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "plots", fail)
+    with pytest.raises(OutputError, match="nothing was written"):
+        write_outputs(doc, str(tmp_path / "c" / "d" / "run"))
+    assert not (tmp_path / "c").exists()
+
+
 def test_report_with_experiments_section(doc, tmp_path):
     src = tmp_path / "exp"
     write_outputs(doc, str(src))

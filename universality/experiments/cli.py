@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sizes and iteration counts (default quick)")
     p.add_argument("--seeds", type=_positive, default=None, help="number of seeds (default: the profile's, 3)")
     p.add_argument("--seed", type=_seed, default=0, help="root seed; the run is reproducible under it (default 0)")
-    p.add_argument("--out", metavar="DIR", help="write experiments.json and figures/ into DIR (new or empty)")
+    p.add_argument("--out", metavar="DIR", help="write experiments.json and figures/ into DIR (new or empty; missing parents are created)")
     p.add_argument("--json", action="store_true", help="print the run's JSON document on stdout")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on a Dask distributed cluster at ADDRESS (e.g. tcp://host:8786)")
@@ -142,10 +142,14 @@ def _main(argv: list[str]) -> int:
     from rich.console import Console
 
     if args.out is not None:
+        from ..errors import OutputError
         from .output import write_outputs
 
         try:
             write_outputs(doc, args.out)
+        except OutputError as exc:  # files.atomic_folder: nothing partial is left
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 3
         except OSError as exc:
             print(f"{PROG}: cannot write {args.out!r}: {exc.strerror or exc}", file=sys.stderr)
             return 3

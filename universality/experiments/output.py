@@ -8,9 +8,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 LABELS = {"maml_in": "MAML, in distribution", "maml_ood": "MAML, out of distribution",
@@ -130,41 +127,28 @@ def plots(doc: dict) -> list[dict]:
 
 
 def check_out_dir(path: str) -> Path:
-    """--out DIR: its parent must exist; DIR itself must not exist or be an empty folder.
-    Raises ValueError (one line) otherwise."""
-    p = Path(path)
-    if not str(path).strip():
-        raise ValueError("--out: empty path")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"--out: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"--out: folder {str(parent)!r} is not writable")
-    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+    """--out DIR: DIR must not exist or be an empty folder; missing parents are created when the run
+    writes (as for the main command's output paths). Raises ValueError (one line) otherwise."""
+    from ..files import check_path
+
+    p = Path(path) if str(path).strip() else None
+    if p is not None and p.exists() and (not p.is_dir() or any(p.iterdir())):
         raise ValueError(f"--out: {path!r} exists and is not an empty folder")
-    return p
+    return check_path(path, option="--out", folder=True, error=ValueError)
 
 
 def write_outputs(doc: dict, out: str) -> Path:
-    """experiments.json and figures/experiments-*.png into ``out``, atomically (temp folder, rename)."""
+    """experiments.json and figures/experiments-*.png into ``out``, atomically through
+    :func:`universality.files.atomic_folder` (a temporary folder beside ``out``, renamed into place;
+    parents created under the umask and removed again on failure)."""
+    from ..files import atomic_folder
+
     target = check_out_dir(out)
-    parent = target.parent if str(target.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=".experiments-", dir=parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+    with atomic_folder(target, prefix=".experiments-") as tmp:
         (tmp / "experiments.json").write_text(dumps(doc), encoding="utf-8")
         (tmp / "figures").mkdir()
         for f in plots(doc):
             (tmp / f["file"]).write_bytes(f["png"])
-        if target.exists():
-            target.rmdir()
-        os.rename(tmp, target)
-        tmp = None
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
