@@ -480,6 +480,28 @@ def _clip(orthant, vec):
     return sp.Matrix(out), None
 
 
+def _signed_claimed(ctx, orthant, formula, label: str, name: str):
+    """The claimed post-ReLU value: ``formula`` itself, or max(formula, 0) in the signed variant with
+    each sign decided exactly; (claimed, None) or (None, an UNDECIDED Check naming the coordinate)."""
+    if not _signed(ctx):
+        return formula, None
+    claimed, bad = _clip(orthant, formula)
+    if claimed is None:
+        return None, Check("-", f"max({label}, 0)", math.nan, 0.0, Verdict.UNDECIDED,
+                           f"sign of {name} coordinate {bad} undecided")
+    return claimed, None
+
+
+def _eq3_sum(ctx, ebar, kernels) -> sp.Matrix:
+    """sum_i A_i e_bar k_i over the layers whose kernel k_i is nonzero (eq. (3) without -alpha)."""
+    con, dm = ctx.con, ctx.blocks.dm
+    total = sp.zeros(dm, 1)
+    for i, k in enumerate(kernels, start=1):
+        if k != 0:
+            total += sp.Matrix([con.A[i - 1][q] * ebar[q] * k for q in range(dm)])
+    return total
+
+
 # ---- the claims -----------------------------------------------------------------------------
 @exact_claim("update-blocks",
              method="the engine's exact update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, "
@@ -612,20 +634,11 @@ def _tidy(t):
              method="exact forward pass at x* after the exact step vs eq. (3) from the chosen A_i, B_i; "
                     "signed variant: vs max(eq. (3), 0) with each sign decided exactly")
 def post_update_eq3(ctx, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    k = _kernel(ctx, st)
-    ebar = ctx.e_bar(st.y)
-    total = sp.zeros(b.dm, 1)
-    for i in range(1, ctx.N + 1):
-        if k[i - 1] != 0:
-            total += sp.Matrix([con.A[i - 1][q] * ebar[q] * k[i - 1] for q in range(b.dm)])
-    eq3 = (-st.alpha * total).applyfunc(sp.expand)
-    claimed = eq3
-    if _signed(ctx):
-        claimed, bad = _clip(st.orthant, eq3)
-        if claimed is None:
-            return Check("-", "max(eq. (3), 0)", math.nan, 0.0, Verdict.UNDECIDED,
-                         f"sign of eq. (3) coordinate {bad} undecided")
+    b = ctx.blocks
+    eq3 = (-st.alpha * _eq3_sum(ctx, ctx.e_bar(st.y), _kernel(ctx, st))).applyfunc(sp.expand)
+    claimed, undecided = _signed_claimed(ctx, st.orthant, eq3, "eq. (3)", "eq. (3)")
+    if undecided is not None:
+        return undecided
     return identity(ctx, st.z_star[b.mid, :] - claimed, "eq. (3)", "zbar* - eq. (3)")
 
 
@@ -915,27 +928,20 @@ def _top(ctx, arr):
 def kshot_eq(ctx, tv) -> Check:
     from ..engine.step import forward
 
-    b, con, F = ctx.blocks, ctx.con, ctx.F
+    b, F = ctx.blocks, ctx.F
     st = tv.st
     q = _top(ctx, st.phi_star_post)
     Bs = [_B(ctx, i) for i in range(1, ctx.N + 1)]
     total = sp.zeros(b.dm, 1)
     for x, y in zip(tv.xs, tv.ys):
         p = _top(ctx, ctx.ec.phi(x, F.zero))
-        ebar = ctx.e_bar(y)
-        for i in range(1, ctx.N + 1):
-            k = sp.expand(((Bs[i - 1] * p).T * (Bs[i - 1] * q))[0, 0])
-            if k != 0:
-                total += sp.Matrix([con.A[i - 1][t] * ebar[t] * k for t in range(b.dm)])
+        total += _eq3_sum(ctx, ctx.e_bar(y), [sp.expand(((Bi * p).T * (Bi * q))[0, 0]) for Bi in Bs])
     formula = (-tv.alpha / len(tv.xs) * total).applyfunc(sp.expand)
     lin = F.to_sympy_matrix(forward(st.W_post, st.phi_star_post, relu=False).z)[b.mid, :]
     c_lin = identity(ctx, lin - formula, "formula", "prod W' phi(x*) - formula (no ReLU)")
-    claimed = formula
-    if _signed(ctx):
-        claimed, bad = _clip(tv.orthant, formula)
-        if claimed is None:
-            return Check("-", "max(formula, 0)", math.nan, 0.0, Verdict.UNDECIDED,
-                         f"sign of the K-shot formula's coordinate {bad} undecided")
+    claimed, undecided = _signed_claimed(ctx, tv.orthant, formula, "formula", "the K-shot formula's")
+    if undecided is not None:
+        return undecided
     c_relu = identity(ctx, F.to_sympy_matrix(st.z_star)[b.mid, :] - claimed, "formula", "zbar* - formula")
     v = worst(c_lin.verdict, c_relu.verdict)
     note = ""
