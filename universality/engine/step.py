@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checkpoint import segments
 from .heads import HeadOutput, head
 from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs, lowrank_max_abs_all
 
@@ -207,11 +208,15 @@ class Step:
 
     def grad_max_abs(self) -> float:
         """max |dl/dW_i| over every entry of every layer, exactly, from the factors."""
-        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
-        K = Dm.shape[2]
-        if K == 1:
-            return float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
-        return float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
+        K = self.W_post.Dfac.shape[2]
+        out = 0.0
+        for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac):  # (checkpointed: a segment at a time)
+            if K == 1:
+                m = float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
+            else:
+                m = float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
+            out = max(out, m)
+        return out
 
     def update_max_abs(self) -> float:
         """max |W_i' - W_i| over every entry of every layer (= |alpha| max |dl/dW_i|)."""
@@ -219,8 +224,8 @@ class Step:
 
     def has_gradient(self) -> bool:
         """Is any dl/dW_i entry nonzero? (exact: an outer product is 0 iff a factor is.)"""
-        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
-        return bool(np.any(np.any(Dm != 0, axis=1) & np.any(Hm != 0, axis=1)))
+        return any(bool(np.any(np.any(Dm != 0, axis=1) & np.any(Hm != 0, axis=1)))
+                   for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac))
 
 
 def updates_diff_max_abs(a: Step, b: Step) -> float:
