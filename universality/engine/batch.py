@@ -25,7 +25,7 @@ import numpy as np
 from .heads import head
 from .layers import Layers, UpdatedLayers
 from .checkpoint import LazyStack, PostStack, Sweep, segment_length
-from .step import Pass, Step, layers_of
+from .step import Pass, Step, layers_of  # noqa: E402 (step imports this module lazily)
 
 PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the module docstring)
 # Small groups: the per-layer call overhead is already shared by a few samples, and fresh pages cost
@@ -154,10 +154,25 @@ def checkpointed(N: int, D: int, G: int = 1) -> bool:
     return PER_SAMPLE_ARRAYS * 8 * N * D * max(G, 1) > CHECKPOINT_ABOVE_BYTES
 
 
+# second-order-zero's probe sweep for a group: about this many (D, G, p) blocks alive at once (the probe
+# block, R, acc, accp, the new terms and the rank-one product), p = 8 probes (6 Gaussian + the sample's
+# two inputs, claims/probes.py) above D = 128
+PROBE_BLOCK_ARRAYS, PROBES = 8, 8
+
+
 def checkpoint_bytes(N: int, D: int, seg: int) -> int:
     """Bytes one sample of a checkpointed group holds: ceil(N / seg) states of each checkpointed
-    sweep and ``seg`` layers of each segment array (D float64 each)."""
-    return 8 * D * (CHECKPOINTED_SWEEPS * (-(-N // seg)) + SEGMENT_ARRAYS * seg)
+    sweep, two sets of ``seg`` layers of each segment array (engine/checkpoint.py alternates two
+    buffer sets), and its columns of second-order-zero's probe blocks (D float64 each)."""
+    return 8 * D * (CHECKPOINTED_SWEEPS * (-(-N // seg)) + 2 * SEGMENT_ARRAYS * seg + PROBE_BLOCK_ARRAYS * PROBES)
+
+
+def lone_step_bytes(N: int, D: int, seg: int, K: int = 1) -> int:
+    """Bytes a checkpointed lone step (step.maml_step, K examples) holds with the passes a claim may
+    ask of it: the K passes at x and their errors (three segment arrays of K columns), the pass at x*
+    after the step and the two passes computed on first use (two segment arrays each), two buffer
+    sets each, and their checkpoints."""
+    return 8 * D * (2 * seg * (3 * K + 6) + (-(-N // seg)) * (2 * K + 3))
 
 
 def plan(N: int, D: int, count: int, *, reuse: bool = False, seg: int | None = None):

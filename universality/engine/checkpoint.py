@@ -5,7 +5,7 @@ step that applies layer k, writes that layer's outputs (pre-activation, input, e
 returns the next state. A :class:`Sweep` runs such a recurrence once from its start, keeping only the
 state entering each *segment* of ``seg`` consecutive layers (the checkpoints), and gives any layer's
 outputs on demand by re-running its segment from the checkpoint (:meth:`Sweep.fetch`). One segment's
-outputs are held at a time (re-used buffers), so a sweep holds ``ceil(N / seg)`` states and ``seg``
+outputs are held at a time (in two alternating sets of re-used buffers), so a sweep holds ``ceil(N / seg)`` states and ``seg``
 layers' outputs instead of N layers' outputs: with seg ~ sqrt(N), O(sqrt(N) D G) instead of
 O(N D G). With ``seg >= N`` the one segment is the whole pass, computed once and kept: the stored
 mode, the same arrays as before checkpointing existed.
@@ -57,6 +57,7 @@ class Sweep:
         self.final = None
         self._alloc = alloc or np.empty
         self._bufs = None  # one segment's output arrays, (seg, *shape) each
+        self._sets: list = []  # checkpointed: the (at most two) sets of segment buffers
         self._held = -1  # which segment the buffers hold (-1: none)
         self.recomputed = 0  # segments re-run after the first run (the checkpointing's extra work)
 
@@ -78,13 +79,19 @@ class Sweep:
     def _buffers(self):
         """The segment buffers, re-used unless something outside still views them (then fresh ones:
         a caller holding a layer's array across a fetch of another segment keeps its values)."""
-        bufs = self._bufs
-        if bufs is not None:
-            # references: self._bufs's tuple, the loop variable, getrefcount's argument
+        if self.stored:  # the whole pass, once, from the caller's allocator (a pool of arrays)
+            if self._bufs is None:
+                self._bufs = tuple(self._alloc((self.seg + o,) + s) for s, o in zip(self.shapes, self.offsets))
+            return self._bufs
+        # two sets, alternating: a reduction over segments (``segments``) still holds the previous
+        # segment's views while it fetches the next one
+        for bufs in self._sets:
+            # references: the set's tuple, the loop variable, getrefcount's argument
             if all(sys.getrefcount(a) <= 3 for a in bufs):
-                return bufs
-        alloc = self._alloc if self.stored else np.empty  # stored: the whole pass, from the caller's pool
-        bufs = tuple(alloc((self.seg + o,) + s) for s, o in zip(self.shapes, self.offsets))
+                break
+        else:
+            bufs = tuple(np.empty((self.seg + o,) + s) for s, o in zip(self.shapes, self.offsets))
+            self._sets = (self._sets + [bufs])[-2:]
         self._bufs = bufs
         return bufs
 
@@ -139,7 +146,8 @@ class Sweep:
     def nbytes_held(self) -> int:
         """Bytes this sweep holds: its checkpoints and one segment's outputs."""
         ck = 0 if self.stored else sum(int(np.asarray(c).nbytes) for c in self.ck if c is not None)
-        return ck + (sum(int(b.nbytes) for b in self._bufs) if self._bufs is not None else 0)
+        sets = [self._bufs] if self.stored else self._sets
+        return ck + sum(int(b.nbytes) for bufs in sets if bufs is not None for b in bufs)
 
 
 def _compose(cols, idx, width):
