@@ -571,14 +571,19 @@ class Context:
     def B(self, i: int):
         return self.cached(f"B{i}", lambda: self.con.B(i))
 
-    def abs_extremes(self, layers, phi):
+    def abs_extremes(self, layers, phi, rows: bool = True):
         """(colmax (D,), rowmax (N,)) of the magnitude pass |W_k| ... |W_N| |phi|: per unit its largest
-        value over the layers, per layer its largest over the units (what the rounding bounds read).
+        value over the layers, per layer its largest over the units (what the rounding bounds read;
+        ``rows=False``: rowmax may be None, only colmax is needed).
         From the step's group when it computed them, else reduced from :meth:`abs_pass` when that is
         cached, else reduced layer by layer while the pass runs (no N x D array: checkpointed sizes)."""
         for L, P, ext in getattr(self.step, "abs_extremes", ()):
-            if L is layers and P is phi:
+            if L is layers and P is phi and ext[1] is not None:  # (None: the group kept its colmax only)
                 return ext
+        if not rows:
+            for L, P, ext in getattr(self.step, "abs_extremes", ()):
+                if L is layers and P is phi:
+                    return ext
         key = ("abs_pass", id(layers), id(phi))
         if self.cache.get("abs_passes_of") is self.step and key in self.cache.get("abs_passes", {}):
             a = self.abs_pass(layers, phi)

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..decode import decode_gains, spec_gains
+from ..engine.batch import unit_max
 from ..engine.checkpoint import segments
 from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
@@ -27,13 +28,13 @@ from .probes import probe_block, probe_note
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
     """max |W_1|...|W_N||phi| over ``rows`` and over every layer: the rounding magnitude."""
-    colmax = ctx.abs_extremes(layers, phi)[0][rows]
+    colmax = ctx.abs_extremes(layers, phi, rows=False)[0][rows]
     return float(np.max(colmax)) if colmax.size else 0.0
 
 
 def _abs_forward_vec(ctx, layers, phi: np.ndarray, rows=slice(None)) -> np.ndarray:
     """Per unit of ``rows``: max over layers of |W_1|...|W_N||phi| (componentwise rounding magnitude)."""
-    return ctx.abs_extremes(layers, phi)[0][rows]
+    return ctx.abs_extremes(layers, phi, rows=False)[0][rows]
 
 
 def _minus_alpha_v(ctx, s) -> np.ndarray:
@@ -136,7 +137,7 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
         asw = Sweep(N, seg, astep, ("a",), ((D, G),), upward=False)
         asw.run(a)
         for k in range(N):
-            amax[k] = (r ** (k + 1)) * aabs.max(axis=0, initial=0.0)
+            amax[k] = (r ** (k + 1)) * unit_max(aabs)
             aabs = layers.abs_apply_T(k, aabs)
         return asw.stack("a"), amax, bsw.stack("b")
     # the two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives the claim's
@@ -152,7 +153,7 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
     for k in range(N):
         rk = r ** (k + 1)
         np.multiply(a, rk, out=avec[k])
-        amax[k] = rk * aabs.max(axis=0, initial=0.0)
+        amax[k] = rk * unit_max(aabs)
         a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
     return avec, amax, bvec
 

@@ -204,12 +204,14 @@ class LazyStack:
                 and isinstance(idx[2], (int, np.integer, slice))):
             c = int(idx[2]) if isinstance(idx[2], (int, np.integer)) else idx[2]
             return LazyStack(self.sweep, self.n, _compose(self.cols, c, self.sweep.shapes[self.n][-1]))
-        # anything else: gathered layer by layer (e.g. post[1:N + 1, top]: N x dt)
+        # anything else: gathered layer by layer (e.g. post[1:N + 1, top]: N x dt), each layer's part
+        # copied at once (a list of views would keep every segment's buffers alive)
         ks = range(len(self))[first]
-        return np.stack([self._layer(k)[rest] if rest else self._layer(k) for k in ks])
+        parts = [np.array(self._layer(k)[rest] if rest else self._layer(k)) for k in ks]
+        return np.stack(parts) if parts else np.empty((0,) + self._shape[1:])[(slice(None),) + rest]
 
     def __array__(self, dtype=None, copy=None):
-        out = np.stack([self._layer(k) for k in range(len(self))])
+        out = np.stack([np.array(self._layer(k)) for k in range(len(self))])
         return out if dtype is None else out.astype(dtype)
 
     def segments(self):
