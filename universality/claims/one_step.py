@@ -142,11 +142,12 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
         return asw.stack("a"), amax, bsw.stack("b")
     # the two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives the claim's
     # verdict), so a large network does not map fresh pages for every sample
+    # (flat, so a smaller last group reuses the first group's pages)
     bufs = ctx.cache.get("grad-rank-one buffers")
-    if bufs is None or bufs[0].shape != (N, D, G):
-        bufs = (np.empty((N, D, G)), np.empty((N, D, G)))
+    if bufs is None or bufs[0].size < N * D * G:
+        bufs = (np.empty(N * D * G), np.empty(N * D * G))
         ctx.cache["grad-rank-one buffers"] = bufs
-    bvec, avec = bufs
+    bvec, avec = (b[:N * D * G].reshape(N, D, G) for b in bufs)
     bvec[N - 1] = PHI
     for k in range(N - 2, -1, -1):
         bvec[k] = layers.apply(k + 1, bvec[k + 1])

@@ -233,7 +233,13 @@ class Step:
         return out
 
     def grad_max_abs(self) -> float:
-        """max |dl/dW_i| over every entry of every layer, exactly, from the factors."""
+        """max |dl/dW_i| over every entry of every layer, exactly, from the factors (computed once:
+        several claims ask, and the factors do not change)."""
+        if "_grad_max_abs" not in self.__dict__:
+            self.__dict__["_grad_max_abs"] = self._grad_max_abs()
+        return self.__dict__["_grad_max_abs"]
+
+    def _grad_max_abs(self) -> float:
         K = self.W_post.Dfac.shape[2]
         out = 0.0
         for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac):  # (checkpointed: a segment at a time)
