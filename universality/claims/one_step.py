@@ -103,8 +103,18 @@ def _factor_max(Dfac, Hfac) -> float:
     a time when the factors are checkpointed."""
     out = 0.0
     for _, _, (Dm, Hm) in segments(Dfac, Hfac):
-        out = max(out, float(np.max(np.abs(Dm).max(axis=1) * np.abs(Hm).max(axis=1), initial=0.0)))
+        if Dm.dtype == object:  # (the exact backend's ring elements)
+            out = max(out, float(np.max(np.abs(Dm).max(axis=1) * np.abs(Hm).max(axis=1), initial=0.0)))
+        else:  # max |M| per layer as max(max M, -min M): no N x D |M| temporary
+            out = max(out, float(np.max(_layer_abs_max(Dm) * _layer_abs_max(Hm), initial=0.0)))
     return out
+
+
+def _layer_abs_max(M):
+    """Per layer (row) max |M| of an (n, D) float block, without an |M| copy."""
+    if M.shape[1] == 0:
+        return np.zeros(M.shape[0])
+    return np.maximum(M.max(axis=1), -M.min(axis=1))
 
 
 def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None = None):

@@ -161,9 +161,18 @@ SEGMENT_ARRAYS = 7
 CHECKPOINTED_SWEEPS = 6
 
 
-def checkpointed(N: int, D: int, G: int = 1) -> bool:
-    """Do G samples' steps keep checkpoints instead of their whole passes?"""
-    return PER_SAMPLE_ARRAYS * 8 * N * D * max(G, 1) > CHECKPOINT_ABOVE_BYTES
+# Lone steps (step.maml_step: K-shot tasks and the findings' own steps, which keep several steps
+# alive at once and allocate theirs fresh) checkpoint from a lower size: one step's stored arrays
+# (about PER_SAMPLE_ARRAYS N x D per example) above LONE_CHECKPOINT_ABOVE_BYTES. J = L = 64: 1.4 GB per
+# example, checkpointed (the K-shot findings had held the run's peak there: docs/benchmarks.md).
+LONE_CHECKPOINT_ABOVE_BYTES = 1 << 30
+
+
+def checkpointed(N: int, D: int, G: int = 1, lone: bool = False) -> bool:
+    """Do G samples' steps (``lone``: a lone step of G examples) keep checkpoints instead of their
+    whole passes?"""
+    limit = min(CHECKPOINT_ABOVE_BYTES, LONE_CHECKPOINT_ABOVE_BYTES) if lone else CHECKPOINT_ABOVE_BYTES
+    return PER_SAMPLE_ARRAYS * 8 * N * D * max(G, 1) > limit
 
 
 # second-order-zero's probe sweep for a group: about this many (D, G, p) blocks alive at once (the probe

@@ -53,35 +53,37 @@ def estimate_bytes(cfg, engine: str) -> int:
     # Groups of G > 1 samples (batch.group_size: 7 at J = L = 16, 4 at J = L = 32, 1 from 64 on) keep
     # the pass arrays of G - 1 more samples and grad-rank-one's two group sweeps (7 N x D arrays per
     # extra sample): measured 1.10 GiB at J = L = 32 (groups of 4), this model 1.10 GiB.
-    from .batch import PER_SAMPLE_ARRAYS, checkpoint_bytes, group_size, lone_step_bytes, plan
-
-    G, seg = plan(N, D, 1 << 30, reuse=True)
-    if seg < N:
-        # checkpointed passes (engine/checkpoint.py): what the chosen mode allocates, not N x D arrays:
-        # a group of G samples' sweeps (checkpoints, two sets of segment buffers, probe blocks) and
-        # LONE_STEPS_ALIVE lone steps (K-shot tasks, findings) checkpointed the same way; compared
-        # with tracemalloc in tests/test_engine.py
-        per_step = G * checkpoint_bytes(N, D, seg) + LONE_STEPS_ALIVE * lone_step_bytes(N, D, seg, K)
-        return int(weights + chosen + per_step)
-    grouped = 8 * N * D * (PER_SAMPLE_ARRAYS + 2) * (G - 1)
-    return int(weights + chosen + per_step + grouped)
+    return int(weights + chosen + per_step_bytes(cfg))
 
 
-# lone steps alive at once next to the samples' group (a K-shot task's step, a finding comparing two steps)
+# lone steps alive at once next to the samples' group (a K-shot task's step, findings comparing steps)
 LONE_STEPS_ALIVE = 3
+# N x D arrays alive besides the group's and the lone steps' while the passes are stored: the claims'
+# magnitude passes computed whole (Context.abs_pass) and the transients of their sweeps (with K = 1 and
+# one sample per group the model is the calibrated 40 N x D arrays of before: 7 + 3 x 10 + 3)
+STORED_REST_ARRAYS = 3
 
 
 def per_step_bytes(cfg) -> int:
-    """The per-step part of :func:`estimate_bytes` on the sparse engine (the passes, stored or
-    checkpointed): what tests compare with the allocations measured at a small size."""
+    """The per-step part of the sparse estimate: what the passes allocate in the mode engine/batch.py
+    chooses. The samples' group: stored, 7 N x D arrays per sample (5 of the passes, grad-rank-one's
+    two formula sweeps); checkpointed, ``checkpoint_bytes`` per sample. LONE_STEPS_ALIVE lone steps:
+    stored, 4K + 6 N x D arrays each (the K passes and factors, the errors, the pass at x* after the
+    step and the two passes computed on first use); checkpointed (from a lower size:
+    ``LONE_CHECKPOINT_ABOVE_BYTES``), ``lone_step_bytes``. Compared with tracemalloc in
+    tests/test_checkpoint.py; the measured peaks are in docs/benchmarks.md."""
+    from .batch import PER_SAMPLE_ARRAYS, checkpoint_bytes, checkpointed, lone_step_bytes, plan
+    from .checkpoint import segment_length
+
     N, D = cfg.N, cfg.D
     K = max(cfg.K, 1)
-    from .batch import PER_SAMPLE_ARRAYS, checkpoint_bytes, lone_step_bytes, plan
-
+    nd = 8 * N * D
     G, seg = plan(N, D, 1 << 30, reuse=True)
-    if seg < N:
-        return G * checkpoint_bytes(N, D, seg) + LONE_STEPS_ALIVE * lone_step_bytes(N, D, seg, K)
-    return 8 * N * D * (4 * K + 36) + 8 * N * D * (PER_SAMPLE_ARRAYS + 2) * (G - 1)
+    group = G * checkpoint_bytes(N, D, seg) if seg < N else nd * (PER_SAMPLE_ARRAYS + 2) * G
+    lone_one = (lone_step_bytes(N, D, segment_length(N), K) if checkpointed(N, D, K, lone=True)
+                else nd * (4 * K + 6))
+    rest = 0 if seg < N else nd * STORED_REST_ARRAYS
+    return int(group + LONE_STEPS_ALIVE * lone_one + rest)
 
 
 def resolve(cfg, engine: str | None = None) -> str:

@@ -68,7 +68,7 @@ def _checkpoint_segment(layers, columns: int = 1):
     and exact backends run at small sizes)."""
     from . import batch
 
-    if layers.kind != "sparse" or not batch.checkpointed(layers.N, layers.D, columns):
+    if layers.kind != "sparse" or not batch.checkpointed(layers.N, layers.D, columns, lone=True):
         return None
     return segment_length(layers.N)
 
@@ -243,8 +243,16 @@ class Step:
         K = self.W_post.Dfac.shape[2]
         out = 0.0
         for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac):  # (checkpointed: a segment at a time)
-            if K == 1:
-                m = float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
+            if K == 1:  # max |d| max |h| per layer, as max(max, -min): no N x D |.| temporary
+                d, h = Dm[:, :, 0], Hm[:, :, 0]
+                if d.shape[1] == 0:
+                    return 0.0
+                if d.dtype == object:  # (an exact ring's elements)
+                    m = float(np.max(np.abs(d).max(axis=1) * np.abs(h).max(axis=1), initial=0.0))
+                    out = max(out, m)
+                    continue
+                m = float(np.max(np.maximum(d.max(axis=1), -d.min(axis=1)) *
+                                 np.maximum(h.max(axis=1), -h.min(axis=1)), initial=0.0))
             else:
                 m = float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
             out = max(out, m)
