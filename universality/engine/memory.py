@@ -58,10 +58,13 @@ def estimate_bytes(cfg, engine: str) -> int:
 
 # lone steps alive at once next to the samples' group (a K-shot task's step, findings comparing steps)
 LONE_STEPS_ALIVE = 3
-# N x D arrays alive besides the group's and the lone steps' while the passes are stored: the claims'
-# magnitude passes computed whole (Context.abs_pass) and the transients of their sweeps (with K = 1 and
-# one sample per group the model is the calibrated 40 N x D arrays of before: 7 + 3 x 10 + 3)
-STORED_REST_ARRAYS = 3
+# N x D arrays' worth of memory alive besides the group's and the lone steps' while the passes are
+# stored: the claims' magnitude passes computed whole (Context.abs_pass), their sweeps' transients, and
+# what the terms above leave out (the reference telescoping products B_i, |B_i|, v-decodes' tables).
+# Calibrated on measured peaks (docs/benchmarks.md, 2026-12-02, --samples 4): J = L = 64 full CLI run
+# 7.7 GiB (lone steps checkpointed; this model 7.9 GiB), J = L = 48 4.0 GiB (the K-shot findings' stored
+# lone steps; model 4.8 GiB), J = L = 32 1.1 GiB (model 1.3 GiB).
+STORED_REST_ARRAYS = 16
 
 
 def per_step_bytes(cfg) -> int:
