@@ -51,10 +51,12 @@ def layer_ops(layers) -> int:
 def step_ops(step) -> int:
     """The extra additions of the updated layers of ``step``: per layer nnz(h) + K (the rank-K
     correction d (h^T u) of :class:`~universality.engine.layers.UpdatedLayers`)."""
-    from .engine.checkpoint import segments
+    from .engine.checkpoint import reduce_columns
 
-    H = step.W_post.Hfac  # (N, D, K); checkpointed: a segment at a time
-    return sum(int(np.count_nonzero(h, axis=1).max(axis=1).sum()) for _, _, (h,) in segments(H)) + H.shape[0] * H.shape[2]
+    H = step.W_post.Hfac  # (N, D, K); checkpointed: a segment at a time, the group's samples together
+    nnz = reduce_columns("step ops", (H,), lambda: 0,
+                         lambda acc, k0, k1, parts: acc + int(np.count_nonzero(parts[0], axis=1).max(axis=1).sum()))
+    return nnz + H.shape[0] * H.shape[2]
 
 
 def bound(n: int, magnitude):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..decode import decode_gains, spec_gains
 from ..engine.batch import unit_max
-from ..engine.checkpoint import segments
+from ..engine.checkpoint import reduce_columns, segments  # noqa: F401
 from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
@@ -101,13 +101,15 @@ def grad_rank_one(ctx, s, st) -> Check:
 def _factor_max(Dfac, Hfac) -> float:
     """max over layers of max |d_k| max |h_k| (= max |grad W_k| of a rank-one gradient), a segment at
     a time when the factors are checkpointed."""
-    out = 0.0
-    for _, _, (Dm, Hm) in segments(Dfac, Hfac):
+    def step(out, k0, k1, parts):
+        Dm, Hm = parts
         if Dm.dtype == object:  # (the exact backend's ring elements)
-            out = max(out, float(np.max(np.abs(Dm).max(axis=1) * np.abs(Hm).max(axis=1), initial=0.0)))
-        else:  # max |M| per layer as max(max M, -min M): no N x D |M| temporary
-            out = max(out, float(np.max(_layer_abs_max(Dm) * _layer_abs_max(Hm), initial=0.0)))
-    return out
+            return max(out, float(np.max(np.abs(Dm).max(axis=1) * np.abs(Hm).max(axis=1), initial=0.0)))
+        # max |M| per layer as max(max M, -min M): no N x D |M| temporary
+        return max(out, float(np.max(_layer_abs_max(Dm) * _layer_abs_max(Hm), initial=0.0)))
+
+    # (checkpointed: every sample of the group in one traversal)
+    return reduce_columns("factor max", (Dfac, Hfac), lambda: 0.0, step)
 
 
 def _layer_abs_max(M):
@@ -210,19 +212,21 @@ def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
     """update-blocks' mechanics for a rank-one step: (max |W' - W| outside the allowed blocks, the
     largest allowed change), from max |d_i h_j| over a block = max |d| * max |h|, vectorised over the
     layers of each segment (one segment, all layers, when the factors are stored whole)."""
-    outside = moved = 0.0
-
     def amax(M):  # per layer max |M| without an |M| copy: max(max M, -min M)
         return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
 
-    for _, _, (Dm, Hm) in segments(Dfac, Hfac):
+    def step(state, k0, k1, parts):
+        outside, moved = state
+        Dm, Hm = parts
         d_top, d_rest = amax(Dm[:, b.top]), amax(Dm[:, b.dt:])
         h_top, h_rest = amax(Hm[:, b.top]), amax(Hm[:, b.dt:])
         h_all = np.maximum(h_top, h_rest)
-        outside = max(outside, coef * float(max(np.max(d_top * h_all, initial=0.0),
-                                                np.max(d_rest * h_rest, initial=0.0))))
-        moved = max(moved, coef * float(np.max(d_rest * h_top, initial=0.0)))
-    return outside, moved
+        return (max(outside, float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))),
+                max(moved, float(np.max(d_rest * h_top, initial=0.0))))
+
+    # (checkpointed: every sample of the group in one traversal)
+    outside, moved = reduce_columns(("update-blocks", b.dt), (Dfac, Hfac), lambda: (0.0, 0.0), step)
+    return coef * outside, coef * moved
 
 
 @claim("second-order-zero",

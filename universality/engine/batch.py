@@ -121,6 +121,25 @@ def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
     return hi, lo
 
 
+def _post_step_reductions(upd, relu, N: int, PHI: np.ndarray, ABS: np.ndarray):
+    """:func:`_pre_extremes` of the block PHI (D, G) and :func:`_abs_extremes`' per-unit maxima of the
+    block ABS (D, S, G) through the same layers ``upd``, in one loop over the layers (the same
+    products, in the same order, as the two loops would run)."""
+    hi = np.full(PHI.shape, -np.inf)
+    lo = np.full(PHI.shape, np.inf)
+    X = PHI
+    A = np.abs(ABS)
+    colmax = np.zeros(ABS.shape)
+    for k in range(N - 1, -1, -1):
+        Y = upd.apply(k, X)
+        np.maximum(hi, Y, out=hi)
+        np.minimum(lo, Y, out=lo)
+        X = relu(Y)
+        A = upd.abs_apply(k, A)
+        np.maximum(colmax, A, out=colmax)
+    return (hi, lo), colmax
+
+
 def unit_max(X: np.ndarray) -> np.ndarray:
     """max over the units (axis 0) of a block X (D, ...) of non-negative values, 0 when D = 0: the
     transposed copy makes each column's maximum a contiguous reduction (NumPy's axis-0 maximum of a
@@ -345,15 +364,16 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     PHI_s0 = np.column_stack([layers.asarray(con.phi(s.x_star, theta_b)) for s in samples])
     fsp = forward_sweep(upd.apply, relu, N, seg, PHI_sp, alloc, extremes=seg < N)
     pre_sp, post_sp = (fsp.array("pre"), fsp.array("inp")) if stored else (fsp.stack("pre"), PostStack(fsp, 1))
-    ext_xp = _pre_extremes(upd.apply, relu, N, PHI_xp)
-    ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
-    # the magnitude passes the claims bound their rounding with (their reductions)
-    abs_x = _abs_extremes(layers.abs_apply, N, PHI)
-    # x* and x after the step go through the same updated layers: one (D, 2, G) block, one product per layer
-    # (only their per-unit maxima: no claim reads these passes' per-layer maxima; Context.abs_extremes
-    # reduces the pass again if one asks)
-    cm, _ = _abs_extremes(upd.abs_apply, N, np.stack([PHI_sp, PHI_xp], axis=1), rows=False)
+    # the other passes through the updated layers, kept as their reductions, in one loop over the
+    # layers (checkpointed, each segment of the factors is then recomputed once for all of them): the
+    # pass at x after the step (its pre-activations' extremes) and the magnitude passes at x* and x
+    # after the step, one (D, 2, G) block (only their per-unit maxima: no claim reads these passes'
+    # per-layer maxima; Context.abs_extremes reduces the pass again if one asks)
+    ext_xp, cm = _post_step_reductions(upd, relu, N, PHI_xp, np.stack([PHI_sp, PHI_xp], axis=1))
     abs_sp, abs_xp = (cm[:, 0], None), (cm[:, 1], None)
+    ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
+    # the magnitude pass at x the claims bound their rounding with (its reductions)
+    abs_x = _abs_extremes(layers.abs_apply, N, PHI)
     grp = StepGroup(layers, dfac, hfac, coef)
     grp.seg, grp.sweeps = seg, (fx, bx, fsp)
     grp.pre_x, grp.errors = pre, E  # the passes at x before the step and the errors at z, (N, D, G), (D, G)

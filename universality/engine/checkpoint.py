@@ -60,6 +60,7 @@ class Sweep:
         self._sets: list = []  # checkpointed: the (at most two) sets of segment buffers
         self._held = -1  # which segment the buffers hold (-1: none)
         self.recomputed = 0  # segments re-run after the first run (the checkpointing's extra work)
+        self.memo: dict = {}  # per-column reductions computed for every column in one traversal
 
     @property
     def stored(self) -> bool:
@@ -179,6 +180,7 @@ class LazyStack:
 
     shape = property(lambda self: self._shape)
     ndim = property(lambda self: len(self._shape))
+    stored_columns = False  # (a subclass could hold its columns apart)
     dtype = np.dtype(float)
 
     def __len__(self) -> int:
@@ -205,8 +207,20 @@ class LazyStack:
             c = int(idx[2]) if isinstance(idx[2], (int, np.integer)) else idx[2]
             return LazyStack(self.sweep, self.n, _compose(self.cols, c, self.sweep.shapes[self.n][-1]))
         # anything else: gathered layer by layer (e.g. post[1:N + 1, top]: N x dt), each layer's part
-        # copied at once (a list of views would keep every segment's buffers alive)
+        # copied at once (a list of views would keep every segment's buffers alive); for one sample's
+        # column of a group, every column's gather is made in the same traversal and kept (the
+        # group's other samples ask next)
         ks = range(len(self))[first]
+        c = _column(self.cols)
+        if c is not None and not self.stored_columns:
+            key = ("gather", type(self).__name__, self.n, repr(idx))
+            if key not in self.sweep.memo:
+                whole = type(self)(self.sweep, self.n)
+                parts = [np.array(whole._layer(k)[rest] if rest else whole._layer(k)) for k in ks]
+                self.sweep.memo[key] = np.stack(parts) if parts else None
+            got = self.sweep.memo[key]
+            if got is not None:
+                return got[..., c] if isinstance(self.cols, (int, np.integer)) else got[..., c:c + 1]
         parts = [np.array(self._layer(k)[rest] if rest else self._layer(k)) for k in ks]
         return np.stack(parts) if parts else np.empty((0,) + self._shape[1:])[(slice(None),) + rest]
 
@@ -246,6 +260,44 @@ class PostStack(LazyStack):
 
     def segments(self):  # pragma: no cover - nothing reduces over a whole pass's outputs
         raise TypeError("segments() of a pass's outputs")
+
+
+def _column(cols):
+    """The one column a view selects (an int, or a slice of width one), else None."""
+    if isinstance(cols, (int, np.integer)):
+        return int(cols)
+    if isinstance(cols, slice) and cols.start is not None and cols.stop == cols.start + 1 and cols.step in (None, 1):
+        return int(cols.start)
+    return None
+
+
+def reduce_columns(key, stacks, start, step):
+    """A reduction over the layers of one sample's column of a group's stacks: ``state = start()``,
+    then ``state = step(state, k0, k1, parts)`` for every segment (``parts``: each stack's layers
+    k0..k1-1 of that column). When the stacks are one-column views of checkpointed group sweeps, the
+    reduction is run for every column of the group in one traversal (each segment recomputed once,
+    not once per sample) and kept on the sweep under ``key``; otherwise directly."""
+    lazy = [s for s in stacks if isinstance(s, LazyStack)]
+    cols = {_column(s.cols) for s in lazy}
+    if not lazy or len(cols) != 1 or None in cols or any(not isinstance(s, LazyStack) for s in stacks):
+        state = start()
+        for k0, k1, parts in segments(*stacks):
+            state = step(state, k0, k1, parts)
+        return state
+    (c,) = cols
+    width = stacks[0].sweep.shapes[stacks[0].n][-1]
+    memo_key = (key, tuple((id(s.sweep), s.n, isinstance(s.cols, (int, np.integer))) for s in stacks))
+    memo = stacks[0].sweep.memo
+    if memo_key not in memo:
+        whole = [LazyStack(s.sweep, s.n) for s in stacks]
+        states = [start() for _ in range(width)]
+        for k0, k1, parts in segments(*whole):
+            for g in range(width):
+                sel = [p[..., g] if isinstance(s.cols, (int, np.integer)) else p[..., g:g + 1]
+                       for p, s in zip(parts, stacks)]
+                states[g] = step(states[g], k0, k1, sel)
+        memo[memo_key] = states
+    return memo[memo_key][c]
 
 
 def is_lazy(a) -> bool:

@@ -519,13 +519,14 @@ def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 20)
     nonzero can contribute; layers with at most ``max_cols`` such columns are done together
     (vectorised over layers), the others one by one with :func:`outer_diff_max_abs`.
     """
-    from .checkpoint import is_lazy, segments
+    from .checkpoint import is_lazy, reduce_columns
 
-    if any(is_lazy(v) for v in (P, Q, A, B)):  # checkpointed stacks: a segment at a time
-        out = np.zeros(len(P))
-        for k0, k1, parts in segments(P, Q, A, B):
+    if any(is_lazy(v) for v in (P, Q, A, B)):  # checkpointed: a segment at a time, the group's samples together
+        def step(out, k0, k1, parts):
             out[k0:k1] = outer_diff_max_abs_all(*parts, max_cols=max_cols, chunk=chunk)
-        return out
+            return out
+
+        return reduce_columns(("outer diff", max_cols, chunk), (P, Q, A, B), lambda: np.zeros(len(P)), step)
     P, Q, A, B = (np.asarray(v, dtype=float) for v in (P, Q, A, B))
     N, D = P.shape
     out = np.zeros(N)

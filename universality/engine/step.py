@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .checkpoint import PostStack, segment_length, segments
+from .checkpoint import PostStack, is_lazy, reduce_columns, segment_length, segments
 from .heads import HeadOutput, head
 from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs, lowrank_max_abs_all
 
@@ -241,6 +241,15 @@ class Step:
 
     def _grad_max_abs(self) -> float:
         K = self.W_post.Dfac.shape[2]
+        if K == 1 and is_lazy(self.W_post.Dfac):  # checkpointed: every sample of the group in one traversal
+            def step(out, k0, k1, parts):
+                d, h = parts[0][:, :, 0], parts[1][:, :, 0]
+                if d.shape[1] == 0:
+                    return out
+                return max(out, float(np.max(np.maximum(d.max(axis=1), -d.min(axis=1)) *
+                                             np.maximum(h.max(axis=1), -h.min(axis=1)), initial=0.0)))
+
+            return reduce_columns("grad max", (self.W_post.Dfac, self.W_post.Hfac), lambda: 0.0, step)
         out = 0.0
         for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac):  # (checkpointed: a segment at a time)
             if K == 1:  # max |d| max |h| per layer, as max(max, -min): no N x D |.| temporary
