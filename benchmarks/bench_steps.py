@@ -11,7 +11,8 @@ the claims that read the steps' per-layer arrays (grad-rank-one, update-blocks, 
 post-update-eq3, nonneg-linear-regime, e-linear, multiplexer, theta-b-value, update-values,
 z-star-is-minus-alpha-v) on the default samples plus the corners. Prints the load average, the build
 and claims wall times, the process's CPU time (user + system), its peak resident set size, the mode
-(group size, layers per segment) and the memory model's per-step term, and each claim's verdict.
+(group size, layers per segment) and the memory model's per-step term, the resident set before the
+claims and its peak during them (Linux: the peak is reset first), and each claim's verdict.
 ``--checkpoint on`` forces checkpointing (CHECKPOINT_ABOVE_BYTES = 0), ``off`` forbids it.
 """
 from __future__ import annotations
@@ -28,6 +29,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CLAIM_IDS = ("grad-rank-one", "update-blocks", "second-order-zero", "post-update-eq3", "nonneg-linear-regime",
              "e-linear", "multiplexer", "theta-b-value", "update-values", "z-star-is-minus-alpha-v")
+
+
+def _status(field: str):
+    """A field of /proc/self/status in MiB (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> None:
+    """Reset the process's peak resident set size (VmHWM), so that the claims' own peak is read
+    afterwards (Linux: ``echo 5 > /proc/self/clear_refs``; nothing elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def main() -> None:
@@ -56,15 +79,19 @@ def main() -> None:
     t1 = time.perf_counter()
     samples = make_samples(cfg.samples, cfg.seed, J, J, cfg.dx, cfg.dy)
     G, seg = batch.plan(con.N, con.D, len(samples), reuse=True)
+    rss_before = _status("VmRSS")
+    _reset_peak()
     with blas_single_thread():
         res = check_claims(con, samples, claim_ids=set(CLAIM_IDS))
     t2 = time.perf_counter()
+    claims_peak = _status("VmHWM")
     u = resource.getrusage(resource.RUSAGE_SELF)
     out = {"J": J, "N": con.N, "D": con.D, "samples": len(samples), "checkpointed": seg < con.N,
            "group": G, "segment_layers": seg, "load": [round(x, 2) for x in load],
            "build_s": round(t1 - t0, 2), "claims_s": round(t2 - t1, 2),
            "cpu_s": round(u.ru_utime + u.ru_stime, 2), "user_s": round(u.ru_utime, 2), "sys_s": round(u.ru_stime, 2),
            "peak_rss_mib": round(u.ru_maxrss / 1024, 1),
+           "rss_before_claims_mib": rss_before, "claims_peak_rss_mib": claims_peak,
            "model_per_step_mib": round(per_step_bytes(cfg) / 2**20, 1),
            "verdicts": {c.id: c.verdict.value for c in res}}
     print(json.dumps(out, indent=1))
