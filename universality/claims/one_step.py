@@ -310,6 +310,12 @@ def _expand_group(ctx, grp) -> list:
         ap = layers.abs_apply if absolute else layers.apply
         coef = abs(grp.coef) if absolute else grp.coef
 
+        def mm(k, Y):
+            return ap(k, Y.reshape(D, G * p)).reshape(D, G, p)
+
+        def mm_add(k, Y, out):  # out += W_k Y (the sparse backend accumulates in place)
+            layers.apply_add(k, Y.reshape(D, G * p), out.reshape(D, G * p), absolute)
+
         def fac(k):
             Dk, Hk = dfac[k], hfac[k]
             return (np.abs(Dk), np.abs(Hk)) if absolute else (Dk, Hk)
@@ -319,38 +325,30 @@ def _expand_group(ctx, grp) -> list:
 
         eye = np.arange(G)
 
-        def outer(Dk, t):  # d_k^(g) t[s, g, j]: (D, S, G, p) for t (S, G, p)
-            # as one BLAS product D_k T with T = blockdiag(t[., 0], ..., t[., G-1]) (G x S G p): each entry
-            # is the one product d t (plus exact zeros), the same value as elementwise, about 3x faster
-            S = t.shape[0]
-            T = np.zeros((G, S, G, p))
-            T[eye, :, eye] = t.transpose(1, 0, 2)
-            return (Dk @ T.reshape(G, S * G * p)).reshape(D, S, G, p)
+        def outer(Dk, t):  # d_k^(g) t[g, j]: (D, G, p)
+            # as one BLAS product D_k T with T = blockdiag(t[0], ..., t[G-1]) (G x G p): each entry is
+            # the one product d t (plus exact zeros), the same value as elementwise, about 3x faster
+            T = np.zeros((G, G, p))
+            T[eye, eye] = t
+            return (Dk @ T.reshape(G, G * p)).reshape(D, G, p)
 
-        # the state block [R, acc, accp] (D, 3, G, p): R = W_{k+1} ... W_N X, acc and accp the two sums.
-        # Layer k is applied to all three at once (one sparse product of 3 G p columns: each column is
-        # computed as alone), which also gives the next layer's R:
-        #   acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
         Dk, Hk = fac(N - 1)
-        acc = outer(Dk, dot(Hk, X)[None])[:, 0]  # G_N X
-        if N == 1:
-            return coef * acc, acc
-        cur = np.empty((D, 3, G, p))
-        cur[:, 1] = acc
-        cur[:, 2] = coef * acc  # (W'_N - W_N) X
-        cur[:, 0] = ap(N - 1, X.reshape(D, G * p)).reshape(D, G, p)  # W_N X
-        nxt = np.empty_like(cur)
+        R = X
+        acc = outer(Dk, dot(Hk, R))  # G_N R
+        accp = coef * acc  # (W'_N - W_N) R
         for k in range(N - 2, -1, -1):
+            R = mm(k + 1, R)
             Dk, Hk = fac(k)
-            R, accp = cur[:, 0], cur[:, 2]
             tR = dot(Hk, R)
             tA = dot(Hk, accp)
-            nxt[:, 1:] = outer(Dk, np.stack([tR, coef * (tR + tA)]))
-            nxt[:, 0] = 0.0
-            # (at k = 0 the R part, W_1 R, is not needed: one product of G p columns more)
-            layers.apply_add(k, cur.reshape(D, 3 * G * p), nxt.reshape(D, 3 * G * p), absolute)
-            cur, nxt = nxt, cur
-        return cur[:, 2].copy(), cur[:, 1].copy()
+            # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
+            new = outer(Dk, tR)
+            mm_add(k, acc, new)
+            acc = new
+            new = outer(Dk, coef * (tR + tA))
+            mm_add(k, accp, new)
+            accp = new
+        return accp, acc
 
     lhs, fo = sweep(X, False)
     lhs_a, fo_a = sweep(np.abs(X), True)

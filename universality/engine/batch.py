@@ -195,9 +195,9 @@ def checkpointed(N: int, D: int, G: int = 1, lone: bool = False) -> bool:
 
 
 # second-order-zero's probe sweep for a group: about this many (D, G, p) blocks alive at once (the probe
-# block and its magnitudes, the state [R, acc, accp] and the next one, the rank-one products and their
-# temporaries), p = 8 probes (6 Gaussian + the sample's two inputs, claims/probes.py) above D = 128
-PROBE_BLOCK_ARRAYS, PROBES = 14, 8
+# block, R, acc, accp, the new terms and the rank-one product), p = 8 probes (6 Gaussian + the sample's
+# two inputs, claims/probes.py) above D = 128
+PROBE_BLOCK_ARRAYS, PROBES = 8, 8
 
 
 def checkpoint_bytes(N: int, D: int, seg: int) -> int:
