@@ -17,7 +17,7 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one"}
+               "grad-rank-one", "post-update-eq3"}
 
 
 def _small(**kw) -> Config:
@@ -53,7 +53,7 @@ def test_the_unified_claims_pass_exactly(variant):
         if variant == "paper" and cid == "multiplexer":  # the paper variant's ReLUs clip zbar* to 0
             assert c.verdict == Verdict.FAIL and "no trace" in c.note
             continue
-        if variant == "paper" and cid == "z-star-is-minus-alpha-v":  # ... so zbar* misses -alpha v
+        if variant == "paper" and cid in ("z-star-is-minus-alpha-v", "post-update-eq3"):  # ... so zbar* misses them
             assert c.verdict == Verdict.FAIL and "alpha*y0" in c.computed and c.residual > 0
             continue
         assert c.verdict == Verdict.PASS, (cid, c.note)
@@ -151,3 +151,17 @@ def test_a_wrong_middle_gain_fails_z_star_exactly():
     c = _run(cfg, con=con)["z-star-is-minus-alpha-v"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "!= 0" in c.computed and "alpha" in c.computed
+
+
+def test_an_off_block_entry_after_the_step_fails_post_update_eq3_exactly():
+    """A middle unit of layer 2 reads the x* slots of the top channel: nothing before the step (x sits in
+    the x slots), but after it the middle channel picks up the switched feature; eq. (3) from the
+    weights' own telescoped A_i, B_i (diagonal blocks) does not, and the exact run says FAIL."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for t in range(b.top_star.start, b.top_star.stop):
+        con.W[1][b.dt, t] = sp.Rational(1, 2)
+    c = _run(cfg, con=con)["post-update-eq3"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "zbar* - eq. (3) != 0" in c.computed

@@ -243,6 +243,13 @@ class FloatBackend:
         """max(v, 0) per entry (the exact backend decides each sign on the orthant)."""
         return np.maximum(values, 0.0)
 
+    def eq3(self, ctx, x, x_star, theta_b_post, e_mid, alpha, r):
+        """(eq. (3), |terms|) with A_i, B_i telescoped from the run's weights (reference/telescoping.py),
+        phi~ at exact bins and the spec's switch at the real theta_b' (claims/sides.py)."""
+        from . import sides
+
+        return sides.eq3(ctx, x, x_star, theta_b_post, e_mid, alpha, r)
+
     def v_claimed(self, ctx, x, x_star, y):
         """(v(x, x*, y), |terms|): the spec's codes, A_i and e_bar with exact bins (reference/)."""
         from . import sides

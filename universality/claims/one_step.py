@@ -310,18 +310,24 @@ def post_update_eq3(ctx, s, st) -> Check:
     """[1, eq. (3)]: zbar* = -alpha sum_i A_i e_bar(y) phi~(x)^T B_i^T B_i phi~(x*; theta_b') (times
     r^i, the ReLU'(0) factor of backprop).
 
-    Executed: the middle block of the real post-step forward pass at x*. Claimed: A_i and B_i by the
-    paper's definitions from the given weights (App. A.3), phi~ from exact rational bins and the
-    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (AD derivative)."""
-    b = ctx.blocks
-    e_mid = sides.error(ctx, st.fwd_x.z, st.y)[b.mid]
-    eq3, mag_formula = sides.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
-    claimed = np.maximum(eq3, 0.0) if _signed(ctx) else eq3
+    One function on every backend (``ctx.backend``). Executed: the middle block of the real post-step
+    forward pass at x*. Claimed: A_i and B_i by the paper's definitions from the given weights (App.
+    A.3; float: reference/telescoping.py, exact: the same products in the exact ring), phi~ from exact
+    rational bins and the switch at the executed theta_b', e_bar the middle block of W_g^T grad l
+    (float: AD derivative; exact: the SymPy derivative of the loss's value). Eq. (3) is a statement
+    about the network as built: a wrong middle gain moves both sides (z-star-is-minus-alpha-v and
+    boundary catch it against the spec's A_i)."""
+    be, b = ctx.backend, ctx.blocks
+    e_mid = be.error(ctx, st.fwd_x.z, s.y)[b.mid]
+    eq3, mag_formula = be.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
+    claimed = be.clip(eq3) if _signed(ctx) else eq3
     computed = st.z_star[b.mid]
-    # componentwise: each middle unit against its own rounding bound (diagonal middle channels)
-    mag = _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + mag_formula
-    chk = compare_componentwise(computed, claimed, ctx.tol(1.0) * mag)
-    return guard(chk, max_abs(eq3), "max |eq. (3)|")
+
+    def mag():  # componentwise: each middle unit against its own rounding bound (diagonal middle channels)
+        return _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + mag_formula
+
+    chk = be.equal(ctx, computed, claimed, mag, what="zbar* - eq. (3)", claimed_text="eq. (3)", componentwise=True)
+    return be.guard(chk, lambda: be.size(eq3), "max |eq. (3)|")
 
 
 def _erratum_skip(ctx, s):

@@ -292,6 +292,111 @@ class ExactBackend:
         """The multiplexer of eq. (4): h_post is selected when zbar != 0 (the canonical zero test)."""
         return any(not self._ring(v).is_zero_poly() for v in np.asarray(z, dtype=object)[self.x.blocks.mid])
 
+    def sample(self, s):
+        return s
+
+    # ---- the weights' own A_i, B_i (App. A.3's definitions, in the exact ring) ----
+    def tel(self, ctx) -> "ExactTel":
+        """A_i, B_i, wcheck_i telescoped from the exact weights (:class:`ExactTel`), once per run."""
+        return self.x.cached(("exact telescoped", id(self.x.ec.W)), lambda: ExactTel(self.x.ec.W, self.x.blocks))
+
+    def phi_top(self, ctx, u, theta_b):
+        """phi~(u; theta_b): the one-hot top slot of reference/design.py (exact rational bins) with the
+        switch theta_b == 0 decided on the orthant (UndecidedSign if it cannot be)."""
+        from ..reference.design import phi_tilde_slot
+
+        b, d, F = self.x.blocks, self.x.con.design, self.F
+        off = F.decide(self._ring(theta_b), "the feature switch theta_b == 0") == "0"
+        out = F.zeros(b.dt)
+        out[phi_tilde_slot(u, 0.0 if off else 1.0, d.J, d.L, b) - b.top.start] = F.one
+        return out
+
+    def eq3(self, ctx, x, x_star, theta_b_post, e_mid, alpha, r):
+        """(eq. (3), None): -alpha sum_i r^i k_i A_i e_bar with A_i, B_i telescoped from the exact weights
+        (:class:`ExactTel`), k_i = (B_i phi~(x)) . (B_i phi~(x*; theta_b')) (r = 0: factor 1, as the float
+        side's ``effective_r``)."""
+        F, b = self.F, self.x.blocks
+        t = self.tel(ctx)
+        k = t.kernels(self.phi_top(ctx, x, ctx.con.theta_b), self.phi_top(ctx, x_star, theta_b_post))
+        r = self._ring(r)
+        reff = F.one if r.is_zero_poly() else r
+        total = F.zeros(b.dm)
+        f = F.one
+        for i in range(1, t.N + 1):
+            f = f * reff
+            if not k[i - 1].is_zero_poly():
+                total = total + (f * k[i - 1]) * t.A_apply(i, e_mid)
+        return -self._ring(alpha) * total, None
+
+
+def _obj(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+class ExactTel:
+    """A_i = (Wbar_1 ... Wbar_{i-1}) (Wbar_1 ... Wbar_{i-1})^T, B_i = Wtilde_{i+1} ... Wtilde_N and the
+    bottom entries wcheck_i of the exact weights (App. A.3), in the engine's exact ring: the exact
+    counterpart of reference/telescoping.py (the weights' own products, never the builder's A or G).
+    The middle products stay diagonal vectors while every Wbar_i is diagonal and become matrices at
+    the first off-diagonal entry (a corrupted weight is still multiplied in)."""
+
+    def __init__(self, layers, b):
+        F = layers.F
+        self.F, self.N, self.blocks = F, layers.N, b
+
+        def blk(k, rows, cols):
+            out = F.zeros((rows.stop - rows.start, cols.stop - cols.start))
+            for i, row in layers.rows[k]:
+                if rows.start <= i < rows.stop:
+                    for j, w in row:
+                        if cols.start <= j < cols.stop:
+                            out[i - rows.start, j - cols.start] = type(F.one)(F, w)
+            return out
+
+        def diag_matrix(v):
+            M = F.zeros((len(v), len(v)))
+            for t, e in enumerate(v):
+                M[t, t] = e
+            return M
+
+        self.A, M = [], _obj([F.one] * b.dm)
+        for i in range(1, self.N + 1):
+            self.A.append(M * M if M.ndim == 1 else M @ M.T)
+            if i == self.N:
+                break
+            Wb = blk(i - 1, b.mid, b.mid)
+            off = any(not Wb[s, t].is_zero_poly() for s in range(b.dm) for t in range(b.dm) if s != t)
+            if M.ndim == 1 and not off:
+                M = M * _obj([Wb[t, t] for t in range(b.dm)])
+            else:
+                M = (diag_matrix(M) if M.ndim == 1 else M) @ Wb
+        self.B = [None] * self.N
+        P = diag_matrix([F.one] * b.dt)
+        for i in range(self.N, 0, -1):
+            self.B[i - 1] = P
+            P = blk(i - 1, b.top, b.top) @ P
+        bot = slice(b.bottom, b.bottom + 1)
+        self.wcheck = [blk(k, bot, bot)[0, 0] for k in range(self.N)]
+
+    def A_apply(self, i: int, v):
+        a = self.A[i - 1]
+        return a * v if a.ndim == 1 else a @ v
+
+    def kernels(self, p, q):
+        """k_i = (B_i p) . (B_i q), i = 1..N."""
+        F = self.F
+        out = []
+        for Bi in self.B:
+            u, w = Bi @ p, Bi @ q
+            acc = F.zero
+            for a, c in zip(u, w):
+                if not a.is_zero_poly() and not c.is_zero_poly():
+                    acc = acc + a * c
+            out.append(acc)
+        return out
+
 
 class ExactClaimContext:
     """The exact run as a claim of the one catalogue reads it (the float :class:`Context`'s names):
@@ -338,6 +443,15 @@ class ExactSample:
         self.y = [F.from_sympy(v) for v in sv.y]
 
 
+class ExactTask:
+    """A K-shot task of the exact run: the x_k, x* (rationals), the labels y_k as ring elements."""
+
+    def __init__(self, tv, F):
+        self.xs, self.x_star = list(tv.xs), tv.x_star
+        self.ys = [[F.from_sympy(v) for v in y] for y in tv.ys]
+        self.K = len(self.xs)
+
+
 UNIFIED: dict[str, Callable] = {}  # claim id -> the one function both backends run
 
 
@@ -348,15 +462,20 @@ def unified_claim(id: str, func: Callable, *, method: str) -> None:
     (NotInField) or a sign it cannot decide is UNDECIDED, with the reason."""
     from ..engine.exact import NotInField, UndecidedSign
 
-    def run(xctx, sv, _func=func):
+    base = CLAIMS[id]
+
+    def run(xctx, sv=None, _func=func):
         ctx = ExactClaimContext(xctx)
         try:
+            if base.scope == "construction":
+                return _func(ctx)
+            if base.scope == "task":
+                return _func(ctx, ExactTask(sv, ctx.F), sv.st)
             return _func(ctx, ExactSample(sv, ctx.F), sv.st)
         except (NotInField, UndecidedSign) as exc:
             return Check("-", "-", math.nan, 0.0, Verdict.UNDECIDED,
                          f"the claimed side is outside the exact ring or has an undecided sign: {exc}")
 
-    base = CLAIMS[id]
     SYMBOLIC_CLAIMS[id] = ClaimSpec(id, base.title, base.paper_ref, base.statement, method, base.scope, run)
     UNIFIED[id] = func
 
@@ -628,18 +747,6 @@ def _tidy(t):
     """expand, and simplify only what expand leaves outside polynomials (branches, signs, exp)."""
     t = sp.expand(t)
     return sp.expand(sp.simplify(t)) if t.has(*_NONPOLY) else t
-
-
-@exact_claim("post-update-eq3",
-             method="exact forward pass at x* after the exact step vs eq. (3) from the chosen A_i, B_i; "
-                    "signed variant: vs max(eq. (3), 0) with each sign decided exactly")
-def post_update_eq3(ctx, st) -> Check:
-    b = ctx.blocks
-    eq3 = (-st.alpha * _eq3_sum(ctx, ctx.e_bar(st.y), _kernel(ctx, st))).applyfunc(sp.expand)
-    claimed, undecided = _signed_claimed(ctx, st.orthant, eq3, "eq. (3)", "eq. (3)")
-    if undecided is not None:
-        return undecided
-    return identity(ctx, st.z_star[b.mid, :] - claimed, "eq. (3)", "zbar* - eq. (3)")
 
 
 def cell_gains(ctx):
@@ -1004,7 +1111,14 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import grad_rank_one, kernel_code, multiplexer, z_star_is_minus_alpha_v
+    from ..claims.one_step import grad_rank_one, kernel_code, multiplexer, post_update_eq3, z_star_is_minus_alpha_v
+
+    unified_claim("post-update-eq3", post_update_eq3,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: zbar* of the "
+                         "engine's exact step vs eq. (3) with A_i, B_i telescoped from the exact weights (App. A.3), "
+                         "phi~ at the exact bins with the switch decided at the executed theta_b', e_bar from the "
+                         "SymPy derivative of the loss's value through W_g; signed: vs max(eq. (3), 0) with each sign "
+                         "decided on the orthant; the canonical zero test")
 
     unified_claim("grad-rank-one", grad_rank_one,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the engine's "
