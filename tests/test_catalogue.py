@@ -17,7 +17,7 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one", "post-update-eq3"}
+               "grad-rank-one", "post-update-eq3", "boundary"}
 
 
 def _small(**kw) -> Config:
@@ -34,7 +34,8 @@ def _run(cfg, **kw):
 def test_the_unified_claims_are_one_function_on_both_backends():
     assert UNIFIED_IDS <= set(symbolic_claims.UNIFIED)
     for cid, func in symbolic_claims.UNIFIED.items():
-        assert CLAIMS[cid].func.__wrapped__ is func, cid  # the float registry runs the same function
+        f = CLAIMS[cid].func
+        assert getattr(f, "__wrapped__", f) is func, cid  # the float registry runs the same function
         assert cid in symbolic_claims.SYMBOLIC_CLAIMS, cid
         # the exact module keeps no second definition of it
         assert not hasattr(symbolic_claims, func.__name__) or getattr(symbolic_claims, func.__name__) is func
@@ -165,3 +166,15 @@ def test_an_off_block_entry_after_the_step_fails_post_update_eq3_exactly():
     c = _run(cfg, con=con)["post-update-eq3"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "zbar* - eq. (3) != 0" in c.computed
+
+
+def test_a_wrong_top_entry_fails_boundary_exactly():
+    """One code entry of layer 3's top block changed: the exact telescoped B_2 is no longer the spec's
+    [[I, 0], [G^T, I]] (codes as exact rationals); the exact run of the shared function names the product."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    con.W[2][b.top_star.start, b.top_x.start] += sp.Rational(1, 3)
+    c = _run(cfg, con=con)["boundary"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "telescoping product B_" in c.note and "!= 0" in c.note

@@ -160,8 +160,14 @@ class FloatBackend:
     def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
               componentwise: bool = False) -> Check:
         """computed vs claimed within ``mag`` (a number, or a callable giving it) times the run's rounding unit (componentwise: one
-        magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`)."""
+        magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`; SciPy
+        sparse matrices: the largest entry of their difference)."""
         m = mag() if callable(mag) else mag
+        if hasattr(computed, "tocsr") or hasattr(claimed, "tocsr"):
+            from .structure import max_abs_sparse
+
+            res, tol = max_abs_sparse(computed - claimed), ctx.tol(m)
+            return Check(res, claimed_text, res, tol, Verdict.PASS if res <= tol else Verdict.FAIL)
         if componentwise:
             return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
         return compare(computed, claimed, ctx.tol(m))
@@ -249,6 +255,49 @@ class FloatBackend:
         from . import sides
 
         return sides.eq3(ctx, x, x_star, theta_b_post, e_mid, alpha, r)
+
+    def tel(self, ctx):
+        """A_i, B_i, wcheck_i telescoped from the run's weights (reference/telescoping.py)."""
+        from . import sides
+
+        return sides.tel(ctx)
+
+    def A_target(self, ctx, i: int):
+        """diag(A_i / r^i), the spec's choice the weights must realise (reference/design.py)."""
+        from ..reference import design
+
+        d = ctx.design
+        return design.A_realised_diag(i, ctx.N, ctx.blocks, d.eps, d.relu_grad_at_zero)
+
+    def B_target(self, ctx, i: int):
+        """B_i = [[I, 0], [G_i^T, I]] from the spec's codes (dense, or CSR for a wide top block)."""
+        from . import sides
+
+        return sides.design_B(ctx, i)
+
+    def diag(self, v):
+        return np.diag(v)
+
+    def definite(self, ctx, A):
+        """(verdict, smallest eigenvalue / largest |entry|, how) for the symmetric part of A (1-D: a
+        diagonal): PASS above the run's relative rounding unit, FAIL below minus it, else UNDECIDED."""
+        from .structure import min_eig_sym
+
+        scale = max(max_abs(A), 1e-300)
+        if A.ndim == 1:
+            lam, how = (float(np.min(A)) if A.size else math.inf), "diagonal"
+        else:
+            lam, how = min_eig_sym((A + A.T) / 2, ctx.tol(scale))
+        rel, bound = lam / scale, ctx.tol(1.0)
+        return (Verdict.PASS if rel > bound else (Verdict.FAIL if rel < -bound else Verdict.UNDECIDED)), rel, how
+
+    def invertible(self, ctx, B, tol: float):
+        """(verdict, smallest singular value or pivot, how): structure certificate or singular values
+        (claims/structure.py); |fl(B) - B| <= tol entrywise moves it by at most dt * tol."""
+        from .structure import invertibility
+
+        sv, how, _ = invertibility(B, tol)
+        return decide_nonzero(sv, ctx.blocks.dt * tol), sv, how
 
     def v_claimed(self, ctx, x, x_star, y):
         """(v(x, x*, y), |terms|): the spec's codes, A_i and e_bar with exact bins (reference/)."""

@@ -482,29 +482,6 @@ def _short(v) -> str:
     return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
 
 
-def _design_B(ctx, i: int):
-    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's codes (B_1 = B_N = I): dense up
-    to the telescoping's DENSE_TOP_MAX, CSR above (as the recovered products)."""
-    from ..reference.telescoping import DENSE_TOP_MAX
-
-    b = ctx.blocks
-    dense = b.dt <= DENSE_TOP_MAX
-    G = sides.code_spec_channel(ctx, i - 2, sparse=not dense) if 2 <= i <= ctx.N - 1 else None
-    if dense:
-        out = np.eye(b.dt)
-        if G is not None:
-            out[b.top_star, b.top_x] = G.T
-        return out
-    import scipy.sparse as sp
-
-    out = sp.identity(b.dt, format="csr")
-    if G is not None:
-        g = G.T.tocoo()
-        out = out + sp.csr_matrix((g.data, (g.row + b.top_star.start, g.col + b.top_x.start)),
-                                  shape=(b.dt, b.dt))
-    return out.tocsr()
-
-
 @claim("boundary",
        scope="construction",
        method="A_i, B_i recovered from the real weight blocks by the paper's telescoping products vs "
@@ -515,52 +492,67 @@ def boundary(ctx) -> Check:
     """[1, App. A.3]: A_1 = I and B_N = I are forced; A_i SPD, B_i invertible; the telescoping
     products (Wbar_1...Wbar_{i-1})(...)^T and Wtilde_{i+1}...Wtilde_N equal the chosen A_i / r^i, B_i.
 
-    Executed: the products of the weights' blocks (reference/telescoping.py, reading the engine's
-    layer store). Claimed: the spec's A_i and B_i (reference/design.py, reference/codes.py), never the
-    builder's ``A_built`` or ``G``."""
+    One function on every backend (``ctx.backend``). Executed: the products of the weights' blocks
+    (float: reference/telescoping.py, reading the engine's layer store; exact: the same products in the
+    exact ring). Claimed: the spec's A_i and B_i (float: reference/design.py, reference/codes.py; exact:
+    the same as exact rationals), never the builder's ``A_built`` or ``G``. The backend compares each
+    product (float: a tolerance per layer from its own magnitude; exact: the canonical zero test) and
+    certifies SPD / invertibility (float: eigenvalues, Gershgorin, triangular structure, singular
+    values; exact: signs decided on the orthant, triangular structure, an exact determinant)."""
     from ..tolerance import GUARD_FRACTION
-    from .structure import invertibility, max_abs_sparse, min_eig_sym, sp_identity
+    from .structure import max_abs_sparse, sp_identity
 
-    b, N, d = ctx.blocks, ctx.N, ctx.design
-    t = sides.tel(ctx)
-    r = d.relu_grad_at_zero
+    be = ctx.backend
+    b, N = ctx.blocks, ctx.N
+    t = be.tel(ctx)
+
+    def size(M):
+        return be.size(np.asarray(M, dtype=object).reshape(-1)) if be.exact else max_abs_sparse(M)
+
     # Each layer's product is compared with a tolerance from its own magnitude: with r != 1 the
     # A_i / r^i span many orders of magnitude, and one tolerance for all layers would let an error
     # in a small product hide under the largest one (a wrong PASS).
     res, tol, worst_ratio, worst_what, worst_mag = 0.0, 0.0, -1.0, "", 0.0
     loose = []  # layers whose tolerance exceeds GUARD_FRACTION of the product it guards
+    tel_v = Verdict.PASS
+    shown = None  # the exact backend's first nonzero residual expression
 
-    def record(r_i: float, t_i: float, guarded: float, what: str) -> None:
-        nonlocal res, tol, worst_ratio, worst_what, worst_mag
+    def record(chk: Check, guarded: float, what: str) -> None:
+        nonlocal res, tol, worst_ratio, worst_what, worst_mag, tel_v, shown
+        r_i, t_i = chk.residual, chk.tolerance
         ratio = r_i / t_i if t_i > 0 else (math.inf if r_i > 0 else 0.0)
+        if chk.verdict != Verdict.PASS:
+            tel_v = worst(tel_v, chk.verdict)
+            if shown is None:
+                shown = chk.computed
         if ratio > worst_ratio:
             res, tol, worst_ratio, worst_what, worst_mag = r_i, t_i, ratio, what, guarded
         if not t_i <= GUARD_FRACTION * guarded:
             loose.append(what)
 
-    from ..reference import design as _design
-
     min_eig = math.inf
     eig_how = set()
+    spd = Verdict.PASS
     for i in range(1, N + 1):
         Ai = t.A[i - 1]
         if ctx.external:  # built elsewhere: only A_1 = I is forced; the other A_i are free (SPD)
             target = np.ones(b.dm)
             free = i != 1
         else:
-            target = _design.A_realised_diag(i, N, b, d.eps, r)
+            target = be.A_target(ctx, i)
             free = False
-        scale = max(max_abs(Ai), 1e-300)
-        if Ai.ndim == 1:
-            diff = 0.0 if free else max_abs(Ai - target)
-            lam, how = (float(np.min(Ai)) if Ai.size else math.inf), "diagonal"
+        claimed = target if Ai.ndim == 1 else be.diag(target)
+        guarded = size(Ai) if free else size(target)
+        if free:
+            chk = Check(0.0, 0.0, 0.0, ctx.tol(max(max_abs(t.A_abs[i - 1]), max_abs(target))), Verdict.PASS)
         else:
-            diff = 0.0 if free else max_abs(Ai - np.diag(target))
-            lam, how = min_eig_sym((Ai + Ai.T) / 2, ctx.tol(scale))
+            chk = be.equal(ctx, Ai, claimed, lambda: max(max_abs(t.A_abs[i - 1]), max_abs(target)),
+                           what=f"A_{i} - spec", claimed_text="A_i")
+        record(chk, guarded, f"A_{i}")
+        v, lam, how = be.definite(ctx, Ai)
         eig_how.add(how)
-        guarded = max_abs(Ai) if free else max_abs(target)
-        record(diff, ctx.tol(max(max_abs(t.A_abs[i - 1]), max_abs(target))), guarded, f"A_{i}")
-        min_eig = min(min_eig, lam / scale)
+        spd = worst(spd, v)
+        min_eig = min(min_eig, lam)
     min_sv = math.inf
     inv = Verdict.PASS
     inv_how = set()
@@ -569,17 +561,14 @@ def boundary(ctx) -> Check:
         if ctx.external:  # only B_N = I is forced
             Bi = (sp_identity(b.dt) if t.B_sparse else np.eye(b.dt)) if i == N else Bp
         else:
-            Bi = _design_B(ctx, i)
-        t_i = ctx.tol(max(max_abs_sparse(t.B_abs[i - 1]), max_abs_sparse(Bi)))
-        record(max_abs_sparse(Bp - Bi), t_i, max_abs_sparse(Bi), f"B_{i}")
-        sv, how, _ = invertibility(Bp, t_i)
+            Bi = be.B_target(ctx, i)
+        chk = be.equal(ctx, Bp, Bi, lambda: max(max_abs_sparse(t.B_abs[i - 1]), max_abs_sparse(Bi)),
+                       what=f"B_{i} - spec", claimed_text="B_i")
+        record(chk, size(Bi), f"B_{i}")
+        v, sv, how = be.invertible(ctx, Bp, chk.tolerance)
         inv_how.add(how)
         min_sv = min(min_sv, sv)
-        # |fl(B) - B| <= t_i entrywise moves a singular value (or a pivot) by at most dt * t_i
-        inv = worst(inv, decide_nonzero(sv, b.dt * t_i))
-    rel = ctx.tol(1.0)
-    spd = Verdict.PASS if min_eig > rel else (Verdict.FAIL if min_eig < -rel else Verdict.UNDECIDED)
-    tel_v = Verdict.PASS if res <= tol else Verdict.FAIL
+        inv = worst(inv, v)
     if tel_v == Verdict.PASS and loose:
         tel_v = Verdict.UNDECIDED
     verdict = worst(tel_v, spd, inv)
@@ -591,18 +580,22 @@ def boundary(ctx) -> Check:
                          f"{GUARD_FRACTION:g} x the product it guards")
         if tel_v == Verdict.FAIL:
             parts.append(f"telescoping product {worst_what} off the spec's design by {res:.3g} "
-                         f"(tolerance {tol:.3g})")
+                         f"(tolerance {tol:.3g})" + (f": {shown}" if be.exact else ""))
         if spd != Verdict.PASS:
-            parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} "
-                         f"({'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {rel:.3g})")
+            why = (f"{'not positive' if spd == Verdict.FAIL else 'undecided'}, exact signs" if be.exact else
+                   f"{'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {ctx.tol(1.0):.3g}")
+            parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} ({why})")
         if inv != Verdict.PASS:
             parts.append(f"smallest singular value (or pivot) of a B_i product {min_sv:.3g} "
                          f"({'exactly 0' if inv == Verdict.FAIL else 'within rounding of 0'})")
         note = "; ".join(parts)
-    return Check({"telescoping_residual": res, "worst": worst_what, "worst_layer_magnitude": worst_mag,
-                  "relative_residual": res / worst_mag if worst_mag > 0 else res, "min_eig_A_relative": min_eig,
-                  "min_singular_B": min_sv, "spd_by": sorted(eig_how), "invertible_by": sorted(inv_how)},
-                 "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
+    elif be.exact:
+        note = ("A_i = M M^T with M the weights' middle products: " + ", ".join(sorted(eig_how)) +
+                "; B_i invertible: " + ", ".join(sorted(inv_how)))
+    computed = ({"telescoping_residual": res, "worst": worst_what, "worst_layer_magnitude": worst_mag,
+                 "relative_residual": res / worst_mag if worst_mag > 0 else res, "min_eig_A_relative": min_eig,
+                 "min_singular_B": min_sv, "spd_by": sorted(eig_how), "invertible_by": sorted(inv_how)})
+    return Check(computed, "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
 
 
 @claim("nonneg-linear-regime",

@@ -300,6 +300,94 @@ class ExactBackend:
         """A_i, B_i, wcheck_i telescoped from the exact weights (:class:`ExactTel`), once per run."""
         return self.x.cached(("exact telescoped", id(self.x.ec.W)), lambda: ExactTel(self.x.ec.W, self.x.blocks))
 
+    def A_target(self, ctx, i: int):
+        """diag(A_i / r^i) as exact elements: eps (the decimal's rational) + [channel = i - 2], A_1 = I,
+        A_N = eps I (reference/design.py's choice), divided by r^i (r = 0: A_i itself; a symbolic
+        r = rho^2 through rho's inverse)."""
+        b, d, F = self.x.blocks, self.x.con.design, self.F
+        N = self.x.N
+        eps = F.const(float(d.eps))
+        per = b.s * b.dy
+        if i == 1:
+            a = [F.one] * b.dm
+        elif i == N:
+            a = [eps] * b.dm
+        else:
+            a = [eps + (F.one if t // per == i - 2 else F.zero) for t in range(b.dm)]
+        r = sp.sympify(self.x.r)
+        if i > 1 and r != 0:
+            inv = F.from_sympy(r ** (-i))
+            a = [v * inv for v in a]
+        return _obj(a)
+
+    def B_target(self, ctx, i: int):
+        """B_i = [[I, 0], [G_i^T, I]], G_i = c_{i-2} from the spec's code table as exact rationals
+        (reference/codes.column_exact); B_1 = B_N = I."""
+        from ..reference.codes import column_exact
+
+        b, F = self.x.blocks, self.F
+        out = self.diag([F.one] * b.dt)
+        if 2 <= i <= self.x.N - 1:
+            for j in range(b.cells_x):
+                for l in range(b.cells_star):
+                    c = column_exact(self.x.con.design.layout, j, l, b.cells_x, b.cells_star, b.m)[i - 2]
+                    if c:
+                        out[b.top_star.start + l, b.top_x.start + j] = F.const(c)
+        return out
+
+    def diag(self, v):
+        M = self.F.zeros((len(v), len(v)))
+        for t, e in enumerate(v):
+            M[t, t] = self._ring(e)
+        return M
+
+    def _value(self, v) -> float:
+        try:
+            return float(self.F.evaluate(self._ring(v), self._point()))
+        except Exception:  # noqa: BLE001 - a symbol without a value
+            return math.nan
+
+    def definite(self, ctx, A):
+        """(verdict, smallest / largest diagonal entry at the run's point, how): a diagonal A_i (the
+        weights' middle products M M^T with M diagonal) is SPD iff every diagonal entry is > 0, each sign
+        decided on the orthant; a non-diagonal one has no exact certificate here (UNDECIDED)."""
+        from ..engine.exact import UndecidedSign
+
+        F = self.F
+        if A.ndim == 2:
+            n = A.shape[0]
+            if any(not A[s, t].is_zero_poly() for s in range(n) for t in range(n) if s != t):
+                return Verdict.UNDECIDED, math.nan, "not diagonal: no exact certificate"
+            A = _obj([A[t, t] for t in range(n)])
+        try:
+            signs = [F.decide(v, "a diagonal entry of A_i") for v in A]
+        except UndecidedSign:
+            return Verdict.UNDECIDED, math.nan, "a diagonal sign undecided"
+        vals = [abs(self._value(v)) if s == "+" else -abs(self._value(v)) for v, s in zip(A, signs)]
+        rel = min(vals) / max(max(abs(v) for v in vals), 1e-300) if vals else math.inf
+        ok = all(s == "+" for s in signs)
+        return (Verdict.PASS if ok else Verdict.FAIL), rel, "diagonal, exact signs"
+
+    def invertible(self, ctx, B, tol: float):
+        """(verdict, smallest |diagonal entry| (or |det|) at the run's point, how): lower triangular
+        (every entry above the diagonal the zero polynomial) with a diagonal of decided nonzero sign, or
+        else the exact determinant (SymPy, brought into the ring, canonical zero test)."""
+        from ..engine.exact import NotInField, UndecidedSign
+
+        F, n = self.F, B.shape[0]
+        try:
+            if all(B[s, t].is_zero_poly() for s in range(n) for t in range(s + 1, n)):
+                signs = [F.decide(B[t, t], "a diagonal entry of B_i") for t in range(n)]
+                sv = min((abs(self._value(B[t, t])) for t in range(n)), default=math.inf)
+                return (Verdict.FAIL if "0" in signs else Verdict.PASS), sv, "lower triangular (exact)"
+            det = F.from_sympy(F.to_sympy_matrix(B).det(method="berkowitz"))
+            if det.is_zero_poly():
+                return Verdict.FAIL, 0.0, "exact determinant"
+            F.decide(det, "det B_i")
+            return Verdict.PASS, abs(self._value(det)), "exact determinant"
+        except (UndecidedSign, NotInField):
+            return Verdict.UNDECIDED, math.nan, "exact determinant undecided"
+
     def phi_top(self, ctx, u, theta_b):
         """phi~(u; theta_b): the one-hot top slot of reference/design.py (exact rational bins) with the
         switch theta_b == 0 decided on the orthant (UndecidedSign if it cannot be)."""
@@ -838,52 +926,6 @@ def v_decodes(ctx, st) -> Check:
                  Verdict.PASS, f"y recovered exactly; separation margin (sin of angle) = {margin:.3g}")
 
 
-@exact_claim("boundary", scope="construction",
-             method="exact telescoping products of the weight blocks vs A_i / r^i and B_i; A_i = M M^T with "
-                    "M diagonal and a nonzero diagonal (SPD from structure); B_i lower triangular with a "
-                    "nonzero diagonal (invertible); SymPy's None is UNDECIDED")
-def boundary(ctx) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    res = []
-    M = sp.eye(b.dm)
-    verdicts, notes = [], []
-    for i in range(1, N + 1):
-        Ai = (M * M.T).applyfunc(sp.expand)
-        res.append(Ai - sp.diag(*con.A_built[i - 1]))
-        nz = [M[k, k].is_zero for k in range(b.dm)]
-        if not M.is_diagonal():
-            verdicts.append(Verdict.UNDECIDED)
-            notes.append(f"M_{i} not diagonal")
-        elif any(v is None for v in nz):
-            verdicts.append(Verdict.UNDECIDED)
-            notes.append(f"A_{i}: SymPy cannot decide a diagonal entry of M is nonzero")
-        elif any(nz):
-            verdicts.append(Verdict.FAIL)
-            notes.append(f"A_{i} singular")
-        M = (M * con.W[i - 1][b.mid, b.mid]).applyfunc(sp.expand)
-    P = sp.eye(b.dt)
-    for i in range(N, 0, -1):
-        Bi = con.B(i)
-        res.append(P - Bi)
-        diag_nz = [Bi[k, k].is_zero for k in range(b.dt)]
-        if Bi.is_lower is not True:
-            verdicts.append(Verdict.UNDECIDED)
-            notes.append(f"B_{i} not triangular")
-        elif any(v is None for v in diag_nz):
-            verdicts.append(Verdict.UNDECIDED)
-            notes.append(f"B_{i}: diagonal entry undecided")
-        elif any(diag_nz):
-            verdicts.append(Verdict.FAIL)
-            notes.append(f"B_{i} singular")
-        P = (con.W[i - 1][b.top, b.top] * P).applyfunc(sp.expand)
-    res += [sp.diag(*con.A_built[0]) - sp.eye(b.dm), con.B(N) - sp.eye(b.dt)]
-    tel = identity(ctx, _stack(res), "A_1 = I, B_N = I, telescoping exact", "telescoping residual")
-    v = worst(tel.verdict, *verdicts)
-    note = "; ".join(notes) or ("A_i = M M^T, M diagonal with nonzero diagonal => SPD; B_i lower triangular "
-                                "with diagonal 1 => invertible")
-    return Check(tel.computed, tel.claimed, tel.residual, 0.0, v, note if v == Verdict.PASS or notes else tel.note)
-
-
 @exact_claim("nonneg-linear-regime",
              method="exact sign of every pre-activation in the engine's four exact forward passes (x, x*; "
                     "before, after), decided on the instance's orthant")
@@ -1111,8 +1153,15 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import grad_rank_one, kernel_code, multiplexer, post_update_eq3, z_star_is_minus_alpha_v
+    from ..claims.one_step import (boundary, grad_rank_one, kernel_code, multiplexer, post_update_eq3,
+                                   z_star_is_minus_alpha_v)
 
+    unified_claim("boundary", boundary,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: A_i, B_i "
+                         "telescoped from the exact weights (App. A.3, symbolic.claims.ExactTel) vs the spec's "
+                         "A_i / r^i and B_i = [[I, 0], [G_i^T, I]] as exact rationals (reference/codes.py), every "
+                         "entry by the canonical zero test; SPD: a diagonal A_i with every entry's sign decided > 0; "
+                         "invertible: lower triangular with a nonzero diagonal, else the exact determinant")
     unified_claim("post-update-eq3", post_update_eq3,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: zbar* of the "
                          "engine's exact step vs eq. (3) with A_i, B_i telescoped from the exact weights (App. A.3), "
