@@ -17,7 +17,7 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one", "post-update-eq3", "boundary"}
+               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument"}
 
 
 def _small(**kw) -> Config:
@@ -178,3 +178,15 @@ def test_a_wrong_top_entry_fails_boundary_exactly():
     c = _run(cfg, con=con)["boundary"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "telescoping product B_" in c.note and "!= 0" in c.note
+
+
+def test_a_negative_top_entry_fails_psd_argument_exactly():
+    """A negative entry in layer 2's top block: a product Wtilde_j ... Wtilde_N gets an entry whose sign
+    the exact backend decides < 0."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    con.W[1][b.top_star.start, b.top_x.start] = -10
+    c = _run(cfg, con=con)["psd-argument"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert c.computed["min_entry"] < 0 and "negative entry" in c.note

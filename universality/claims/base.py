@@ -278,6 +278,31 @@ class FloatBackend:
     def diag(self, v):
         return np.diag(v)
 
+    def tol(self, ctx, mag) -> float:
+        """The forward-error tolerance of a quantity of magnitude ``mag`` (a number or a callable)."""
+        return ctx.tol(mag() if callable(mag) else mag)
+
+    def top_product(self, ctx, t, j: int):
+        """(Wtilde_j ... Wtilde_N, the same on |Wtilde|): B_{j-1} for j >= 2, Wtilde_1 B_1 for j = 1."""
+        if j >= 2:
+            return t.B[j - 2], t.B_abs[j - 2]
+        from .structure import top_block
+
+        blk = top_block(ctx.layers, ctx.blocks, 0)
+        return blk @ t.B[0], abs(blk) @ t.B_abs[0]
+
+    def min_entry(self, ctx, M) -> float:
+        """The smallest entry of M, counting the implicit zeros of a sparse one."""
+        from .structure import min_entry_sparse
+
+        return min_entry_sparse(M)
+
+    def psd(self, ctx, P, tol: float):
+        """(smallest eigenvalue of the symmetric part or a bound, how, PSD: True / False / None)."""
+        from .structure import min_eig_sym_part
+
+        return min_eig_sym_part(P, tol)
+
     def definite(self, ctx, A):
         """(verdict, smallest eigenvalue / largest |entry|, how) for the symmetric part of A (1-D: a
         diagonal): PASS above the run's relative rounding unit, FAIL below minus it, else UNDECIDED."""

@@ -643,27 +643,25 @@ def psd_argument(ctx) -> Check:
     """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
     non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
 
-    Executed: the products of the real top blocks. Claimed: smallest entry >= 0."""
-    from .structure import max_abs_sparse, min_eig_sym_part, min_entry_sparse
+    One function on every backend (``ctx.backend``). Executed: the products of the real top blocks
+    (float: dense or CSR; exact: in the exact ring). Claimed: smallest entry >= 0 (float: within the
+    product's rounding bound; exact: every entry's sign decided). PSD-ness of the symmetric part is
+    reported (float: eigenvalues or certificates; exact: SymPy's tri-state is_positive_semidefinite)."""
+    from .structure import max_abs_sparse
 
-    b, N = ctx.blocks, ctx.N
+    be = ctx.backend
+    N = ctx.N
     min_entry, min_sym, psd_count, undecided, hows, min_how = math.inf, math.inf, 0, 0, set(), ""
     tol = 0.0
-    from .structure import top_block
-
-    t = sides.tel(ctx)  # B_i = Wtilde_{i+1} ... Wtilde_N from the weights, dense or CSR (telescoping)
+    t = be.tel(ctx)  # B_i = Wtilde_{i+1} ... Wtilde_N from the weights
     for j in range(N, 0, -1):
-        if j >= 2:  # Wtilde_j ... Wtilde_N = B_{j-1}
-            prod, prod_abs = t.B[j - 2], t.B_abs[j - 2]
-        else:
-            blk = top_block(ctx.layers, b, 0)
-            prod, prod_abs = blk @ t.B[0], abs(blk) @ t.B_abs[0]
-        min_entry = min(min_entry, min_entry_sparse(prod))
-        t_j = ctx.tol(max_abs_sparse(prod_abs))
+        prod, prod_abs = be.top_product(ctx, t, j)  # Wtilde_j ... Wtilde_N
+        min_entry = min(min_entry, be.min_entry(ctx, prod))
+        t_j = be.tol(ctx, lambda: max_abs_sparse(prod_abs))
         tol = max(tol, t_j)
-        lam, how, psd = min_eig_sym_part(prod, t_j)
+        lam, how, psd = be.psd(ctx, prod, t_j)
         hows.add(how)
-        if lam < min_sym:
+        if lam < min_sym or not min_how:
             min_sym, min_how = lam, how
         psd_count += psd is True
         undecided += psd is None

@@ -335,6 +335,34 @@ class ExactBackend:
                         out[b.top_star.start + l, b.top_x.start + j] = F.const(c)
         return out
 
+    def tol(self, ctx, mag) -> float:
+        return 0.0  # exact: no rounding to allow for
+
+    def top_product(self, ctx, t, j: int):
+        """(Wtilde_j ... Wtilde_N in the exact ring, None): B_{j-1}, or Wtilde_1 B_1."""
+        return (t.B[j - 2] if j >= 2 else t.Wt[0] @ t.B[0]), None
+
+    def min_entry(self, ctx, M) -> float:
+        """The smallest entry of M at the run's point, its sign decided exactly first (a negative entry
+        is < 0 here whatever its size; an undecided sign raises UndecidedSign: UNDECIDED)."""
+        out = math.inf
+        for v in np.asarray(M, dtype=object).reshape(-1):
+            s = self.F.decide(self._ring(v), "an entry of a top product")
+            val = 0.0 if s == "0" else self._value(v)
+            if s == "-":
+                val = -max(abs(val), 1e-300) if math.isfinite(val) else -math.inf
+            elif s == "+":
+                val = max(abs(val), 0.0) if math.isfinite(val) else math.inf
+            out = min(out, val)
+        return out if out != math.inf else 0.0
+
+    def psd(self, ctx, P, tol: float):
+        """(nan, how, PSD) with SymPy's tri-state is_positive_semidefinite of the exact symmetric part."""
+        M = self.F.to_sympy_matrix(P)
+        S = np.array([[self._value(v) for v in row] for row in np.asarray(P, dtype=object)], dtype=float)
+        lam = float(np.linalg.eigvalsh((S + S.T) / 2).min()) if S.size and np.all(np.isfinite(S)) else math.nan
+        return lam, "SymPy is_positive_semidefinite (exact)", ((M + M.T) / 2).is_positive_semidefinite
+
     def diag(self, v):
         M = self.F.zeros((len(v), len(v)))
         for t, e in enumerate(v):
@@ -461,10 +489,11 @@ class ExactTel:
             else:
                 M = (diag_matrix(M) if M.ndim == 1 else M) @ Wb
         self.B = [None] * self.N
+        self.Wt = [blk(k, b.top, b.top) for k in range(self.N)]  # the top blocks Wtilde_k
         P = diag_matrix([F.one] * b.dt)
         for i in range(self.N, 0, -1):
             self.B[i - 1] = P
-            P = blk(i - 1, b.top, b.top) @ P
+            P = self.Wt[i - 1] @ P
         bot = slice(b.bottom, b.bottom + 1)
         self.wcheck = [blk(k, bot, bot)[0, 0] for k in range(self.N)]
 
@@ -956,28 +985,6 @@ def nonneg_linear_regime(ctx, st) -> Check:
                  f"on {st.orthant.describe()}")
 
 
-@exact_claim("psd-argument", scope="construction",
-             method="exact products of the top blocks: smallest entry (rational) and SymPy's "
-                    "is_positive_semidefinite of the symmetric part (tri-state, reported, not relied on)")
-def psd_argument(ctx) -> Check:
-    con, b, N = ctx.con, ctx.blocks, ctx.N
-    prod = sp.eye(b.dt)
-    min_entry = None
-    psd = {True: 0, False: 0, None: 0}
-    for j in range(N, 0, -1):
-        prod = con.W[j - 1][b.top, b.top] * prod
-        m = min(prod)
-        min_entry = m if min_entry is None or m < min_entry else min_entry
-        psd[((prod + prod.T) / 2).is_positive_semidefinite] += 1
-    note = (f"PSD premise: holds for {psd[True]}/{N} products, fails for {psd[False]}, SymPy undecided for "
-            f"{psd[None]}; the activations are non-negative because every product is entrywise >= 0")
-    ok = min_entry >= 0
-    return Check({"min_entry": sp.sstr(min_entry), "psd_true": psd[True], "psd_false": psd[False],
-                  "psd_undecided": psd[None]}, "min_entry >= 0", 0.0 if ok else float(-min_entry), 0.0,
-                 Verdict.PASS if ok else Verdict.FAIL,
-                 note if ok else f"a top product has a negative entry {min_entry}; " + note)
-
-
 def error_at_z(con, z, y):
     yhat = con.Wg * z
     return con.Wg.T * con.loss.grad(y, yhat)
@@ -1153,9 +1160,14 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import (boundary, grad_rank_one, kernel_code, multiplexer, post_update_eq3,
+    from ..claims.one_step import (boundary, grad_rank_one, kernel_code, multiplexer, post_update_eq3, psd_argument,
                                    z_star_is_minus_alpha_v)
 
+    unified_claim("psd-argument", psd_argument,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the products "
+                         "Wtilde_j ... Wtilde_N of the exact weights' top blocks, every entry's sign decided (>= 0); "
+                         "PSD of the symmetric part from SymPy's tri-state is_positive_semidefinite (reported, not "
+                         "relied on)")
     unified_claim("boundary", boundary,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: A_i, B_i "
                          "telescoped from the exact weights (App. A.3, symbolic.claims.ExactTel) vs the spec's "
