@@ -17,7 +17,7 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument"}
+               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime"}
 
 
 def _small(**kw) -> Config:
@@ -56,6 +56,9 @@ def test_the_unified_claims_pass_exactly(variant):
             continue
         if variant == "paper" and cid in ("z-star-is-minus-alpha-v", "post-update-eq3"):  # ... so zbar* misses them
             assert c.verdict == Verdict.FAIL and "alpha*y0" in c.computed and c.residual > 0
+            continue
+        if variant == "paper" and cid == "nonneg-linear-regime":  # ... because a middle unit goes negative
+            assert c.verdict == Verdict.FAIL and "x, after, unit mid" in c.note
             continue
         assert c.verdict == Verdict.PASS, (cid, c.note)
         assert c.tolerance == 0 and c.residual == 0
@@ -190,3 +193,16 @@ def test_a_negative_top_entry_fails_psd_argument_exactly():
     c = _run(cfg, con=con)["psd-argument"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert c.computed["min_entry"] < 0 and "negative entry" in c.note
+
+
+def test_a_negative_bottom_gain_fails_nonneg_linear_regime_exactly():
+    """Layer 3's middle block negated on one unit: that unit's pre-activation changes sign across the
+    layers (signed) or goes negative (paper); the exact backend decides both signs and says FAIL."""
+    for variant in ("signed", "paper"):
+        cfg = _small(variant=variant)
+        con = build(cfg, ExactField())
+        b = con.blocks
+        con.W[2][b.dt, b.dt] = -con.W[2][b.dt, b.dt]
+        c = _run(cfg, con=con)["nonneg-linear-regime"]
+        assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0, (variant, c.note)
+        assert "unit" in c.note

@@ -282,6 +282,10 @@ class FloatBackend:
         """The forward-error tolerance of a quantity of magnitude ``mag`` (a number or a callable)."""
         return ctx.tol(mag() if callable(mag) else mag)
 
+    def unit_extremes(self, pre):
+        """Per unit (column of ``pre``, layers x units): the largest and the smallest value."""
+        return pre.max(axis=0, initial=-np.inf), pre.min(axis=0, initial=np.inf)
+
     def top_product(self, ctx, t, j: int):
         """(Wtilde_j ... Wtilde_N, the same on |Wtilde|): B_{j-1} for j >= 2, Wtilde_1 B_1 for j = 1."""
         if j >= 2:

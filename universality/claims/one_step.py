@@ -605,12 +605,16 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
     """[1, App. D] (the linear regime behind eq. (3)): every ReLU input is >= 0 (paper variant) or keeps
     one sign per unit (signed variant) in the passes at x and x*, before and after the step.
 
-    Executed: the pre-activations of four real forward passes. Claimed: the sign condition."""
+    One function on every backend (``ctx.backend``). Executed: the pre-activations of four real forward
+    passes, per unit the largest positive and the largest negative one over the layers (float: values,
+    within the passes' rounding bound; exact: each sign decided on the orthant). Claimed: the sign
+    condition."""
+    be = ctx.backend
     passes = {"x, before": lambda: st.fwd_x, "x*, before": lambda: st.fwd_star_pre,
               "x, after": lambda: st.fwd_x_post, "x*, after": lambda: st.fwd_star_post}
-    mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x), _abs_forward_max(ctx, st.W_post, st.phi_star_post),
-              _abs_forward_max(ctx, st.W_post, st.phi_x_post))
-    tol = ctx.tol(mag)
+    tol = be.tol(ctx, lambda: max(_abs_forward_max(ctx, ctx.layers, st.phi_x),
+                                  _abs_forward_max(ctx, st.W_post, st.phi_star_post),
+                                  _abs_forward_max(ctx, st.W_post, st.phi_x_post)))
     res, where = 0.0, ""
     extremes = getattr(st, "pre_extremes", {})
     for name in passes:
@@ -618,8 +622,7 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
         if name in extremes:  # reduced while the step's group ran the pass
             top, bottom = extremes[name]
         else:
-            f = passes[name]()
-            top, bottom = f.pre.max(axis=0, initial=-np.inf), f.pre.min(axis=0, initial=np.inf)
+            top, bottom = be.unit_extremes(passes[name]().pre)
         hi = np.maximum(top, 0.0)
         lo = np.maximum(-bottom, 0.0)
         bad = np.minimum(hi, lo) if _signed(ctx) else lo

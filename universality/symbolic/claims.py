@@ -338,6 +338,26 @@ class ExactBackend:
     def tol(self, ctx, mag) -> float:
         return 0.0  # exact: no rounding to allow for
 
+    def unit_extremes(self, pre):
+        """Per unit over the layers: (the largest positive value or 0, minus the largest negative one or
+        0), each sign decided on the orthant first, so a value is > 0 (< 0) exactly when its sign is;
+        the sizes are the values at the run's point. An undecided sign raises UndecidedSign."""
+        F = self.F
+        pre = np.asarray(pre, dtype=object)
+        top, bottom = np.zeros(pre.shape[1]), np.zeros(pre.shape[1])
+        for t in range(pre.shape[1]):
+            for v in pre[:, t]:
+                s = F.decide(self._ring(v), "a pre-activation")
+                if s == "0":
+                    continue
+                val = abs(self._value(v))
+                val = val if math.isfinite(val) and val > 0 else (math.inf if not math.isfinite(val) else 1e-300)
+                if s == "+":
+                    top[t] = max(top[t], val)
+                else:
+                    bottom[t] = min(bottom[t], -val)
+        return top, bottom
+
     def top_product(self, ctx, t, j: int):
         """(Wtilde_j ... Wtilde_N in the exact ring, None): B_{j-1}, or Wtilde_1 B_1."""
         return (t.B[j - 2] if j >= 2 else t.Wt[0] @ t.B[0]), None
@@ -955,36 +975,6 @@ def v_decodes(ctx, st) -> Check:
                  Verdict.PASS, f"y recovered exactly; separation margin (sin of angle) = {margin:.3g}")
 
 
-@exact_claim("nonneg-linear-regime",
-             method="exact sign of every pre-activation in the engine's four exact forward passes (x, x*; "
-                    "before, after), decided on the instance's orthant")
-def nonneg_linear_regime(ctx, st) -> Check:
-    s = st.st
-    passes = {"x, before": s.fwd_x, "x*, before": s.fwd_star_pre, "x, after": s.fwd_x_post,
-              "x*, after": s.fwd_star_post}
-    names = ctx.blocks.names()
-    D, F = ctx.blocks.D, ctx.F
-    for name, f in passes.items():
-        for t in range(D):
-            col = [F.sign(f.pre[k, t])[0] for k in range(ctx.N)]
-            if _signed(ctx):
-                if "+" in col and "-" in col:
-                    k = col.index("-")
-                    e = F.to_sympy(f.pre[k, t])
-                    return Check(f"{name}, unit {names[t]}: changes sign across layers", "sign-consistent",
-                                 _ring_size(ctx, [f.pre[k, t]]), 0.0, Verdict.FAIL,
-                                 f"{name}, unit {names[t]}, layer {k + 1}: {sp.sstr(e)}")
-            elif "-" in col:
-                k = col.index("-")
-                e = sp.sstr(F.to_sympy(f.pre[k, t]))
-                return Check(f"{name}, layer {k + 1}, unit {names[t]}: {e} < 0", "all >= 0",
-                             _ring_size(ctx, [f.pre[k, t]]), 0.0, Verdict.FAIL,
-                             f"{name}, layer {k + 1}, unit {names[t]}: {e} < 0 on {st.orthant.describe()}")
-    claimed = "sign-consistent per coordinate" if _signed(ctx) else "all >= 0"
-    return Check("every sign decided, none violates", claimed, 0.0, 0.0, Verdict.PASS,
-                 f"on {st.orthant.describe()}")
-
-
 def error_at_z(con, z, y):
     yhat = con.Wg * z
     return con.Wg.T * con.loss.grad(y, yhat)
@@ -1160,9 +1150,14 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import (boundary, grad_rank_one, kernel_code, multiplexer, post_update_eq3, psd_argument,
+    from ..claims.one_step import (boundary, grad_rank_one, kernel_code, multiplexer, nonneg_linear_regime,
+                                   post_update_eq3, psd_argument,
                                    z_star_is_minus_alpha_v)
 
+    unified_claim("nonneg-linear-regime", nonneg_linear_regime,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the exact sign "
+                         "of every pre-activation in the engine's four exact passes (x, x*; before, after), decided "
+                         "on the instance's orthant; per unit the largest positive and negative one")
     unified_claim("psd-argument", psd_argument,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the products "
                          "Wtilde_j ... Wtilde_N of the exact weights' top blocks, every entry's sign decided (>= 0); "
