@@ -17,7 +17,7 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime"}
+               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear"}
 
 
 def _small(**kw) -> Config:
@@ -27,7 +27,7 @@ def _small(**kw) -> Config:
 
 
 def _run(cfg, **kw):
-    out = run_symbolic(cfg, make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy), schematic=False, **kw)
+    out = run_symbolic(cfg, make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss), schematic=False, **kw)
     return {c.id: c for c in out.claims}
 
 
@@ -206,3 +206,27 @@ def test_a_negative_bottom_gain_fails_nonneg_linear_regime_exactly():
         c = _run(cfg, con=con)["nonneg-linear-regime"]
         assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0, (variant, c.note)
         assert "unit" in c.note
+
+
+def test_an_affine_executed_loss_gradient_fails_e_linear_exactly(monkeypatch):
+    """The engine's exact loss gradient shifted by a constant: the executed error map is affine, E(0) is
+    not the zero polynomial, and the exact run of the shared function says FAIL."""
+    from universality.engine import exact
+
+    orig = exact._ExactLoss.grad
+    monkeypatch.setattr(exact._ExactLoss, "grad", lambda self, y, yhat: orig(self, y, yhat) + self.F.const(0.5))
+    c = _run(_small())["e-linear"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert c.computed["value_at_zero"] > 0 and "affine offset" in c.note
+
+
+@pytest.mark.parametrize("loss", ["l1", "huber"])
+def test_e_linear_runs_exactly_for_the_other_losses(loss):
+    """Not only MSE: the exact backend runs e-linear on the loss's exact gradient with exact labels, and a
+    sign or clip of the label is not linear: FAIL, as in float."""
+    from universality import verify
+
+    cfg = _small(loss=loss, dy=2, samples=2)
+    c = _run(cfg)["e-linear"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.computed["linearity_residual"] > 0
+    assert verify(cfg, claim_ids={"e-linear"}, with_findings=False).claim("e-linear").verdict == Verdict.FAIL

@@ -282,6 +282,24 @@ class FloatBackend:
         """The forward-error tolerance of a quantity of magnitude ``mag`` (a number or a callable)."""
         return ctx.tol(mag() if callable(mag) else mag)
 
+    def label(self, ctx, y):
+        return np.asarray(y, dtype=float)
+
+    def asarray(self, values):
+        return np.asarray(values, dtype=float)
+
+    def scalar(self, c):
+        return float(c)
+
+    def executed_error(self, ctx, z, y):
+        """dl/dz executed through the real head and the loss's own ``grad`` (claims/executed.py)."""
+        from .executed import error_at_z
+
+        return error_at_z(ctx.con, z, y)
+
+    def min_singular(self, ctx, M) -> float:
+        return float(np.linalg.svd(M, compute_uv=False).min())
+
     def unit_extremes(self, pre):
         """Per unit (column of ``pre``, layers x units): the largest and the smallest value."""
         return pre.max(axis=0, initial=-np.inf), pre.min(axis=0, initial=np.inf)

@@ -688,48 +688,69 @@ def e_linear(ctx, s, st) -> Check:
     """[1, Sec. 6, Thm 6.1] and [1, eq. (2)]: e_bar(y), e_check(y) are linear (not affine) and injective
     in y, and theta_b' != 0 (the switch flips).
 
-    Executed: the error at z through the real head and ``loss.grad`` for several labels, theta_b' of
-    the real step. Claimed: linearity, injectivity (smallest singular value), a nonzero theta_b'."""
+    One function on every backend (``ctx.backend``). Executed: the error at z through the real head and
+    the loss's executed gradient (float: ``loss.grad``; exact: the engine's exact loss gradient) for the
+    sample's label, a second label, their combination, 0 and the unit labels; theta_b' of the real
+    step. Claimed: linearity, injectivity (float: smallest singular value; exact: exact rank), a
+    nonzero theta_b'. On the exact backend the sample's label stays symbolic where the loss's gradient
+    is polynomial in it (MSE: linearity along the line through y for every y of the orthant) and is
+    its exact rational otherwise (a sign or clip of a combination of labels is not fixed on the orthant)."""
+    be = ctx.backend
     if ctx.con.loss.domain == "simplex":  # CE: linear on the simplex only (claims/loss_claims.py)
+        if be.exact:
+            return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                         "CE is linear on the simplex only: the simplex check (vertices, mixtures, sum-zero "
+                         "directions) is the float run's; loss-recovers-label proves CE's gradient map exactly")
         from .loss_claims import simplex_e_linear
 
         return simplex_e_linear(ctx, s, st)
     con, b = ctx.con, ctx.blocks
     z = st.fwd_x.z
-    y1 = np.asarray(s.y, dtype=float)
-    y2 = np.linspace(-1.5, 2.0, b.dy) + 0.25
-    ca, cb = 0.75, -1.25
+    y1 = be.label(ctx, s.y)
+    y2 = be.asarray(np.linspace(-1.5, 2.0, b.dy) + 0.25)
+    ca, cb = be.scalar(0.75), be.scalar(-1.25)
 
     def E(y):
-        e = error_at_z(con, z, y)
+        e = be.executed_error(ctx, z, y)
         return np.concatenate([e[b.mid], [e[b.bottom]]])
 
-    lin = max_abs(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2))
-    aff = max_abs(E(np.zeros(b.dy)))
-    basis = np.column_stack([E(np.eye(b.dy)[d]) for d in range(b.dy)])[:-1]  # middle rows only
-    smin = float(np.linalg.svd(basis, compute_uv=False).min())
-    mag = max_abs(np.abs(con.Wg).T @ (np.abs(con.Wg) @ np.abs(z) + np.abs(ca * y1) + np.abs(cb * y2)))
-    tol = ctx.tol(max(mag, max_abs(y1), 1.0))
-    tb = abs(st.theta_b_post)
-    grp = getattr(st, "group", None)
-    if grp is not None and grp.layers is ctx.layers:
-        g_bottom = grp.cached("e-linear", lambda g: _abs_backward(ctx, g.errors, g.pre_x, st.r)[b.bottom])
-        g_bottom = float(g_bottom[st.group_index])
-    else:  # a lone step: the vector sweep
-        g_abs = np.abs(st.e)
-        for k in range(ctx.N):
-            g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
-        g_bottom = float(g_abs[b.bottom])
-    tb_tol = ctx.tol(abs(st.alpha) * g_bottom)
+    lin = be.size(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2))
+    aff = be.size(E(be.zeros(b.dy)))
+    eye = [be.zeros(b.dy) for _ in range(b.dy)]
+    for d in range(b.dy):
+        eye[d][d] = be.scalar(1.0)
+    basis = np.column_stack([E(eye[d]) for d in range(b.dy)])[:-1]  # middle rows only
+    smin = be.min_singular(ctx, basis)
+
+    def mag():
+        Wa = np.abs(con.Wg)
+        return max(max_abs(Wa.T @ (Wa @ np.abs(z) + np.abs(0.75 * y1) + np.abs(-1.25 * y2))), max_abs(y1), 1.0)
+
+    tol = be.tol(ctx, mag)
+
+    def tb_mag():
+        grp = getattr(st, "group", None)
+        if grp is not None and grp.layers is ctx.layers:
+            g_bottom = grp.cached("e-linear", lambda g: _abs_backward(ctx, g.errors, g.pre_x, st.r)[b.bottom])
+            g_bottom = float(g_bottom[st.group_index])
+        else:  # a lone step: the vector sweep
+            g_abs = np.abs(st.e)
+            for k in range(ctx.N):
+                g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
+            g_bottom = float(g_abs[b.bottom])
+        return abs(st.alpha) * g_bottom
+
     res = max(lin, aff)
+    tb_zero = be.zero([st.theta_b_post]) == Verdict.PASS
     v = worst(Verdict.PASS if res <= tol else Verdict.FAIL, decide_nonzero(smin, tol),
-              decide_nonzero(tb, tb_tol))
+              be.nonzero(ctx, [st.theta_b_post], tb_mag))
     note = "" if v == Verdict.PASS else (
-        "theta_b' = 0: the switch does not flip" if tb == 0 else
+        "theta_b' = 0: the switch does not flip" if tb_zero else
         f"linearity residual {lin:.3g}, affine offset {aff:.3g}, smallest singular value {smin:.3g}, "
-        f"|theta_b'| = {tb:.3g}")
+        f"|theta_b'| = {be.size([st.theta_b_post]):.3g}")
     return Check({"linearity_residual": lin, "value_at_zero": aff, "min_singular_value": smin,
-                  "theta_b_post": st.theta_b_post}, "linear, injective, theta_b' != 0", res, tol, v, note)
+                  "theta_b_post": be.record([st.theta_b_post])[0]}, "linear, injective, theta_b' != 0", res, tol, v,
+                 note)
 
 
 def _abs_backward(ctx, E: np.ndarray, pre: np.ndarray, r: float) -> np.ndarray:

@@ -338,6 +338,35 @@ class ExactBackend:
     def tol(self, ctx, mag) -> float:
         return 0.0  # exact: no rounding to allow for
 
+    def label(self, ctx, y):
+        """The label as the exact claims combine it: its symbols where the loss's gradient is polynomial
+        in it (MSE), else its exact rational value at the run's point (the decimal's rational)."""
+        ys = [self._ring(v) for v in y]
+        if self.x.con.design.loss == "mse":
+            return _obj(ys)
+        return _obj([self.F.const(self._value(v)) for v in ys])
+
+    def asarray(self, values):
+        return _obj([self.F.const(float(v)) for v in np.asarray(values, dtype=float).reshape(-1)])
+
+    def scalar(self, c):
+        return self.F.const(float(c))
+
+    def executed_error(self, ctx, z, y):
+        """dl/dz executed through the exact head W_g and the engine's exact loss gradient."""
+        Wg = self.x.ec.Wg
+        return Wg.T @ self.x.ec.loss.grad(y, Wg @ z)
+
+    def min_singular(self, ctx, M) -> float:
+        """0 when the exact rank of M is below its column count, else the smallest singular value of M
+        evaluated at the run's point (a size, the decision is the exact rank)."""
+        S = self.F.to_sympy_matrix(np.asarray(M, dtype=object))
+        if S.rank() < S.cols:
+            return 0.0
+        vals = np.array([[self._value(v) for v in row] for row in np.asarray(M, dtype=object)], dtype=float)
+        sv = float(np.linalg.svd(vals, compute_uv=False).min()) if np.all(np.isfinite(vals)) else math.nan
+        return sv if sv > 0 else 1e-300
+
     def unit_extremes(self, pre):
         """Per unit over the layers: (the largest positive value or 0, minus the largest negative one or
         0), each sign decided on the orthant first, so a value is > 0 (< 0) exactly when its sign is;
@@ -975,47 +1004,6 @@ def v_decodes(ctx, st) -> Check:
                  Verdict.PASS, f"y recovered exactly; separation margin (sin of angle) = {margin:.3g}")
 
 
-def error_at_z(con, z, y):
-    yhat = con.Wg * z
-    return con.Wg.T * con.loss.grad(y, yhat)
-
-
-@exact_claim("e-linear",
-             method="the exact error at z through g_pre and the loss for symbolic labels u, w and scalars "
-                    "a, b: E(a u + b w) - a E(u) - b E(w) = 0 and E(0) = 0 identically; injectivity by the "
-                    "exact rank of dE/dy; theta_b' != 0 decided on the orthant")
-def e_linear(ctx, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    if con.design.loss != "mse":
-        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
-                     f"the exact e-linear check is MSE's (a linear error map of every real y); --loss "
-                     f"{con.design.loss} is checked by the numeric e-linear and loss-recovers-label")
-    dy = len(st.y)
-    u = sp.Matrix(sp.symbols(f"u0:{dy}"))
-    w = sp.Matrix(sp.symbols(f"w0:{dy}"))
-    ca, cb = sp.symbols("a b")
-    z = st.z_x
-
-    def E(y):
-        e = error_at_z(con, z, y)
-        return sp.Matrix.vstack(e[b.mid, :], e[b.bottom:, :]).applyfunc(sp.expand)
-
-    lin = identity(ctx, E(ca * u + cb * w) - ca * E(u) - cb * E(w), "linear", "E(a u + b w) - a E(u) - b E(w)")
-    aff = identity(ctx, E(sp.zeros(dy, 1)), "0", "E(0)")
-    J = E(u)[:b.dm, :].jacobian(u)
-    rank = J.rank()
-    inj = Verdict.PASS if rank == dy else Verdict.FAIL
-    s, _ = decide(st.theta_b_post, st.orthant)
-    tb = {Sign.POS: Verdict.PASS, Sign.NEG: Verdict.PASS, Sign.ZERO: Verdict.FAIL}.get(s, Verdict.UNDECIDED)
-    v = worst(lin.verdict, aff.verdict, inj, tb)
-    note = "" if v == Verdict.PASS else (
-        "theta_b' = 0 identically: the switch does not flip" if tb == Verdict.FAIL else
-        f"linearity {lin.verdict.value}, E(0) {aff.verdict.value}, rank {rank}/{dy}, theta_b' {s.value}")
-    return Check({"linearity": lin.computed, "value_at_zero": aff.computed, "rank": rank,
-                  "theta_b_post": sp.sstr(st.theta_b_post)}, "linear, injective, theta_b' != 0",
-                 max(lin.residual, aff.residual), 0.0, v, note)
-
-
 def _loss_grad_at(ctx, y, yhat):
     """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
     key = ("loss grad", tuple(y), tuple(yhat))
@@ -1150,7 +1138,7 @@ def permutation_invariant(ctx, tv) -> Check:
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
-    from ..claims.one_step import (boundary, grad_rank_one, kernel_code, multiplexer, nonneg_linear_regime,
+    from ..claims.one_step import (boundary, e_linear, grad_rank_one, kernel_code, multiplexer, nonneg_linear_regime,
                                    post_update_eq3, psd_argument,
                                    z_star_is_minus_alpha_v)
 
@@ -1158,6 +1146,12 @@ def _register_unified() -> None:
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the exact sign "
                          "of every pre-activation in the engine's four exact passes (x, x*; before, after), decided "
                          "on the instance's orthant; per unit the largest positive and negative one")
+    unified_claim("e-linear", e_linear,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the error at z "
+                         "through the exact head and the engine's exact loss gradient for the sample's label (symbolic "
+                         "for MSE, else its exact rational), a second label, their combination, 0 and the unit labels: "
+                         "E(a y + b w) - a E(y) - b E(w) and E(0) identically 0, the exact rank of the unit labels' "
+                         "images, theta_b' not the zero polynomial; CE (linear on the simplex only) SKIPPED")
     unified_claim("psd-argument", psd_argument,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the products "
                          "Wtilde_j ... Wtilde_N of the exact weights' top blocks, every entry's sign decided (>= 0); "
