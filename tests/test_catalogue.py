@@ -17,7 +17,8 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear"}
+               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear",
+               "kshot-eq", "permutation-invariant"}
 
 
 def _small(**kw) -> Config:
@@ -49,8 +50,13 @@ def test_the_float_context_supplies_the_float_backend():
 @pytest.mark.parametrize("variant", ["signed", "paper"])
 def test_the_unified_claims_pass_exactly(variant):
     claims = _run(_small(variant=variant))
+    claims.update({k: v for k, v in _run(_small(variant=variant, K=2, samples=1)).items()
+                   if CLAIMS[k].scope == "task"})
     for cid in UNIFIED_IDS:
         c = claims[cid]
+        if variant == "paper" and cid == "kshot-eq":  # intermediate ReLUs clip the paper variant's middle copies
+            assert c.verdict == Verdict.FAIL and "linear product matches it exactly" in c.note
+            continue
         if variant == "paper" and cid == "multiplexer":  # the paper variant's ReLUs clip zbar* to 0
             assert c.verdict == Verdict.FAIL and "no trace" in c.note
             continue
@@ -96,7 +102,7 @@ def test_float_and_exact_records_have_the_same_shape():
     """The shared function gives both backends the same record keys (the JSON schema reads them)."""
     from universality import verify
 
-    cfg = _small()
+    cfg = _small(K=2)
     exact = _run(cfg)
     flt = {c.id: c for c in verify(cfg, claim_ids=UNIFIED_IDS, with_findings=False).claims}
     for cid in UNIFIED_IDS:
@@ -230,3 +236,33 @@ def test_e_linear_runs_exactly_for_the_other_losses(loss):
     c = _run(cfg)["e-linear"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.computed["linearity_residual"] > 0
     assert verify(cfg, claim_ids={"e-linear"}, with_findings=False).claim("e-linear").verdict == Verdict.FAIL
+
+
+def test_an_off_block_entry_fails_kshot_eq_exactly():
+    """The off-block entry of the post-update-eq3 test, on K = 2 tasks: the exact K-shot zbar* carries it,
+    the formula from the weights' telescoped A_i, B_i does not."""
+    cfg = _small(K=2, samples=2)
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for t in range(b.top_star.start, b.top_star.stop):
+        con.W[1][b.dt, t] = sp.Rational(1, 2)
+    c = _run(cfg, con=con)["kshot-eq"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "linear product misses the formula" in c.note and "!= 0" in c.note
+
+
+def test_order_dependent_averaging_fails_permutation_invariant_exactly(monkeypatch):
+    """The K-shot step the claim re-runs weights its first example 11/10: the permuted tasks' exact steps
+    differ from the original order's, and the exact run names the entries."""
+    from universality.claims import kshot
+    from universality.engine.step import maml_step
+
+    def skewed(con, xs, ys, x_star, **kw):
+        ys = [list(y) for y in ys]
+        ys[0] = [v * con.F.const(1.1) for v in ys[0]]
+        return maml_step(con, xs, ys, x_star, **kw)
+
+    monkeypatch.setattr(kshot, "k_shot_step", skewed)
+    c = _run(_small(K=2, samples=1))["permutation-invariant"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "residual expression [W_" in c.note

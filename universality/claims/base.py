@@ -300,6 +300,23 @@ class FloatBackend:
     def min_singular(self, ctx, M) -> float:
         return float(np.linalg.svd(M, compute_uv=False).min())
 
+    def kshot_formula(self, ctx, xs, ys, x_star, theta_b_post, alpha):
+        """(-(alpha/K) sum_k sum_i r^i A_i e_bar(y_k) k_i(x_k, x*), |terms|) from reference/
+        (claims/kshot.py: kshot_formula)."""
+        from .kshot import kshot_formula
+
+        return kshot_formula(ctx.con, xs, ys, x_star, theta_b_post, alpha)
+
+    def steps_equal(self, ctx, a, b, tol, *, what: str = "") -> Check:
+        """Two steps' updated parameters (every entry of every W', from the factors; theta_b', W_g') and
+        zbar*: the largest difference against ``tol()``; ``computed`` says whether they are bit-identical."""
+        from ..engine.step import updates_diff_max_abs
+
+        diffs = [updates_diff_max_abs(a, b), abs(a.theta_b_post - b.theta_b_post), max_abs(a.Wg_post - b.Wg_post),
+                 max_abs(a.z_star - b.z_star)]
+        res, t = max(diffs), tol()
+        return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
+
     def unit_extremes(self, pre):
         """Per unit (column of ``pre``, layers x units): the largest and the smallest value."""
         return pre.max(axis=0, initial=-np.inf), pre.min(axis=0, initial=np.inf)

@@ -11,13 +11,14 @@ UNDECIDED.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
 
-from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, compare_exact, exact_size, worst
+from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, compare_exact, exact_size
 from .signs import Sign, decide
 
 SYMBOLIC_CLAIMS: dict[str, ClaimSpec] = {}
@@ -366,6 +367,33 @@ class ExactBackend:
         vals = np.array([[self._value(v) for v in row] for row in np.asarray(M, dtype=object)], dtype=float)
         sv = float(np.linalg.svd(vals, compute_uv=False).min()) if np.all(np.isfinite(vals)) else math.nan
         return sv if sv > 0 else 1e-300
+
+    def kshot_formula(self, ctx, xs, ys, x_star, theta_b_post, alpha):
+        """(-(alpha/K) sum_k eq. (3) at (x_k, y_k), None): :meth:`eq3` per example (A_i, B_i telescoped
+        from the exact weights, e_bar(y_k) = the middle of W_g^T grad l(y_k, 0) from the SymPy derivative
+        of the loss's value)."""
+        F, b = self.F, self.x.blocks
+        total = F.zeros(b.dm)
+        z0 = F.zeros(b.D)
+        for x, y in zip(xs, ys):
+            e_mid = self.error(ctx, z0, y)[b.mid]
+            total = total + self.eq3(ctx, x, x_star, theta_b_post, e_mid, alpha, self.x.r)[0]
+        return total * F.const(Fraction(1, len(xs))), None
+
+    def steps_equal(self, ctx, a, b, tol, *, what: str = "") -> Check:
+        """Every entry of every updated layer (from the K-shot factors), theta_b', W_g' and zbar* of the two
+        steps: the differences by the canonical zero test."""
+        ents = []
+        for k in range(self.x.N):
+            ga, gb = _grad_entries(a, k), _grad_entries(b, k)
+            for ij in set(ga) | set(gb):
+                ents.append((f"[W_{k + 1}{list(ij)}]", self._ring(ga.get(ij, 0)) - self._ring(gb.get(ij, 0))))
+        ents.append(("[theta_b']", self._ring(a.theta_b_post) - self._ring(b.theta_b_post)))
+        ents += [(f"[W_g' {i}]", self._ring(v)) for i, v in enumerate((a.Wg_post - b.Wg_post).reshape(-1))]
+        ents += [(f"[z* {i}]", self._ring(v)) for i, v in enumerate(a.z_star - b.z_star)]
+        chk = compare_exact(ents, "0", what, point=self._point())
+        chk.computed = chk.verdict == Verdict.PASS
+        return chk
 
     def unit_extremes(self, pre):
         """Per unit over the layers: (the largest positive value or 0, minus the largest negative one or
@@ -754,39 +782,6 @@ def _signed(ctx) -> bool:
     return ctx.con.design.variant == "signed"
 
 
-def _clip(orthant, vec):
-    """max(vec, 0) per coordinate, each sign decided exactly; (vector, undecided coordinate or None)."""
-    out = []
-    for t in range(vec.rows):
-        s, _ = decide(vec[t], orthant)
-        if s == Sign.UNDECIDED:
-            return None, t
-        out.append(vec[t] if s == Sign.POS else sp.Integer(0))
-    return sp.Matrix(out), None
-
-
-def _signed_claimed(ctx, orthant, formula, label: str, name: str):
-    """The claimed post-ReLU value: ``formula`` itself, or max(formula, 0) in the signed variant with
-    each sign decided exactly; (claimed, None) or (None, an UNDECIDED Check naming the coordinate)."""
-    if not _signed(ctx):
-        return formula, None
-    claimed, bad = _clip(orthant, formula)
-    if claimed is None:
-        return None, Check("-", f"max({label}, 0)", math.nan, 0.0, Verdict.UNDECIDED,
-                           f"sign of {name} coordinate {bad} undecided")
-    return claimed, None
-
-
-def _eq3_sum(ctx, ebar, kernels) -> sp.Matrix:
-    """sum_i A_i e_bar k_i over the layers whose kernel k_i is nonzero (eq. (3) without -alpha)."""
-    con, dm = ctx.con, ctx.blocks.dm
-    total = sp.zeros(dm, 1)
-    for i, k in enumerate(kernels, start=1):
-        if k != 0:
-            total += sp.Matrix([con.A[i - 1][q] * ebar[q] * k for q in range(dm)])
-    return total
-
-
 # ---- the claims -----------------------------------------------------------------------------
 @exact_claim("update-blocks",
              method="the engine's exact update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, "
@@ -894,16 +889,6 @@ def second_order_zero(ctx, st) -> Check:
                      "0 (no O(alpha^2) term)", 0.0, 0.0, Verdict.PASS, note)
 
     return ctx.cached(key, make)
-
-
-def _B(ctx, i: int):
-    return ctx.cached(("B", i), lambda: ctx.con.B(i))
-
-
-def _kernel(ctx, st):
-    b = ctx.blocks
-    px, ps = st.phi_x[b.top, :], st.phi_star_post[b.top, :]
-    return [((_B(ctx, i) * px).T * (_B(ctx, i) * ps))[0, 0] for i in range(1, ctx.N + 1)]
 
 
 _NONPOLY = (sp.Piecewise, sp.sign, sp.Heaviside, sp.Abs, sp.exp, sp.log, sp.Max, sp.Min)
@@ -1050,45 +1035,6 @@ class TaskView:
         self.r = ctx.F.to_sympy(st.r)
 
 
-def _top(ctx, arr):
-    return ctx.F.to_sympy_matrix(arr)[ctx.blocks.top, :]
-
-
-@exact_claim("kshot-eq", scope="task",
-             method="the engine's exact K-shot step (K exact passes, the loss's exact gradients, backprop, the "
-                    "average); (1) the updated weights' product at phi(x*) with no ReLU and (2) the exact ReLU "
-                    "pass at x* (signed: vs max(formula, 0), signs decided) against -(alpha/K) sum_k sum_i A_i "
-                    "e_bar(y_k) k_i(x_k, x*) from the exact A_i, B_i and the loss's label code")
-def kshot_eq(ctx, tv) -> Check:
-    from ..engine.step import forward
-
-    b, F = ctx.blocks, ctx.F
-    st = tv.st
-    q = _top(ctx, st.phi_star_post)
-    Bs = [_B(ctx, i) for i in range(1, ctx.N + 1)]
-    total = sp.zeros(b.dm, 1)
-    for x, y in zip(tv.xs, tv.ys):
-        p = _top(ctx, ctx.ec.phi(x, F.zero))
-        total += _eq3_sum(ctx, ctx.e_bar(y), [sp.expand(((Bi * p).T * (Bi * q))[0, 0]) for Bi in Bs])
-    formula = (-tv.alpha / len(tv.xs) * total).applyfunc(sp.expand)
-    lin = F.to_sympy_matrix(forward(st.W_post, st.phi_star_post, relu=False).z)[b.mid, :]
-    c_lin = identity(ctx, lin - formula, "formula", "prod W' phi(x*) - formula (no ReLU)")
-    claimed, undecided = _signed_claimed(ctx, tv.orthant, formula, "formula", "the K-shot formula's")
-    if undecided is not None:
-        return undecided
-    c_relu = identity(ctx, F.to_sympy_matrix(st.z_star)[b.mid, :] - claimed, "formula", "zbar* - formula")
-    v = worst(c_lin.verdict, c_relu.verdict)
-    note = ""
-    if c_lin.verdict != Verdict.PASS:
-        note = "the linear product misses the formula: " + c_lin.computed
-    elif c_relu.verdict != Verdict.PASS:
-        note = ("the ReLU network misses the formula while the linear product matches it exactly: "
-                "intermediate ReLUs clip middle coordinates whose contributions have both signs "
-                "(finding kshot-mixed-signs)")
-    return Check({"linear": c_lin.computed, "relu": c_relu.computed}, "-(alpha/K) sum_k sum_i A_i e_bar(y_k) k_i",
-                 max(c_lin.residual, c_relu.residual), 0.0, v, note)
-
-
 def _grad_entries(st, k):
     """{(i, j): sum_c D[i, c] H[j, c]} of layer k's K-shot step (the factors' supports only)."""
     D, H = st.W_post.Dfac[k], st.W_post.Hfac[k]
@@ -1102,39 +1048,6 @@ def _grad_entries(st, k):
     return out
 
 
-@exact_claim("permutation-invariant", scope="task",
-             method="the engine's exact K-shot step on the task reversed and on the same seeded permutation as "
-                    "the float claim; every entry of every updated layer, theta_b', W_g' and zbar* minus the "
-                    "original order's, as polynomials (canonical zero test)")
-def permutation_invariant(ctx, tv) -> Check:
-    import numpy as np
-
-    from ..engine.step import maml_step
-
-    F, N = ctx.F, ctx.N
-    st = tv.st
-    K = len(tv.xs)
-    rng = np.random.default_rng([K, 7])
-    perms = [list(range(K))[::-1], [int(v) for v in rng.permutation(K)]]
-    base = [_grad_entries(st, k) for k in range(N)]
-    ents = []
-    for p in perms:
-        other = maml_step(ctx.ec, [tv.xs[k] for k in p], [[F.from_sympy(v) for v in tv.ys[k]] for k in p],
-                          tv.x_star, alpha=st.alpha, r=st.r)
-        for k in range(N):
-            g = _grad_entries(other, k)
-            for ij in set(g) | set(base[k]):
-                ents.append((f"[perm {p}, W_{k + 1}{list(ij)}]",
-                             F.scalar(g.get(ij, 0)) - F.scalar(base[k].get(ij, 0))))
-        ents.append((f"[perm {p}, theta_b']", other.theta_b_post - st.theta_b_post))
-        ents += [(f"[perm {p}, W_g' {i}]", v) for i, v in enumerate((other.Wg_post - st.Wg_post).reshape(-1))]
-        ents += [(f"[perm {p}, z* {i}]", v) for i, v in enumerate(other.z_star - st.z_star)]
-    chk = identity_ring(ctx, ents, "0", "theta'(permuted) - theta'")
-    if chk.verdict == Verdict.PASS:
-        chk.note = f"exactly equal for the permutations {perms}"
-    return chk
-
-
 # ---- the claims of the one catalogue: the float run's own functions, on the exact backend ----------
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
@@ -1146,6 +1059,19 @@ def _register_unified() -> None:
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the exact sign "
                          "of every pre-activation in the engine's four exact passes (x, x*; before, after), decided "
                          "on the instance's orthant; per unit the largest positive and negative one")
+    from ..claims.kshot import kshot_eq, permutation_invariant
+
+    unified_claim("kshot-eq", kshot_eq,
+                  method="the catalogue's one function (claims/kshot.py) on the exact backend: the engine's exact "
+                         "K-shot step (K exact passes, the loss's exact gradients, backprop, the average); (1) the "
+                         "updated weights' product at phi(x*) with no ReLU and (2) the exact ReLU pass at x* "
+                         "(signed: vs max(formula, 0), signs decided) against -(1/K) sum_k eq. (3) at (x_k, y_k) "
+                         "with A_i, B_i telescoped from the exact weights; the canonical zero test")
+    unified_claim("permutation-invariant", permutation_invariant,
+                  method="the catalogue's one function (claims/kshot.py) on the exact backend: the engine's exact "
+                         "K-shot step on the task reversed and on the float claim's seeded permutation; every "
+                         "entry of every updated layer, theta_b', W_g' and zbar* minus the original order's, by the "
+                         "canonical zero test")
     unified_claim("e-linear", e_linear,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the error at z "
                          "through the exact head and the engine's exact loss gradient for the sample's label (symbolic "
