@@ -17,7 +17,7 @@ from universality.symbolic import claims as symbolic_claims
 from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
-               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear",
+               "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear", "v-decodes",
                "kshot-eq", "permutation-invariant"}
 
 
@@ -62,6 +62,9 @@ def test_the_unified_claims_pass_exactly(variant):
             continue
         if variant == "paper" and cid in ("z-star-is-minus-alpha-v", "post-update-eq3"):  # ... so zbar* misses them
             assert c.verdict == Verdict.FAIL and "alpha*y0" in c.computed and c.residual > 0
+            continue
+        if variant == "paper" and cid == "v-decodes":  # ... and the clipped copies no longer tell the cells apart
+            assert c.verdict == Verdict.FAIL and "explain zbar* as well" in c.note
             continue
         if variant == "paper" and cid == "nonneg-linear-regime":  # ... because a middle unit goes negative
             assert c.verdict == Verdict.FAIL and "x, after, unit mid" in c.note
@@ -266,3 +269,16 @@ def test_order_dependent_averaging_fails_permutation_invariant_exactly(monkeypat
     c = _run(_small(K=2, samples=1))["permutation-invariant"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "residual expression [W_" in c.note
+
+
+def test_a_wrong_middle_gain_fails_v_decodes_exactly():
+    """A middle gain of layer 2 tripled: the exact zbar* of a sample in the affected channel is no longer
+    w(a, b) y for the spec's gains of any cell (codes and A_i as exact rationals), and the exact decoder
+    says so: FAIL, no cell explains zbar* identically."""
+    cfg = _small(samples=4)
+    con = build(cfg, ExactField())
+    b = con.blocks
+    con.W[1][b.dt + 1, b.dt + 1] *= 3
+    c = _run(cfg, con=con)["v-decodes"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0
+    assert "no cell's gains explain zbar* identically" in c.note

@@ -317,6 +317,34 @@ class FloatBackend:
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
 
+    def label_values(self, y):
+        return np.asarray(y, dtype=float)
+
+    def short(self, v) -> str:
+        v = np.asarray(v, dtype=float).reshape(-1)
+        return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
+
+    def decode(self, ctx, st, y, truth: int):
+        """v-decodes' decoder: least squares over every cell's spec gains (decode.decode_gains), the
+        separation signal |alpha| |w| |y| margin against the rounding of zbar*, the label's tolerance."""
+        from ..decode import decode_gains, spec_gains
+        from .one_step import _abs_forward_max
+
+        b = ctx.blocks
+        gains = ctx.cached("spec_gains", lambda: spec_gains(ctx.design, b))
+        dec = decode_gains(gains, b, ctx.con.loss, st.z_star[b.mid], st.alpha)
+        w = gains[truth]
+        wn = float(np.linalg.norm(w))
+        yv = np.asarray(y, dtype=float)
+        zmag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid) * math.sqrt(b.dm)
+        ztol = ctx.tol(zmag)
+        ymag = (zmag / (abs(st.alpha) * wn) if wn > 0 else math.inf) + max_abs(yv)
+        signal = abs(st.alpha) * wn * float(np.linalg.norm(yv)) * dec.margin
+        weak = signal <= ztol
+        return Decoded(dec.cell_x, dec.cell_star, dec.y, dec.margin, Verdict.UNDECIDED if weak else Verdict.PASS,
+                       f"separation {signal:.3g} below rounding {ztol:.3g}" if weak else "",
+                       float(max_abs(dec.y - yv)), ctx.tol(ymag), ymag)
+
     def unit_extremes(self, pre):
         """Per unit (column of ``pre``, layers x units): the largest and the smallest value."""
         return pre.max(axis=0, initial=-np.inf), pre.min(axis=0, initial=np.inf)
@@ -382,6 +410,21 @@ class FloatBackend:
 
     def sample(self, s):
         return s
+
+
+@dataclass
+class Decoded:
+    """What a backend's decoder found for v-decodes (claims/one_step.py)."""
+
+    cell_x: int
+    cell_star: int
+    y: Any  # the decoded label
+    margin: float  # sin of the angle to the nearest other cell's gains
+    separation: Verdict  # PASS: told apart from every other cell; UNDECIDED: within rounding / undecided; FAIL
+    why: str  # the reason when separation is not PASS
+    residual: float  # |decoded label - y| (float) for a record
+    ytol: float  # the label's tolerance (exact: 0)
+    ymag: float  # its magnitude (what the comparator's tolerance is built from)
 
 
 FLOAT = FloatBackend()

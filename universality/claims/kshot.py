@@ -30,7 +30,7 @@ from ..construction.network import build
 from ..decode import recover
 from ..engine.step import forward, maml_step as k_shot_step, updates_diff_max_abs
 from ..samples import cell_point
-from .base import Check, Outcome, Verdict, claim, compare, finding, max_abs, worst
+from .base import Check, Outcome, Verdict, claim, finding, max_abs, worst
 
 # Largest number of (x* cell, set of x cells) candidates the K-shot decoder tries.
 MAX_DECODE_CANDIDATES = 20000

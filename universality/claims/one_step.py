@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 
-from ..decode import decode_gains, spec_gains
 from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
@@ -442,44 +441,36 @@ def kernel_code(ctx, s, st) -> Check:
 def v_decodes(ctx, s, st) -> Check:
     """[1, Lemma 4.1]: v(x, x*, y) determines (bin x, bin x*, y) for y != 0.
 
-    Executed: the real zbar*. Claimed: the truth (exact rational cells, the label); the decoder's
-    cell gains come from the spec's codes and A_i (reference/), not from the builder."""
-    b = ctx.blocks
-    y = np.asarray(s.y, dtype=float)
-    if not np.any(y != 0):
+    One function on every backend (``ctx.backend``). Executed: the real zbar*. Claimed: the truth
+    (exact rational cells, the label); the cell gains w(j, l) come from the spec's codes and A_i
+    (float: reference/; exact: the same as exact rationals), not from the builder. The backend decodes
+    (float: least squares over every cell, separation against the rounding of zbar*; exact: the cell
+    whose gains explain U identically, every other cell's residual decided nonzero on the orthant) and
+    compares the decoded label with y."""
+    be, b = ctx.backend, ctx.blocks
+    if be.zero(s.y) == Verdict.PASS:
         return Check("y = 0", "-", 0.0, 0.0, Verdict.SKIPPED, "y = 0 carries no label (finding zero-label)")
     skip = _erratum_skip(ctx, s)
     if skip is not None:
         return skip
-    gains = ctx.cached("spec_gains", lambda: spec_gains(ctx.design, b))
-    dec = decode_gains(gains, b, ctx.con.loss, st.z_star[b.mid], st.alpha)
     a, bb = sides.cells(ctx, s.x, s.x_star)
-    w = gains[a * b.cells_star + bb]
-    wn = float(np.linalg.norm(w))
-    mag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid)
-    ztol = ctx.tol(mag) * math.sqrt(b.dm)
-    ytol = (ztol / (abs(st.alpha) * wn) if wn > 0 else math.inf) + ctx.tol(max_abs(y))
-    res = max_abs(dec.y - y)
-    computed = {"cell_x": dec.cell_x, "cell_star": dec.cell_star, "y": dec.y.tolist(), "margin": dec.margin}
-    claimed = {"cell_x": a, "cell_star": bb, "y": y.tolist()}
-    signal = abs(st.alpha) * wn * float(np.linalg.norm(y)) * dec.margin
+    dec = be.decode(ctx, st, s.y, a * b.cells_star + bb)
+    computed = {"cell_x": dec.cell_x, "cell_star": dec.cell_star, "y": be.record(dec.y), "margin": dec.margin}
+    claimed = {"cell_x": a, "cell_star": bb, "y": be.record(s.y)}
     if (dec.cell_x, dec.cell_star) != (a, bb):
-        verdict = Verdict.UNDECIDED if signal <= ztol else Verdict.FAIL
-        return Check(computed, claimed, math.inf, ytol, verdict,
-                     f"decoded cell ({dec.cell_x}, {dec.cell_star}) instead of ({a}, {bb})")
-    if signal <= ztol:
-        return Check(computed, claimed, res, ytol, Verdict.UNDECIDED,
-                     f"separation {signal:.3g} below rounding {ztol:.3g}")
-    if res > ytol:
-        return Check(computed, claimed, res, ytol, Verdict.FAIL,
-                     f"right cell, but the decoded label {_short(dec.y)} is not y = {_short(y)}")
-    return Check(computed, claimed, res, ytol, Verdict.PASS,
-                 f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}")
-
-
-def _short(v) -> str:
-    v = np.asarray(v, dtype=float).reshape(-1)
-    return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
+        verdict = Verdict.UNDECIDED if dec.separation == Verdict.UNDECIDED else Verdict.FAIL
+        return Check(computed, claimed, math.inf, dec.ytol, verdict,
+                     f"decoded cell ({dec.cell_x}, {dec.cell_star}) instead of ({a}, {bb})" +
+                     (f": {dec.why}" if dec.why else ""))
+    if dec.separation != Verdict.PASS:
+        return Check(computed, claimed, dec.residual, dec.ytol, dec.separation, dec.why)
+    lab = be.equal(ctx, dec.y, be.label_values(s.y), lambda: dec.ymag, what="decoded label - y", claimed_text="y")
+    if lab.verdict != Verdict.PASS:
+        return Check(computed, claimed, lab.residual, lab.tolerance, lab.verdict,
+                     f"right cell, but the decoded label {be.short(dec.y)} is not y = {be.short(s.y)}")
+    return Check(computed, claimed, lab.residual, lab.tolerance, Verdict.PASS,
+                 f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}" +
+                 ("; y recovered exactly" if be.exact else ""))
 
 
 @claim("boundary",

@@ -18,8 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from ..claims.base import CLAIMS, Check, ClaimSpec, Verdict, compare_exact, exact_size
-from .signs import Sign, decide
+from ..claims.base import CLAIMS, Check, ClaimSpec, Decoded, Verdict, compare_exact, exact_size
 
 SYMBOLIC_CLAIMS: dict[str, ClaimSpec] = {}
 
@@ -395,6 +394,89 @@ class ExactBackend:
         chk.computed = chk.verdict == Verdict.PASS
         return chk
 
+    def label_values(self, y):
+        """The label v-decodes must read back: y itself for a real-label loss; for a simplex loss (CE),
+        whose symbolic label is not held to the simplex, the point of the simplex its label code
+        u(y) = y - mean(y) determines (u(y) + 1/C: y itself on the simplex)."""
+        ys = [self._ring(v) for v in y]
+        if self.x.con.loss.domain != "simplex":
+            return _obj(ys)
+        F = self.F
+        u = self.x.unit([F.to_sympy(v) for v in ys])
+        return _obj([F.from_sympy(v) + F.const(Fraction(1, len(ys))) for v in u])
+
+    def short(self, v) -> str:
+        return "[" + ", ".join(self.show(t) for t in list(v)[:4]) + (", ..." if len(v) > 4 else "") + "]"
+
+    def gains(self, ctx):
+        """w(j, l) for every cell (row j * cells_star + l): sum_c c_c(j, l) diag(A_{c+2}) on each channel's
+        first coordinate, from the spec's code table and A_i as exact rationals (reference/codes.py,
+        reference/design.py's choice), never the builder's tables."""
+        from ..reference.codes import column_exact
+
+        def make():
+            b, d, F = self.x.blocks, self.x.con.design, self.F
+            eps = F.const(float(d.eps))
+            rows = []
+            for j in range(b.cells_x):
+                for l in range(b.cells_star):
+                    code = [F.const(q) for q in column_exact(d.layout, j, l, b.cells_x, b.cells_star, b.m)]
+                    total = sum(code, F.zero)
+                    rows.append([eps * total + code[c] for c in range(b.m)])  # diag(A_{c'+2}) = eps + [c = c']
+            return rows
+
+        return self.x.cached("exact spec gains", make)
+
+    def decode(self, ctx, st, y, truth: int):
+        """Exact decoding of zbar*: U = z+ - z- (signed) or z (paper) per channel; a cell explains U when
+        U - w (w.U)/(w.w) is identically 0 (the decoded label code is then (w.U)/(w.w) / (-alpha), an exact
+        division); every other cell with a nonzero code must leave a residual entry whose sign is decided
+        nonzero on the orthant (separated), else the two cells collide (FAIL) or it is UNDECIDED."""
+        from ..decode import separation_margin
+
+        F, b = self.F, self.x.blocks
+        gains = self.gains(ctx)
+        z = np.asarray(st.z_star[b.mid], dtype=object).reshape(b.m, b.s, b.dy)
+        U = z[:, 0, :] - z[:, 1, :] if b.s == 2 else z[:, 0, :]
+        alpha = self._ring(st.alpha)
+
+        def fit(w):
+            ww = sum((v * v for v in w), F.zero)
+            if ww.is_zero_poly():
+                return None, None
+            p = [sum((w[c] * U[c, d] for c in range(b.m)), F.zero) / ww for d in range(b.dy)]
+            return p, [U[c, d] - w[c] * p[d] for c in range(b.m) for d in range(b.dy)]
+
+        fits = [fit(w) for w in gains]
+        explains = [n for n, (p, R) in enumerate(fits) if R is not None and all(v.is_zero_poly() for v in R)]
+        cell = truth if truth in explains else (explains[0] if explains else None)
+        wf = np.array([[self._value(v) for v in w] for w in gains], dtype=float)
+        margin = separation_margin(wf, truth) if np.all(np.isfinite(wf)) else math.nan
+        if cell is None:
+            return Decoded(-1, -1, self.F.zeros(b.dy), margin, Verdict.FAIL,
+                           "no cell's gains explain zbar* identically", math.inf, 0.0, 0.0)
+        p = fits[cell][0]
+        code = _obj([_exact_div(v, -alpha) for v in p])
+        dec_y = code + F.const(Fraction(1, b.dy)) if self.x.con.loss.domain == "simplex" else code
+        collide, undecided = [], []
+        for n, (q, R) in enumerate(fits):
+            if n == cell or R is None:
+                continue  # the zero code never explains a nonzero U
+            signs = [F.sign(v)[0] for v in R if not v.is_zero_poly()]
+            if not signs:
+                collide.append(n)
+            elif not any(sg in "+-" for sg in signs):
+                undecided.append(n)
+        cx, cs = divmod(cell, b.cells_star)
+        cells = [divmod(n, b.cells_star) for n in (collide or undecided)][:3]
+        if collide:
+            sep, why = Verdict.FAIL, f"cells {cells} explain zbar* as well as ({cx}, {cs})"
+        elif undecided:
+            sep, why = Verdict.UNDECIDED, f"separation from cells {cells} undecided on the orthant"
+        else:
+            sep, why = Verdict.PASS, ""
+        return Decoded(cx, cs, dec_y, margin, sep, why, 0.0, 0.0, 0.0)
+
     def unit_extremes(self, pre):
         """Per unit over the layers: (the largest positive value or 0, minus the largest negative one or
         0), each sign decided on the orthant first, so a value is > 0 (< 0) exactly when its sign is;
@@ -520,6 +602,19 @@ class ExactBackend:
             if not k[i - 1].is_zero_poly():
                 total = total + (f * k[i - 1]) * t.A_apply(i, e_mid)
         return -self._ring(alpha) * total, None
+
+
+def _exact_div(v, d):
+    """v / d exactly in the ring: by a constant, or by a polynomial that divides v (alpha divides every
+    entry of zbar*); NotInField when it does not (the claim is then UNDECIDED with the reason)."""
+    from ..engine.exact import Ex, NotInField
+
+    if d.p.is_ground:
+        return v / d
+    q, r = v.p.div(d.p)
+    if r:
+        raise NotInField(f"{v} is not divisible by {d}")
+    return Ex(v.F, v.F.reduce(q))
 
 
 def _obj(values) -> np.ndarray:
@@ -900,95 +995,6 @@ def _tidy(t):
     return sp.expand(sp.simplify(t)) if t.has(*_NONPOLY) else t
 
 
-def cell_gains(ctx):
-    """w(j, l) in exact arithmetic: gain of cell (j, l) on each channel (first coordinate of the channel)."""
-    b, con = ctx.blocks, ctx.con
-    first = [b.channel_local(c).start for c in range(b.m)]
-    out = {}
-    for j in range(b.cells_x):
-        for l in range(b.cells_star):
-            out[(j, l)] = [sp.expand(sum(con.codes[c][j][l] * con.A[c + 1][k] for c in range(b.m))) for k in first]
-    return out
-
-
-def _margin(gains, cell) -> float:
-    """min over the other cells of sin(angle(w(cell), w(other))), from exact values."""
-    def dot(u, v):
-        return sp.expand(sum(p * q for p, q in zip(u, v)))
-
-    w = gains[cell]
-    ww = dot(w, w)
-    best = sp.Integer(0)
-    for other, wc in gains.items():
-        if other == cell or all(v == 0 for v in wc):
-            continue
-        cos2 = dot(w, wc) ** 2 / (ww * dot(wc, wc))
-        best = max(best, cos2) if cos2.is_Rational and best.is_Rational else sp.Max(best, cos2)
-    return float(sp.sqrt(1 - best).evalf(30))
-
-
-@exact_claim("v-decodes",
-             method="exact decoding of zbar*: U = (z+ - z-)/(-alpha) must equal w(a, b) (x) y identically, "
-                    "and for every other cell some 2x2 minor [U | w(cell)] is provably nonzero on the orthant")
-def v_decodes(ctx, st) -> Check:
-    b, con = ctx.blocks, ctx.con
-    z = st.z_star[b.mid, :]
-    U = []
-    for c in range(b.m):
-        row = []
-        for d in range(b.dy):
-            val = z[b.mid_local(c, 0, d)] - (z[b.mid_local(c, 1, d)] if b.s == 2 else 0)
-            row.append(sp.expand(val / (-st.alpha)))
-        U.append(row)
-    gains = ctx.cached("gains", lambda: cell_gains(ctx))
-    a, bb = con.bin_x(st.x), con.bin_star(st.x_star)
-    w = gains[(a, bb)]
-    u = ctx.unit(st.y)  # the label as the middle channel carries it (MSE: y itself)
-    rec = identity(ctx, sp.Matrix([[U[c][d] - w[c] * u[d] for d in range(b.dy)] for c in range(b.m)]),
-                   "w(a, b) u(y)", "U - w(bin x, bin x*) u(y)")
-    if rec.verdict != Verdict.PASS:
-        rec.note = "zbar* does not carry w(a, b) u(y): " + rec.note
-        return rec
-    if ctx.con.loss.domain == "real":  # the decoder reads u(y) back as the label: it must be y itself
-        lost = identity(ctx, sp.Matrix([u[d] - st.y[d] for d in range(b.dy)]), "y", "u(y) - y")
-        if lost.verdict != Verdict.PASS:
-            return Check({"cell_x": a, "cell_star": bb, "u(y)": [sp.sstr(v) for v in u]},
-                         {"cell_x": a, "cell_star": bb, "y": [sp.sstr(v) for v in st.y]}, lost.residual, 0.0,
-                         lost.verdict, f"right cell, but the {ctx.con.loss.name} loss carries u(y) = "
-                                       f"{[sp.sstr(v) for v in u]}, not y: {lost.computed}")
-    if all(v == 0 for v in w):
-        return Check("w(a, b) = 0", "w(a, b) != 0", 1.0, 0.0, Verdict.FAIL, "the cell has the zero code")
-    collide, undecided = [], []
-    for cell, wc in gains.items():
-        if cell == (a, bb) or all(v == 0 for v in wc):
-            continue  # the zero code never explains a nonzero U = w(a, b) y
-        separated, unsure = False, False
-        for p in range(b.m):
-            for q in range(p + 1, b.m):
-                for d in range(b.dy):
-                    s, _ = decide(U[p][d] * wc[q] - U[q][d] * wc[p], st.orthant)
-                    separated |= s in (Sign.POS, Sign.NEG)
-                    unsure |= s == Sign.UNDECIDED
-                    if separated:
-                        break
-                if separated:
-                    break
-            if separated:
-                break
-        if not separated:
-            (undecided if unsure else collide).append(cell)
-    margin = ctx.cached(("margin", a, bb), lambda: _margin(gains, (a, bb)))
-    computed = {"cell_x": a, "cell_star": bb, "y": [sp.sstr(v) for v in st.y], "margin": margin}
-    if collide:
-        return Check(computed, {"unique cell": (a, bb)}, 1.0, 0.0, Verdict.FAIL,
-                     f"cells {collide[:3]} explain zbar* as well as ({a}, {bb})")
-    if undecided:
-        return Check(computed, {"unique cell": (a, bb)}, math.nan, 0.0, Verdict.UNDECIDED,
-                     f"separation from cells {sorted(set(undecided))[:3]} undecided")
-    return Check(computed, {"cell_x": a, "cell_star": bb, "y": [sp.sstr(v) for v in st.y]}, 0.0, 0.0,
-                 Verdict.PASS, f"y recovered exactly; separation margin (sin of angle) = {margin:.3g}")
-
-
 def _loss_grad_at(ctx, y, yhat):
     """grad_yhat l(y, yhat) from the SymPy derivative of the loss's value (not its ``grad``)."""
     key = ("loss grad", tuple(y), tuple(yhat))
@@ -1052,7 +1058,7 @@ def _grad_entries(st, k):
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
     from ..claims.one_step import (boundary, e_linear, grad_rank_one, kernel_code, multiplexer, nonneg_linear_regime,
-                                   post_update_eq3, psd_argument,
+                                   post_update_eq3, psd_argument, v_decodes,
                                    z_star_is_minus_alpha_v)
 
     unified_claim("nonneg-linear-regime", nonneg_linear_regime,
@@ -1072,6 +1078,11 @@ def _register_unified() -> None:
                          "K-shot step on the task reversed and on the float claim's seeded permutation; every "
                          "entry of every updated layer, theta_b', W_g' and zbar* minus the original order's, by the "
                          "canonical zero test")
+    unified_claim("v-decodes", v_decodes,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: U = z+ - z- "
+                         "(signed) or z (paper) of the exact zbar*; the cell whose spec gains (codes and A_i as exact "
+                         "rationals) explain U identically, its label code (w.U)/(w.w)/(-alpha) vs y by the canonical "
+                         "zero test, and every other cell's residual decided nonzero on the orthant")
     unified_claim("e-linear", e_linear,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the error at z "
                          "through the exact head and the engine's exact loss gradient for the sample's label (symbolic "
