@@ -360,12 +360,18 @@ class ExactBackend:
     def min_singular(self, ctx, M) -> float:
         """0 when the exact rank of M is below its column count, else the smallest singular value of M
         evaluated at the run's point (a size, the decision is the exact rank)."""
-        S = self.F.to_sympy_matrix(np.asarray(M, dtype=object))
-        if S.rank() < S.cols:
-            return 0.0
-        vals = np.array([[self._value(v) for v in row] for row in np.asarray(M, dtype=object)], dtype=float)
-        sv = float(np.linalg.svd(vals, compute_uv=False).min()) if np.all(np.isfinite(vals)) else math.nan
-        return sv if sv > 0 else 1e-300
+        M = np.asarray(M, dtype=object)
+
+        def make():
+            S = self.F.to_sympy_matrix(M)
+            if S.rank() < S.cols:
+                return 0.0
+            vals = np.array([[self._value(v) for v in row] for row in M], dtype=float)
+            sv = float(np.linalg.svd(vals, compute_uv=False).min()) if np.all(np.isfinite(vals)) else math.nan
+            return sv if sv > 0 else 1e-300
+
+        key = ("min singular", M.shape, tuple(str(self._ring(v).p) for v in M.reshape(-1)), tuple(self._point().items()))
+        return self.x.cached(key, make)
 
     def kshot_formula(self, ctx, xs, ys, x_star, theta_b_post, alpha):
         """(-(alpha/K) sum_k eq. (3) at (x_k, y_k), None): :meth:`eq3` per example (A_i, B_i telescoped
@@ -450,8 +456,10 @@ class ExactBackend:
         fits = [fit(w) for w in gains]
         explains = [n for n, (p, R) in enumerate(fits) if R is not None and all(v.is_zero_poly() for v in R)]
         cell = truth if truth in explains else (explains[0] if explains else None)
-        wf = np.array([[self._value(v) for v in w] for w in gains], dtype=float)
-        margin = separation_margin(wf, truth) if np.all(np.isfinite(wf)) else math.nan
+        wf = self.x.cached("exact spec gains, values",
+                           lambda: np.array([[self._value(v) for v in w] for w in gains], dtype=float))
+        margin = self.x.cached(("exact margin", truth), lambda: separation_margin(wf, truth)
+                               if np.all(np.isfinite(wf)) else math.nan)
         if cell is None:
             return Decoded(-1, -1, self.F.zeros(b.dy), margin, Verdict.FAIL,
                            "no cell's gains explain zbar* identically", math.inf, 0.0, 0.0)
@@ -484,17 +492,23 @@ class ExactBackend:
         F = self.F
         pre = np.asarray(pre, dtype=object)
         top, bottom = np.zeros(pre.shape[1]), np.zeros(pre.shape[1])
+
+        def size(v) -> float:
+            val = abs(self._value(v))
+            return val if math.isfinite(val) and val > 0 else (math.inf if not math.isfinite(val) else 1e-300)
+
         for t in range(pre.shape[1]):
-            for v in pre[:, t]:
-                s = F.decide(self._ring(v), "a pre-activation")
-                if s == "0":
-                    continue
-                val = abs(self._value(v))
-                val = val if math.isfinite(val) and val > 0 else (math.inf if not math.isfinite(val) else 1e-300)
-                if s == "+":
-                    top[t] = max(top[t], val)
-                else:
-                    bottom[t] = min(bottom[t], -val)
+            col = [self._ring(v) for v in pre[:, t]]
+            signs = [F.decide(v, "a pre-activation") for v in col]
+            neg = [v for v, sg in zip(col, signs) if sg == "-"]
+            pos = "+" in signs
+            # sizes (mpmath evaluations) only where a violation is reported: a unit with both signs, or a
+            # negative one in the paper variant; elsewhere 1.0 stands for "> 0" (the verdict reads signs only)
+            sized = bool(neg) and (pos or self.x.con.design.variant == "paper")
+            if neg:
+                bottom[t] = -max(size(v) for v in neg) if sized else -1.0
+            if pos:
+                top[t] = max(size(v) for v, sg in zip(col, signs) if sg == "+") if sized else 1.0
         return top, bottom
 
     def top_product(self, ctx, t, j: int):
