@@ -18,7 +18,7 @@ from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
                "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear", "v-decodes",
-               "kshot-eq", "permutation-invariant"}
+               "kshot-eq", "permutation-invariant", "binning"}
 
 
 def _small(**kw) -> Config:
@@ -282,3 +282,18 @@ def test_a_wrong_middle_gain_fails_v_decodes_exactly():
     c = _run(cfg, con=con)["v-decodes"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0
     assert "no cell's gains explain zbar* identically" in c.note
+
+
+def test_rounded_bins_fail_binning_exactly(monkeypatch):
+    """The exact construction's feature map bins with round instead of floor: the exact run of the shared
+    function finds the wrong slots at the cell edges."""
+    from universality.construction import features
+
+    def rounded(u, theta_b_is_zero, J, L, blocks):
+        n = J if theta_b_is_zero else L
+        k = min(int(round(float(u[0] if isinstance(u, tuple) else u) * n)), n - 1)
+        return (blocks.top_x.start if theta_b_is_zero else blocks.top_star.start) + k
+
+    monkeypatch.setattr(features, "phi_tilde_index", rounded)
+    c = _run(_small())["binning"]
+    assert c.verdict == Verdict.FAIL and c.residual > 0 and "feature map sets top slot" in c.note

@@ -317,6 +317,13 @@ class FloatBackend:
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
 
+    def vector(self, x):
+        return np.asarray(x, dtype=float)
+
+    def same(self, a, b) -> bool:
+        """Exactly equal, entry for entry (bit for bit)."""
+        return bool(np.array_equal(a, b))
+
     def label_values(self, y):
         return np.asarray(y, dtype=float)
 

@@ -50,21 +50,26 @@ def binning(ctx) -> Check:
     """[1, App. A.1] discr(x) = e_{bin x}: the feature map's cell of u is floor(J u) (spec section 2:
     uniform cells, flattened grid for dx > 1).
 
-    Executed: the input vector the network is fed (``con.phi``). Claimed: reference/bins.py (exact
-    rationals), and the rest of phi = [phi~; 0; theta_b] from the spec."""
+    One function on every backend (``ctx.backend``). Executed: the input vector the network is fed
+    (``con.phi``; exact: the exact construction's, with the switch theta_b == 0 decided). Claimed:
+    reference/bins.py (exact rationals), and the rest of phi = [phi~; 0; theta_b] from the spec; the
+    comparison is exact on both (float: bit for bit; exact: the canonical zero test)."""
+    be = ctx.backend
     d, b = ctx.design, ctx.blocks
     bad, checked, first = 0, 0, ""
     for theta_b, per_axis, start in ((0.0, d.J, b.top_x.start), (1.0, d.L, b.top_star.start)):
+        tb = be.scalar(theta_b)
         for u, k in _axis_points(per_axis, d.dx):
-            got = np.asarray(ctx.con.phi(u, theta_b), dtype=float)
-            want = np.zeros(b.D)
-            want[start + k] = 1.0
-            want[b.bottom] = theta_b
+            got = be.vector(ctx.con.phi(u, tb))
+            want = be.zeros(b.D)
+            want[start + k] = be.scalar(1.0)
+            want[b.bottom] = tb
             checked += 1
-            if got.shape != want.shape or not np.array_equal(got, want):
+            if got.shape != want.shape or not be.same(got, want):
                 bad += 1
                 if not first:
-                    slots = np.flatnonzero(got[b.top]) if got.shape == want.shape else []
+                    slots = ([t for t in range(b.top.start, b.top.stop) if be.zero([got[t]]) != Verdict.PASS]
+                             if got.shape == want.shape else [])
                     first = (f"u = {u!r} (theta_b = {theta_b:g}): feature map sets top slot(s) "
                              f"{list(map(int, slots))}, exact cell gives slot {start + k}")
     verdict = Verdict.PASS if bad == 0 else Verdict.FAIL

@@ -400,6 +400,13 @@ class ExactBackend:
         chk.computed = chk.verdict == Verdict.PASS
         return chk
 
+    def vector(self, x):
+        return _obj([self._ring(v) for v in np.asarray(x, dtype=object).reshape(-1)])
+
+    def same(self, a, b) -> bool:
+        """Equal entry for entry: every difference the zero polynomial."""
+        return all((self._ring(u) - self._ring(v)).is_zero_poly() for u, v in zip(a, b))
+
     def label_values(self, y):
         """The label v-decodes must read back: y itself for a real-label loss; for a simplex loss (CE),
         whose symbolic label is not held to the simplex, the point of the simplex its label code
@@ -1032,8 +1039,6 @@ def _loss_grad_at(ctx, y, yhat):
 EXACT_SKIP_REASONS = {
     "loss-recovers-label": "already exact in the numeric run (the SymPy derivative of the loss, "
                            "claims/loss_claims.py); nothing instance-specific to prove",
-    "binning": "checks the float feature map at float cell edges (floor(J u) in floating point); the exact "
-               "run bins with exact rationals, so it has no float rounding to check",
     "codes-injective": "a statement on every pair of cells of the whole code table; the exact run proves the "
                        "sampled instances (v-decodes separates their cells exactly)",
     "every-cell": "one real step per cell pair is a float sweep; the exact run proves the sampled instances",
@@ -1092,6 +1097,13 @@ def _register_unified() -> None:
                          "K-shot step on the task reversed and on the float claim's seeded permutation; every "
                          "entry of every updated layer, theta_b', W_g' and zbar* minus the original order's, by the "
                          "canonical zero test")
+    from ..claims.coverage import binning
+
+    unified_claim("binning", binning,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: the slot the exact "
+                         "construction's feature map sets (the switch theta_b == 0 decided exactly) at every cell "
+                         "edge k/J, the floats just below and above it and the extremes, vs floor(u J) in exact "
+                         "rational arithmetic (reference/bins.py); every entry by the canonical zero test")
     unified_claim("v-decodes", v_decodes,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: U = z+ - z- "
                          "(signed) or z (paper) of the exact zbar*; the cell whose spec gains (codes and A_i as exact "
