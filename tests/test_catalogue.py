@@ -18,7 +18,7 @@ from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
                "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear", "v-decodes",
-               "kshot-eq", "permutation-invariant", "binning"}
+               "kshot-eq", "permutation-invariant", "binning", "codes-injective"}
 
 
 def _small(**kw) -> Config:
@@ -297,3 +297,16 @@ def test_rounded_bins_fail_binning_exactly(monkeypatch):
     monkeypatch.setattr(features, "phi_tilde_index", rounded)
     c = _run(_small())["binning"]
     assert c.verdict == Verdict.FAIL and c.residual > 0 and "feature map sets top slot" in c.note
+
+
+def test_a_cell_without_a_code_fails_codes_injective_exactly():
+    """Every top block stops coupling x-cell 0 to x*-cell 1: that cell pair's exact v is the zero vector
+    (no code), and the exact run of the shared function names it."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    for k in range(cfg.N):
+        con.W[k][b.top_star.start + 1, b.top_x.start] = 0
+    c = _run(cfg, con=con)["codes-injective"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0
+    assert "separation exactly 0" in c.note and "(0, 1) has v = 0" in c.note

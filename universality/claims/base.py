@@ -317,6 +317,18 @@ class FloatBackend:
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
 
+    def cell_separation(self, ctx, y):
+        """(min sine between two cells' v, the pair, exactly 0?, the nearest-line search's distortion, how
+        it searched) with v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) from the weights (claims/coverage.py)."""
+        from .coverage import SEPARATION_GRAM_MAX, realised_v, realised_v_coords, separation
+
+        b = ctx.blocks
+        coords = b.cells_x * b.cells_star > SEPARATION_GRAM_MAX
+        V = realised_v_coords(ctx, y) if coords else realised_v(ctx, y)
+        sep, pair, exact, rho = separation(V, with_distortion=True)
+        return sep, pair, exact, rho, ("nearest lines (k-d tree) on the v's in an orthonormal basis of their terms"
+                                       if coords else "all pairs (Gram matrix)")
+
     def vector(self, x):
         return np.asarray(x, dtype=float)
 

@@ -251,18 +251,18 @@ def codes_injective(ctx) -> Check:
     """[1, Lemma 4.1]: v determines the cell pair, so no two (cell of x, cell of x*) pairs may give
     parallel v for any label (signs included).
 
-    Computed: v of every cell pair from the weights alone (reference/telescoping.py). Claimed: a
-    positive separation. FAIL when exactly 0 (a shared or missing code), UNDECIDED within rounding."""
-    y0 = sides.label_for_every_cell(ctx)
+    One function on every backend (``ctx.backend``). Computed: v of every cell pair from the weights
+    alone (float: reference/telescoping.py; exact: the same products in the exact ring). Claimed: a
+    positive separation. FAIL when exactly 0 (a shared or missing code: float, identical or opposite
+    v; exact, every 2 x 2 minor of [v, v'] the zero polynomial), UNDECIDED within rounding (float)."""
+    be = ctx.backend
     b = ctx.blocks
     n = b.cells_x * b.cells_star
-    coords = n > SEPARATION_GRAM_MAX
-    V = realised_v_coords(ctx, y0) if coords else realised_v(ctx, y0)
-    sep, pair, exact, rho = separation(V, with_distortion=True)
+    sep, pair, exact, rho, search = be.cell_separation(ctx, sides.label_for_every_cell(ctx))
     # rounding of a sine computed from float64 unit vectors of length dm (generous: the products
     # behind V are bounded through ctx.tol), plus what the reduced coordinates of the nearest-line
     # search may distort (a closer pair missed by at most 4 rho in the sine)
-    tol = ctx.tol(1.0) * math.sqrt(b.dm) + 4 * rho
+    tol = be.tol(ctx, lambda: math.sqrt(b.dm)) + 4 * rho
     where = (f"cells {_cell_name(ctx, pair[0])} and {_cell_name(ctx, pair[1])}" if pair and pair[0] != pair[1]
              else (f"cell {_cell_name(ctx, pair[0])} has v = 0 (no code)" if pair else ""))
     if sep == 0.0:
@@ -272,9 +272,7 @@ def codes_injective(ctx) -> Check:
     else:
         verdict, note = Verdict.PASS, f"min separation {sep:.3g} over {n * (n - 1) // 2} cell pairs ({where})"
     # residual: how far the separation falls short of the claim (0 when it is decided positive)
-    return Check({"min_separation": sep, "cells": n, "closest": where,
-                  "search": ("nearest lines (k-d tree) on the v's in an orthonormal basis of their terms"
-                             if coords else "all pairs (Gram matrix)")}, "> 0",
+    return Check({"min_separation": sep, "cells": n, "closest": where, "search": search}, "> 0",
                  0.0 if verdict == Verdict.PASS else sep, tol, verdict, note)
 
 

@@ -400,6 +400,58 @@ class ExactBackend:
         chk.computed = chk.verdict == Verdict.PASS
         return chk
 
+    def cell_separation(self, ctx, y):
+        """v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) for every cell pair in the exact ring (k_i, A_i from
+        :class:`ExactTel`, e from the SymPy derivative of the loss's value at z = 0, y the float label's
+        exact rational); two cells collide when every 2 x 2 minor of [v, v'] is the zero polynomial (a zero
+        v collides with itself). Returns the float sine of the closest pair (the size), or 0 with the
+        colliding pair; a minor whose sign is undecided raises UndecidedSign (UNDECIDED)."""
+        from ..claims.coverage import separation
+
+        F, b, N = self.F, self.x.blocks, self.x.N
+        t = self.tel(ctx)
+        y = self.asarray(y)
+        e_mid = self.error(ctx, F.zeros(b.D), y)[b.mid]
+        r = self._ring(self.x.r)
+        reff = F.one if r.is_zero_poly() else r
+        terms, f = [], F.one  # r^i A_i e for the layers
+        for i in range(1, N + 1):
+            f = f * reff
+            terms.append(_obj([f * v for v in t.A_apply(i, e_mid)]))
+        cols = [[Bi[:, j] for j in range(b.dt)] for Bi in t.B]
+        V = []
+        for a in range(b.cells_x):
+            for c in range(b.cells_star):
+                v = F.zeros(b.dm)
+                for i in range(N):
+                    p, q = cols[i][b.top_x.start + a], cols[i][b.top_star.start + c]
+                    k = sum((u * w for u, w in zip(p, q) if not u.is_zero_poly() and not w.is_zero_poly()), F.zero)
+                    if not k.is_zero_poly():
+                        v = v + k * terms[i]
+                V.append(v)
+        n = len(V)
+        nz = [[d for d in range(b.dm) if not V[p][d].is_zero_poly()] for p in range(n)]
+        for p in range(n):
+            if not nz[p]:
+                return 0.0, (p, p), True, 0.0, "every pair, exact 2 x 2 minors"
+        for p in range(n):
+            for q in range(p + 1, n):
+                if set(nz[p]) != set(nz[q]):
+                    continue  # different supports: not parallel
+                d0 = nz[p][0]
+                parallel = True
+                for d in nz[p][1:]:
+                    m = V[p][d0] * V[q][d] - V[p][d] * V[q][d0]
+                    if not m.is_zero_poly():
+                        F.decide(m, f"a 2 x 2 minor of cells {p} and {q}")  # nonzero on the whole orthant
+                        parallel = False
+                        break
+                if parallel:
+                    return 0.0, (p, q), True, 0.0, "every pair, exact 2 x 2 minors"
+        vals = np.array([[self._value(x) for x in v] for v in V], dtype=float).reshape(b.cells_x, b.cells_star, b.dm)
+        sep, pair, _, _ = separation(vals, with_distortion=True)
+        return max(sep, 1e-300), pair, False, 0.0, "every pair, exact 2 x 2 minors (the sine at the run's values)"
+
     def vector(self, x):
         return _obj([self._ring(v) for v in np.asarray(x, dtype=object).reshape(-1)])
 
@@ -1039,8 +1091,6 @@ def _loss_grad_at(ctx, y, yhat):
 EXACT_SKIP_REASONS = {
     "loss-recovers-label": "already exact in the numeric run (the SymPy derivative of the loss, "
                            "claims/loss_claims.py); nothing instance-specific to prove",
-    "codes-injective": "a statement on every pair of cells of the whole code table; the exact run proves the "
-                       "sampled instances (v-decodes separates their cells exactly)",
     "every-cell": "one real step per cell pair is a float sweep; the exact run proves the sampled instances",
     "kshot-decodes": "a search over every (x* cell, set of K x cells) candidate with least squares; the exact "
                      "run proves kshot-eq and permutation-invariant on the same exact K-shot steps, and "
@@ -1104,6 +1154,14 @@ def _register_unified() -> None:
                          "construction's feature map sets (the switch theta_b == 0 decided exactly) at every cell "
                          "edge k/J, the floats just below and above it and the extremes, vs floor(u J) in exact "
                          "rational arithmetic (reference/bins.py); every entry by the canonical zero test")
+    from ..claims.coverage import codes_injective
+
+    unified_claim("codes-injective", codes_injective,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: v(a, b, y) = sum_i "
+                         "r^i k_i(a, b) A_i e(y) for every cell pair with k_i, A_i telescoped from the exact weights "
+                         "and e from the SymPy derivative of the loss's value; two cells collide when every 2 x 2 "
+                         "minor of [v, v'] is the zero polynomial (either label sign); the sine at the run's values "
+                         "reported")
     unified_claim("v-decodes", v_decodes,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: U = z+ - z- "
                          "(signed) or z (paper) of the exact zbar*; the cell whose spec gains (codes and A_i as exact "
