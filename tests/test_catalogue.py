@@ -18,7 +18,8 @@ from universality.symbolic.run import run_symbolic
 
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
                "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear", "v-decodes",
-               "kshot-eq", "permutation-invariant", "binning", "codes-injective"}
+               "kshot-eq", "permutation-invariant", "binning", "codes-injective",
+               "loss-recovers-label"}
 
 
 def _small(**kw) -> Config:
@@ -310,3 +311,20 @@ def test_a_cell_without_a_code_fails_codes_injective_exactly():
     c = _run(cfg, con=con)["codes-injective"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0
     assert "separation exactly 0" in c.note and "(0, 1) has v = 0" in c.note
+
+
+def test_a_label_losing_loss_gradient_fails_loss_recovers_label_exactly(monkeypatch):
+    """The engine's exact loss gradient clips the label at 1 (what Huber does): two probe labels give the
+    same executed error exactly, and the exact run replays them as two exact steps with the same result."""
+    from universality.engine import exact
+
+    orig = exact._ExactLoss.grad
+
+    def clipped(self, y, yhat):
+        y = [v if (v - self.F.one).is_zero_poly() or self.F.decide(v - self.F.one) != "+" else self.F.one for v in y]
+        return orig(self, np.array(y, dtype=object), yhat)
+
+    monkeypatch.setattr(exact._ExactLoss, "grad", clipped)
+    c = _run(_small())["loss-recovers-label"]
+    assert c.verdict == Verdict.FAIL and c.computed["counterexample"]["same_post_update_network"] is True
+    assert "give the same gradient and the same post-update network" in c.note

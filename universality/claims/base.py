@@ -317,6 +317,12 @@ class FloatBackend:
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
 
+    def executed_gradient_map(self, ctx, z) -> dict:
+        """Linearity, injectivity and collisions of the executed label map (claims/loss_claims.py)."""
+        from .loss_claims import execute_gradient_map
+
+        return execute_gradient_map(ctx.con, z)
+
     def cell_separation(self, ctx, y):
         """(min sine between two cells' v, the pair, exactly 0?, the nearest-line search's distortion, how
         it searched) with v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) from the weights (claims/coverage.py)."""

@@ -400,6 +400,60 @@ class ExactBackend:
         chk.computed = chk.verdict == Verdict.PASS
         return chk
 
+    def executed_gradient_map(self, ctx, z) -> dict:
+        """The executed label map E(y) = [e_bar; e_check] through the exact head and the engine's exact
+        loss gradient, on the float run's probe labels as exact rationals: linearity (E(a y + b w) -
+        a E(y) - b E(w), E(0); on the simplex E(y) - M y), injectivity by the exact rank (on the simplex:
+        of M on the sum-zero directions), collisions by exact equality (the keys of the float map)."""
+        from ..claims.loss_claims import _probe_labels
+
+        F, b = self.F, self.x.blocks
+        loss, dy = self.x.ec.loss, self.x.con.design.dy
+
+        def E(y):
+            e = self.executed_error(ctx, z, y)
+            return np.concatenate([e[b.mid], [e[b.bottom]]])
+
+        eye = [self.asarray(np.eye(dy)[d]) for d in range(dy)]
+        cols = np.column_stack([E(u) for u in eye])
+        probes = [self.asarray(y) for y in _probe_labels(loss, dy)]
+        images = [E(y) for y in probes]
+        out: dict = {}
+
+        def M_at(y):
+            return _obj([sum((cols[r, c] * y[c] for c in range(dy)), F.zero) for r in range(cols.shape[0])])
+
+        if loss.domain == "simplex":
+            lin = max(self.size(im - M_at(y)) for im, y in zip(images, probes))
+            V = F.zeros((dy, dy - 1))  # the sum-zero directions e_c - e_{c+1}
+            for c in range(dy - 1):
+                V[c, c], V[c + 1, c] = F.one, -F.one
+            smin = self.min_singular(ctx, cols[:-1] @ V) if dy > 1 else 0.0
+            off = (eye[0], _obj([v + F.one for v in eye[0]]))
+            out.update(linearity_residual_on_simplex=lin, min_singular_on_simplex=smin,
+                       value_at_y_0=self.size(E(F.zeros(dy))), min_singular_on_R_C=self.min_singular(ctx, cols[:-1]),
+                       off_simplex_pair=[self.record(off[0]), self.record(off[1])],
+                       off_simplex_pair_error_difference=self.size(E(off[0]) - E(off[1])))
+        else:
+            y1, y2 = probes[3], probes[8]
+            ca, cb = F.const(0.75), F.const(-1.25)
+            lin = max(self.size(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2)), self.size(E(F.zeros(dy))))
+            smin = self.min_singular(ctx, cols[:-1])
+            out.update(linearity_residual=lin, min_singular_value=smin)
+        collision = None
+        for i in range(len(probes)):
+            for j in range(i + 1, len(probes)):
+                if not self.same(probes[i], probes[j]) and self.same(images[i], images[j]):
+                    collision = (probes[i], probes[j])
+                    break
+            if collision:
+                break
+        out["collision"] = collision
+        out["magnitude"] = 0.0
+        out["linear"] = lin
+        out["smin"] = smin
+        return out
+
     def cell_separation(self, ctx, y):
         """v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) for every cell pair in the exact ring (k_i, A_i from
         :class:`ExactTel`, e from the SymPy derivative of the loss's value at z = 0, y the float label's
@@ -1089,8 +1143,6 @@ def _loss_grad_at(ctx, y, yhat):
 # Claims of the numeric catalogue the exact run does not prove, each with the reason (SKIPPED in the
 # exact outcome, so that every claim of the run has an exact record).
 EXACT_SKIP_REASONS = {
-    "loss-recovers-label": "already exact in the numeric run (the SymPy derivative of the loss, "
-                           "claims/loss_claims.py); nothing instance-specific to prove",
     "every-cell": "one real step per cell pair is a float sweep; the exact run proves the sampled instances",
     "kshot-decodes": "a search over every (x* cell, set of K x cells) candidate with least squares; the exact "
                      "run proves kshot-eq and permutation-invariant on the same exact K-shot steps, and "
@@ -1155,6 +1207,14 @@ def _register_unified() -> None:
                          "edge k/J, the floats just below and above it and the extremes, vs floor(u J) in exact "
                          "rational arithmetic (reference/bins.py); every entry by the canonical zero test")
     from ..claims.coverage import codes_injective
+    from ..claims.loss_claims import loss_recovers_label
+
+    unified_claim("loss-recovers-label", loss_recovers_label,
+                  method="the catalogue's one function (claims/loss_claims.py) on the exact backend: the error at z "
+                         "through the exact forward pass, W_g and the engine's exact loss gradient on the float run's "
+                         "probe labels as exact rationals (linearity and collisions by the canonical zero test, "
+                         "injectivity by the exact rank; a collision replayed as two exact steps), and the loss's "
+                         "formula differentiated exactly at yhat = 0 (reference/lossdiff.py)")
 
     unified_claim("codes-injective", codes_injective,
                   method="the catalogue's one function (claims/coverage.py) on the exact backend: v(a, b, y) = sum_i "
