@@ -317,6 +317,24 @@ class FloatBackend:
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
 
+    def every_cell_skip(self, ctx) -> str:
+        """Why every-cell is SKIPPED on this run ('' when it runs): its estimated flops above the engine's
+        budget (claims/coverage.py)."""
+        from .coverage import EVERY_CELL_FLOP_BUDGET, _every_cell_cost
+
+        b = ctx.blocks
+        cost = _every_cell_cost(ctx)
+        if cost > EVERY_CELL_FLOP_BUDGET:
+            return (f"{b.cells_x * b.cells_star} steps of about {cost / (b.cells_x * b.cells_star):.2g} flops "
+                    f"each exceed the {ctx.layers.kind} engine's budget here ({EVERY_CELL_FLOP_BUDGET:.0e} flops)")
+        return ""
+
+    def one_step(self, ctx, x, y, x_star):
+        """One real step of the run's construction (execution.one_step)."""
+        from .. import execution
+
+        return execution.one_step(ctx.con, x, y, x_star)
+
     def executed_gradient_map(self, ctx, z) -> dict:
         """Linearity, injectivity and collisions of the executed label map (claims/loss_claims.py)."""
         from .loss_claims import execute_gradient_map

@@ -18,11 +18,10 @@ import math
 
 import numpy as np
 
-from .. import execution as _execution
 from ..reference import bins as ref_bins
 from ..reference import formulas
 from . import sides
-from .base import Check, Verdict, claim, compare_componentwise, max_abs, worst
+from .base import Check, Verdict, claim, max_abs, worst
 
 # Above this many estimated flops the every-cell claim is SKIPPED on the dense engine (it says so).
 EVERY_CELL_FLOP_BUDGET = 4e9
@@ -303,17 +302,19 @@ def _point(per_axis: int, dx: int, index: int, offset: float) -> tuple:
 def every_cell(ctx) -> Check:
     """[1, App. A.1, eq. (7)] and [1, Lemma 4.1] on every cell pair, not only the sampled ones.
 
-    Executed: ``execution.one_step`` per pair (J^dx * L^dx steps). Claimed: reference/ (the spec's
-    code table, A_i, e_bar, exact bins), as in kernel-code and z-star-is-minus-alpha-v."""
+    One function on every backend (``ctx.backend``). Executed: one real step per pair (J^dx * L^dx
+    steps; float: ``execution.one_step``, exact: the engine's exact step with alpha and the label as
+    exact rationals). Claimed: the spec's code table, A_i, e_bar, exact bins (float: reference/; exact:
+    the same as exact rationals), as in kernel-code and z-star-is-minus-alpha-v. SKIPPED, saying why,
+    above the backend's budget (float: flops; exact: EXACT_EVERY_CELL_MAX cell pairs)."""
     from .one_step import _abs_forward_max, _abs_forward_vec, _kernel_check
 
+    be = ctx.backend
     d, b = ctx.design, ctx.blocks
-    cost = _every_cell_cost(ctx)
-    if cost > EVERY_CELL_FLOP_BUDGET:
-        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
-                     f"{b.cells_x * b.cells_star} steps of about {cost / (b.cells_x * b.cells_star):.2g} flops "
-                     f"each exceed the {ctx.layers.kind} engine's budget here ({EVERY_CELL_FLOP_BUDGET:.0e} flops)")
-    y = sides.label_for_every_cell(ctx)
+    skip = be.every_cell_skip(ctx)
+    if skip:
+        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, skip)
+    y = be.asarray(sides.label_for_every_cell(ctx))
     signed = d.variant == "signed"
     checks = []
     saved_step = ctx.step
@@ -322,19 +323,23 @@ def every_cell(ctx) -> Check:
             x = _point(d.J, d.dx, a, 0.7)
             for c in range(b.cells_star):
                 xs = _point(d.L, d.dx, c, 0.3)
-                st = _execution.one_step(ctx.con, x, y, xs)
+                st = be.one_step(ctx, x, y, xs)
                 ctx.step = st  # the tolerances count this step's rank-one corrections
-                k = np.einsum("ij,ij->i", st.fwd_x.post[1:ctx.N + 1, b.top],
-                              st.fwd_star_post.post[1:ctx.N + 1, b.top])
-                mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
-                    _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+                k = be.row_dots(st.fwd_x.post[1:ctx.N + 1, b.top], st.fwd_star_post.post[1:ctx.N + 1, b.top])
+
+                def mag(st=st):
+                    return max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
+                        _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+
                 kc = _kernel_check(ctx, k, a, c, mag)
-                v, vmag = sides.v_claimed(ctx, x, xs, y)
-                target = -d.alpha * v
-                tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid)
-                                       + abs(d.alpha) * vmag)
-                zc = compare_componentwise(st.z_star[b.mid], np.maximum(target, 0.0) if signed else target,
-                                           tolv)
+                v, vmag = be.v_claimed(ctx, x, xs, y)
+                target = -(st.alpha if be.exact else d.alpha) * v
+
+                def tolv(st=st, vmag=vmag):
+                    return _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + abs(d.alpha) * vmag
+
+                zc = be.equal(ctx, st.z_star[b.mid], be.clip(target) if signed else target, tolv,
+                              what="zbar* - spec", claimed_text="-alpha v", componentwise=True)
                 checks.append(((a, c), kc, zc))
     finally:
         ctx.step = saved_step
@@ -343,7 +348,7 @@ def every_cell(ctx) -> Check:
     ratio = lambda ch: (ch.residual / ch.tolerance) if ch.tolerance > 0 else (math.inf if ch.residual else 0.0)
     cell, kc, zc = max(checks, key=lambda t: max(ratio(t[1]), ratio(t[2])))
     top = kc if ratio(kc) >= ratio(zc) else zc
-    note = (f"{len(checks)} cell pairs, one real step each" if not bad else
+    note = (f"{len(checks)} cell pairs, one real step each" + (" (exact)" if be.exact else "") if not bad else
             f"{len(bad)} of {len(checks)} cell pairs fail, e.g. cell {bad[0][0]}: "
             + ("kernel " + (bad[0][1].note or f"off by {bad[0][1].residual:.3g}")
                if bad[0][1].verdict != Verdict.PASS else f"zbar* off by {bad[0][2].residual:.3g}"))

@@ -131,6 +131,9 @@ class StepView:
 
 
 # ---- the exact backend of the claims that run on every backend (issue 10) ------------------------
+EXACT_EVERY_CELL_MAX = 4  # every-cell runs one exact step per cell pair up to this many pairs
+
+
 class ExactBackend:
     """What a claim of the one catalogue asks of the exact backend: the comparator is the canonical
     zero test of the engine's exact ring (:func:`~universality.claims.base.compare_exact`, tolerance 0,
@@ -399,6 +402,21 @@ class ExactBackend:
         chk = compare_exact(ents, "0", what, point=self._point())
         chk.computed = chk.verdict == Verdict.PASS
         return chk
+
+    def every_cell_skip(self, ctx) -> str:
+        b = self.x.blocks
+        n = b.cells_x * b.cells_star
+        if n > EXACT_EVERY_CELL_MAX:
+            return (f"{n} cell pairs: one exact step each is above the exact run's budget of "
+                    f"{EXACT_EVERY_CELL_MAX} (the exact run proves the sampled instances; the float every-cell "
+                    f"runs every pair)")
+        return ""
+
+    def one_step(self, ctx, x, y, x_star):
+        """The engine's exact step with alpha and the label as exact rationals (the run's decimals)."""
+        from ..engine.step import single_step
+
+        return single_step(self.x.ec, x, list(y), x_star)
 
     def executed_gradient_map(self, ctx, z) -> dict:
         """The executed label map E(y) = [e_bar; e_check] through the exact head and the engine's exact
@@ -1141,13 +1159,9 @@ def _loss_grad_at(ctx, y, yhat):
 
 
 # Claims of the numeric catalogue the exact run does not prove, each with the reason (SKIPPED in the
-# exact outcome, so that every claim of the run has an exact record).
-EXACT_SKIP_REASONS = {
-    "every-cell": "one real step per cell pair is a float sweep; the exact run proves the sampled instances",
-    "kshot-decodes": "a search over every (x* cell, set of K x cells) candidate with least squares; the exact "
-                     "run proves kshot-eq and permutation-invariant on the same exact K-shot steps, and "
-                     "backends-agree compares them with the float ones (--backend both)",
-}
+# exact outcome). Empty since issue 10: every claim is one function that the exact run calls, and a claim
+# with no exact form (kshot-decodes) or above the exact budget (every-cell) says SKIPPED itself.
+EXACT_SKIP_REASONS: dict[str, str] = {}
 
 
 # ---- K-shot (scope "task": one exact K-shot step per task, labels as exact rationals) ---------------
@@ -1186,7 +1200,11 @@ def _register_unified() -> None:
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the exact sign "
                          "of every pre-activation in the engine's four exact passes (x, x*; before, after), decided "
                          "on the instance's orthant; per unit the largest positive and negative one")
-    from ..claims.kshot import kshot_eq, permutation_invariant
+    from ..claims.kshot import kshot_decodes, kshot_eq, permutation_invariant
+
+    unified_claim("kshot-decodes", kshot_decodes,
+                  method="the catalogue's one function (claims/kshot.py): on the exact backend SKIPPED with the "
+                         "reason (its decoder is a least-squares search with no exact form)")
 
     unified_claim("kshot-eq", kshot_eq,
                   method="the catalogue's one function (claims/kshot.py) on the exact backend: the engine's exact "
@@ -1206,7 +1224,13 @@ def _register_unified() -> None:
                          "construction's feature map sets (the switch theta_b == 0 decided exactly) at every cell "
                          "edge k/J, the floats just below and above it and the extremes, vs floor(u J) in exact "
                          "rational arithmetic (reference/bins.py); every entry by the canonical zero test")
-    from ..claims.coverage import codes_injective
+    from ..claims.coverage import codes_injective, every_cell
+
+    unified_claim("every-cell", every_cell,
+                  method="the catalogue's one function (claims/coverage.py) on the exact backend: one exact step "
+                         "(alpha and the label as exact rationals) in every (cell of x, cell of x*) pair up to "
+                         f"{EXACT_EVERY_CELL_MAX} pairs (SKIPPED above, saying so): the exact kernel and zbar* vs "
+                         "the spec's codes, A_i and e_bar as exact rationals, by the canonical zero test")
     from ..claims.loss_claims import loss_recovers_label
 
     unified_claim("loss-recovers-label", loss_recovers_label,
