@@ -19,7 +19,8 @@ from universality.symbolic.run import run_symbolic
 UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "z-star-is-minus-alpha-v",
                "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear", "v-decodes",
                "kshot-eq", "permutation-invariant", "binning", "codes-injective",
-               "loss-recovers-label", "every-cell", "kshot-decodes"}
+               "loss-recovers-label", "every-cell", "kshot-decodes",
+               "update-blocks"}
 
 
 def _small(**kw) -> Config:
@@ -347,3 +348,16 @@ def test_a_wrong_code_in_one_cell_fails_every_cell_exactly():
 def test_every_cell_is_skipped_with_the_reason_above_the_exact_budget():
     c = _run(_small(N=4, J=3, L=2))["every-cell"]
     assert c.verdict == Verdict.SKIPPED and "6 cell pairs" in c.note and "budget" in c.note
+
+
+def test_an_off_block_entry_fails_update_blocks_exactly():
+    """A middle unit of layer 1 reads an x slot of the top channel: the error at that middle unit now
+    reaches the top rows of layer 2's gradient, and the exact step moves entries outside the (mid, top)
+    and (bottom, top) blocks (the float run FAILs it too); the exact run names them."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    b = con.blocks
+    con.W[0][b.dt, b.top_x.start] = sp.Rational(1, 2)
+    c = _run(cfg, con=con)["update-blocks"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "[layer 2, 0, " in c.note and "alpha" in c.note

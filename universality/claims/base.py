@@ -158,7 +158,7 @@ class FloatBackend:
 
     # ---- comparator ----
     def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
-              componentwise: bool = False) -> Check:
+              componentwise: bool = False, labels=None) -> Check:
         """computed vs claimed within ``mag`` (a number, or a callable giving it) times the run's rounding unit (componentwise: one
         magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`; SciPy
         sparse matrices: the largest entry of their difference)."""
@@ -316,6 +316,13 @@ class FloatBackend:
                  max_abs(a.z_star - b.z_star)]
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
+
+    def update_outside(self, ctx, st):
+        """update-blocks' executed side: ([max |W' - W| outside the allowed blocks], the largest allowed
+        change, None) from the step's factors (claims/one_step.py: update_outside)."""
+        from .one_step import update_outside
+
+        return update_outside(ctx, st)
 
     def every_cell_skip(self, ctx) -> str:
         """Why every-cell is SKIPPED on this run ('' when it runs): its estimated flops above the engine's

@@ -173,8 +173,28 @@ def update_blocks(ctx, s, st) -> Check:
     """[1, eq. (2)]: the step moves only the (middle, top) and (bottom, top) blocks of every W_i; the
     error reaching phi~ (theta_ft) and theta_h's gradient are 0.
 
-    Executed: W' - W from the real step, the real error into the feature map, theta_h's gradient.
-    Claimed: 0 outside the allowed blocks (the block structure of eq. (2))."""
+    One function on every backend (``ctx.backend``). Executed: W' - W from the real step (from the
+    gradient's factors), the real error into the feature map, theta_h's gradient. Claimed: 0 outside
+    the allowed blocks (the block structure of eq. (2)); the backend compares (float: the largest
+    entry against the step's rounding bound; exact: every entry by the canonical zero test)."""
+    be, b = ctx.backend, ctx.blocks
+    outside, moved, labels = be.update_outside(ctx, st)
+    computed = np.concatenate([outside, st.g_phi[b.top], [st.g_theta_h]])
+    if labels is not None:
+        labels = labels + [f"[dl/dphi, {t}]" for t in range(b.dt)] + ["[theta_h]"]
+    chk = be.equal(ctx, computed, be.zeros(len(computed)), lambda: abs(st.alpha) * st.grad_max_abs(),
+                   what="change outside the allowed blocks", claimed_text="0 outside (mid, top) and (bottom, top)",
+                   labels=labels)
+    note = (f"{moved} entries move, all in the (mid, top) and (bottom, top) blocks"
+            if be.exact and chk.verdict == Verdict.PASS else chk.note)
+    return Check({"outside_allowed_blocks": be.size(outside), "error_into_feature_map": be.size(st.g_phi[b.top]),
+                  "theta_h_gradient": be.record([st.g_theta_h])[0], "largest_allowed_change": moved},
+                 "0 outside (mid, top) and (bottom, top)", chk.residual, chk.tolerance, chk.verdict, note)
+
+
+def update_outside(ctx, st):
+    """update-blocks' mechanics on the float backend: ([max |W' - W| outside the allowed blocks], the
+    largest allowed change, None), from the step's factors (every entry of every full matrix)."""
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
@@ -186,13 +206,7 @@ def update_blocks(ctx, s, st) -> Check:
             outside = max(outside, coef * lowrank_max_abs(Dk[b.top], Hk),
                           coef * lowrank_max_abs(Dk[b.dt:], Hk[b.dt:]))
             moved = max(moved, coef * lowrank_max_abs(Dk[b.dt:], Hk[b.top]))
-    feat = max_abs(st.g_phi[b.top])
-    res = max(outside, feat, abs(st.g_theta_h))
-    tol = ctx.tol(abs(st.alpha) * st.grad_max_abs())
-    return Check({"outside_allowed_blocks": outside, "error_into_feature_map": feat,
-                  "theta_h_gradient": st.g_theta_h, "largest_allowed_change": moved},
-                 "0 outside (mid, top) and (bottom, top)", res, tol,
-                 Verdict.PASS if res <= tol else Verdict.FAIL)
+    return np.array([outside]), moved, None
 
 
 def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):

@@ -163,7 +163,7 @@ class ExactBackend:
 
     # ---- comparator ----
     def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
-              componentwise: bool = False) -> Check:
+              componentwise: bool = False, labels=None) -> Check:
         c = np.asarray(computed, dtype=object)
         d = np.asarray(claimed, dtype=object)
         text = claimed_text if claimed_text is not None else "claimed"
@@ -173,7 +173,8 @@ class ExactBackend:
         if not c.shape:
             entries = [(what, self._ring(c.item()) - self._ring(d.item()))]
         else:
-            entries = [(f"[{', '.join(map(str, ix))}]", self._ring(c[ix]) - self._ring(d[ix])) for ix in np.ndindex(c.shape)]
+            entries = [(labels[n] if labels is not None else f"[{', '.join(map(str, ix))}]",
+                        self._ring(c[ix]) - self._ring(d[ix])) for n, ix in enumerate(np.ndindex(c.shape))]
         return compare_exact(entries, text, what, point=self._point())
 
     def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
@@ -402,6 +403,29 @@ class ExactBackend:
         chk = compare_exact(ents, "0", what, point=self._point())
         chk.computed = chk.verdict == Verdict.PASS
         return chk
+
+    def update_outside(self, ctx, st):
+        """(the entries of W' - W = coef d_i h_j^T outside the (mid, top) and (bottom, top) blocks that are
+        not the zero polynomial, the first 64 of them; the number of entries that move inside; their labels)
+        from the exact step's factors (every entry of every full matrix, on the factors' supports)."""
+        b, N = self.x.blocks, self.x.N
+        Wp = st.W_post
+        coef = Wp.coef
+        out, labels, moved = [], [], 0
+        for k in range(N):
+            for c in range(Wp.Dfac.shape[2]):
+                d, h = Wp.Dfac[k, :, c], Wp.Hfac[k, :, c]
+                dn = [i for i in range(len(d)) if _nz(d[i])]
+                hn = [j for j in range(len(h)) if _nz(h[j])]
+                for i in dn:  # outside: top rows (any column); lower rows, middle and bottom columns
+                    for j in hn:
+                        if i < b.dt or j >= b.dt:
+                            if len(out) < 64:
+                                out.append(coef * d[i] * h[j])
+                                labels.append(f"[layer {k + 1}, {i}, {j}]")
+                        else:
+                            moved += 1
+        return _obj(out), moved, labels
 
     def every_cell_skip(self, ctx) -> str:
         b = self.x.blocks
@@ -1023,40 +1047,6 @@ def _signed(ctx) -> bool:
 
 
 # ---- the claims -----------------------------------------------------------------------------
-@exact_claim("update-blocks",
-             method="the engine's exact update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, "
-                    "from the factors); the exact error reaching the feature map and theta_h")
-def update_blocks(ctx, st) -> Check:
-    b, N = ctx.blocks, ctx.N
-    Wp = st.st.W_post
-    coef = Wp.coef
-    out, n_out, moved = [], 0, 0
-    for k in range(N):
-        d, h = Wp.Dfac[k, :, 0], Wp.Hfac[k, :, 0]
-        dn = [i for i in range(len(d)) if _nz(d[i])]
-        hn = [j for j in range(len(h)) if _nz(h[j])]
-        for i in dn:  # outside: top rows (any column); lower rows, middle and bottom columns
-            for j in hn:
-                if i < b.dt or j >= b.dt:
-                    n_out += 1
-                    if len(out) < 64:
-                        out.append((f"[layer {k + 1}, {i}, {j}]", coef * d[i] * h[j]))
-                else:
-                    moved += 1
-    g = st.st.g_phi
-    out += [(f"[dl/dphi, {t}]", g[t]) for t in range(b.dt)]
-    if st.st.g_theta_h:
-        out.append(("[theta_h]", F_const(ctx, st.st.g_theta_h)))
-        n_out += 1
-    n_out += sum(1 for t in range(b.dt) if _nz(g[t]))
-    return identity_ring(ctx, out, "0 outside (mid, top) and (bottom, top)", "change outside the allowed blocks",
-                         f"{moved} entries move, all in the (mid, top) and (bottom, top) blocks", count=n_out)
-
-
-def F_const(ctx, v):
-    return ctx.F.const(float(v))
-
-
 def _domain_matrix(ctx, rows: dict):
     from sympy.polys.matrices import DomainMatrix
 
@@ -1193,7 +1183,7 @@ def _grad_entries(st, k):
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
     from ..claims.one_step import (boundary, e_linear, grad_rank_one, kernel_code, multiplexer, nonneg_linear_regime,
-                                   post_update_eq3, psd_argument, v_decodes,
+                                   post_update_eq3, psd_argument, update_blocks, v_decodes,
                                    z_star_is_minus_alpha_v)
 
     unified_claim("nonneg-linear-regime", nonneg_linear_regime,
@@ -1268,6 +1258,10 @@ def _register_unified() -> None:
                          "A_i / r^i and B_i = [[I, 0], [G_i^T, I]] as exact rationals (reference/codes.py), every "
                          "entry by the canonical zero test; SPD: a diagonal A_i with every entry's sign decided > 0; "
                          "invertible: lower triangular with a nonzero diagonal, else the exact determinant")
+    unified_claim("update-blocks", update_blocks,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the engine's exact "
+                         "update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, from the factors), the "
+                         "exact error reaching the feature map and theta_h's gradient, by the canonical zero test")
     unified_claim("post-update-eq3", post_update_eq3,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: zbar* of the "
                          "engine's exact step vs eq. (3) with A_i, B_i telescoped from the exact weights (App. A.3), "
