@@ -20,7 +20,7 @@ UNIFIED_IDS = {"theta-b-value", "update-values", "kernel-code", "multiplexer", "
                "grad-rank-one", "post-update-eq3", "boundary", "psd-argument", "nonneg-linear-regime", "e-linear", "v-decodes",
                "kshot-eq", "permutation-invariant", "binning", "codes-injective",
                "loss-recovers-label", "every-cell", "kshot-decodes",
-               "update-blocks"}
+               "update-blocks", "second-order-zero"}
 
 
 def _small(**kw) -> Config:
@@ -361,3 +361,14 @@ def test_an_off_block_entry_fails_update_blocks_exactly():
     c = _run(cfg, con=con)["update-blocks"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "[layer 2, 0, " in c.note and "alpha" in c.note
+
+
+def test_a_second_order_remainder_fails_second_order_zero_exactly():
+    """A top row of layer 2 reads a middle unit: two updates meet, the product of the updated layers gets an
+    alpha^2 term, and the exact run of the shared function shows it as a residual expression."""
+    cfg = _small()
+    con = build(cfg, ExactField())
+    con.W[1][0, con.blocks.dt] = sp.Integer(1)
+    c = _run(cfg, con=con)["second-order-zero"]
+    assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
+    assert "alpha**2" in c.computed

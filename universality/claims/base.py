@@ -317,6 +317,13 @@ class FloatBackend:
         res, t = max(diffs), tol()
         return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
 
+    def second_order_sides(self, ctx, st):
+        """second-order-zero's executed and expanded sides on probe blocks (claims/one_step.py:
+        second_order_sides): (X, prod W' X - prod W X, first-order sum X, their magnitudes)."""
+        from .one_step import second_order_sides
+
+        return second_order_sides(ctx, st)
+
     def update_outside(self, ctx, st):
         """update-blocks' executed side: ([max |W' - W| outside the allowed blocks], the largest allowed
         change, None) from the step's factors (claims/one_step.py: update_outside)."""

@@ -20,7 +20,7 @@ from ..engine.checkpoint import segments
 from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
-from .base import (Check, Verdict, claim, compare_componentwise, decide_nonzero, max_abs, worst)
+from .base import (Check, Verdict, claim, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
 
@@ -238,20 +238,28 @@ def second_order_zero(ctx, s, st) -> Check:
     """[1, eq. (1)]: prod W_i' = prod W_i - alpha sum_i (prod_{j<i} W_j) grad W_i (prod_{j>i} W_j): the
     O(alpha^2) remainder the paper drops is exactly 0 here.
 
-    Executed: prod W' - prod W from the real updated layers, telescoped (each layer's real update
-    W'_i - W_i, held as the step's factors, between the updated layers on its left and the originals
-    on its right), so that the comparison's rounding is of the size of the alpha term and not of
-    prod W (a tiny alpha is still decided). Claimed: the first-order expansion with the real gradients
-    and the original weights (Horner), on the identity or on Freivalds probes."""
-    layers, Wp, N, alpha = ctx.layers, st.W_post, ctx.N, st.alpha
+    One function on every backend (``ctx.backend``). Executed: prod W' - prod W from the real updated
+    layers (float: telescoped, each layer's real update W'_i - W_i, held as the step's factors, between
+    the updated layers on its left and the originals on its right, so that the comparison's rounding is
+    of the size of the alpha term and not of prod W: a tiny alpha is still decided; exact: the N-fold
+    products in Q(sqrt p)[alpha, y]). Claimed: the first-order expansion with the real gradients and the
+    original weights (Horner), on the identity or on Freivalds probes (exact: the identity). The backend
+    compares (float: a tolerance per probe entry; exact: the zero polynomial, every degree in alpha)."""
+    X, lhs, fo, lhs_a, fo_a = ctx.backend.second_order_sides(ctx, st)
+    return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, st.alpha)
+
+
+def second_order_sides(ctx, st):
+    """second-order-zero's mechanics on the float backend: (probe block X, prod W' X - prod W X
+    telescoped, the first-order sum on X, and their magnitudes), for the step's group in one sweep or
+    for a lone step by Horner's rule."""
+    layers, Wp, N = ctx.layers, st.W_post, ctx.N
     Dm, Hm = Wp.Dfac, Wp.Hfac
     K = Dm.shape[2]
     grp = getattr(st, "group", None)
     if grp is not None and K == 1 and grp.layers is layers:
         # the whole group of samples in one sweep (one product per layer): the same sums per column
-        X, lhs, fo, lhs_a, fo_a = grp.cached(("second-order-zero", id(ctx)),
-                                             lambda g: _expand_group(ctx, g))[st.group_index]
-        return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha)
+        return grp.cached(("second-order-zero", id(ctx)), lambda g: _expand_group(ctx, g))[st.group_index]
     X = probe_block(ctx, st)
 
     def expand(X, absolute=False):
@@ -289,7 +297,7 @@ def second_order_zero(ctx, s, st) -> Check:
 
     lhs, fo = expand(X)  # lhs: prod W' X - prod W X, telescoped through the real updated layers
     lhs_a, fo_a = expand(np.abs(X), True)
-    return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha)
+    return X, lhs, fo, lhs_a, fo_a
 
 
 def _expand_group(ctx, grp) -> list:
@@ -355,12 +363,16 @@ def _expand_group(ctx, grp) -> list:
 
 
 def _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha) -> Check:
+    be = ctx.backend
     rhs = -alpha * fo
-    mag = lhs_a + abs(alpha) * fo_a
-    chk = compare_componentwise(lhs, rhs, ctx.tol(1.0) * mag)
-    chk.computed = f"max |prod W' - prod W + alpha * first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
+    chk = be.equal(ctx, lhs, rhs, lambda: lhs_a + abs(alpha) * fo_a, componentwise=True,
+                   what="prod W' - [prod W - alpha sum first-order]", claimed_text="0 (no O(alpha^2) term)")
+    if be.exact:  # the residual expression (or "= 0 (identically)") is the record; X: what the products covered
+        chk.note = X if chk.verdict == Verdict.PASS else chk.note
+    else:
+        chk.computed = f"max |prod W' - prod W + alpha * first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
     chk.claimed = "0"
-    return guard(chk, abs(alpha) * max_abs(fo), "max |alpha * first-order term|")
+    return be.guard(chk, lambda: abs(alpha) * max_abs(fo), "max |alpha * first-order term|")
 
 
 @claim("post-update-eq3",

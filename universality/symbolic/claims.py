@@ -404,6 +404,79 @@ class ExactBackend:
         chk.computed = chk.verdict == Verdict.PASS
         return chk
 
+    def second_order_sides(self, ctx, st):
+        """(what was covered, prod W' - prod W, the first-order sum, None, None) on the identity basis: the
+        N-fold D x D products of the exact layers and of the updated ones (the engine's real step, its
+        gradient from the factors) in Q(sqrt p)[alpha, y] (DomainMatrix over the ring's polynomials,
+        reduced modulo s_p^2 = p: canonical), the first-order sum by Horner; cached per (phi(x), e, alpha)."""
+        from sympy.polys.matrices import DomainMatrix
+
+        from ..engine.exact import Ex
+
+        F, L, N = self.F, self.x.ec.W, self.x.N
+        D = L.D
+        Wp = st.W_post
+        key = ("second-order", tuple(str(v.p) for v in st.phi_x), tuple(str(self._ring(v).p) for v in st.e),
+               str(self._ring(st.alpha).p))
+
+        def dm(rows: dict):
+            return DomainMatrix({i: r for i, r in rows.items() if r}, (D, D), F.R.to_domain())
+
+        def make():
+            coef, K = Wp.coef.p, Wp.Dfac.shape[2]
+            red = F.reduce
+
+            def mul(A, B):
+                return (A * B).applyfunc(red)
+
+            Wd = self.x.cached("W in domain", lambda: [dm({i: dict(r) for i, r in L.rows[k]}) for k in range(N)])
+            Gd, Wpd = [], []
+            for k in range(N):
+                G: dict = {}
+                for c in range(K):
+                    d, h = Wp.Dfac[k, :, c], Wp.Hfac[k, :, c]
+                    hn = [(j, h[j].p) for j in range(len(h)) if _nz(h[j])]
+                    for i in range(len(d)):
+                        if _nz(d[i]):
+                            row = G.setdefault(i, {})
+                            for j, hj in hn:
+                                row[j] = red(row.get(j, F.R.zero) + d[i].p * hj)
+                Gd.append(dm(G))
+                upd = {i: dict(r) for i, r in L.rows[k]}
+                for i, row in G.items():
+                    tgt = upd.setdefault(i, {})
+                    for j, v in row.items():
+                        tgt[j] = red(tgt.get(j, F.R.zero) + red(coef * v))
+                Wpd.append(dm({i: {j: v for j, v in r.items() if v} for i, r in upd.items()}))
+            lhs = Wpd[N - 1]
+            for k in range(N - 2, -1, -1):
+                lhs = mul(Wpd[k], lhs)
+            # first order: sum_k W_1..W_{k} G_{k+1} W_{k+2}..W_N, by acc_k = G_k R_k + W_k acc_{k+1}
+            R, acc = Wd[N - 1], Gd[N - 1]
+            for k in range(N - 2, -1, -1):
+                acc = mul(Gd[k], R) + mul(Wd[k], acc)
+                R = mul(Wd[k], R)
+            note = "identity basis, exact"
+            if "alpha" in F.gens and F.orthant.get("alpha") is not None:
+                ai = F.k + F.gens.index("alpha")
+                deg = max((m[ai] for row in lhs.to_sdm().values() for v in row.values() for m in v.itermonoms()),
+                          default=0)
+                note = f"prod W' has degree {deg} in alpha (identity basis, exact)"
+            diff = (lhs - R).to_sdm()
+            out_l, out_f = F.zeros((D, D)), F.zeros((D, D))
+            for i, row in diff.items():
+                for j, v in row.items():
+                    if v:
+                        out_l[i, j] = Ex(F, red(v))
+            for i, row in acc.to_sdm().items():
+                for j, v in row.items():
+                    if v:
+                        out_f[i, j] = Ex(F, red(v)) * F.const(Fraction(1, K))  # the averaged gradient's term
+            return note, out_l, out_f
+
+        note, lhs, fo = self.x.cached(key, make)
+        return note, lhs, fo, None, None
+
     def update_outside(self, ctx, st):
         """(the entries of W' - W = coef d_i h_j^T outside the (mid, top) and (bottom, top) blocks that are
         not the zero polynomial, the first 64 of them; the number of entries that move inside; their labels)
@@ -1047,80 +1120,6 @@ def _signed(ctx) -> bool:
 
 
 # ---- the claims -----------------------------------------------------------------------------
-def _domain_matrix(ctx, rows: dict):
-    from sympy.polys.matrices import DomainMatrix
-
-    D = ctx.layers.D
-    return DomainMatrix({i: r for i, r in rows.items() if r}, (D, D), ctx.F.R.to_domain())
-
-
-@exact_claim("second-order-zero",
-             method="exact product of the N updated D x D weights (the engine's real step) minus the "
-                    "first-order expansion with the exact gradients, in Q(sqrt p_1, ..., sqrt p_k)[alpha, y] "
-                    "(rational polynomials in s_p = sqrt p reduced modulo s_p^2 = p: a canonical form); the "
-                    "residual must be the zero polynomial in alpha (every degree)")
-def second_order_zero(ctx, st) -> Check:
-    F = ctx.F
-    key = ("second-order", ctx.con.bin_x(st.x), tuple(sp.sstr(v) for v in st.y), sp.sstr(st.alpha))
-
-    def make():
-        L, N = ctx.layers, ctx.N
-        Wp = st.st.W_post
-        coef, K = Wp.coef.p, Wp.Dfac.shape[2]
-        red = F.reduce
-
-        def mul(A, B):
-            return (A * B).applyfunc(red)
-
-        Wd = ctx.cached("W in domain", lambda: [_domain_matrix(ctx, {i: dict(r) for i, r in L.rows[k]})
-                                                 for k in range(N)])
-        Gd, Wpd = [], []
-        for k in range(N):
-            G: dict = {}
-            for c in range(K):
-                d, h = Wp.Dfac[k, :, c], Wp.Hfac[k, :, c]
-                hn = [(j, h[j].p) for j in range(len(h)) if _nz(h[j])]
-                for i in range(len(d)):
-                    if _nz(d[i]):
-                        row = G.setdefault(i, {})
-                        for j, hj in hn:
-                            row[j] = red(row.get(j, F.R.zero) + d[i].p * hj)
-            Gd.append(_domain_matrix(ctx, G))
-            upd = {i: dict(r) for i, r in L.rows[k]}
-            for i, row in G.items():
-                tgt = upd.setdefault(i, {})
-                for j, v in row.items():
-                    tgt[j] = red(tgt.get(j, F.R.zero) + red(coef * v))
-            Wpd.append(_domain_matrix(ctx, {i: {j: v for j, v in r.items() if v} for i, r in upd.items()}))
-        lhs = Wpd[N - 1]
-        for k in range(N - 2, -1, -1):
-            lhs = mul(Wpd[k], lhs)
-        # first order: sum_k W_1..W_{k} G_{k+1} W_{k+2}..W_N, by acc_k = G_k R_k + W_k acc_{k+1}
-        R, acc = Wd[N - 1], Gd[N - 1]
-        for k in range(N - 2, -1, -1):
-            acc = mul(Gd[k], R) + mul(Wd[k], acc)
-            R = mul(Wd[k], R)
-        alpha = red(-coef * K)
-        res = (lhs - (R - (acc * alpha).applyfunc(red))).applyfunc(red)
-        note = ""
-        if "alpha" in F.gens and F.orthant.get("alpha") is not None:
-            ai = F.k + F.gens.index("alpha")
-            deg = max((m[ai] for row in lhs.to_sdm().values() for v in row.values() for m in v.itermonoms()),
-                      default=0)
-            note = f"prod W' has degree {deg} in alpha"
-        sdm = res.to_sdm()
-        entries = [(f"[{i},{j}]", v) for i, row in sdm.items() for j, v in row.items() if v]
-        if entries:
-            from ..engine.exact import Ex
-
-            return identity_ring(ctx, [(w, Ex(F, v)) for w, v in entries], "0 (no O(alpha^2) term)",
-                                 "prod W' - [prod W - alpha sum first-order]", note)
-        return Check("prod W' - [prod W - alpha sum first-order] = 0 (identically, in Q(sqrt p)[alpha, y])",
-                     "0 (no O(alpha^2) term)", 0.0, 0.0, Verdict.PASS, note)
-
-    return ctx.cached(key, make)
-
-
 _NONPOLY = (sp.Piecewise, sp.sign, sp.Heaviside, sp.Abs, sp.exp, sp.log, sp.Max, sp.Min)
 
 
@@ -1183,7 +1182,7 @@ def _grad_entries(st, k):
 def _register_unified() -> None:
     from ..claims.coverage import theta_b_value, update_values
     from ..claims.one_step import (boundary, e_linear, grad_rank_one, kernel_code, multiplexer, nonneg_linear_regime,
-                                   post_update_eq3, psd_argument, update_blocks, v_decodes,
+                                   post_update_eq3, psd_argument, second_order_zero, update_blocks, v_decodes,
                                    z_star_is_minus_alpha_v)
 
     unified_claim("nonneg-linear-regime", nonneg_linear_regime,
@@ -1258,6 +1257,13 @@ def _register_unified() -> None:
                          "A_i / r^i and B_i = [[I, 0], [G_i^T, I]] as exact rationals (reference/codes.py), every "
                          "entry by the canonical zero test; SPD: a diagonal A_i with every entry's sign decided > 0; "
                          "invertible: lower triangular with a nonzero diagonal, else the exact determinant")
+    unified_claim("second-order-zero", second_order_zero,
+                  method="the catalogue's one function (claims/one_step.py) on the exact backend: the exact product "
+                         "of the N updated D x D weights (the engine's real step) minus the product of the originals, "
+                         "against -alpha times the first-order expansion with the exact gradients, in Q(sqrt p_1, ..., "
+                         "sqrt p_k)[alpha, y] (rational polynomials in s_p = sqrt p reduced modulo s_p^2 = p: a "
+                         "canonical form) on the identity basis; the residual must be the zero polynomial in alpha "
+                         "(every degree)")
     unified_claim("update-blocks", update_blocks,
                   method="the catalogue's one function (claims/one_step.py) on the exact backend: the engine's exact "
                          "update W' - W = -alpha d_i h_{i+1}^T block by block (every entry, from the factors), the "
