@@ -1,12 +1,23 @@
-"""The claim catalogue as exact identities, one function per claim (same ids as the numeric one).
+"""The exact backend of the one claim catalogue (issue 10): what the catalogue's claims ask of it.
 
-Each function takes the exact context and one :class:`ExactStep` (or only the context, for the
-construction-level claims) and returns a :class:`~universality.claims.base.Check` whose tolerance
-is 0: the left side comes from the exact execution, the right side from the paper's formula in
-exact arithmetic, and the verdict is PASS only when their difference expands to the zero
-polynomial in alpha and y. Otherwise the residual expression is reported (``computed``) with its
-value at the run's alpha and the sample's y (``residual``). Predicates SymPy answers with None are
-UNDECIDED.
+Every claim of the catalogue is ONE function (claims/one_step.py, coverage.py, kshot.py,
+loss_claims.py) that the float run and the exact run both call; :data:`UNIFIED` lists them and
+:func:`unified_claim` registers each in :data:`SYMBOLIC_CLAIMS` under its catalogue id. This module holds
+no second copy of any claim's logic, only the exact backend's ingredients:
+
+* :class:`ExactBackend`: the comparator (the canonical zero test of the engine's exact ring,
+  tolerance 0, the residual expression and its size at the run's alpha and y on a FAIL) and the claimed
+  sides' ingredients from the exact field's own definitions (the SymPy derivative of the loss's value,
+  the loss's head, the spec's codes and A_i as exact rationals, the weights' own telescoped products
+  :class:`ExactTel`), never the construction's tables;
+* :class:`ExactContext` / :class:`ExactClaimContext` / :class:`ExactSample` / :class:`ExactTask`: the exact
+  run as a claim reads it (the float ``Context``'s names);
+* :func:`identity`: SymPy's zero test re-checked in the ring's canonical form (kept for callers that hold
+  SymPy matrices).
+
+A claimed side outside the ring, or a sign the analysis cannot decide, makes the claim UNDECIDED with
+the reason; a claim with no exact form says SKIPPED itself (kshot-decodes), as does one above the exact
+budget (every-cell). The schematic all-N proof is :mod:`.schematic`, its own section, never a claim.
 """
 from __future__ import annotations
 
@@ -21,17 +32,6 @@ import sympy as sp
 from ..claims.base import CLAIMS, Check, ClaimSpec, Decoded, Verdict, compare_exact, exact_size
 
 SYMBOLIC_CLAIMS: dict[str, ClaimSpec] = {}
-
-
-def exact_claim(id: str, *, method: str, scope: str = "sample"):
-    """Register the exact version of the numeric catalogue's claim ``id``."""
-
-    def deco(func):
-        base = CLAIMS[id]
-        SYMBOLIC_CLAIMS[id] = ClaimSpec(id, base.title, base.paper_ref, base.statement, method, scope, func)
-        return func
-
-    return deco
 
 
 @dataclass
@@ -1023,11 +1023,6 @@ def _nonzero_entries(M) -> list:
     return out
 
 
-def _stack(mats) -> sp.Matrix:
-    """All entries of several matrices as one column."""
-    return sp.Matrix([e for M in mats for e in M])
-
-
 def _size(ctx, exprs) -> float:
     """max |residual| at the run's alpha and the sample's y (inf if that point happens to be a root)."""
     best = 0.0
@@ -1089,17 +1084,6 @@ def _nz(v) -> bool:
     return bool(v.p)
 
 
-def identity_ring(ctx, entries, claimed: str, what: str, note: str = "", count: int | None = None) -> Check:
-    """The exact backend's comparator (:func:`~universality.claims.base.compare_exact`) at the run's
-    alpha and the sample's y. ``entries``: [(label, ring element)]."""
-    point = {getattr(k, "name", str(k)): v for k, v in ctx.point.items()}
-    return compare_exact(entries, claimed, what, point=point, note=note, count=count)
-
-
-def _ring_size(ctx, vals) -> float:
-    return exact_size(vals, {getattr(k, "name", str(k)): v for k, v in ctx.point.items()})
-
-
 def _outer_diff(p, q, a, b, label: str, limit: int = 64) -> list:
     """Entries p_i q_j - a_i b_j that are nonzero, on the supports (at most ``limit``)."""
     rows = [i for i in range(len(p)) if _nz(p[i]) or _nz(a[i])]
@@ -1113,10 +1097,6 @@ def _outer_diff(p, q, a, b, label: str, limit: int = 64) -> list:
                 if len(out) >= limit:
                     return out
     return out
-
-
-def _signed(ctx) -> bool:
-    return ctx.con.design.variant == "signed"
 
 
 # ---- the claims -----------------------------------------------------------------------------
