@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from universality import Config
 from universality.claims.base import CLAIMS, FLOAT, Context, Verdict
@@ -372,3 +374,41 @@ def test_a_second_order_remainder_fails_second_order_zero_exactly():
     c = _run(cfg, con=con)["second-order-zero"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "alpha**2" in c.computed
+
+
+def test_every_claim_of_the_catalogue_is_one_function_on_both_backends():
+    """Issue 10: every claim of the catalogue (the registry's) is unified; the exact module keeps no claim
+    of its own and no list of claims it skips."""
+    assert set(symbolic_claims.UNIFIED) == set(CLAIMS)
+    assert set(symbolic_claims.SYMBOLIC_CLAIMS) == set(CLAIMS)
+    assert symbolic_claims.EXACT_SKIP_REASONS == {}
+    assert not hasattr(symbolic_claims, "exact_claim")
+
+
+_configs = st.builds(
+    Config,
+    N=st.integers(4, 5), J=st.integers(1, 2), L=st.integers(1, 2), dy=st.integers(1, 2),
+    variant=st.sampled_from(["signed", "paper"]), relu_grad_at_zero=st.sampled_from([1.0, 0.5, 0.0]),
+    alpha=st.sampled_from([0.3, -0.7]), eps=st.sampled_from([0.1, 0.25]), samples=st.integers(0, 1),
+    seed=st.integers(0, 1000), K=st.sampled_from([1, 2]),
+    loss=st.sampled_from(["mse", "mse", "l1", "huber"]),
+)
+
+
+@settings(max_examples=8)
+@given(cfg=_configs)
+def test_exact_and_float_verdicts_agree_on_small_instances(cfg):
+    """The same function on both backends: where both decide a claim (PASS / FAIL), they decide it the
+    same way; SKIPPED and UNDECIDED exact records say why."""
+    from universality import verify
+
+    flt = {c.id: c for c in verify(cfg, with_findings=False).claims}
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L, cfg.dx, cfg.dy, loss=cfg.loss)
+    exact = {c.id: c for c in run_symbolic(cfg, samples, schematic=False, budget_s=None).claims}
+    decided = (Verdict.PASS, Verdict.FAIL)
+    for cid, c in exact.items():
+        assert cid in flt, cid
+        if c.verdict in decided and flt[cid].verdict in decided:
+            assert c.verdict == flt[cid].verdict, (cid, c.verdict, flt[cid].verdict, c.note, flt[cid].note)
+        if c.verdict in (Verdict.SKIPPED, Verdict.UNDECIDED) and c.checked:
+            assert c.note, cid
