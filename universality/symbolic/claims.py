@@ -172,9 +172,13 @@ class ExactBackend:
                          f"shape mismatch {c.shape} vs {d.shape}")
         if not c.shape:
             entries = [(what, self._ring(c.item()) - self._ring(d.item()))]
-        else:
-            entries = [(labels[n] if labels is not None else f"[{', '.join(map(str, ix))}]",
-                        self._ring(c[ix]) - self._ring(d[ix])) for n, ix in enumerate(np.ndindex(c.shape))]
+        else:  # only the nonzero differences are kept (labelled): a D x D identity is mostly zeros
+            entries = []
+            for n, (u, v) in enumerate(zip(c.reshape(-1), d.reshape(-1))):
+                r = self._ring(u) - self._ring(v)
+                if not r.is_zero_poly():
+                    ix = np.unravel_index(n, c.shape)
+                    entries.append((labels[n] if labels is not None else f"[{', '.join(map(str, ix))}]", r))
         return compare_exact(entries, text, what, point=self._point())
 
     def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
@@ -359,7 +363,9 @@ class ExactBackend:
     def executed_error(self, ctx, z, y):
         """dl/dz executed through the exact head W_g and the engine's exact loss gradient."""
         Wg = self.x.ec.Wg
-        return Wg.T @ self.x.ec.loss.grad(y, Wg @ z)
+        yhat = Wg @ z
+        key = ("executed loss grad", tuple(str(self._ring(v).p) for v in y), tuple(str(self._ring(v).p) for v in yhat))
+        return Wg.T @ self.x.cached(key, lambda: self.x.ec.loss.grad(y, yhat))
 
     def min_singular(self, ctx, M) -> float:
         """0 when the exact rank of M is below its column count, else the smallest singular value of M
@@ -674,16 +680,23 @@ class ExactBackend:
         U = z[:, 0, :] - z[:, 1, :] if b.s == 2 else z[:, 0, :]
         alpha = self._ring(st.alpha)
 
-        def fit(w):
-            ww = sum((v * v for v in w), F.zero)
-            if ww.is_zero_poly():
-                return None, None
-            p = [sum((w[c] * U[c, d] for c in range(b.m)), F.zero) / ww for d in range(b.dy)]
-            return p, [U[c, d] - w[c] * p[d] for c in range(b.m) for d in range(b.dy)]
+        wws = self.x.cached("exact spec gains, squared norms", lambda: [sum((v * v for v in w), F.zero) for w in gains])
 
-        fits = [fit(w) for w in gains]
-        explains = [n for n, (p, R) in enumerate(fits) if R is not None and all(v.is_zero_poly() for v in R)]
-        cell = truth if truth in explains else (explains[0] if explains else None)
+        def residuals(n):
+            """(the fitted label code p, the residual entries U - w p one at a time) of cell n; None: w = 0."""
+            w, ww = gains[n], wws[n]
+            if ww.is_zero_poly():
+                return None, iter(())
+            inv = F.one / ww
+            p = [sum((w[c] * U[c, d] for c in range(b.m) if not w[c].is_zero_poly()), F.zero) * inv
+                 for d in range(b.dy)]
+            return p, (U[c, d] - w[c] * p[d] for c in range(b.m) for d in range(b.dy))
+
+        def explains(n) -> bool:
+            p, R = residuals(n)
+            return p is not None and all(v.is_zero_poly() for v in R)
+
+        cell = truth if explains(truth) else next((n for n in range(len(gains)) if n != truth and explains(n)), None)
         wf = self.x.cached("exact spec gains, values",
                            lambda: np.array([[self._value(v) for v in w] for w in gains], dtype=float))
         margin = self.x.cached(("exact margin", truth), lambda: separation_margin(wf, truth)
@@ -691,18 +704,23 @@ class ExactBackend:
         if cell is None:
             return Decoded(-1, -1, self.F.zeros(b.dy), margin, Verdict.FAIL,
                            "no cell's gains explain zbar* identically", math.inf, 0.0, 0.0)
-        p = fits[cell][0]
+        p = residuals(cell)[0]
         code = _obj([_exact_div(v, -alpha) for v in p])
         dec_y = code + F.const(Fraction(1, b.dy)) if self.x.con.loss.domain == "simplex" else code
         collide, undecided = [], []
-        for n, (q, R) in enumerate(fits):
-            if n == cell or R is None:
+        for n in range(len(gains)):
+            q, R = residuals(n)
+            if n == cell or q is None:
                 continue  # the zero code never explains a nonzero U
-            signs = [F.sign(v)[0] for v in R if not v.is_zero_poly()]
-            if not signs:
-                collide.append(n)
-            elif not any(sg in "+-" for sg in signs):
-                undecided.append(n)
+            seen = False
+            for v in R:  # separated at the first entry whose sign is decided nonzero on the orthant
+                if v.is_zero_poly():
+                    continue
+                seen = True
+                if F.sign(v)[0] in "+-":
+                    break
+            else:
+                (undecided if seen else collide).append(n)
         cx, cs = divmod(cell, b.cells_star)
         cells = [divmod(n, b.cells_star) for n in (collide or undecided)][:3]
         if collide:
