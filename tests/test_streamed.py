@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 import universality.construction.network as network
+import universality.engine.layers as layers_mod
 import universality.reference.telescoping as telescoping
 from universality import Config
 from universality.construction.codes import code_table
@@ -58,7 +59,9 @@ def _layers_with_shared_rows(rng, N, D, share, corrupt):
 def test_shared_row_store_equals_one_csr_per_layer(N, D, share, corrupt, p, seed):
     rng = np.random.default_rng(seed)
     mats = _layers_with_shared_rows(rng, N, D, share, corrupt)
-    layers = SparseLayers(mats, D)
+    layers = SparseLayers(mats, D, shared=True)
+    plain = SparseLayers(mats, D, shared=False)
+    assert layers.shared and not plain.shared
     X = rng.standard_normal((D, p))
     x = rng.standard_normal(D)
     for k, m in enumerate(mats):
@@ -83,10 +86,15 @@ def test_shared_row_store_equals_one_csr_per_layer(N, D, share, corrupt, p, seed
         assert np.array_equal(layers.row_nnz(k), np.diff(m.indptr))
         for a, b in [(0, D), (0, D // 2), (D // 3, D)]:
             assert np.array_equal(layers.block(k, slice(a, b), slice(None)).toarray(), m[a:b].toarray())
-    assert layers.nnz() == sum(sp.csr_matrix(m).nnz for m in mats)
+    assert layers.nnz() == plain.nnz() == sum(sp.csr_matrix(m).nnz for m in mats)
+    for k in range(N):  # the plain store: the same products
+        assert np.array_equal(plain.apply(k, X), layers.apply(k, X))
+        assert np.array_equal(plain.abs_apply(k, X), layers.abs_apply(k, X))
+        assert np.array_equal(plain.dense(k), layers.dense(k))
 
 
-def test_shared_row_store_keeps_few_rows_for_the_paper_layout():
+def test_shared_row_store_keeps_few_rows_for_the_paper_layout(monkeypatch):
+    monkeypatch.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1)
     con = build(Config(N=258, J=16, L=16), engine="sparse")
     W = con.W
     stored = [W.stored_rows(k) for k in range(W.N)]
@@ -94,9 +102,12 @@ def test_shared_row_store_keeps_few_rows_for_the_paper_layout():
     assert W.nbytes < 0.1 * 12 * W.nnz()
 
 
-def test_a_layer_assigned_through_mats_is_stored_and_executed():
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_layer_assigned_through_mats_is_stored_and_executed(monkeypatch, shared):
+    monkeypatch.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1 if shared else 1 << 40)
     con = build(Config(N=18, J=4, L=4), engine="sparse")
     W = con.W
+    assert W.shared == shared
     m = W.mats[5].tolil()
     m[W.D - 1, 0] = 3.0  # an entry no layer has: its row becomes a stored row of layer 5
     W.mats[5] = m.tocsr()
@@ -176,6 +187,7 @@ def test_streamed_telescoping_equals_the_stored_products(cfg, engine):
 
 
 def _forced(monkeypatch):
+    monkeypatch.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1)
     monkeypatch.setattr(network, "STREAM_TABLES_ABOVE", -1)
     monkeypatch.setattr(telescoping, "STREAM_ABOVE_BYTES", -1)
 
@@ -198,6 +210,7 @@ def test_a_planted_entry_is_caught_with_everything_streamed(monkeypatch, where):
     _forced(monkeypatch)
     cfg = Config(N=18, J=4, L=4)
     con = build(cfg, engine="sparse")
+    assert con.W.shared
     b = con.blocks
     k = 6
     m = con.W.mats[k].tolil()

@@ -377,7 +377,8 @@ def _build_numeric(design: Design, engine: str, stream: bool | None = None) -> C
                     data.append(Gd[rr, cc])
                 yield np.concatenate(rows), np.concatenate(cols), np.concatenate(data)
 
-        W = SparseLayers.from_triplets(triplets(), D)
+        per_layer = 2 if design.layout in ("paper", "truncated") else b.cells_x * b.cells_star
+        W = SparseLayers.from_triplets(triplets(), D, expected_nnz=N * (D + per_layer))
     elif engine == "dense":
         W = np.zeros((N, D, D))
         for k in range(N):

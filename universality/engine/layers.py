@@ -273,6 +273,18 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
 
 
+# SparseLayers holds one plain CSR matrix per layer while they take at most this many bytes (fastest:
+# one compiled product per call, |W|'s values cached), and the shared-row store above (J = L = 128's
+# 8.7 GB of CSR arrays; J = L = 64's 0.55 GB stays plain)
+SHARE_ROWS_ABOVE_BYTES = 1 << 30
+
+
+def csr_bytes(N: int, D: int, nnz: int) -> int:
+    """Bytes of N plain CSR layers of width D with ``nnz`` nonzeros in all (int32 indices): 8 + 4
+    per nonzero, 4 per row pointer, plus |W|'s cached values (8 per nonzero)."""
+    return 20 * int(nnz) + 4 * N * (D + 1)
+
+
 class _CSR:
     """The three arrays of a canonical CSR matrix, without SciPy's per-object checks (a layer's stored
     rows; :func:`_csr_apply` reads nothing else). ``csr()`` makes the SciPy matrix."""
@@ -374,7 +386,8 @@ class SparseLayers(Layers):
     #: a layer differing from the reference in more than this fraction of its rows is stored whole
     WHOLE_FRACTION = 0.5
 
-    def __init__(self, mats, D: int | None = None, *, _canonical: bool = False, reference: int | None = None):
+    def __init__(self, mats, D: int | None = None, *, _canonical: bool = False, reference: int | None = None,
+                 shared: bool | None = None):
         sp = _sp()
         canon = []
         for m in mats:
@@ -386,10 +399,22 @@ class SparseLayers(Layers):
         self.D = int(D if D is not None else canon[0].shape[0])
         self._ref = None
         self._store: list = []
+        self._mats = None  # plain mode: one canonical CSR matrix per layer
+        self._abs = None
+        if shared is None:
+            shared = csr_bytes(self.N, self.D, sum(m.nnz for m in canon)) > SHARE_ROWS_ABOVE_BYTES
+        if not shared:
+            self._mats = [_as_int32(m) for m in canon]
+            return
         if canon:
             self._set_reference(canon[self.N // 2 if reference is None else reference])
         for m in canon:
             self._store.append(self._encode(_as_int32(m)))
+
+    @property
+    def shared(self) -> bool:
+        """Whether the layers are held as the shared-row store (else one CSR matrix per layer)."""
+        return self._mats is None
 
     # ---- storage ---------------------------------------------------------------------------------
     def _set_reference(self, m):
@@ -446,12 +471,19 @@ class SparseLayers(Layers):
         """Replace layer k by the matrix m (any entries; dense or sparse)."""
         m = _sp().csr_matrix(m, dtype=float)
         m.sum_duplicates()
+        if self._mats is not None:
+            self._mats[k] = _as_int32(m)
+            self._abs = None
+            return
         self._store[k] = self._encode(_as_int32(m))
 
     def layer_csr(self, k: int, a: int = 0, b: int | None = None):
         """Rows a..b-1 of layer k (default: all of it) as one canonical CSR matrix (formed from the
         store: a fresh copy)."""
         b = self.D if b is None else b
+        if self._mats is not None:
+            m = self._mats[k]
+            return m.copy() if (a, b) == (0, self.D) else m[a:b]
         s = self._store[k]
         if s[0] == "whole":
             return s[1].csr()[a:b] if (a, b) != (0, self.D) else s[1].csr().copy()
@@ -489,19 +521,29 @@ class SparseLayers(Layers):
 
     def stored_rows(self, k: int) -> int:
         """How many rows of layer k are stored apart from the reference (D when stored whole)."""
+        if self._mats is not None:
+            return self.D
         s = self._store[k]
         return self.D if s[0] == "whole" else int(s[1].size)
 
     @classmethod
-    def from_triplets(cls, triplets, D: int, chunk_entries: int = 1 << 21) -> "SparseLayers":
+    def from_triplets(cls, triplets, D: int, chunk_entries: int = 1 << 21, shared: bool | None = None,
+                      expected_nnz: int | None = None) -> "SparseLayers":
         """Layers from (rows, cols, values) per layer (duplicates summed, as a COO matrix would):
         the layers are stacked into one tall (n D) x D COO matrix per chunk of about
         ``chunk_entries`` entries and converted once, then split by rows and encoded against the
         reference (the middle layer of the first chunk), so that a deep network pays SciPy's
         conversion per chunk rather than per layer and never holds more than one chunk's full CSR
-        arrays. Nothing is assumed about the entries."""
+        arrays. Nothing is assumed about the entries.
+
+        ``shared``: the shared-row store (True) or one plain CSR matrix per layer (False); default:
+        shared when ``expected_nnz`` (the builder's count) in plain CSR would exceed
+        :data:`SHARE_ROWS_ABOVE_BYTES`, plain without a count."""
         sp = _sp()
-        out = cls([], D)
+        out = cls([], D, shared=True)
+        if shared is None:
+            shared = expected_nnz is not None and csr_bytes(0, D, expected_nnz) > SHARE_ROWS_ABOVE_BYTES
+        plain: list | None = None if shared else []
         buf: list = []
 
         def flush():
@@ -515,6 +557,14 @@ class SparseLayers(Layers):
             big.sum_duplicates()
             ip = big.indptr
             idx32 = big.indices.astype(np.int32, copy=False)
+            if plain is not None:
+                for k in range(n):
+                    a, b = int(ip[k * D]), int(ip[(k + 1) * D])
+                    m = sp.csr_matrix((big.data[a:b], idx32[a:b], ip[k * D:(k + 1) * D + 1] - a), shape=(D, D))
+                    m.has_canonical_format = True  # rows of a summed, sorted CSR matrix
+                    plain.append(m)
+                buf.clear()
+                return
             if out._ref is None:
                 h = n // 2
                 out._set_reference(_CSR(big.data, idx32, ip[h * D:(h + 1) * D + 1], (D, D)))
@@ -529,6 +579,8 @@ class SparseLayers(Layers):
                 flush()
                 count = 0
         flush()
+        if plain is not None:
+            return cls(plain, D, _canonical=True, shared=False)
         out.N = len(out._store)
         return out
 
@@ -538,6 +590,15 @@ class SparseLayers(Layers):
         return cls([_sp().csr_matrix(W[k]) for k in range(W.shape[0])], W.shape[1])
 
     # ---- products --------------------------------------------------------------------------------
+    def _absdata(self, k):
+        """|W_k|'s values (plain mode: cached, sharing W_k's index arrays)."""
+        if self._abs is None:
+            self._abs = [None] * self.N
+        a = self._abs[k]
+        if a is None:
+            a = self._abs[k] = np.abs(self._mats[k].data)
+        return a
+
     def _product(self, k, X, transpose: bool, absolute: bool, out=None):
         s = self._store[k]
         if s[0] == "whole":
@@ -565,24 +626,36 @@ class SparseLayers(Layers):
         return out
 
     def apply(self, k, X):
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, False)
         return self._product(k, X, False, False)
 
     def apply_T(self, k, X):
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, True)
         return self._product(k, X, True, False)
 
     def abs_apply(self, k, X):
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, False, self._absdata(k))
         return self._product(k, X, False, True)
 
     def abs_apply_T(self, k, X):
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, True, self._absdata(k))
         return self._product(k, X, True, True)
 
     def apply_add(self, k, X, out, absolute=False):
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, False, self._absdata(k) if absolute else None, out=out)
         if not (out.flags.c_contiguous and out.dtype == np.float64):
             out += self._product(k, X, False, absolute)
             return out
         return self._product(k, X, False, absolute, out=out)
 
     def row_nnz(self, k):
+        if self._mats is not None:
+            return np.diff(self._mats[k].indptr)
         s = self._store[k]
         if s[0] == "whole":
             return np.diff(s[1].indptr)
@@ -594,6 +667,8 @@ class SparseLayers(Layers):
         return out
 
     def block(self, k, rows, cols):
+        if self._mats is not None:
+            return self._mats[k][rows, cols]
         if isinstance(rows, slice):
             a, b, step = rows.indices(self.D)
             if step == 1:
@@ -605,6 +680,9 @@ class SparseLayers(Layers):
 
     @property
     def nbytes(self) -> int:
+        if self._mats is not None:
+            return int(sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in self._mats)
+                       + sum(a.nbytes for a in (self._abs or []) if a is not None))
         ref = self._ref
         total = 0 if ref is None else ref.data.nbytes * 2 + ref.indices.nbytes + ref.indptr.nbytes * 2
         for s in self._store:  # (a chunk's stored rows share one array: count each layer's part)
@@ -613,6 +691,8 @@ class SparseLayers(Layers):
         return int(total)
 
     def nnz(self) -> int:
+        if self._mats is not None:
+            return int(sum(m.nnz for m in self._mats))
         total = 0
         for s in self._store:
             if s[0] == "whole":
