@@ -404,7 +404,7 @@ class SparseLayers(Layers):
         if shared is None:
             shared = csr_bytes(self.N, self.D, sum(m.nnz for m in canon)) > SHARE_ROWS_ABOVE_BYTES
         if not shared:
-            self._mats = [_as_int32(m) for m in canon]
+            self._mats = [_light(_as_int32(m)) for m in canon]
             return
         if canon:
             self._set_reference(canon[self.N // 2 if reference is None else reference])
@@ -472,7 +472,7 @@ class SparseLayers(Layers):
         m = _sp().csr_matrix(m, dtype=float)
         m.sum_duplicates()
         if self._mats is not None:
-            self._mats[k] = _as_int32(m)
+            self._mats[k] = _light(_as_int32(m))
             self._abs = None
             return
         self._store[k] = self._encode(_as_int32(m))
@@ -482,7 +482,7 @@ class SparseLayers(Layers):
         store: a fresh copy)."""
         b = self.D if b is None else b
         if self._mats is not None:
-            m = self._mats[k]
+            m = self._mats[k].csr()
             return m.copy() if (a, b) == (0, self.D) else m[a:b]
         s = self._store[k]
         if s[0] == "whole":
@@ -558,11 +558,10 @@ class SparseLayers(Layers):
             ip = big.indptr
             idx32 = big.indices.astype(np.int32, copy=False)
             if plain is not None:
-                for k in range(n):
+                ip32 = ip.astype(np.int32, copy=False)
+                for k in range(n):  # rows of a summed, sorted CSR matrix: canonical (views of the chunk)
                     a, b = int(ip[k * D]), int(ip[(k + 1) * D])
-                    m = sp.csr_matrix((big.data[a:b], idx32[a:b], ip[k * D:(k + 1) * D + 1] - a), shape=(D, D))
-                    m.has_canonical_format = True  # rows of a summed, sorted CSR matrix
-                    plain.append(m)
+                    plain.append(_CSR(big.data[a:b], idx32[a:b], ip32[k * D:(k + 1) * D + 1] - a, (D, D)))
                 buf.clear()
                 return
             if out._ref is None:
@@ -580,7 +579,9 @@ class SparseLayers(Layers):
                 count = 0
         flush()
         if plain is not None:
-            return cls(plain, D, _canonical=True, shared=False)
+            out = cls([], D, shared=False)
+            out._mats, out.N = plain, len(plain)
+            return out
         out.N = len(out._store)
         return out
 
@@ -668,7 +669,7 @@ class SparseLayers(Layers):
 
     def block(self, k, rows, cols):
         if self._mats is not None:
-            return self._mats[k][rows, cols]
+            return self._mats[k].csr()[rows, cols]
         if isinstance(rows, slice):
             a, b, step = rows.indices(self.D)
             if step == 1:
@@ -700,6 +701,11 @@ class SparseLayers(Layers):
             else:
                 total += self._ref.nnz - int(self._ref_row_nnz[s[1]].sum()) + s[2].nnz
         return int(total)
+
+
+def _light(m) -> "_CSR":
+    """A canonical int32 SciPy CSR matrix as a :class:`_CSR` (its own arrays, indptr from 0)."""
+    return _CSR(m.data, m.indices, m.indptr, m.shape)
 
 
 def _as_int32(m):
