@@ -221,3 +221,28 @@ def test_a_planted_entry_is_caught_with_everything_streamed(monkeypatch, where):
     con.W.mats[k] = m.tocsr()
     res = {c.id: c.verdict.value for c in check_claims(con, make_samples(2, 0, 4, 4))}
     assert res["boundary"] == "FAIL", res
+
+
+@settings(max_examples=15, deadline=None)
+@given(configs())
+def test_spec_gains_by_channel_equal_the_dense_product(cfg):
+    import universality.decode as decode
+
+    from universality.construction.network import Design
+
+    d = Design.from_config(cfg)
+    b = d.blocks
+    dense = decode.spec_gains(d, b)
+    first = [b.channel_local(c).start for c in range(b.m)]
+    streamed = decode._spec_gains_by_channel(d, b, first)
+    # the same sum of products, another order: within m roundings of the largest term
+    np.testing.assert_allclose(streamed, dense, rtol=0, atol=4 * b.m * 2.0**-53 * max(np.abs(dense).max(), 1.0))
+
+
+def test_codes_injective_is_skipped_with_its_sizes_above_its_budget(monkeypatch):
+    import universality.claims.coverage as coverage
+
+    monkeypatch.setattr(coverage, "CODES_INJECTIVE_MAX_BYTES", 1000)
+    res = {c.id: c for c in check_claims(build(Config(N=18, J=4, L=4)), make_samples(1, 0, 4, 4))}
+    chk = res["codes-injective"]
+    assert chk.verdict.value == "SKIPPED" and "16 cells" in chk.note and "above" in chk.note

@@ -58,9 +58,39 @@ def spec_gains(design, blocks) -> np.ndarray:
 
     b = blocks
     first = [b.channel_local(c).start for c in range(b.m)]
+    cells = b.cells_x * b.cells_star
+    if b.m * cells > SPEC_GAINS_DENSE_MAX:
+        return _spec_gains_by_channel(design, b, first)
     gain = np.array([ref_design.A_diag(i, design.N, b, design.eps)[first] for i in range(2, design.N)])
     codes = np.asarray(formulas.code_table(design.layout, b), dtype=float).reshape(b.m, -1)
     return codes.T @ gain
+
+
+# spec_gains forms the m x cells code table and the m x m gain table at once up to this many code
+# entries (32 MiB), and above it adds one channel's codes times its gain row at a time (the paper
+# layout at J = L = 128: two 2.1 GB tables and the cached code table not formed; the result, cells x m,
+# is what the decoder reads)
+SPEC_GAINS_DENSE_MAX = 1 << 22
+
+
+def _spec_gains_by_channel(design, b, first) -> np.ndarray:
+    """sum over channels c of codes[c]^T gain[c] (codes[c]: channel c's cells, sparse; gain[c] = diag
+    A_{c+2} at each channel's first coordinate), the rows j * cells_star + l: the same sum as the
+    dense product, one channel's nonzero cells at a time."""
+    from .reference import codes as ref_codes
+    from .reference import design as ref_design
+
+    out = np.zeros((b.cells_x * b.cells_star, b.m))
+    for i in range(2, design.N):
+        c = i - 2
+        ch = ref_codes.channel_sparse(design.layout, c, b.cells_x, b.cells_star).tocoo()
+        keep = ch.data != 0
+        if not np.any(keep):
+            continue
+        rows = ch.row[keep] * b.cells_star + ch.col[keep]
+        g = ref_design.A_diag(i, design.N, b, design.eps)[first]
+        out[rows] += ch.data[keep][:, None] * g[None, :]
+    return out
 
 
 @dataclass

@@ -228,6 +228,42 @@ def _separation(V: np.ndarray):
     return float(rej[k]), (int(P[k]), int(Q[k])), False, rho
 
 
+# ---- codes-injective at scale (mechanics; tables helper) ---------------------------------------------
+# The search holds v of every cell pair (cells x dm floats, and two normalised copies) and, above
+# SEPARATION_GRAM_MAX cells with more than COORDS_MAX_TERMS terms, a dm x dm eigenproblem for the
+# span of the v's; above this many bytes it is SKIPPED with the sizes (the paper layout at J = L = 128:
+# 16,384 cells x 32,768 coordinates, 4.3 GB per copy and a 32,768-wide eigenproblem).
+CODES_INJECTIVE_MAX_BYTES = 2 << 30
+
+
+def codes_injective_bytes(cells: int, dm: int, terms: int) -> int:
+    """What the separation search of :func:`codes_injective` holds at once (bytes)."""
+    held = 3 * 8 * cells * dm  # V, its flat rows' unit copy and a candidate block
+    if cells <= SEPARATION_GRAM_MAX:
+        return held + 8 * cells * cells  # the Gram matrix of the unit rows
+    if terms <= COORDS_MAX_TERMS:
+        return 3 * 8 * cells * terms + 8 * dm * terms  # the coordinates in the terms' basis
+    return held + 2 * 8 * dm * dm  # the rows' Gram matrix and its eigenvectors
+
+
+def _codes_injective_too_large(ctx):
+    """A SKIPPED Check with the sizes when the separation search would exceed
+    CODES_INJECTIVE_MAX_BYTES, else None."""
+    from ..memory import format_bytes
+
+    b = ctx.blocks
+    cells = b.cells_x * b.cells_star
+    t = sides.tel(ctx)
+    terms = sum(1 for i in range(1, ctx.N + 1) if np.any(t.K[i - 1]))
+    need = codes_injective_bytes(cells, b.dm, terms)
+    if need <= CODES_INJECTIVE_MAX_BYTES:
+        return None
+    return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                 f"the separation search over {cells:,} cells' v (in R^{b.dm:,}, {terms:,} nonzero kernel "
+                 f"terms) would hold about {format_bytes(need)}, above {format_bytes(CODES_INJECTIVE_MAX_BYTES)}; "
+                 "v-decodes still decodes every sample against every cell")
+
+
 def _cell_name(ctx, flat: int) -> str:
     cs = ctx.blocks.cells_star
     return f"({flat // cs}, {flat % cs})"
@@ -251,6 +287,9 @@ def codes_injective(ctx) -> Check:
     y0 = sides.label_for_every_cell(ctx)
     b = ctx.blocks
     n = b.cells_x * b.cells_star
+    skipped = _codes_injective_too_large(ctx)
+    if skipped is not None:
+        return skipped
     coords = n > SEPARATION_GRAM_MAX
     V = realised_v_coords(ctx, y0) if coords else realised_v(ctx, y0)
     sep, pair, exact, rho = separation(V, with_distortion=True)
