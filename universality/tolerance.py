@@ -51,8 +51,10 @@ def layer_ops(layers) -> int:
 def step_ops(step) -> int:
     """The extra additions of the updated layers of ``step``: per layer nnz(h) + K (the rank-K
     correction d (h^T u) of :class:`~universality.engine.layers.UpdatedLayers`)."""
-    H = step.W_post.Hfac  # (N, D, K)
-    return int(np.count_nonzero(H, axis=1).max(axis=1).sum()) + H.shape[0] * H.shape[2]
+    from .engine.checkpoint import segments
+
+    H = step.W_post.Hfac  # (N, D, K); checkpointed: a segment at a time
+    return sum(int(np.count_nonzero(h, axis=1).max(axis=1).sum()) for _, _, (h,) in segments(H)) + H.shape[0] * H.shape[2]
 
 
 def bound(n: int, magnitude):

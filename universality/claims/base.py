@@ -574,12 +574,25 @@ class Context:
     def abs_extremes(self, layers, phi):
         """(colmax (D,), rowmax (N,)) of the magnitude pass |W_k| ... |W_N| |phi|: per unit its largest
         value over the layers, per layer its largest over the units (what the rounding bounds read).
-        From the step's group when it computed them, else reduced from :meth:`abs_pass`."""
+        From the step's group when it computed them, else reduced from :meth:`abs_pass` when that is
+        cached, else reduced layer by layer while the pass runs (no N x D array: checkpointed sizes)."""
         for L, P, ext in getattr(self.step, "abs_extremes", ()):
             if L is layers and P is phi:
                 return ext
-        a = self.abs_pass(layers, phi)
-        return a.max(axis=0, initial=0.0), a.max(axis=1, initial=0.0)
+        key = ("abs_pass", id(layers), id(phi))
+        if self.cache.get("abs_passes_of") is self.step and key in self.cache.get("abs_passes", {}):
+            a = self.abs_pass(layers, phi)
+            return a.max(axis=0, initial=0.0), a.max(axis=1, initial=0.0)
+        store = self.cache.setdefault("abs_extremes", {})
+        if self.cache.get("abs_extremes_of") is not self.step:
+            store.clear()
+            self.cache["abs_extremes_of"] = self.step
+        if key not in store:
+            from ..engine.batch import _abs_extremes
+
+            cm, rm = _abs_extremes(layers.abs_apply, layers.N, np.asarray(phi, dtype=float)[:, None])
+            store[key] = (layers, phi, (cm[:, 0], rm[:, 0]))
+        return store[key][2]
 
     def abs_pass(self, layers, phi) -> np.ndarray:
         """|W_k| ... |W_N| |phi| for every layer k (N, D), cached for the current step."""

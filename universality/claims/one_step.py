@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..decode import decode_gains, spec_gains
+from ..engine.checkpoint import segments
 from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
@@ -90,16 +91,54 @@ def grad_rank_one(ctx, s, st) -> Check:
         return np.asarray(ctx.tol(amax * babs_max), dtype=float)
 
     chk = be.outer_equal(ctx, Dfac, Hfac, avec, bvec, tols, what="grad W_i - r^i a_i b_{i-1}^T")
-    return be.guard(chk, lambda: float(np.max(np.abs(Dfac).max(axis=1) * np.abs(Hfac).max(axis=1), initial=0.0)),
-                    "max |grad W_i|")
+    return be.guard(chk, lambda: _factor_max(Dfac, Hfac), "max |grad W_i|")
 
 
-def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float):
+# ---- grad-rank-one's mechanics (engine helper's part): how the executed factors and the formula's
+# ---- sweeps are computed and reduced; stored whole, or checkpointed a segment at a time
+
+def _factor_max(Dfac, Hfac) -> float:
+    """max over layers of max |d_k| max |h_k| (= max |grad W_k| of a rank-one gradient), a segment at
+    a time when the factors are checkpointed."""
+    out = 0.0
+    for _, _, (Dm, Hm) in segments(Dfac, Hfac):
+        out = max(out, float(np.max(np.abs(Dm).max(axis=1) * np.abs(Hm).max(axis=1), initial=0.0)))
+    return out
+
+
+def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None = None):
     """grad-rank-one's product formula for a block of samples (columns of PHI and E, (D, G)):
     avec[k] = r^(k+1) (W_1 ... W_k)^T e, amax[k] = r^(k+1) max |W_1|^T ... |W_k|^T |e| (its rounding
-    magnitude), bvec[k] = W_{k+2} ... W_N phi; (N, D, G), (N, G), (N, D, G)."""
+    magnitude), bvec[k] = W_{k+2} ... W_N phi; (N, D, G), (N, G), (N, D, G).
+
+    ``seg`` < N (the group's passes are checkpointed): avec and bvec are checkpointed sweeps of their
+    own (:class:`~universality.engine.checkpoint.Sweep`, the formula's recurrences below), recomputed
+    a segment at a time as the comparison reads them."""
     layers, N = ctx.layers, ctx.N
     D, G = PHI.shape
+    a, aabs = np.array(E, dtype=float), np.abs(E)
+    amax = np.empty((N, G))
+    if seg is not None and seg < N:
+        from ..engine.checkpoint import Sweep
+
+        def bstep(k, B, out):  # bvec[k] = B (what enters layer k + 1 of the linear network)
+            if out is not None:
+                out[0][...] = B
+            return layers.apply(k, B) if k > 0 else B
+
+        def astep(k, A, out):  # avec[k] = r^(k+1) a_k, a_{k+1} = W_k^T a_k
+            if out is not None:
+                np.multiply(A, r ** (k + 1), out=out[0])
+            return layers.apply_T(k, A)
+
+        bsw = Sweep(N, seg, bstep, ("b",), ((D, G),), upward=True)
+        bsw.run(np.array(PHI, dtype=float))
+        asw = Sweep(N, seg, astep, ("a",), ((D, G),), upward=False)
+        asw.run(a)
+        for k in range(N):
+            amax[k] = (r ** (k + 1)) * aabs.max(axis=0, initial=0.0)
+            aabs = layers.abs_apply_T(k, aabs)
+        return asw.stack("a"), amax, bsw.stack("b")
     # the two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives the claim's
     # verdict), so a large network does not map fresh pages for every sample
     bufs = ctx.cache.get("grad-rank-one buffers")
@@ -110,8 +149,6 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float):
     bvec[N - 1] = PHI
     for k in range(N - 2, -1, -1):
         bvec[k] = layers.apply(k + 1, bvec[k + 1])
-    a, aabs = np.array(E, dtype=float), np.abs(E)
-    amax = np.empty((N, G))
     for k in range(N):
         rk = r ** (k + 1)
         np.multiply(a, rk, out=avec[k])
@@ -124,7 +161,7 @@ def _grad_sides_group(ctx, grp):
     steps = grp.steps
     PHI = np.column_stack([st.phi_x for st in steps])
     E = np.column_stack([sides.error(ctx, st.fwd_x.z, st.y) for st in steps])
-    return _grad_sides(ctx, PHI, E, steps[0].r)
+    return _grad_sides(ctx, PHI, E, steps[0].r, getattr(grp, "seg", None))
 
 
 @claim("update-blocks",
@@ -140,17 +177,8 @@ def update_blocks(ctx, s, st) -> Check:
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
-    if st.W_post.Dfac.shape[2] == 1:  # rank one: max |d_i h_j| over a block = max |d| * max |h|, all layers at once
-        Dm, Hm = st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0]
-
-        def amax(M):  # per layer max |M| without an |M| copy: max(max M, -min M)
-            return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
-
-        d_top, d_rest = amax(Dm[:, b.top]), amax(Dm[:, b.dt:])
-        h_top, h_rest = amax(Hm[:, b.top]), amax(Hm[:, b.dt:])
-        h_all = np.maximum(h_top, h_rest)
-        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))
-        moved = coef * float(np.max(d_rest * h_top, initial=0.0))
+    if st.W_post.Dfac.shape[2] == 1:
+        outside, moved = _update_blocks_rank_one(b, coef, st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0])
     else:
         for k in range(ctx.N):  # W'_k - W_k = coef D_k H_k^T: rows top (any column), or columns not top
             Dk, Hk = st.grad_factors(k)
@@ -164,6 +192,25 @@ def update_blocks(ctx, s, st) -> Check:
                   "theta_h_gradient": st.g_theta_h, "largest_allowed_change": moved},
                  "0 outside (mid, top) and (bottom, top)", res, tol,
                  Verdict.PASS if res <= tol else Verdict.FAIL)
+
+
+def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
+    """update-blocks' mechanics for a rank-one step: (max |W' - W| outside the allowed blocks, the
+    largest allowed change), from max |d_i h_j| over a block = max |d| * max |h|, vectorised over the
+    layers of each segment (one segment, all layers, when the factors are stored whole)."""
+    outside = moved = 0.0
+
+    def amax(M):  # per layer max |M| without an |M| copy: max(max M, -min M)
+        return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
+
+    for _, _, (Dm, Hm) in segments(Dfac, Hfac):
+        d_top, d_rest = amax(Dm[:, b.top]), amax(Dm[:, b.dt:])
+        h_top, h_rest = amax(Hm[:, b.top]), amax(Hm[:, b.dt:])
+        h_all = np.maximum(h_top, h_rest)
+        outside = max(outside, coef * float(max(np.max(d_top * h_all, initial=0.0),
+                                                np.max(d_rest * h_rest, initial=0.0))))
+        moved = max(moved, coef * float(np.max(d_rest * h_top, initial=0.0)))
+    return outside, moved
 
 
 @claim("second-order-zero",

@@ -24,7 +24,8 @@ import numpy as np
 
 from .heads import head
 from .layers import Layers, UpdatedLayers
-from .step import Pass, Step, layers_of
+from .checkpoint import LazyStack, PostStack, Sweep, segment_length
+from .step import Pass, Step, layers_of  # noqa: E402 (step imports this module lazily)
 
 PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the module docstring)
 # Small groups: the per-layer call overhead is already shared by a few samples, and fresh pages cost
@@ -105,19 +106,6 @@ class PerColumnUpdates:
         return out
 
 
-def _forward(apply, relu, N: int, PHI: np.ndarray, alloc=np.empty):
-    """pre (N, D, G), post (N + 1, D, G) of the block PHI (D, G) through ``apply(k, X)``."""
-    D, G = PHI.shape
-    pre = alloc((N, D, G))
-    post = alloc((N + 1, D, G))
-    post[N] = PHI
-    X = PHI
-    for k in range(N - 1, -1, -1):
-        pre[k] = apply(k, X)
-        X = post[k] = relu(pre[k])
-    return pre, post
-
-
 def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
     """A forward pass of the block PHI (D, G) that keeps only, per unit, the largest and smallest
     pre-activation over the layers ((D, G) each): what the sign claims read of the passes nobody
@@ -148,7 +136,59 @@ def _abs_extremes(abs_apply, N: int, PHI: np.ndarray):
     return colmax, rowmax
 
 
-def single_steps(con, samples, *, h_post=None, group: int | None = None, reuse: bool = False):
+# Checkpointing (engine/checkpoint.py): while one group's pass arrays (PER_SAMPLE_ARRAYS N x D float64
+# per sample) fit CHECKPOINT_ABOVE_BYTES they are stored whole (one segment); above it each pass keeps
+# a state every ~sqrt(N) layers and recomputes a segment when a layer of it is read. J = L = 64: 1.4 GB
+# per sample, stored; J = L = 128: 21.6 GB per sample, checkpointed (about 0.4 GB per sample).
+CHECKPOINT_ABOVE_BYTES = 4 << 30
+# per-layer arrays a checkpointed sample holds per segment layer: the pass at x (pre-activation and
+# input), its errors, the pass at x* after the step (pre-activation and input), and grad-rank-one's two
+# formula sweeps; and the checkpointed sweeps (one D-vector per segment each): the four passes and
+# grad-rank-one's two
+SEGMENT_ARRAYS = 7
+CHECKPOINTED_SWEEPS = 6
+
+
+def checkpointed(N: int, D: int, G: int = 1) -> bool:
+    """Do G samples' steps keep checkpoints instead of their whole passes?"""
+    return PER_SAMPLE_ARRAYS * 8 * N * D * max(G, 1) > CHECKPOINT_ABOVE_BYTES
+
+
+# second-order-zero's probe sweep for a group: about this many (D, G, p) blocks alive at once (the probe
+# block, R, acc, accp, the new terms and the rank-one product), p = 8 probes (6 Gaussian + the sample's
+# two inputs, claims/probes.py) above D = 128
+PROBE_BLOCK_ARRAYS, PROBES = 8, 8
+
+
+def checkpoint_bytes(N: int, D: int, seg: int) -> int:
+    """Bytes one sample of a checkpointed group holds: ceil(N / seg) states of each checkpointed
+    sweep, two sets of ``seg`` layers of each segment array (engine/checkpoint.py alternates two
+    buffer sets), and its columns of second-order-zero's probe blocks (D float64 each)."""
+    return 8 * D * (CHECKPOINTED_SWEEPS * (-(-N // seg)) + 2 * SEGMENT_ARRAYS * seg + PROBE_BLOCK_ARRAYS * PROBES)
+
+
+def lone_step_bytes(N: int, D: int, seg: int, K: int = 1) -> int:
+    """Bytes a checkpointed lone step (step.maml_step, K examples) holds with the passes a claim may
+    ask of it: the K passes at x and their errors (three segment arrays of K columns), the pass at x*
+    after the step and the two passes computed on first use (two segment arrays each), two buffer
+    sets each, and their checkpoints."""
+    return 8 * D * (2 * seg * (3 * K + 6) + (-(-N // seg)) * (2 * K + 3))
+
+
+def plan(N: int, D: int, count: int, *, reuse: bool = False, seg: int | None = None):
+    """(group size, layers per segment) for ``count`` samples: stored passes (seg = N) while they fit
+    CHECKPOINT_ABOVE_BYTES, else checkpoints every ~sqrt(N) layers (``seg`` forces a segment length:
+    tests run checkpointed passes at small sizes)."""
+    if seg is None and not checkpointed(N, D):
+        return group_size(N, D, count, reuse=reuse), N
+    seg = segment_length(N, seg)
+    per = checkpoint_bytes(N, D, seg)
+    by_cache = max(MIN_GROUP, BLOCK_COLUMNS // max(D, 1))
+    return int(max(1, min(count, GROUP_BUDGET_BYTES // max(per, 1), by_cache))), seg
+
+
+def single_steps(con, samples, *, h_post=None, group: int | None = None, reuse: bool = False,
+                 seg: int | None = None):
     """The one-shot step of every sample (x, y, x*), run a group of samples at a time; yields one
     :class:`~.step.Step` per sample, in order, each with its passes before and after the step and the
     reductions of the other passes already computed (``Step.pre_extremes``, ``Step.abs_extremes``).
@@ -156,15 +196,20 @@ def single_steps(con, samples, *, h_post=None, group: int | None = None, reuse: 
     ``reuse=True``: the next group's arrays overwrite the previous group's (no fresh pages per group:
     above 32 MiB an array is mapped anew, a page fault per 4 KiB). Only for a caller that is done
     with a group's steps, and keeps nothing that views their arrays, before it asks for the next
-    step (``verify.check_claims``: a Check keeps copies)."""
+    step (``verify.check_claims``: a Check keeps copies).
+
+    ``seg``: layers per checkpoint segment (default: :func:`plan`, whole passes while they fit);
+    the steps' per-layer arrays are then :class:`~.checkpoint.LazyStack` views recomputed from
+    checkpoints, with the same values."""
     retain_freed_memory()
     samples = list(samples)
     layers = layers_of(con)
     N, D = layers.N, layers.D
-    G = group or group_size(N, D, len(samples), reuse=reuse)
+    G, seg = plan(N, D, len(samples), reuse=reuse, seg=seg)
+    G = group or G
     pool: dict = {}
     for s0 in range(0, len(samples), G):
-        yield from _group(con, layers, samples[s0:s0 + G], h_post, pool if reuse else None)
+        yield from _group(con, layers, samples[s0:s0 + G], h_post, pool if reuse else None, seg)
 
 
 def _allocator(pool):
@@ -183,11 +228,57 @@ def _allocator(pool):
     return alloc
 
 
-def _group(con, layers, samples, h_post, pool=None):
+def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, extremes: bool = False) -> Sweep:
+    """The forward pass of the block PHI (D, G) through ``apply(k, X)`` as a :class:`Sweep` with
+    outputs "pre" (the pre-activation of layer k) and "inp" (its input h_{k+1}, stored one row down
+    so that a segment's rows are the pass's outputs post[k0 .. k1]); ``final`` is z. ``extremes``:
+    also keep, per unit, the largest and smallest pre-activation over the layers (``sw.extremes``;
+    max and min are idempotent, so a recomputed segment leaves them as they are)."""
+    shape = PHI.shape
+    hi = np.full(shape, -np.inf) if extremes else None
+    lo = np.full(shape, np.inf) if extremes else None
+
+    def step(k, X, out):
+        if out is None:
+            Y = apply(k, X)
+        else:
+            pre, inp = out
+            inp[...] = X
+            Y = pre
+            pre[...] = apply(k, X)
+        if extremes:
+            np.maximum(hi, Y, out=hi)
+            np.minimum(lo, Y, out=lo)
+        return relu(Y)
+
+    sw = Sweep(N, seg, step, ("pre", "inp"), (shape, shape), upward=True, alloc=alloc, offsets=(0, 1))
+    sw.extremes = (hi, lo)
+    sw.run(PHI)
+    return sw
+
+
+def backward_sweep(layers, pre: LazyStack, r: float, N: int, seg: int, E: np.ndarray, alloc=None) -> Sweep:
+    """Reverse mode from the errors at z E (D, G) through the forward pass whose pre-activations are
+    ``pre``: output "d" (the error at layer k's pre-activation: its gradient is d h_{k+1}^T);
+    ``final`` is dl/dphi."""
+
+    def step(k, Gr, out):
+        d = Gr * layers.relu_grad(pre[k], r)
+        if out is not None:
+            out[0][...] = d
+        return layers.apply_T(k, d)
+
+    sw = Sweep(N, seg, step, ("d",), (E.shape,), upward=False, alloc=alloc)
+    sw.run(E)
+    return sw
+
+
+def _group(con, layers, samples, h_post, pool=None, seg=None):
     d, b = con.design, con.blocks
     r = float(d.relu_grad_at_zero)
     alpha = float(d.alpha)
     N, D = layers.N, layers.D
+    seg = N if seg is None else seg
     G = len(samples)
     Wg, theta_b = con.Wg, float(con.theta_b)
     loss = con.loss
@@ -195,12 +286,16 @@ def _group(con, layers, samples, h_post, pool=None):
     # the passes at x before the step
     PHI = np.column_stack([layers.asarray(con.phi(s.x, theta_b)) for s in samples])
     alloc = _allocator(pool)
-    pre, post = _forward(layers.apply, relu, N, PHI, alloc)
+    fx = forward_sweep(layers.apply, relu, N, seg, PHI, alloc, extremes=seg < N)
+    stored = fx.stored  # one segment: the plain (N, D, G) arrays, as without checkpointing
+    pre, post = (fx.array("pre"), fx.array("inp")) if stored else (fx.stack("pre"), PostStack(fx, 1))
+    inp = post[1:] if stored else fx.stack("inp")
+    Z = fx.final
     ys, outs, errors, gWgs = [], [], [], []
     E = np.zeros((D, G))
     for g, s in enumerate(samples):
         y = np.asarray(s.y, dtype=float).reshape(-1)
-        z = post[0, :, g]
+        z = Z[:, g]
         out = head(z, Wg, b.mid, h_post)
         if out.branch == "g_pre":
             gy = np.asarray(loss.grad(y, out.yhat), dtype=float)
@@ -212,13 +307,10 @@ def _group(con, layers, samples, h_post, pool=None):
         outs.append(out)
         errors.append(E[:, g].copy())
     # reverse mode, all samples at once
-    dfac = alloc((N, D, G))
-    Gr = E
-    for k in range(N):
-        Gr = dfac[k] = Gr * layers.relu_grad(pre[k], r)
-        Gr = layers.apply_T(k, Gr)
-    gphi = Gr  # (D, G): dl/dphi per sample
-    hfac = post[1:]  # the inputs of each layer: the gradient's second factor (a view)
+    bx = backward_sweep(layers, pre, r, N, seg, E, alloc)
+    dfac = bx.array("d") if stored else bx.stack("d")
+    gphi = bx.final  # (D, G): dl/dphi per sample
+    hfac = inp  # the inputs of each layer: the gradient's second factor
     coef = -alpha
     theta_post = [theta_b - alpha * float(gphi[b.bottom, g]) for g in range(G)]
     upd = PerColumnUpdates(layers, dfac, hfac, coef)
@@ -226,7 +318,8 @@ def _group(con, layers, samples, h_post, pool=None):
     PHI_sp = np.column_stack([layers.asarray(con.phi(s.x_star, theta_post[g])) for g, s in enumerate(samples)])
     PHI_xp = np.column_stack([layers.asarray(con.phi(s.x, theta_post[g])) for g, s in enumerate(samples)])
     PHI_s0 = np.column_stack([layers.asarray(con.phi(s.x_star, theta_b)) for s in samples])
-    pre_sp, post_sp = _forward(upd.apply, relu, N, PHI_sp, alloc)
+    fsp = forward_sweep(upd.apply, relu, N, seg, PHI_sp, alloc, extremes=seg < N)
+    pre_sp, post_sp = (fsp.array("pre"), fsp.array("inp")) if stored else (fsp.stack("pre"), PostStack(fsp, 1))
     ext_xp = _pre_extremes(upd.apply, relu, N, PHI_xp)
     ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
     # the magnitude passes the claims bound their rounding with (their reductions)
@@ -235,6 +328,7 @@ def _group(con, layers, samples, h_post, pool=None):
     cm, rm = _abs_extremes(upd.abs_apply, N, np.stack([PHI_sp, PHI_xp], axis=1))
     abs_sp, abs_xp = (cm[:, 0], rm[:, 0]), (cm[:, 1], rm[:, 1])
     grp = StepGroup(layers, dfac, hfac, coef)
+    grp.seg, grp.sweeps = seg, (fx, bx, fsp)
     grp.pre_x, grp.errors = pre, E  # the passes at x before the step and the errors at z, (N, D, G), (D, G)
     for g, s in enumerate(samples):
         W_post = UpdatedLayers(layers, dfac[:, :, g:g + 1], hfac[:, :, g:g + 1], coef)
@@ -254,6 +348,9 @@ def _group(con, layers, samples, h_post, pool=None):
         st.__dict__["phi_x_post"] = phi_xp
         st.pre_extremes = {"x*, before": (ext_s0[0][:, g], ext_s0[1][:, g]),
                            "x, after": (ext_xp[0][:, g], ext_xp[1][:, g])}
+        if not stored:  # checkpointed: the stored passes' extremes too (reduced during their sweeps)
+            st.pre_extremes["x, before"] = (fx.extremes[0][:, g], fx.extremes[1][:, g])
+            st.pre_extremes["x*, after"] = (fsp.extremes[0][:, g], fsp.extremes[1][:, g])
         st.abs_extremes = [(layers, fwd_x.phi, (abs_x[0][:, g], abs_x[1][:, g])),
                            (W_post, fwd_sp.phi, (abs_sp[0][:, g], abs_sp[1][:, g])),
                            (W_post, phi_xp, (abs_xp[0][:, g], abs_xp[1][:, g]))]
@@ -275,6 +372,8 @@ class StepGroup:
         self.layers, self.dfac, self.hfac, self.coef = layers, dfac, hfac, float(coef)
         self.steps: list = []
         self._cache: dict = {}
+        self.seg = layers.N  # layers per checkpoint segment (N: the passes are stored whole)
+        self.sweeps: tuple = ()
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -288,6 +387,7 @@ class StepGroup:
         that no reference cycle keeps a group's arrays alive until the garbage collector runs."""
         self.steps = []
         self._cache = {}
+        self.sweeps = ()
 
     def cached(self, key, make):
         """``make(group)``, computed once per group (a list or array indexed by the sample's position)."""

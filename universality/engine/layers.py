@@ -872,6 +872,13 @@ def outer_diff_max_abs_all(P, Q, A, B, max_cols: int = 16, chunk: int = 1 << 20)
     nonzero can contribute; layers with at most ``max_cols`` such columns are done together
     (vectorised over layers), the others one by one with :func:`outer_diff_max_abs`.
     """
+    from .checkpoint import is_lazy, segments
+
+    if any(is_lazy(v) for v in (P, Q, A, B)):  # checkpointed stacks: a segment at a time
+        out = np.zeros(len(P))
+        for k0, k1, parts in segments(P, Q, A, B):
+            out[k0:k1] = outer_diff_max_abs_all(*parts, max_cols=max_cols, chunk=chunk)
+        return out
     P, Q, A, B = (np.asarray(v, dtype=float) for v in (P, Q, A, B))
     N, D = P.shape
     out = np.zeros(N)

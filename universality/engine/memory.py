@@ -7,7 +7,9 @@
 * sparse: the CSR weights (8-byte value + 4-byte column index per nonzero, plus the row pointers) and
   the values of |W| (8 bytes per nonzero); the chosen A_i, A_i / r^i (N x dm each) and code matrices
   G_i (N x cells); per step the gradient factors and passes at x (4K arrays of N x D) and about 36
-  more N x D arrays at the peak (see :func:`estimate_bytes`).
+  more N x D arrays at the peak (see :func:`estimate_bytes`); above engine/batch.py's checkpointing
+  threshold (one sample's five N x D pass arrays over 4 GiB: J = L = 128) the passes are checkpointed
+  and the per-step term is what the checkpointed sweeps allocate, O(sqrt(N) D) per sample.
 """
 from __future__ import annotations
 
@@ -51,11 +53,35 @@ def estimate_bytes(cfg, engine: str) -> int:
     # Groups of G > 1 samples (batch.group_size: 7 at J = L = 16, 4 at J = L = 32, 1 from 64 on) keep
     # the pass arrays of G - 1 more samples and grad-rank-one's two group sweeps (7 N x D arrays per
     # extra sample): measured 1.10 GiB at J = L = 32 (groups of 4), this model 1.10 GiB.
-    from .batch import PER_SAMPLE_ARRAYS, group_size
+    from .batch import PER_SAMPLE_ARRAYS, checkpoint_bytes, group_size, lone_step_bytes, plan
 
-    G = group_size(N, D, 1 << 30, reuse=True)
+    G, seg = plan(N, D, 1 << 30, reuse=True)
+    if seg < N:
+        # checkpointed passes (engine/checkpoint.py): what the chosen mode allocates, not N x D arrays:
+        # a group of G samples' sweeps (checkpoints, two sets of segment buffers, probe blocks) and
+        # LONE_STEPS_ALIVE lone steps (K-shot tasks, findings) checkpointed the same way; compared
+        # with tracemalloc in tests/test_engine.py
+        per_step = G * checkpoint_bytes(N, D, seg) + LONE_STEPS_ALIVE * lone_step_bytes(N, D, seg, K)
+        return int(weights + chosen + per_step)
     grouped = 8 * N * D * (PER_SAMPLE_ARRAYS + 2) * (G - 1)
     return int(weights + chosen + per_step + grouped)
+
+
+# lone steps alive at once next to the samples' group (a K-shot task's step, a finding comparing two steps)
+LONE_STEPS_ALIVE = 3
+
+
+def per_step_bytes(cfg) -> int:
+    """The per-step part of :func:`estimate_bytes` on the sparse engine (the passes, stored or
+    checkpointed): what tests compare with the allocations measured at a small size."""
+    N, D = cfg.N, cfg.D
+    K = max(cfg.K, 1)
+    from .batch import PER_SAMPLE_ARRAYS, checkpoint_bytes, lone_step_bytes, plan
+
+    G, seg = plan(N, D, 1 << 30, reuse=True)
+    if seg < N:
+        return G * checkpoint_bytes(N, D, seg) + LONE_STEPS_ALIVE * lone_step_bytes(N, D, seg, K)
+    return 8 * N * D * (4 * K + 36) + 8 * N * D * (PER_SAMPLE_ARRAYS + 2) * (G - 1)
 
 
 def resolve(cfg, engine: str | None = None) -> str:

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checkpoint import PostStack, segment_length, segments
 from .heads import HeadOutput, head
 from .layers import Layers, UpdatedLayers, as_layers, lowrank_max_abs, lowrank_max_abs_all
 
@@ -61,10 +62,36 @@ def layers_of(con_or_W) -> Layers:
     return cached[1]
 
 
+def _checkpoint_segment(layers, columns: int = 1):
+    """Layers per checkpoint segment for a pass of ``columns`` vectors through ``layers``, or None
+    while its arrays are stored whole (engine/batch.py's rule; float sparse layers only: the dense
+    and exact backends run at small sizes)."""
+    from . import batch
+
+    if layers.kind != "sparse" or not batch.checkpointed(layers.N, layers.D, columns):
+        return None
+    return segment_length(layers.N)
+
+
+def _lazy_pass(layers, PHI: np.ndarray, seg: int, relu: bool = True):
+    """A forward pass of the block PHI (D, K) kept as checkpoints (engine/checkpoint.py): (sweep,
+    pre stack, post stack, z block)."""
+    from .batch import forward_sweep
+
+    sw = forward_sweep(layers.apply, layers.relu if relu else (lambda u: u), layers.N, seg,
+                       np.asarray(PHI, dtype=float))
+    return sw, sw.stack("pre"), PostStack(sw, 1), sw.final
+
+
 def forward(layers, phi: np.ndarray, relu: bool = True) -> Pass:
-    """The forward pass (``relu=False``: the linear network, the products W_1 ... W_N phi)."""
+    """The forward pass (``relu=False``: the linear network, the products W_1 ... W_N phi). Above
+    the checkpointing threshold its per-layer arrays are checkpointed views (same values)."""
     layers = layers_of(layers)
     N, D = layers.N, layers.D
+    seg = _checkpoint_segment(layers)
+    if seg is not None:
+        _, pre, post, _ = _lazy_pass(layers, np.asarray(phi, dtype=float)[:, None], seg, relu)
+        return Pass(phi=layers.asarray(phi), pre=pre[:, :, 0], post=post[:, :, 0])
     post = layers.empty((N + 1, D))
     pre = layers.empty((N, D))
     post[N] = phi
@@ -207,11 +234,15 @@ class Step:
 
     def grad_max_abs(self) -> float:
         """max |dl/dW_i| over every entry of every layer, exactly, from the factors."""
-        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
-        K = Dm.shape[2]
-        if K == 1:
-            return float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
-        return float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
+        K = self.W_post.Dfac.shape[2]
+        out = 0.0
+        for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac):  # (checkpointed: a segment at a time)
+            if K == 1:
+                m = float(np.max(np.abs(Dm[:, :, 0]).max(axis=1) * np.abs(Hm[:, :, 0]).max(axis=1), initial=0.0))
+            else:
+                m = float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
+            out = max(out, m)
+        return out
 
     def update_max_abs(self) -> float:
         """max |W_i' - W_i| over every entry of every layer (= |alpha| max |dl/dW_i|)."""
@@ -219,8 +250,8 @@ class Step:
 
     def has_gradient(self) -> bool:
         """Is any dl/dW_i entry nonzero? (exact: an outer product is 0 iff a factor is.)"""
-        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
-        return bool(np.any(np.any(Dm != 0, axis=1) & np.any(Hm != 0, axis=1)))
+        return any(bool(np.any(np.any(Dm != 0, axis=1) & np.any(Hm != 0, axis=1)))
+                   for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac))
 
 
 def updates_diff_max_abs(a: Step, b: Step) -> float:
@@ -260,6 +291,9 @@ def maml_step(con, xs, ys, x_star, *, r: float | None = None, alpha: float | Non
     Wg, theta_b = con.Wg, layers.scalar(con.theta_b)
     loss = con.loss
     N, D = layers.N, layers.D
+    seg = _checkpoint_segment(layers, K) if f_out is None else None
+    if seg is not None:
+        return _checkpointed_maml_step(con, layers, xs, ys, x_star, r, alpha, h_post, seg)
     Dfac = layers.empty((N, D, K))
     Hfac = layers.empty((N, D, K))
     gphi = layers.zeros(D)
@@ -303,6 +337,51 @@ def maml_step(con, xs, ys, x_star, *, r: float | None = None, alpha: float | Non
                      else f_out.forward(fwd_star_post.z, Wg_post)[0])
     return Step(con=con, xs=xs, ys=ys, x_star=x_star, alpha=alpha, r=r, passes=passes, outs=outs,
                 errors=errors, g_feature=gphi, g_theta_b=g_theta_b, g_Wg=gWg, g_theta_h=g_theta_h,
+                W_post=W_post, theta_b_post=theta_b_post, Wg_post=Wg_post, phi_star_post=phi_star_post,
+                fwd_star_post=fwd_star_post, out_star_post=out_star_post)
+
+
+def _checkpointed_maml_step(con, layers, xs, ys, x_star, r, alpha, h_post, seg: int) -> Step:
+    """:func:`maml_step` (exact indicator head) with its passes checkpointed: the K examples' forward
+    passes and backprop run as one (D, K) block of sweeps (engine/batch.py), each column what the
+    lone pass computes; the gradient factors and every pass are :class:`~.checkpoint.LazyStack`
+    views recomputed a segment at a time."""
+    from .batch import backward_sweep
+
+    b = con.blocks
+    K = len(xs)
+    Wg, theta_b = con.Wg, layers.scalar(con.theta_b)
+    loss = con.loss
+    D = layers.D
+    PHI = np.column_stack([layers.asarray(con.phi(x, theta_b)) for x in xs])
+    fx, pre, post, Z = _lazy_pass(layers, PHI, seg)
+    E = np.zeros((D, K))
+    gWg = layers.zeros(np.shape(Wg))
+    outs, errors = [], []
+    for j, y in enumerate(ys):
+        out = head(Z[:, j], Wg, b.mid, h_post)
+        if out.branch == "g_pre":
+            gy = layers.asarray(loss.grad(y, out.yhat))
+            E[:, j] = Wg.T @ gy
+            gWg += np.outer(gy, Z[:, j])
+        outs.append(out)
+        errors.append(E[:, j].copy())
+    bx = backward_sweep(layers, pre, r, layers.N, seg, E)
+    gphi = layers.zeros(D)
+    for j in range(K):
+        gphi += bx.final[:, j]
+    gphi /= K
+    gWg /= K
+    passes = [Pass(phi=PHI[:, j], pre=pre[:, :, j], post=post[:, :, j]) for j in range(K)]
+    g_theta_b = layers.scalar(gphi[b.bottom])
+    W_post = UpdatedLayers(layers, bx.stack("d"), fx.stack("inp"), -alpha / K)
+    theta_b_post = theta_b - alpha * g_theta_b
+    Wg_post = Wg - alpha * gWg
+    phi_star_post = con.phi(x_star, theta_b_post)
+    fwd_star_post = forward(W_post, phi_star_post)
+    out_star_post = head(fwd_star_post.z, Wg_post, b.mid, h_post)
+    return Step(con=con, xs=xs, ys=ys, x_star=x_star, alpha=alpha, r=r, passes=passes, outs=outs,
+                errors=errors, g_feature=gphi, g_theta_b=g_theta_b, g_Wg=gWg, g_theta_h=0.0,
                 W_post=W_post, theta_b_post=theta_b_post, Wg_post=Wg_post, phi_star_post=phi_star_post,
                 fwd_star_post=fwd_star_post, out_star_post=out_star_post)
 
