@@ -246,3 +246,61 @@ def test_codes_injective_is_skipped_with_its_sizes_above_its_budget(monkeypatch)
     res = {c.id: c for c in check_claims(build(Config(N=18, J=4, L=4)), make_samples(1, 0, 4, 4))}
     chk = res["codes-injective"]
     assert chk.verdict.value == "SKIPPED" and "16 cells" in chk.note and "above" in chk.note
+
+
+@pytest.mark.parametrize("J", [12, 16])
+def test_memory_model_non_pass_terms_against_a_measured_run(monkeypatch, J):
+    """The model's non-pass terms (engine/memory.py) against what the structures hold, measured with
+    tracemalloc at a small size with the shared-row store and the streamed products forced on:
+    within a factor 1.5 either way (the model is what `--max-memory` is checked against)."""
+    import tracemalloc
+
+    from universality.decode import spec_gains
+    from universality.engine.memory import non_pass_bytes
+
+    _forced(monkeypatch)
+    monkeypatch.setattr(telescoping, "STREAM_ABOVE_BYTES", -1)
+    import universality.decode as decode
+
+    monkeypatch.setattr(decode, "SPEC_GAINS_DENSE_MAX", -1)
+    cfg = Config(N=J * J + 2, J=J, L=J)
+    model = non_pass_bytes(cfg)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        con = build(cfg, engine="sparse")
+        after_build = tracemalloc.get_traced_memory()[0]
+        tel = telescope(con.W, con.blocks)
+        after_tel = tracemalloc.get_traced_memory()[0]
+        gains = spec_gains(con.design, con.blocks)
+        after_gains = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    measured = {"weights": after_build - base, "telescoping": after_tel - after_build,
+                "decoder_gains": 2 * (after_gains - after_tel)}  # the decoder keeps a unit copy (small sizes)
+    assert gains.shape == (J * J, con.blocks.m) and tel.N == cfg.N
+    for term, got in measured.items():
+        assert model[term] / 1.5 <= got <= model[term] * 1.5, (term, got, model[term])
+
+
+@settings(max_examples=10, deadline=None)
+@given(configs(paper=True), st.integers(0, 2**16))
+def test_decoder_with_unit_rows_formed_on_demand_decodes_the_same(cfg, seed):
+    import universality.decode as decode
+    from universality.construction.network import Design
+
+    d = Design.from_config(cfg)
+    b = d.blocks
+    gains = decode.spec_gains(d, b)
+    rng = np.random.default_rng(seed)
+    zbar = rng.standard_normal(b.dm)
+    held = decode.decode_gains(gains, b, build(cfg).loss, zbar, d.alpha)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decode, "UNIT_ROWS_HELD_MAX", -1)
+        mp.setattr(decode._UnitRows, "CHUNK", 3)
+        gains2 = gains.copy()  # a new matrix: not the cached one
+        lazy = decode.decode_gains(gains2, b, build(cfg).loss, zbar, d.alpha)
+        assert isinstance(decode._unit_rows(gains2)[1], decode._UnitRows)
+    assert (held.cell_x, held.cell_star) == (lazy.cell_x, lazy.cell_star)
+    np.testing.assert_allclose(lazy.y, held.y, rtol=1e-12, atol=1e-300)
+    assert abs(lazy.margin - held.margin) <= 1e-12 * max(1.0, held.margin)

@@ -128,12 +128,42 @@ _UNIT_CACHE: list = [None, None, None]  # (gain matrix, norms, unit rows) of the
 
 def _unit_rows(Wc: np.ndarray):
     """(row norms, unit rows; zero rows stay 0) of a gain matrix, cached for the last matrix seen (the
-    claims decode every sample against the same cached gains)."""
+    claims decode every sample against the same cached gains). Above UNIT_ROWS_HELD_MAX bytes the
+    unit rows are not held: a :class:`_UnitRows` forms the rows a product or an index asks for, a chunk
+    at a time, with the same division (the paper layout at J = L = 128: a second 2.1 GB table)."""
     if _UNIT_CACHE[0] is not Wc:
         norms = np.linalg.norm(Wc, axis=1)
-        unit = Wc / np.where(norms > 0, norms, 1.0)[:, None]
+        safe = np.where(norms > 0, norms, 1.0)
+        unit = _UnitRows(Wc, safe) if Wc.nbytes > UNIT_ROWS_HELD_MAX else Wc / safe[:, None]
         _UNIT_CACHE[:] = [Wc, norms, unit]
     return _UNIT_CACHE[1], _UNIT_CACHE[2]
+
+
+UNIT_ROWS_HELD_MAX = 256 << 20
+
+
+class _UnitRows:
+    """The unit rows Wc / |row| of a large gain matrix, formed on demand (``unit @ M`` a chunk of rows
+    at a time, ``unit[index]`` for the rows asked for); the same numbers as the held table."""
+
+    CHUNK = 4096
+
+    def __init__(self, Wc: np.ndarray, safe: np.ndarray):
+        self._W, self._safe = Wc, safe
+        self.shape = Wc.shape
+
+    def __getitem__(self, index):
+        if isinstance(index, slice) or np.ndim(index) > 0:
+            return self._W[index] / self._safe[index][:, None]
+        return self._W[index] / self._safe[index]
+
+    def __matmul__(self, M):
+        M = np.asarray(M, dtype=float)
+        n = self.shape[0]
+        out = np.empty((n,) + M.shape[1:])
+        for s0 in range(0, n, self.CHUNK):
+            out[s0:s0 + self.CHUNK] = self[s0:s0 + self.CHUNK] @ M
+        return out
 
 
 _U = float(np.finfo(float).eps) / 2  # unit roundoff

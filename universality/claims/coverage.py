@@ -217,15 +217,27 @@ def _separation(V: np.ndarray):
     P, Q = P[keep], Q[keep]
     if P.size == 0:
         return math.inf, (), False, rho
-    # exact test for identical or opposite v, then the sine of the angle, on every candidate at once
-    same = np.all(flat[P] == flat[Q], axis=1) | np.all(flat[P] == -flat[Q], axis=1)
-    if np.any(same):
-        k = int(np.argmax(same))
-        return 0.0, (int(P[k]), int(Q[k])), True, rho
-    c = np.einsum("ij,ij->i", unit[P], unit[Q])
-    rej = np.linalg.norm(unit[P] - c[:, None] * unit[Q], axis=1)
-    k = int(np.argmin(rej))
-    return float(rej[k]), (int(P[k]), int(Q[k])), False, rho
+    # exact test for identical or opposite v, then the sine of the angle, on the candidates a chunk at a
+    # time (CANDIDATE_CHUNK pairs: 2 n candidate rows of dm floats each would be 4 copies of 2 n x dm)
+    for s0 in range(0, P.size, CANDIDATE_CHUNK):
+        p, q = P[s0:s0 + CANDIDATE_CHUNK], Q[s0:s0 + CANDIDATE_CHUNK]
+        same = np.all(flat[p] == flat[q], axis=1) | np.all(flat[p] == -flat[q], axis=1)
+        if np.any(same):
+            k = int(np.argmax(same))
+            return 0.0, (int(p[k]), int(q[k])), True, rho
+    best, where = math.inf, (int(P[0]), int(Q[0]))
+    for s0 in range(0, P.size, CANDIDATE_CHUNK):
+        p, q = P[s0:s0 + CANDIDATE_CHUNK], Q[s0:s0 + CANDIDATE_CHUNK]
+        up, uq = unit[p], unit[q]
+        c = np.einsum("ij,ij->i", up, uq)
+        rej = np.linalg.norm(up - c[:, None] * uq, axis=1)
+        k = int(np.argmin(rej))
+        if rej[k] < best:
+            best, where = float(rej[k]), (int(p[k]), int(q[k]))
+    return best, where, False, rho
+
+
+CANDIDATE_CHUNK = 256  # candidate pairs tested at once by _separation
 
 
 # ---- codes-injective at scale (mechanics; tables helper) ---------------------------------------------
@@ -238,9 +250,9 @@ CODES_INJECTIVE_MAX_BYTES = 2 << 30
 
 def codes_injective_bytes(cells: int, dm: int, terms: int) -> int:
     """What the separation search of :func:`codes_injective` holds at once (bytes)."""
-    held = 3 * 8 * cells * dm  # V, its flat rows' unit copy and a candidate block
+    held = 2 * 8 * cells * dm + 4 * 8 * CANDIDATE_CHUNK * dm  # V, its unit rows, a chunk of candidates
     if cells <= SEPARATION_GRAM_MAX:
-        return held + 8 * cells * cells  # the Gram matrix of the unit rows
+        return held + 2 * 8 * cells * cells  # the Gram matrix of the unit rows and its argsort
     if terms <= COORDS_MAX_TERMS:
         return 3 * 8 * cells * terms + 8 * dm * terms  # the coordinates in the terms' basis
     return held + 2 * 8 * dm * dm  # the rows' Gram matrix and its eigenvectors

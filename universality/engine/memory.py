@@ -73,6 +73,9 @@ def estimate_bytes(cfg, engine: str) -> int:
 # calibrated on the paper layout with the shared-row store and the streamed products forced on at
 # J = L = 16, 32, 48 (tests/test_streamed.py checks the model against a measured run).
 STORED_ROW_BYTES = 24  # a stored row of the shared-row store: ~1.5 entries (12 B each) + its row number
+CHAIN_DIFF_BYTES = 400  # one stored difference of a telescoping Chain: a few entries, two arrays and a tuple
+TOP_BLOCK_OVERHEAD = 500  # a streamed top block's Python objects (three arrays)
+STORED_LAYER_OVERHEAD = 600  # a layer's Python objects in the shared-row store (tuple, row list, 3 array views)
 
 
 def weights_bytes(cfg) -> int:
@@ -89,7 +92,7 @@ def weights_bytes(cfg) -> int:
         return plain
     rows = 4 * cfg.signs * cfg.dy + 2
     per_layer_codes = 2 if cfg.resolved_layout in ("paper", "truncated") else cfg.cells_x * cfg.cells_star
-    return 3 * 20 * (D + 1) + N * (STORED_ROW_BYTES * rows + 12 * per_layer_codes)
+    return 3 * 20 * (D + 1) + N * (STORED_ROW_BYTES * rows + 12 * per_layer_codes + STORED_LAYER_OVERHEAD)
 
 
 def non_pass_bytes(cfg) -> dict:
@@ -112,11 +115,17 @@ def non_pass_bytes(cfg) -> dict:
     out["builder_tables"] = 8 * cfg.m * cells if cfg.m * cells <= STREAM_TABLES_ABOVE else 8 * cells
     if 16 * N * (dm + dt * dt) > STREAM_ABOVE_BYTES:
         checkpoints = -(-N // Chain.CHECKPOINT)
-        out["telescoping"] = (2 * 8 * dm * (checkpoints + 1) + 2 * 16 * N * 4 * cfg.signs * cfg.dy
-                              + 4 * N * (16 * dt + 16) + 4 * 12 * N)
+        # six chains (A, |A|, B, |B|, K, |K|): a whole product every CHECKPOINT, and per product its
+        # differences (a few entries: CHAIN_DIFF_BYTES with the arrays' objects); the top blocks' CSR
+        # arrays for the kernels' recursion
+        out["telescoping"] = (2 * 8 * (dm + dt * dt + cells) * (checkpoints + 1) + 6 * N * CHAIN_DIFF_BYTES
+                              + N * (16 * dt + 16 + TOP_BLOCK_OVERHEAD))
     else:
         out["telescoping"] = 16 * N * (dm + dt * dt) + 16 * N * cells
-    out["decoder_gains"] = 2 * 8 * cells * cfg.m
+    from ..decode import UNIT_ROWS_HELD_MAX
+
+    gains = 8 * cells * cfg.m  # v-decodes' cell gains (cells x m), and the decoder's unit rows while small
+    out["decoder_gains"] = 2 * gains if gains <= UNIT_ROWS_HELD_MAX else gains + 8 * 4096 * cfg.m
     terms = N if cfg.resolved_layout in ("paper", "truncated") else cfg.m
     ci = codes_injective_bytes(cells, dm, terms)
     out["codes_injective"] = ci if ci <= CODES_INJECTIVE_MAX_BYTES else 0

@@ -80,8 +80,8 @@ class Chain:
 
     CHECKPOINT = 128
 
-    def __init__(self, n: int, reverse: bool = False):
-        self._n, self._reverse = int(n), reverse
+    def __init__(self, n: int, reverse: bool = False, sparse_out: bool = False):
+        self._n, self._reverse, self._sparse_out = int(n), reverse, sparse_out
         self._items: list = []  # production order: ("whole", arr) | ("diff", positions, values)
         self._last = None  # (production position, array) of the last element read or produced
         self._prev = None
@@ -137,14 +137,52 @@ class Chain:
         return cur
 
     def __getitem__(self, i):
+        if isinstance(i, tuple):
+            if i[0] == slice(None) and all(isinstance(j, (int, np.integer)) for j in i[1:]):
+                return self.column(i[1:])
+            return np.asarray(self)[i]
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(self._n))]
         p = self._pos(i)
         out = self._at(p)
         if not _issparse(out):
             self._last = (p, out)
-            return out.copy()
+            out = out.copy()
+            if self._sparse_out:
+                import scipy.sparse as sp
+
+                return sp.csr_matrix(out)
         return out
+
+    def column(self, index) -> np.ndarray:
+        """(element_1[index], ..., element_n[index]) for one entry ``index`` of the elements (all dense
+        arrays of one shape), read from the stored differences without forming the elements."""
+        n = self._n
+        out = np.empty(n)
+        val = None
+        flat_pos = None
+        for p, item in enumerate(self._items):
+            if item[0] == "whole":
+                a = np.asarray(item[1])
+                flat_pos = int(np.ravel_multi_index(tuple(int(j) for j in index), a.shape))
+                val = float(a.reshape(-1)[flat_pos])
+            else:
+                pos, vals = item[1], item[2]
+                k = int(np.searchsorted(pos, flat_pos))
+                if k < pos.size and pos[k] == flat_pos:
+                    val = float(vals[k])
+            out[n - 1 - p if self._reverse else p] = val
+        return out
+
+    @property
+    def shape(self) -> tuple:
+        first = self._items[0][1]
+        return (self._n,) + tuple(first.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.stack([np.asarray(self._at(self._pos(i)) if not _issparse(self._at(self._pos(i)))
+                                   else self._at(self._pos(i)).toarray()) for i in range(self._n)])
+        return out if dtype is None else out.astype(dtype)
 
     def __iter__(self):
         return (self[k] for k in range(self._n))
@@ -161,55 +199,30 @@ class Chain:
         return int(total)
 
 
-class KernelTable:
-    """k_i(a, b) for every layer i and cell pair (a, b), holding only the nonzero values (whatever
-    they are, wherever they are: nothing assumed): ``K[i - 1]`` is the (cells_x, cells_star) array
-    of layer i, ``K[:, a, b]`` the vector (k_1(a, b), ..., k_N(a, b)), ``np.asarray(K)`` the
-    (N, cells_x, cells_star) array (small sizes). The paper layout's kernels are one-hot per layer,
-    so at J = L = 128 this is N numbers instead of an N x 16,384 array (2.1 GB)."""
+class _TopBlock:
+    """One layer's top block W~_i as its CSR arrays (no SciPy object kept: N of them at J = L = 128),
+    applied to a few columns with SciPy's CSR kernel, |W~_i| from the same arrays."""
 
-    def __init__(self, rows, cells: tuple):
-        """``rows``: layer i's kernel values as a 1 x (cells_x cells_star) SciPy sparse row, i = 1..N."""
+    __slots__ = ("data", "indices", "indptr", "n")
+
+    def __init__(self, m):
+        m = m.tocsr()
+        self.data, self.n = np.asarray(m.data, dtype=float), m.shape[0]
+        self.indices, self.indptr = m.indices.astype(np.int32), m.indptr.astype(np.int32)
+
+    def apply(self, X: np.ndarray, absolute: bool = False) -> np.ndarray:
         import scipy.sparse as sp
 
-        rows = list(rows)
-        self.shape = (len(rows),) + tuple(cells)
-        n, cx, cs = self.shape
-        self._csr = (sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, cx * cs)))
-        self._csr.eliminate_zeros()  # exact zeros add nothing: k_i(a, b) = 0 is read back as 0
-        self._csc = None
+        data = np.abs(self.data) if absolute else self.data
+        X = np.ascontiguousarray(X, dtype=float)
+        try:
+            from scipy.sparse import _sparsetools as st
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        n, cx, cs = self.shape
-        if isinstance(key, tuple):
-            i, a, b = key
-            if isinstance(i, slice) and i == slice(None) and not isinstance(a, slice) and not isinstance(b, slice):
-                if self._csc is None:
-                    self._csc = self._csr.tocsc()
-                c = int(a) * cs + int(b)
-                col = np.zeros(n)
-                lo, hi = self._csc.indptr[c], self._csc.indptr[c + 1]
-                col[self._csc.indices[lo:hi]] = self._csc.data[lo:hi]
-                return col
-            return np.asarray(self)[key]
-        i = int(key)
-        if not -n <= i < n:
-            raise IndexError(i)
-        return self._csr[i % n].toarray().reshape(cx, cs)
-
-    def __iter__(self):
-        return (self[i] for i in range(self.shape[0]))
-
-    def __array__(self, dtype=None, copy=None):
-        out = self._csr.toarray().reshape(self.shape)
-        return out if dtype is None else out.astype(dtype)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self._csr.data.nbytes + self._csr.indices.nbytes + self._csr.indptr.nbytes)
+            Y = np.zeros((self.n, X.shape[1]))
+            st.csr_matvecs(self.n, self.n, X.shape[1], self.indptr, self.indices, data, X.ravel(), Y.ravel())
+            return Y
+        except (ImportError, AttributeError, TypeError):  # pragma: no cover - another SciPy
+            return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n)) @ X
 
 
 @dataclass
@@ -219,9 +232,9 @@ class Telescoped:
     B: list  # B[i-1]: (dt, dt) product Wtilde_{i+1} ... Wtilde_N (dense, or CSR above DENSE_TOP_MAX)
     B_abs: list
     wcheck: np.ndarray  # (N,) the bottom entries wcheck_i
-    K: np.ndarray  # (N, cells_x, cells_star): k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}) (or a KernelTable)
+    K: np.ndarray  # (N, cells_x, cells_star): k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}) (or a Chain)
     K_abs: np.ndarray  # the same on |B_i|
-    top_blocks: list | None = None  # streamed: (Wtilde_i, |Wtilde_i|) as CSR, i = 1..N (the kernels' recursion)
+    top_blocks: list | None = None  # streamed: Wtilde_i's CSR arrays, i = 1..N (the kernels' recursion)
 
     @property
     def N(self) -> int:
@@ -279,8 +292,8 @@ class Telescoped:
             k[i - 1] = float(P[:, 0] @ P[:, 1])
             ka[i - 1] = float(P[:, 2] @ P[:, 3])
             if i > 1:
-                Wt, Wa = self.top_blocks[i - 1]
-                P = np.column_stack([Wt @ P[:, :2], Wa @ P[:, 2:]])
+                Wt = self.top_blocks[i - 1]
+                P = np.column_stack([Wt.apply(P[:, :2]), Wt.apply(P[:, 2:], absolute=True)])
         return k, ka
 
     @property
@@ -318,7 +331,7 @@ def _block_reader(W, blocks):
     return int(W.N), W.block
 
 
-# the products are streamed (held as Chains, kernels as a KernelTable) when the stored lists would
+# the products and kernels are streamed (held as Chains) when the stored lists would
 # exceed this many bytes (the paper layout from J = L = 32 on: N x dm and N x dt x dt floats, twice)
 STREAM_ABOVE_BYTES = 64 << 20
 
@@ -327,9 +340,10 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     """Recover A_i, B_i, wcheck_i and k_i from the weights (W[k] = paper layer k+1): an (N, D, D)
     array or a layer store with ``N`` and ``block(k, rows, cols)``.
 
-    ``stream`` (default: by size, :data:`STREAM_ABOVE_BYTES`) keeps the products as :class:`Chain`
-    sequences and the kernels as a :class:`KernelTable` instead of lists and dense arrays: the same
-    products, computed in the same order, held as differences."""
+    ``stream`` (default: by size, :data:`STREAM_ABOVE_BYTES`) keeps the products and the kernels as
+    :class:`Chain` sequences instead of lists and stacked arrays: the same products, computed in the
+    same order, held as differences (|B_i| fills its code block as i decreases, so at J = L = 128 the
+    magnitudes alone would be N x 16,384 numbers per table held whole)."""
     b = blocks
     N, block = _block_reader(W, b)
     if stream is None:
@@ -363,13 +377,18 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     if stream:
         A.finish()
         A_abs.finish()
-    # input side: B_i = Wtilde_{i+1} ... Wtilde_N (streamed: always the CSR products, whole in the chain)
-    wide = b.dt > DENSE_TOP_MAX or stream
+    # input side: B_i = Wtilde_{i+1} ... Wtilde_N
+    wide = b.dt > DENSE_TOP_MAX
     xs, ss = b.top_x, b.top_star
+    tops = None
     if stream:
-        B, B_abs = Chain(N, reverse=True), Chain(N, reverse=True)
-        tops: list = [None] * N
-        Krows, Karows = [None] * N, [None] * N
+        # dense products held as differences (read back as CSR: the structure certificates apply), the
+        # kernels as chains of (cells_x, cells_star) arrays (read k_i(a, b) over i as a column), the
+        # top blocks as CSR arrays for the kernels' recursion; wide tops keep the CSR products whole
+        B = Chain(N, reverse=True, sparse_out=not wide)
+        B_abs = Chain(N, reverse=True, sparse_out=not wide)
+        K, K_abs = Chain(N, reverse=True), Chain(N, reverse=True)
+        tops = [None] * N
     else:
         B, B_abs = [None] * N, [None] * N
     if wide:
@@ -382,10 +401,9 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
             if stream:
                 B.append(P)
                 B_abs.append(Pa)
-                tops[i - 1] = (Wt, abs(Wt))
-                # k_i as one sparse row (cells_x * cells_star): only its nonzero values are kept
-                Krows[i - 1] = (P[:, xs].T @ P[:, ss]).tocsr().reshape(1, -1)
-                Karows[i - 1] = (Pa[:, xs].T @ Pa[:, ss]).tocsr().reshape(1, -1)
+                tops[i - 1] = _TopBlock(Wt)
+                K.append(np.asarray((P[:, xs].T @ P[:, ss]).toarray()))
+                K_abs.append(np.asarray((Pa[:, xs].T @ Pa[:, ss]).toarray()))
             else:
                 B[i - 1], B_abs[i - 1] = P, Pa
             P, Pa = (Wt @ P).tocsr(), (abs(Wt) @ Pa).tocsr()
@@ -397,16 +415,23 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
         P = np.eye(b.dt)
         Pa = np.eye(b.dt)
         for i in range(N, 0, -1):
-            B[i - 1], B_abs[i - 1] = P, Pa
-            Wt = _dense(block(i - 1, top, top))
+            Wt = block(i - 1, top, top)
+            if stream:
+                B.append(P)
+                B_abs.append(Pa)
+                tops[i - 1] = _TopBlock(_csr(Wt))
+                K.append(P[:, xs].T @ P[:, ss])
+                K_abs.append(Pa[:, xs].T @ Pa[:, ss])
+            else:
+                B[i - 1], B_abs[i - 1] = P, Pa
+            Wt = _dense(Wt)
             P, Pa = Wt @ P, np.abs(Wt) @ Pa
-        K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
-        K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
+        if not stream:
+            K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
+            K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
     if stream:
-        B.finish()
-        B_abs.finish()
-        K = KernelTable(Krows, (b.cells_x, b.cells_star))
-        K_abs = KernelTable(Karows, (b.cells_x, b.cells_star))
+        for ch in (B, B_abs, K, K_abs):
+            ch.finish()
     wcheck = np.array([float(_dense(block(k, bottom, bottom)).reshape(-1)[0]) for k in range(N)])
     return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs, tops if stream else None)
 
