@@ -313,7 +313,9 @@ class Telescoped:
     def A_diag_stack(self):
         """(N, dm) diagonals of every A_i (and of their magnitudes) when all are diagonal, else None."""
         if getattr(self, "_A_diag", None) is None:
-            if all(a.ndim == 1 for a in self.A):
+            if isinstance(self.A, Chain):  # streamed: never stacked (N x dm, twice); readers loop over i
+                self._A_diag = (None, None)
+            elif all(a.ndim == 1 for a in self.A):
                 self._A_diag = (np.stack(self.A), np.stack(self.A_abs))
             else:
                 self._A_diag = (None, None)
