@@ -355,6 +355,13 @@ class FloatBackend:
 
         return execute_gradient_map(ctx.con, z)
 
+    def codes_injective_skip(self, ctx):
+        """A SKIPPED Check with the sizes when codes-injective's separation search would exceed its
+        memory cap (claims/coverage.py), else None."""
+        from .coverage import _codes_injective_too_large
+
+        return _codes_injective_too_large(ctx)
+
     def cell_separation(self, ctx, y):
         """(min sine between two cells' v, the pair, exactly 0?, the nearest-line search's distortion, how
         it searched) with v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) from the weights (claims/coverage.py)."""

@@ -221,15 +221,63 @@ def _separation(V: np.ndarray):
     P, Q = P[keep], Q[keep]
     if P.size == 0:
         return math.inf, (), False, rho
-    # exact test for identical or opposite v, then the sine of the angle, on every candidate at once
-    same = np.all(flat[P] == flat[Q], axis=1) | np.all(flat[P] == -flat[Q], axis=1)
-    if np.any(same):
-        k = int(np.argmax(same))
-        return 0.0, (int(P[k]), int(Q[k])), True, rho
-    c = np.einsum("ij,ij->i", unit[P], unit[Q])
-    rej = np.linalg.norm(unit[P] - c[:, None] * unit[Q], axis=1)
-    k = int(np.argmin(rej))
-    return float(rej[k]), (int(P[k]), int(Q[k])), False, rho
+    # exact test for identical or opposite v, then the sine of the angle, on the candidates a chunk at a
+    # time (CANDIDATE_CHUNK pairs: 2 n candidate rows of dm floats each would be 4 copies of 2 n x dm)
+    for s0 in range(0, P.size, CANDIDATE_CHUNK):
+        p, q = P[s0:s0 + CANDIDATE_CHUNK], Q[s0:s0 + CANDIDATE_CHUNK]
+        same = np.all(flat[p] == flat[q], axis=1) | np.all(flat[p] == -flat[q], axis=1)
+        if np.any(same):
+            k = int(np.argmax(same))
+            return 0.0, (int(p[k]), int(q[k])), True, rho
+    best, where = math.inf, (int(P[0]), int(Q[0]))
+    for s0 in range(0, P.size, CANDIDATE_CHUNK):
+        p, q = P[s0:s0 + CANDIDATE_CHUNK], Q[s0:s0 + CANDIDATE_CHUNK]
+        up, uq = unit[p], unit[q]
+        c = np.einsum("ij,ij->i", up, uq)
+        rej = np.linalg.norm(up - c[:, None] * uq, axis=1)
+        k = int(np.argmin(rej))
+        if rej[k] < best:
+            best, where = float(rej[k]), (int(p[k]), int(q[k]))
+    return best, where, False, rho
+
+
+CANDIDATE_CHUNK = 256  # candidate pairs tested at once by _separation
+
+
+# ---- codes-injective at scale (mechanics; tables helper) ---------------------------------------------
+# The search holds v of every cell pair (cells x dm floats, and two normalised copies) and, above
+# SEPARATION_GRAM_MAX cells with more than COORDS_MAX_TERMS terms, a dm x dm eigenproblem for the
+# span of the v's; above this many bytes it is SKIPPED with the sizes (the paper layout at J = L = 128:
+# 16,384 cells x 32,768 coordinates, 4.3 GB per copy and a 32,768-wide eigenproblem).
+CODES_INJECTIVE_MAX_BYTES = 2 << 30
+
+
+def codes_injective_bytes(cells: int, dm: int, terms: int) -> int:
+    """What the separation search of :func:`codes_injective` holds at once (bytes)."""
+    held = 2 * 8 * cells * dm + 4 * 8 * CANDIDATE_CHUNK * dm  # V, its unit rows, a chunk of candidates
+    if cells <= SEPARATION_GRAM_MAX:
+        return held + 2 * 8 * cells * cells  # the Gram matrix of the unit rows and its argsort
+    if terms <= COORDS_MAX_TERMS:
+        return 3 * 8 * cells * terms + 8 * dm * terms  # the coordinates in the terms' basis
+    return held + 2 * 8 * dm * dm  # the rows' Gram matrix and its eigenvectors
+
+
+def _codes_injective_too_large(ctx):
+    """A SKIPPED Check with the sizes when the separation search would exceed
+    CODES_INJECTIVE_MAX_BYTES, else None."""
+    from ..memory import format_bytes
+
+    b = ctx.blocks
+    cells = b.cells_x * b.cells_star
+    t = sides.tel(ctx)
+    terms = sum(1 for i in range(1, ctx.N + 1) if np.any(t.K[i - 1]))
+    need = codes_injective_bytes(cells, b.dm, terms)
+    if need <= CODES_INJECTIVE_MAX_BYTES:
+        return None
+    return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                 f"the separation search over {cells:,} cells' v (in R^{b.dm:,}, {terms:,} nonzero kernel "
+                 f"terms) would hold about {format_bytes(need)}, above {format_bytes(CODES_INJECTIVE_MAX_BYTES)}; "
+                 "v-decodes still decodes every sample against every cell")
 
 
 def _cell_name(ctx, flat: int) -> str:
@@ -257,6 +305,9 @@ def codes_injective(ctx) -> Check:
     be = ctx.backend
     b = ctx.blocks
     n = b.cells_x * b.cells_star
+    skipped = be.codes_injective_skip(ctx)  # float: the separation search's memory above its cap
+    if skipped is not None:
+        return skipped
     sep, pair, exact, rho, search = be.cell_separation(ctx, sides.label_for_every_cell(ctx))
     # rounding of a sine computed from float64 unit vectors of length dm (generous: the products
     # behind V are bounded through ctx.tol), plus what the reduced coordinates of the nearest-line

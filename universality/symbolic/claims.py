@@ -575,6 +575,9 @@ class ExactBackend:
         out["smin"] = smin
         return out
 
+    def codes_injective_skip(self, ctx):
+        return None  # the exact run's sizes are small (its budget refuses larger ones up front)
+
     def cell_separation(self, ctx, y):
         """v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) for every cell pair in the exact ring (k_i, A_i from
         :class:`ExactTel`, e from the SymPy derivative of the loss's value at z = 0, y the float label's
