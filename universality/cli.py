@@ -323,6 +323,9 @@ def json_document(report) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .startup import defer_numpy_submodules
+
+    defer_numpy_submodules()  # before SciPy's first import: see universality/startup.py
     if argv[:1] == ["experiments"]:  # the paper's Sec. 7 experiments: their own command (docs/experiments.md)
         from .experiments.cli import main as experiments_main
 

@@ -58,9 +58,39 @@ def spec_gains(design, blocks) -> np.ndarray:
 
     b = blocks
     first = [b.channel_local(c).start for c in range(b.m)]
+    cells = b.cells_x * b.cells_star
+    if b.m * cells > SPEC_GAINS_DENSE_MAX:
+        return _spec_gains_by_channel(design, b, first)
     gain = np.array([ref_design.A_diag(i, design.N, b, design.eps)[first] for i in range(2, design.N)])
     codes = np.asarray(formulas.code_table(design.layout, b), dtype=float).reshape(b.m, -1)
     return codes.T @ gain
+
+
+# spec_gains forms the m x cells code table and the m x m gain table at once up to this many code
+# entries (32 MiB), and above it adds one channel's codes times its gain row at a time (the paper
+# layout at J = L = 128: two 2.1 GB tables and the cached code table not formed; the result, cells x m,
+# is what the decoder reads)
+SPEC_GAINS_DENSE_MAX = 1 << 22
+
+
+def _spec_gains_by_channel(design, b, first) -> np.ndarray:
+    """sum over channels c of codes[c]^T gain[c] (codes[c]: channel c's cells, sparse; gain[c] = diag
+    A_{c+2} at each channel's first coordinate), the rows j * cells_star + l: the same sum as the
+    dense product, one channel's nonzero cells at a time."""
+    from .reference import codes as ref_codes
+    from .reference import design as ref_design
+
+    out = np.zeros((b.cells_x * b.cells_star, b.m))
+    for i in range(2, design.N):
+        c = i - 2
+        ch = ref_codes.channel_sparse(design.layout, c, b.cells_x, b.cells_star).tocoo()
+        keep = ch.data != 0
+        if not np.any(keep):
+            continue
+        rows = ch.row[keep] * b.cells_star + ch.col[keep]
+        g = ref_design.A_diag(i, design.N, b, design.eps)[first]
+        out[rows] += ch.data[keep][:, None] * g[None, :]
+    return out
 
 
 @dataclass
@@ -98,12 +128,42 @@ _UNIT_CACHE: list = [None, None, None]  # (gain matrix, norms, unit rows) of the
 
 def _unit_rows(Wc: np.ndarray):
     """(row norms, unit rows; zero rows stay 0) of a gain matrix, cached for the last matrix seen (the
-    claims decode every sample against the same cached gains)."""
+    claims decode every sample against the same cached gains). Above UNIT_ROWS_HELD_MAX bytes the
+    unit rows are not held: a :class:`_UnitRows` forms the rows a product or an index asks for, a chunk
+    at a time, with the same division (the paper layout at J = L = 128: a second 2.1 GB table)."""
     if _UNIT_CACHE[0] is not Wc:
         norms = np.linalg.norm(Wc, axis=1)
-        unit = Wc / np.where(norms > 0, norms, 1.0)[:, None]
+        safe = np.where(norms > 0, norms, 1.0)
+        unit = _UnitRows(Wc, safe) if Wc.nbytes > UNIT_ROWS_HELD_MAX else Wc / safe[:, None]
         _UNIT_CACHE[:] = [Wc, norms, unit]
     return _UNIT_CACHE[1], _UNIT_CACHE[2]
+
+
+UNIT_ROWS_HELD_MAX = 256 << 20
+
+
+class _UnitRows:
+    """The unit rows Wc / |row| of a large gain matrix, formed on demand (``unit @ M`` a chunk of rows
+    at a time, ``unit[index]`` for the rows asked for); the same numbers as the held table."""
+
+    CHUNK = 4096
+
+    def __init__(self, Wc: np.ndarray, safe: np.ndarray):
+        self._W, self._safe = Wc, safe
+        self.shape = Wc.shape
+
+    def __getitem__(self, index):
+        if isinstance(index, slice) or np.ndim(index) > 0:
+            return self._W[index] / self._safe[index][:, None]
+        return self._W[index] / self._safe[index]
+
+    def __matmul__(self, M):
+        M = np.asarray(M, dtype=float)
+        n = self.shape[0]
+        out = np.empty((n,) + M.shape[1:])
+        for s0 in range(0, n, self.CHUNK):
+            out[s0:s0 + self.CHUNK] = self[s0:s0 + self.CHUNK] @ M
+        return out
 
 
 _U = float(np.finfo(float).eps) / 2  # unit roundoff

@@ -158,10 +158,16 @@ class FloatBackend:
 
     # ---- comparator ----
     def equal(self, ctx, computed, claimed, mag, *, what: str = "", claimed_text: str | None = None,
-              componentwise: bool = False) -> Check:
+              componentwise: bool = False, labels=None) -> Check:
         """computed vs claimed within ``mag`` (a number, or a callable giving it) times the run's rounding unit (componentwise: one
-        magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`)."""
+        magnitude per entry, :func:`compare_componentwise`; else one scalar, :func:`compare`; SciPy
+        sparse matrices: the largest entry of their difference)."""
         m = mag() if callable(mag) else mag
+        if hasattr(computed, "tocsr") or hasattr(claimed, "tocsr"):
+            from .structure import max_abs_sparse
+
+            res, tol = max_abs_sparse(computed - claimed), ctx.tol(m)
+            return Check(res, claimed_text, res, tol, Verdict.PASS if res <= tol else Verdict.FAIL)
         if componentwise:
             return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
         return compare(computed, claimed, ctx.tol(m))
@@ -243,6 +249,212 @@ class FloatBackend:
         """max(v, 0) per entry (the exact backend decides each sign on the orthant)."""
         return np.maximum(values, 0.0)
 
+    def eq3(self, ctx, x, x_star, theta_b_post, e_mid, alpha, r):
+        """(eq. (3), |terms|) with A_i, B_i telescoped from the run's weights (reference/telescoping.py),
+        phi~ at exact bins and the spec's switch at the real theta_b' (claims/sides.py)."""
+        from . import sides
+
+        return sides.eq3(ctx, x, x_star, theta_b_post, e_mid, alpha, r)
+
+    def tel(self, ctx):
+        """A_i, B_i, wcheck_i telescoped from the run's weights (reference/telescoping.py)."""
+        from . import sides
+
+        return sides.tel(ctx)
+
+    def A_target(self, ctx, i: int):
+        """diag(A_i / r^i), the spec's choice the weights must realise (reference/design.py)."""
+        from ..reference import design
+
+        d = ctx.design
+        return design.A_realised_diag(i, ctx.N, ctx.blocks, d.eps, d.relu_grad_at_zero)
+
+    def B_target(self, ctx, i: int):
+        """B_i = [[I, 0], [G_i^T, I]] from the spec's codes (dense, or CSR for a wide top block)."""
+        from . import sides
+
+        return sides.design_B(ctx, i)
+
+    def diag(self, v):
+        return np.diag(v)
+
+    def tol(self, ctx, mag) -> float:
+        """The forward-error tolerance of a quantity of magnitude ``mag`` (a number or a callable)."""
+        return ctx.tol(mag() if callable(mag) else mag)
+
+    def label(self, ctx, y):
+        return np.asarray(y, dtype=float)
+
+    def asarray(self, values):
+        return np.asarray(values, dtype=float)
+
+    def scalar(self, c):
+        return float(c)
+
+    def executed_error(self, ctx, z, y):
+        """dl/dz executed through the real head and the loss's own ``grad`` (claims/executed.py)."""
+        from .executed import error_at_z
+
+        return error_at_z(ctx.con, z, y)
+
+    def min_singular(self, ctx, M) -> float:
+        return float(np.linalg.svd(M, compute_uv=False).min())
+
+    def kshot_formula(self, ctx, xs, ys, x_star, theta_b_post, alpha):
+        """(-(alpha/K) sum_k sum_i r^i A_i e_bar(y_k) k_i(x_k, x*), |terms|) from reference/
+        (claims/kshot.py: kshot_formula)."""
+        from .kshot import kshot_formula
+
+        return kshot_formula(ctx.con, xs, ys, x_star, theta_b_post, alpha)
+
+    def steps_equal(self, ctx, a, b, tol, *, what: str = "") -> Check:
+        """Two steps' updated parameters (every entry of every W', from the factors; theta_b', W_g') and
+        zbar*: the largest difference against ``tol()``; ``computed`` says whether they are bit-identical."""
+        from ..engine.step import updates_diff_max_abs
+
+        diffs = [updates_diff_max_abs(a, b), abs(a.theta_b_post - b.theta_b_post), max_abs(a.Wg_post - b.Wg_post),
+                 max_abs(a.z_star - b.z_star)]
+        res, t = max(diffs), tol()
+        return Check(not any(diffs), "0", res, t, Verdict.PASS if res <= t else Verdict.FAIL)
+
+    def second_order_sides(self, ctx, st):
+        """second-order-zero's executed and expanded sides on probe blocks (claims/one_step.py:
+        second_order_sides): (X, prod W' X - prod W X, first-order sum X, their magnitudes)."""
+        from .one_step import second_order_sides
+
+        return second_order_sides(ctx, st)
+
+    def update_outside(self, ctx, st):
+        """update-blocks' executed side: ([max |W' - W| outside the allowed blocks], the largest allowed
+        change, None) from the step's factors (claims/one_step.py: update_outside)."""
+        from .one_step import update_outside
+
+        return update_outside(ctx, st)
+
+    def every_cell_skip(self, ctx) -> str:
+        """Why every-cell is SKIPPED on this run ('' when it runs): its estimated flops above the engine's
+        budget (claims/coverage.py)."""
+        from .coverage import EVERY_CELL_FLOP_BUDGET, _every_cell_cost
+
+        b = ctx.blocks
+        cost = _every_cell_cost(ctx)
+        if cost > EVERY_CELL_FLOP_BUDGET:
+            return (f"{b.cells_x * b.cells_star} steps of about {cost / (b.cells_x * b.cells_star):.2g} flops "
+                    f"each exceed the {ctx.layers.kind} engine's budget here ({EVERY_CELL_FLOP_BUDGET:.0e} flops)")
+        return ""
+
+    def one_step(self, ctx, x, y, x_star):
+        """One real step of the run's construction (execution.one_step)."""
+        from .. import execution
+
+        return execution.one_step(ctx.con, x, y, x_star)
+
+    def executed_gradient_map(self, ctx, z) -> dict:
+        """Linearity, injectivity and collisions of the executed label map (claims/loss_claims.py)."""
+        from .loss_claims import execute_gradient_map
+
+        return execute_gradient_map(ctx.con, z)
+
+    def codes_injective_skip(self, ctx):
+        """A SKIPPED Check with the sizes when codes-injective's separation search would exceed its
+        memory cap (claims/coverage.py), else None."""
+        from .coverage import _codes_injective_too_large
+
+        return _codes_injective_too_large(ctx)
+
+    def cell_separation(self, ctx, y):
+        """(min sine between two cells' v, the pair, exactly 0?, the nearest-line search's distortion, how
+        it searched) with v(a, b, y) = sum_i r^i k_i(a, b) A_i e(y) from the weights (claims/coverage.py)."""
+        from .coverage import SEPARATION_GRAM_MAX, realised_v, realised_v_coords, separation
+
+        b = ctx.blocks
+        coords = b.cells_x * b.cells_star > SEPARATION_GRAM_MAX
+        V = realised_v_coords(ctx, y) if coords else realised_v(ctx, y)
+        sep, pair, exact, rho = separation(V, with_distortion=True)
+        return sep, pair, exact, rho, ("nearest lines (k-d tree) on the v's in an orthonormal basis of their terms"
+                                       if coords else "all pairs (Gram matrix)")
+
+    def vector(self, x):
+        return np.asarray(x, dtype=float)
+
+    def same(self, a, b) -> bool:
+        """Exactly equal, entry for entry (bit for bit)."""
+        return bool(np.array_equal(a, b))
+
+    def label_values(self, y):
+        return np.asarray(y, dtype=float)
+
+    def short(self, v) -> str:
+        v = np.asarray(v, dtype=float).reshape(-1)
+        return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
+
+    def decode(self, ctx, st, y, truth: int):
+        """v-decodes' decoder: least squares over every cell's spec gains (decode.decode_gains), the
+        separation signal |alpha| |w| |y| margin against the rounding of zbar*, the label's tolerance."""
+        from ..decode import decode_gains, spec_gains
+        from .one_step import _abs_forward_max
+
+        b = ctx.blocks
+        gains = ctx.cached("spec_gains", lambda: spec_gains(ctx.design, b))
+        dec = decode_gains(gains, b, ctx.con.loss, st.z_star[b.mid], st.alpha)
+        w = gains[truth]
+        wn = float(np.linalg.norm(w))
+        yv = np.asarray(y, dtype=float)
+        zmag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid) * math.sqrt(b.dm)
+        ztol = ctx.tol(zmag)
+        ymag = (zmag / (abs(st.alpha) * wn) if wn > 0 else math.inf) + max_abs(yv)
+        signal = abs(st.alpha) * wn * float(np.linalg.norm(yv)) * dec.margin
+        weak = signal <= ztol
+        return Decoded(dec.cell_x, dec.cell_star, dec.y, dec.margin, Verdict.UNDECIDED if weak else Verdict.PASS,
+                       f"separation {signal:.3g} below rounding {ztol:.3g}" if weak else "",
+                       float(max_abs(dec.y - yv)), ctx.tol(ymag), ymag)
+
+    def unit_extremes(self, pre):
+        """Per unit (column of ``pre``, layers x units): the largest and the smallest value."""
+        return pre.max(axis=0, initial=-np.inf), pre.min(axis=0, initial=np.inf)
+
+    def top_product(self, ctx, t, j: int):
+        """(Wtilde_j ... Wtilde_N, the same on |Wtilde|): B_{j-1} for j >= 2, Wtilde_1 B_1 for j = 1."""
+        if j >= 2:
+            return t.B[j - 2], t.B_abs[j - 2]
+        from .structure import top_block
+
+        blk = top_block(ctx.layers, ctx.blocks, 0)
+        return blk @ t.B[0], abs(blk) @ t.B_abs[0]
+
+    def min_entry(self, ctx, M) -> float:
+        """The smallest entry of M, counting the implicit zeros of a sparse one."""
+        from .structure import min_entry_sparse
+
+        return min_entry_sparse(M)
+
+    def psd(self, ctx, P, tol: float):
+        """(smallest eigenvalue of the symmetric part or a bound, how, PSD: True / False / None)."""
+        from .structure import min_eig_sym_part
+
+        return min_eig_sym_part(P, tol)
+
+    def definite(self, ctx, A):
+        """(verdict, smallest eigenvalue / largest |entry|, how) for the symmetric part of A (1-D: a
+        diagonal): PASS above the run's relative rounding unit, FAIL below minus it, else UNDECIDED."""
+        from .structure import min_eig_sym
+
+        scale = max(max_abs(A), 1e-300)
+        if A.ndim == 1:
+            lam, how = (float(np.min(A)) if A.size else math.inf), "diagonal"
+        else:
+            lam, how = min_eig_sym((A + A.T) / 2, ctx.tol(scale))
+        rel, bound = lam / scale, ctx.tol(1.0)
+        return (Verdict.PASS if rel > bound else (Verdict.FAIL if rel < -bound else Verdict.UNDECIDED)), rel, how
+
+    def invertible(self, ctx, B, tol: float):
+        """(verdict, smallest singular value or pivot, how): structure certificate or singular values
+        (claims/structure.py); |fl(B) - B| <= tol entrywise moves it by at most dt * tol."""
+        from .structure import invertibility
+
+        sv, how, _ = invertibility(B, tol)
+        return decide_nonzero(sv, ctx.blocks.dt * tol), sv, how
+
     def v_claimed(self, ctx, x, x_star, y):
         """(v(x, x*, y), |terms|): the spec's codes, A_i and e_bar with exact bins (reference/)."""
         from . import sides
@@ -262,6 +474,21 @@ class FloatBackend:
 
     def sample(self, s):
         return s
+
+
+@dataclass
+class Decoded:
+    """What a backend's decoder found for v-decodes (claims/one_step.py)."""
+
+    cell_x: int
+    cell_star: int
+    y: Any  # the decoded label
+    margin: float  # sin of the angle to the nearest other cell's gains
+    separation: Verdict  # PASS: told apart from every other cell; UNDECIDED: within rounding / undecided; FAIL
+    why: str  # the reason when separation is not PASS
+    residual: float  # |decoded label - y| (float) for a record
+    ytol: float  # the label's tolerance (exact: 0)
+    ymag: float  # its magnitude (what the comparator's tolerance is built from)
 
 
 FLOAT = FloatBackend()

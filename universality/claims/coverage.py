@@ -18,11 +18,10 @@ import math
 
 import numpy as np
 
-from .. import execution as _execution
 from ..reference import bins as ref_bins
 from ..reference import formulas
 from . import sides
-from .base import Check, Verdict, claim, compare_componentwise, max_abs, worst
+from .base import Check, Verdict, claim, max_abs, worst
 
 # Above this many estimated flops the every-cell claim is SKIPPED on the dense engine (it says so).
 EVERY_CELL_FLOP_BUDGET = 4e9
@@ -50,21 +49,26 @@ def binning(ctx) -> Check:
     """[1, App. A.1] discr(x) = e_{bin x}: the feature map's cell of u is floor(J u) (spec section 2:
     uniform cells, flattened grid for dx > 1).
 
-    Executed: the input vector the network is fed (``con.phi``). Claimed: reference/bins.py (exact
-    rationals), and the rest of phi = [phi~; 0; theta_b] from the spec."""
+    One function on every backend (``ctx.backend``). Executed: the input vector the network is fed
+    (``con.phi``; exact: the exact construction's, with the switch theta_b == 0 decided). Claimed:
+    reference/bins.py (exact rationals), and the rest of phi = [phi~; 0; theta_b] from the spec; the
+    comparison is exact on both (float: bit for bit; exact: the canonical zero test)."""
+    be = ctx.backend
     d, b = ctx.design, ctx.blocks
     bad, checked, first = 0, 0, ""
     for theta_b, per_axis, start in ((0.0, d.J, b.top_x.start), (1.0, d.L, b.top_star.start)):
+        tb = be.scalar(theta_b)
         for u, k in _axis_points(per_axis, d.dx):
-            got = np.asarray(ctx.con.phi(u, theta_b), dtype=float)
-            want = np.zeros(b.D)
-            want[start + k] = 1.0
-            want[b.bottom] = theta_b
+            got = be.vector(ctx.con.phi(u, tb))
+            want = be.zeros(b.D)
+            want[start + k] = be.scalar(1.0)
+            want[b.bottom] = tb
             checked += 1
-            if got.shape != want.shape or not np.array_equal(got, want):
+            if got.shape != want.shape or not be.same(got, want):
                 bad += 1
                 if not first:
-                    slots = np.flatnonzero(got[b.top]) if got.shape == want.shape else []
+                    slots = ([t for t in range(b.top.start, b.top.stop) if be.zero([got[t]]) != Verdict.PASS]
+                             if got.shape == want.shape else [])
                     first = (f"u = {u!r} (theta_b = {theta_b:g}): feature map sets top slot(s) "
                              f"{list(map(int, slots))}, exact cell gives slot {start + k}")
     verdict = Verdict.PASS if bad == 0 else Verdict.FAIL
@@ -217,15 +221,63 @@ def _separation(V: np.ndarray):
     P, Q = P[keep], Q[keep]
     if P.size == 0:
         return math.inf, (), False, rho
-    # exact test for identical or opposite v, then the sine of the angle, on every candidate at once
-    same = np.all(flat[P] == flat[Q], axis=1) | np.all(flat[P] == -flat[Q], axis=1)
-    if np.any(same):
-        k = int(np.argmax(same))
-        return 0.0, (int(P[k]), int(Q[k])), True, rho
-    c = np.einsum("ij,ij->i", unit[P], unit[Q])
-    rej = np.linalg.norm(unit[P] - c[:, None] * unit[Q], axis=1)
-    k = int(np.argmin(rej))
-    return float(rej[k]), (int(P[k]), int(Q[k])), False, rho
+    # exact test for identical or opposite v, then the sine of the angle, on the candidates a chunk at a
+    # time (CANDIDATE_CHUNK pairs: 2 n candidate rows of dm floats each would be 4 copies of 2 n x dm)
+    for s0 in range(0, P.size, CANDIDATE_CHUNK):
+        p, q = P[s0:s0 + CANDIDATE_CHUNK], Q[s0:s0 + CANDIDATE_CHUNK]
+        same = np.all(flat[p] == flat[q], axis=1) | np.all(flat[p] == -flat[q], axis=1)
+        if np.any(same):
+            k = int(np.argmax(same))
+            return 0.0, (int(p[k]), int(q[k])), True, rho
+    best, where = math.inf, (int(P[0]), int(Q[0]))
+    for s0 in range(0, P.size, CANDIDATE_CHUNK):
+        p, q = P[s0:s0 + CANDIDATE_CHUNK], Q[s0:s0 + CANDIDATE_CHUNK]
+        up, uq = unit[p], unit[q]
+        c = np.einsum("ij,ij->i", up, uq)
+        rej = np.linalg.norm(up - c[:, None] * uq, axis=1)
+        k = int(np.argmin(rej))
+        if rej[k] < best:
+            best, where = float(rej[k]), (int(p[k]), int(q[k]))
+    return best, where, False, rho
+
+
+CANDIDATE_CHUNK = 256  # candidate pairs tested at once by _separation
+
+
+# ---- codes-injective at scale (mechanics; tables helper) ---------------------------------------------
+# The search holds v of every cell pair (cells x dm floats, and two normalised copies) and, above
+# SEPARATION_GRAM_MAX cells with more than COORDS_MAX_TERMS terms, a dm x dm eigenproblem for the
+# span of the v's; above this many bytes it is SKIPPED with the sizes (the paper layout at J = L = 128:
+# 16,384 cells x 32,768 coordinates, 4.3 GB per copy and a 32,768-wide eigenproblem).
+CODES_INJECTIVE_MAX_BYTES = 2 << 30
+
+
+def codes_injective_bytes(cells: int, dm: int, terms: int) -> int:
+    """What the separation search of :func:`codes_injective` holds at once (bytes)."""
+    held = 2 * 8 * cells * dm + 4 * 8 * CANDIDATE_CHUNK * dm  # V, its unit rows, a chunk of candidates
+    if cells <= SEPARATION_GRAM_MAX:
+        return held + 2 * 8 * cells * cells  # the Gram matrix of the unit rows and its argsort
+    if terms <= COORDS_MAX_TERMS:
+        return 3 * 8 * cells * terms + 8 * dm * terms  # the coordinates in the terms' basis
+    return held + 2 * 8 * dm * dm  # the rows' Gram matrix and its eigenvectors
+
+
+def _codes_injective_too_large(ctx):
+    """A SKIPPED Check with the sizes when the separation search would exceed
+    CODES_INJECTIVE_MAX_BYTES, else None."""
+    from ..memory import format_bytes
+
+    b = ctx.blocks
+    cells = b.cells_x * b.cells_star
+    t = sides.tel(ctx)
+    terms = sum(1 for i in range(1, ctx.N + 1) if np.any(t.K[i - 1]))
+    need = codes_injective_bytes(cells, b.dm, terms)
+    if need <= CODES_INJECTIVE_MAX_BYTES:
+        return None
+    return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                 f"the separation search over {cells:,} cells' v (in R^{b.dm:,}, {terms:,} nonzero kernel "
+                 f"terms) would hold about {format_bytes(need)}, above {format_bytes(CODES_INJECTIVE_MAX_BYTES)}; "
+                 "v-decodes still decodes every sample against every cell")
 
 
 def _cell_name(ctx, flat: int) -> str:
@@ -246,18 +298,21 @@ def codes_injective(ctx) -> Check:
     """[1, Lemma 4.1]: v determines the cell pair, so no two (cell of x, cell of x*) pairs may give
     parallel v for any label (signs included).
 
-    Computed: v of every cell pair from the weights alone (reference/telescoping.py). Claimed: a
-    positive separation. FAIL when exactly 0 (a shared or missing code), UNDECIDED within rounding."""
-    y0 = sides.label_for_every_cell(ctx)
+    One function on every backend (``ctx.backend``). Computed: v of every cell pair from the weights
+    alone (float: reference/telescoping.py; exact: the same products in the exact ring). Claimed: a
+    positive separation. FAIL when exactly 0 (a shared or missing code: float, identical or opposite
+    v; exact, every 2 x 2 minor of [v, v'] the zero polynomial), UNDECIDED within rounding (float)."""
+    be = ctx.backend
     b = ctx.blocks
     n = b.cells_x * b.cells_star
-    coords = n > SEPARATION_GRAM_MAX
-    V = realised_v_coords(ctx, y0) if coords else realised_v(ctx, y0)
-    sep, pair, exact, rho = separation(V, with_distortion=True)
+    skipped = be.codes_injective_skip(ctx)  # float: the separation search's memory above its cap
+    if skipped is not None:
+        return skipped
+    sep, pair, exact, rho, search = be.cell_separation(ctx, sides.label_for_every_cell(ctx))
     # rounding of a sine computed from float64 unit vectors of length dm (generous: the products
     # behind V are bounded through ctx.tol), plus what the reduced coordinates of the nearest-line
     # search may distort (a closer pair missed by at most 4 rho in the sine)
-    tol = ctx.tol(1.0) * math.sqrt(b.dm) + 4 * rho
+    tol = be.tol(ctx, lambda: math.sqrt(b.dm)) + 4 * rho
     where = (f"cells {_cell_name(ctx, pair[0])} and {_cell_name(ctx, pair[1])}" if pair and pair[0] != pair[1]
              else (f"cell {_cell_name(ctx, pair[0])} has v = 0 (no code)" if pair else ""))
     if sep == 0.0:
@@ -267,9 +322,7 @@ def codes_injective(ctx) -> Check:
     else:
         verdict, note = Verdict.PASS, f"min separation {sep:.3g} over {n * (n - 1) // 2} cell pairs ({where})"
     # residual: how far the separation falls short of the claim (0 when it is decided positive)
-    return Check({"min_separation": sep, "cells": n, "closest": where,
-                  "search": ("nearest lines (k-d tree) on the v's in an orthonormal basis of their terms"
-                             if coords else "all pairs (Gram matrix)")}, "> 0",
+    return Check({"min_separation": sep, "cells": n, "closest": where, "search": search}, "> 0",
                  0.0 if verdict == Verdict.PASS else sep, tol, verdict, note)
 
 
@@ -300,17 +353,19 @@ def _point(per_axis: int, dx: int, index: int, offset: float) -> tuple:
 def every_cell(ctx) -> Check:
     """[1, App. A.1, eq. (7)] and [1, Lemma 4.1] on every cell pair, not only the sampled ones.
 
-    Executed: ``execution.one_step`` per pair (J^dx * L^dx steps). Claimed: reference/ (the spec's
-    code table, A_i, e_bar, exact bins), as in kernel-code and z-star-is-minus-alpha-v."""
+    One function on every backend (``ctx.backend``). Executed: one real step per pair (J^dx * L^dx
+    steps; float: ``execution.one_step``, exact: the engine's exact step with alpha and the label as
+    exact rationals). Claimed: the spec's code table, A_i, e_bar, exact bins (float: reference/; exact:
+    the same as exact rationals), as in kernel-code and z-star-is-minus-alpha-v. SKIPPED, saying why,
+    above the backend's budget (float: flops; exact: EXACT_EVERY_CELL_MAX cell pairs)."""
     from .one_step import _abs_forward_max, _abs_forward_vec, _kernel_check
 
+    be = ctx.backend
     d, b = ctx.design, ctx.blocks
-    cost = _every_cell_cost(ctx)
-    if cost > EVERY_CELL_FLOP_BUDGET:
-        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
-                     f"{b.cells_x * b.cells_star} steps of about {cost / (b.cells_x * b.cells_star):.2g} flops "
-                     f"each exceed the {ctx.layers.kind} engine's budget here ({EVERY_CELL_FLOP_BUDGET:.0e} flops)")
-    y = sides.label_for_every_cell(ctx)
+    skip = be.every_cell_skip(ctx)
+    if skip:
+        return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED, skip)
+    y = be.asarray(sides.label_for_every_cell(ctx))
     signed = d.variant == "signed"
     checks = []
     saved_step = ctx.step
@@ -319,19 +374,23 @@ def every_cell(ctx) -> Check:
             x = _point(d.J, d.dx, a, 0.7)
             for c in range(b.cells_star):
                 xs = _point(d.L, d.dx, c, 0.3)
-                st = _execution.one_step(ctx.con, x, y, xs)
+                st = be.one_step(ctx, x, y, xs)
                 ctx.step = st  # the tolerances count this step's rank-one corrections
-                k = np.einsum("ij,ij->i", st.fwd_x.post[1:ctx.N + 1, b.top],
-                              st.fwd_star_post.post[1:ctx.N + 1, b.top])
-                mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
-                    _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+                k = be.row_dots(st.fwd_x.post[1:ctx.N + 1, b.top], st.fwd_star_post.post[1:ctx.N + 1, b.top])
+
+                def mag(st=st):
+                    return max(_abs_forward_max(ctx, ctx.layers, st.phi_x, b.top), 1.0) * max(
+                        _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.top), 1.0) * b.dt
+
                 kc = _kernel_check(ctx, k, a, c, mag)
-                v, vmag = sides.v_claimed(ctx, x, xs, y)
-                target = -d.alpha * v
-                tolv = ctx.tol(1.0) * (_abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid)
-                                       + abs(d.alpha) * vmag)
-                zc = compare_componentwise(st.z_star[b.mid], np.maximum(target, 0.0) if signed else target,
-                                           tolv)
+                v, vmag = be.v_claimed(ctx, x, xs, y)
+                target = -(st.alpha if be.exact else d.alpha) * v
+
+                def tolv(st=st, vmag=vmag):
+                    return _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + abs(d.alpha) * vmag
+
+                zc = be.equal(ctx, st.z_star[b.mid], be.clip(target) if signed else target, tolv,
+                              what="zbar* - spec", claimed_text="-alpha v", componentwise=True)
                 checks.append(((a, c), kc, zc))
     finally:
         ctx.step = saved_step
@@ -340,7 +399,7 @@ def every_cell(ctx) -> Check:
     ratio = lambda ch: (ch.residual / ch.tolerance) if ch.tolerance > 0 else (math.inf if ch.residual else 0.0)
     cell, kc, zc = max(checks, key=lambda t: max(ratio(t[1]), ratio(t[2])))
     top = kc if ratio(kc) >= ratio(zc) else zc
-    note = (f"{len(checks)} cell pairs, one real step each" if not bad else
+    note = (f"{len(checks)} cell pairs, one real step each" + (" (exact)" if be.exact else "") if not bad else
             f"{len(bad)} of {len(checks)} cell pairs fail, e.g. cell {bad[0][0]}: "
             + ("kernel " + (bad[0][1].note or f"off by {bad[0][1].residual:.3g}")
                if bad[0][1].verdict != Verdict.PASS else f"zbar* off by {bad[0][2].residual:.3g}"))

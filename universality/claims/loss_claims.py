@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..engine.step import forward, single_step as one_step, updates_diff_max_abs
+from ..engine.step import forward, single_step as one_step
 from ..reference import lossdiff
 from .base import Check, Verdict, claim, decide_nonzero, max_abs, worst
 from .executed import error_at_z
@@ -328,12 +328,13 @@ def loss_recovers_label(ctx) -> Check:
     Executed: the error at z through W_g and ``loss.grad`` for many labels (a collision is replayed as
     two real steps). Claimed: linear and injective; the loss's formula differentiated exactly (forward-
     mode AD in rationals, reference/lossdiff.py) at the unit and probe labels."""
-    con, b, d = ctx.con, ctx.blocks, ctx.design
+    be = ctx.backend
+    con, d = ctx.con, ctx.design
     loss = con.loss
     x = (0.3,) * d.dx
     z = forward(con.W, con.phi(x, con.theta_b)).z
-    num = execute_gradient_map(con, z)
-    tol = ctx.tol(max(num["magnitude"], 1.0) * 4)
+    num = be.executed_gradient_map(ctx, z)
+    tol = be.tol(ctx, lambda: max(num["magnitude"], 1.0) * 4)
     sym = exact_gradient_map(loss, d.dy)
     computed = {"executed": {k: v for k, v in num.items() if k not in ("linear", "smin", "magnitude")},
                 "exact": sym}
@@ -344,13 +345,13 @@ def loss_recovers_label(ctx) -> Check:
         ya, yb = num["collision"]
         xs = (0.7,) * d.dx
         sa, sb = one_step(con, x, ya, xs), one_step(con, x, yb, xs)
-        wdiff = updates_diff_max_abs(sa, sb)
-        same = (wdiff == 0 and sa.theta_b_post == sb.theta_b_post
-                and np.array_equal(sa.z_star, sb.z_star))
-        computed["counterexample"] = {"y_a": ya, "y_b": yb, "same_post_update_network": same,
-                                      "theta_b_post": [sa.theta_b_post, sb.theta_b_post],
+        c = be.steps_equal(ctx, sa, sb, lambda: 0.0, what="theta'(y_a) - theta'(y_b)")
+        same = c.computed is True
+        wdiff = c.residual
+        computed["counterexample"] = {"y_a": be.record(ya), "y_b": be.record(yb), "same_post_update_network": same,
+                                      "theta_b_post": be.record([sa.theta_b_post, sb.theta_b_post]),
                                       "max_abs_W_post_difference": wdiff}
-        notes.append(f"labels {ya.tolist()} and {yb.tolist()} give the same gradient and the same "
+        notes.append(f"labels {be.short(ya)} and {be.short(yb)} give the same gradient and the same "
                      f"post-update network (max|W'_a - W'_b| = {wdiff:.3g})")
         num_v = Verdict.FAIL
         res = math.inf

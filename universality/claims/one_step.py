@@ -15,13 +15,12 @@ import math
 
 import numpy as np
 
-from ..decode import decode_gains, spec_gains
 from ..engine.batch import unit_max
 from ..engine.checkpoint import reduce_columns, segments  # noqa: F401
 from ..engine.layers import lowrank_max_abs, relu_grad
 from ..tolerance import guard
 from . import sides
-from .base import (Check, Verdict, claim, compare_componentwise, decide_nonzero, max_abs, worst)
+from .base import (Check, Verdict, claim, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note
 
@@ -186,8 +185,28 @@ def update_blocks(ctx, s, st) -> Check:
     """[1, eq. (2)]: the step moves only the (middle, top) and (bottom, top) blocks of every W_i; the
     error reaching phi~ (theta_ft) and theta_h's gradient are 0.
 
-    Executed: W' - W from the real step, the real error into the feature map, theta_h's gradient.
-    Claimed: 0 outside the allowed blocks (the block structure of eq. (2))."""
+    One function on every backend (``ctx.backend``). Executed: W' - W from the real step (from the
+    gradient's factors), the real error into the feature map, theta_h's gradient. Claimed: 0 outside
+    the allowed blocks (the block structure of eq. (2)); the backend compares (float: the largest
+    entry against the step's rounding bound; exact: every entry by the canonical zero test)."""
+    be, b = ctx.backend, ctx.blocks
+    outside, moved, labels = be.update_outside(ctx, st)
+    computed = np.concatenate([outside, st.g_phi[b.top], [st.g_theta_h]])
+    if labels is not None:
+        labels = labels + [f"[dl/dphi, {t}]" for t in range(b.dt)] + ["[theta_h]"]
+    chk = be.equal(ctx, computed, be.zeros(len(computed)), lambda: abs(st.alpha) * st.grad_max_abs(),
+                   what="change outside the allowed blocks", claimed_text="0 outside (mid, top) and (bottom, top)",
+                   labels=labels)
+    note = (f"{moved} entries move, all in the (mid, top) and (bottom, top) blocks"
+            if be.exact and chk.verdict == Verdict.PASS else chk.note)
+    return Check({"outside_allowed_blocks": be.size(outside), "error_into_feature_map": be.size(st.g_phi[b.top]),
+                  "theta_h_gradient": be.record([st.g_theta_h])[0], "largest_allowed_change": moved},
+                 "0 outside (mid, top) and (bottom, top)", chk.residual, chk.tolerance, chk.verdict, note)
+
+
+def update_outside(ctx, st):
+    """update-blocks' mechanics on the float backend: ([max |W' - W| outside the allowed blocks], the
+    largest allowed change, None), from the step's factors (every entry of every full matrix)."""
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
@@ -199,13 +218,7 @@ def update_blocks(ctx, s, st) -> Check:
             outside = max(outside, coef * lowrank_max_abs(Dk[b.top], Hk),
                           coef * lowrank_max_abs(Dk[b.dt:], Hk[b.dt:]))
             moved = max(moved, coef * lowrank_max_abs(Dk[b.dt:], Hk[b.top]))
-    feat = max_abs(st.g_phi[b.top])
-    res = max(outside, feat, abs(st.g_theta_h))
-    tol = ctx.tol(abs(st.alpha) * st.grad_max_abs())
-    return Check({"outside_allowed_blocks": outside, "error_into_feature_map": feat,
-                  "theta_h_gradient": st.g_theta_h, "largest_allowed_change": moved},
-                 "0 outside (mid, top) and (bottom, top)", res, tol,
-                 Verdict.PASS if res <= tol else Verdict.FAIL)
+    return np.array([outside]), moved, None
 
 
 def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
@@ -239,20 +252,28 @@ def second_order_zero(ctx, s, st) -> Check:
     """[1, eq. (1)]: prod W_i' = prod W_i - alpha sum_i (prod_{j<i} W_j) grad W_i (prod_{j>i} W_j): the
     O(alpha^2) remainder the paper drops is exactly 0 here.
 
-    Executed: prod W' - prod W from the real updated layers, telescoped (each layer's real update
-    W'_i - W_i, held as the step's factors, between the updated layers on its left and the originals
-    on its right), so that the comparison's rounding is of the size of the alpha term and not of
-    prod W (a tiny alpha is still decided). Claimed: the first-order expansion with the real gradients
-    and the original weights (Horner), on the identity or on Freivalds probes."""
-    layers, Wp, N, alpha = ctx.layers, st.W_post, ctx.N, st.alpha
+    One function on every backend (``ctx.backend``). Executed: prod W' - prod W from the real updated
+    layers (float: telescoped, each layer's real update W'_i - W_i, held as the step's factors, between
+    the updated layers on its left and the originals on its right, so that the comparison's rounding is
+    of the size of the alpha term and not of prod W: a tiny alpha is still decided; exact: the N-fold
+    products in Q(sqrt p)[alpha, y]). Claimed: the first-order expansion with the real gradients and the
+    original weights (Horner), on the identity or on Freivalds probes (exact: the identity). The backend
+    compares (float: a tolerance per probe entry; exact: the zero polynomial, every degree in alpha)."""
+    X, lhs, fo, lhs_a, fo_a = ctx.backend.second_order_sides(ctx, st)
+    return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, st.alpha)
+
+
+def second_order_sides(ctx, st):
+    """second-order-zero's mechanics on the float backend: (probe block X, prod W' X - prod W X
+    telescoped, the first-order sum on X, and their magnitudes), for the step's group in one sweep or
+    for a lone step by Horner's rule."""
+    layers, Wp, N = ctx.layers, st.W_post, ctx.N
     Dm, Hm = Wp.Dfac, Wp.Hfac
     K = Dm.shape[2]
     grp = getattr(st, "group", None)
     if grp is not None and K == 1 and grp.layers is layers:
         # the whole group of samples in one sweep (one product per layer): the same sums per column
-        X, lhs, fo, lhs_a, fo_a = grp.cached(("second-order-zero", id(ctx)),
-                                             lambda g: _expand_group(ctx, g))[st.group_index]
-        return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha)
+        return grp.cached(("second-order-zero", id(ctx)), lambda g: _expand_group(ctx, g))[st.group_index]
     X = probe_block(ctx, st)
 
     def expand(X, absolute=False):
@@ -290,7 +311,7 @@ def second_order_zero(ctx, s, st) -> Check:
 
     lhs, fo = expand(X)  # lhs: prod W' X - prod W X, telescoped through the real updated layers
     lhs_a, fo_a = expand(np.abs(X), True)
-    return _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha)
+    return X, lhs, fo, lhs_a, fo_a
 
 
 def _expand_group(ctx, grp) -> list:
@@ -356,12 +377,16 @@ def _expand_group(ctx, grp) -> list:
 
 
 def _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha) -> Check:
+    be = ctx.backend
     rhs = -alpha * fo
-    mag = lhs_a + abs(alpha) * fo_a
-    chk = compare_componentwise(lhs, rhs, ctx.tol(1.0) * mag)
-    chk.computed = f"max |prod W' - prod W + alpha * first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
+    chk = be.equal(ctx, lhs, rhs, lambda: lhs_a + abs(alpha) * fo_a, componentwise=True,
+                   what="prod W' - [prod W - alpha sum first-order]", claimed_text="0 (no O(alpha^2) term)")
+    if be.exact:  # the residual expression (or "= 0 (identically)") is the record; X: what the products covered
+        chk.note = X if chk.verdict == Verdict.PASS else chk.note
+    else:
+        chk.computed = f"max |prod W' - prod W + alpha * first order| = {chk.residual:.3g} ({probe_note(ctx, X)})"
     chk.claimed = "0"
-    return guard(chk, abs(alpha) * max_abs(fo), "max |alpha * first-order term|")
+    return be.guard(chk, lambda: abs(alpha) * max_abs(fo), "max |alpha * first-order term|")
 
 
 @claim("post-update-eq3",
@@ -373,18 +398,24 @@ def post_update_eq3(ctx, s, st) -> Check:
     """[1, eq. (3)]: zbar* = -alpha sum_i A_i e_bar(y) phi~(x)^T B_i^T B_i phi~(x*; theta_b') (times
     r^i, the ReLU'(0) factor of backprop).
 
-    Executed: the middle block of the real post-step forward pass at x*. Claimed: A_i and B_i by the
-    paper's definitions from the given weights (App. A.3), phi~ from exact rational bins and the
-    switch at the executed theta_b', e_bar the middle block of W_g^T grad l (AD derivative)."""
-    b = ctx.blocks
-    e_mid = sides.error(ctx, st.fwd_x.z, st.y)[b.mid]
-    eq3, mag_formula = sides.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
-    claimed = np.maximum(eq3, 0.0) if _signed(ctx) else eq3
+    One function on every backend (``ctx.backend``). Executed: the middle block of the real post-step
+    forward pass at x*. Claimed: A_i and B_i by the paper's definitions from the given weights (App.
+    A.3; float: reference/telescoping.py, exact: the same products in the exact ring), phi~ from exact
+    rational bins and the switch at the executed theta_b', e_bar the middle block of W_g^T grad l
+    (float: AD derivative; exact: the SymPy derivative of the loss's value). Eq. (3) is a statement
+    about the network as built: a wrong middle gain moves both sides (z-star-is-minus-alpha-v and
+    boundary catch it against the spec's A_i)."""
+    be, b = ctx.backend, ctx.blocks
+    e_mid = be.error(ctx, st.fwd_x.z, s.y)[b.mid]
+    eq3, mag_formula = be.eq3(ctx, s.x, s.x_star, st.theta_b_post, e_mid, st.alpha, st.r)
+    claimed = be.clip(eq3) if _signed(ctx) else eq3
     computed = st.z_star[b.mid]
-    # componentwise: each middle unit against its own rounding bound (diagonal middle channels)
-    mag = _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + mag_formula
-    chk = compare_componentwise(computed, claimed, ctx.tol(1.0) * mag)
-    return guard(chk, max_abs(eq3), "max |eq. (3)|")
+
+    def mag():  # componentwise: each middle unit against its own rounding bound (diagonal middle channels)
+        return _abs_forward_vec(ctx, st.W_post, st.phi_star_post, b.mid) + mag_formula
+
+    chk = be.equal(ctx, computed, claimed, mag, what="zbar* - eq. (3)", claimed_text="eq. (3)", componentwise=True)
+    return be.guard(chk, lambda: be.size(eq3), "max |eq. (3)|")
 
 
 def _erratum_skip(ctx, s):
@@ -499,67 +530,36 @@ def kernel_code(ctx, s, st) -> Check:
 def v_decodes(ctx, s, st) -> Check:
     """[1, Lemma 4.1]: v(x, x*, y) determines (bin x, bin x*, y) for y != 0.
 
-    Executed: the real zbar*. Claimed: the truth (exact rational cells, the label); the decoder's
-    cell gains come from the spec's codes and A_i (reference/), not from the builder."""
-    b = ctx.blocks
-    y = np.asarray(s.y, dtype=float)
-    if not np.any(y != 0):
+    One function on every backend (``ctx.backend``). Executed: the real zbar*. Claimed: the truth
+    (exact rational cells, the label); the cell gains w(j, l) come from the spec's codes and A_i
+    (float: reference/; exact: the same as exact rationals), not from the builder. The backend decodes
+    (float: least squares over every cell, separation against the rounding of zbar*; exact: the cell
+    whose gains explain U identically, every other cell's residual decided nonzero on the orthant) and
+    compares the decoded label with y."""
+    be, b = ctx.backend, ctx.blocks
+    if be.zero(s.y) == Verdict.PASS:
         return Check("y = 0", "-", 0.0, 0.0, Verdict.SKIPPED, "y = 0 carries no label (finding zero-label)")
     skip = _erratum_skip(ctx, s)
     if skip is not None:
         return skip
-    gains = ctx.cached("spec_gains", lambda: spec_gains(ctx.design, b))
-    dec = decode_gains(gains, b, ctx.con.loss, st.z_star[b.mid], st.alpha)
     a, bb = sides.cells(ctx, s.x, s.x_star)
-    w = gains[a * b.cells_star + bb]
-    wn = float(np.linalg.norm(w))
-    mag = _abs_forward_max(ctx, st.W_post, st.phi_star_post, b.mid)
-    ztol = ctx.tol(mag) * math.sqrt(b.dm)
-    ytol = (ztol / (abs(st.alpha) * wn) if wn > 0 else math.inf) + ctx.tol(max_abs(y))
-    res = max_abs(dec.y - y)
-    computed = {"cell_x": dec.cell_x, "cell_star": dec.cell_star, "y": dec.y.tolist(), "margin": dec.margin}
-    claimed = {"cell_x": a, "cell_star": bb, "y": y.tolist()}
-    signal = abs(st.alpha) * wn * float(np.linalg.norm(y)) * dec.margin
+    dec = be.decode(ctx, st, s.y, a * b.cells_star + bb)
+    computed = {"cell_x": dec.cell_x, "cell_star": dec.cell_star, "y": be.record(dec.y), "margin": dec.margin}
+    claimed = {"cell_x": a, "cell_star": bb, "y": be.record(s.y)}
     if (dec.cell_x, dec.cell_star) != (a, bb):
-        verdict = Verdict.UNDECIDED if signal <= ztol else Verdict.FAIL
-        return Check(computed, claimed, math.inf, ytol, verdict,
-                     f"decoded cell ({dec.cell_x}, {dec.cell_star}) instead of ({a}, {bb})")
-    if signal <= ztol:
-        return Check(computed, claimed, res, ytol, Verdict.UNDECIDED,
-                     f"separation {signal:.3g} below rounding {ztol:.3g}")
-    if res > ytol:
-        return Check(computed, claimed, res, ytol, Verdict.FAIL,
-                     f"right cell, but the decoded label {_short(dec.y)} is not y = {_short(y)}")
-    return Check(computed, claimed, res, ytol, Verdict.PASS,
-                 f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}")
-
-
-def _short(v) -> str:
-    v = np.asarray(v, dtype=float).reshape(-1)
-    return "[" + ", ".join(f"{t:.4g}" for t in v[:4]) + (", ..." if v.size > 4 else "") + "]"
-
-
-def _design_B(ctx, i: int):
-    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's codes (B_1 = B_N = I): dense up
-    to the telescoping's DENSE_TOP_MAX, CSR above (as the recovered products)."""
-    from ..reference.telescoping import DENSE_TOP_MAX
-
-    b = ctx.blocks
-    dense = b.dt <= DENSE_TOP_MAX
-    G = sides.code_spec_channel(ctx, i - 2, sparse=not dense) if 2 <= i <= ctx.N - 1 else None
-    if dense:
-        out = np.eye(b.dt)
-        if G is not None:
-            out[b.top_star, b.top_x] = G.T
-        return out
-    import scipy.sparse as sp
-
-    out = sp.identity(b.dt, format="csr")
-    if G is not None:
-        g = G.T.tocoo()
-        out = out + sp.csr_matrix((g.data, (g.row + b.top_star.start, g.col + b.top_x.start)),
-                                  shape=(b.dt, b.dt))
-    return out.tocsr()
+        verdict = Verdict.UNDECIDED if dec.separation == Verdict.UNDECIDED else Verdict.FAIL
+        return Check(computed, claimed, math.inf, dec.ytol, verdict,
+                     f"decoded cell ({dec.cell_x}, {dec.cell_star}) instead of ({a}, {bb})" +
+                     (f": {dec.why}" if dec.why else ""))
+    if dec.separation != Verdict.PASS:
+        return Check(computed, claimed, dec.residual, dec.ytol, dec.separation, dec.why)
+    lab = be.equal(ctx, dec.y, be.label_values(s.y), lambda: dec.ymag, what="decoded label - y", claimed_text="y")
+    if lab.verdict != Verdict.PASS:
+        return Check(computed, claimed, lab.residual, lab.tolerance, lab.verdict,
+                     f"right cell, but the decoded label {be.short(dec.y)} is not y = {be.short(s.y)}")
+    return Check(computed, claimed, lab.residual, lab.tolerance, Verdict.PASS,
+                 f"separation margin (sin of angle to nearest cell) = {dec.margin:.3g}" +
+                 ("; y recovered exactly" if be.exact else ""))
 
 
 @claim("boundary",
@@ -572,52 +572,67 @@ def boundary(ctx) -> Check:
     """[1, App. A.3]: A_1 = I and B_N = I are forced; A_i SPD, B_i invertible; the telescoping
     products (Wbar_1...Wbar_{i-1})(...)^T and Wtilde_{i+1}...Wtilde_N equal the chosen A_i / r^i, B_i.
 
-    Executed: the products of the weights' blocks (reference/telescoping.py, reading the engine's
-    layer store). Claimed: the spec's A_i and B_i (reference/design.py, reference/codes.py), never the
-    builder's ``A_built`` or ``G``."""
+    One function on every backend (``ctx.backend``). Executed: the products of the weights' blocks
+    (float: reference/telescoping.py, reading the engine's layer store; exact: the same products in the
+    exact ring). Claimed: the spec's A_i and B_i (float: reference/design.py, reference/codes.py; exact:
+    the same as exact rationals), never the builder's ``A_built`` or ``G``. The backend compares each
+    product (float: a tolerance per layer from its own magnitude; exact: the canonical zero test) and
+    certifies SPD / invertibility (float: eigenvalues, Gershgorin, triangular structure, singular
+    values; exact: signs decided on the orthant, triangular structure, an exact determinant)."""
     from ..tolerance import GUARD_FRACTION
-    from .structure import invertibility, max_abs_sparse, min_eig_sym, sp_identity
+    from .structure import max_abs_sparse, sp_identity
 
-    b, N, d = ctx.blocks, ctx.N, ctx.design
-    t = sides.tel(ctx)
-    r = d.relu_grad_at_zero
+    be = ctx.backend
+    b, N = ctx.blocks, ctx.N
+    t = be.tel(ctx)
+
+    def size(M):
+        return be.size(np.asarray(M, dtype=object).reshape(-1)) if be.exact else max_abs_sparse(M)
+
     # Each layer's product is compared with a tolerance from its own magnitude: with r != 1 the
     # A_i / r^i span many orders of magnitude, and one tolerance for all layers would let an error
     # in a small product hide under the largest one (a wrong PASS).
     res, tol, worst_ratio, worst_what, worst_mag = 0.0, 0.0, -1.0, "", 0.0
     loose = []  # layers whose tolerance exceeds GUARD_FRACTION of the product it guards
+    tel_v = Verdict.PASS
+    shown = None  # the exact backend's first nonzero residual expression
 
-    def record(r_i: float, t_i: float, guarded: float, what: str) -> None:
-        nonlocal res, tol, worst_ratio, worst_what, worst_mag
+    def record(chk: Check, guarded: float, what: str) -> None:
+        nonlocal res, tol, worst_ratio, worst_what, worst_mag, tel_v, shown
+        r_i, t_i = chk.residual, chk.tolerance
         ratio = r_i / t_i if t_i > 0 else (math.inf if r_i > 0 else 0.0)
+        if chk.verdict != Verdict.PASS:
+            tel_v = worst(tel_v, chk.verdict)
+            if shown is None:
+                shown = chk.computed
         if ratio > worst_ratio:
             res, tol, worst_ratio, worst_what, worst_mag = r_i, t_i, ratio, what, guarded
         if not t_i <= GUARD_FRACTION * guarded:
             loose.append(what)
 
-    from ..reference import design as _design
-
     min_eig = math.inf
     eig_how = set()
+    spd = Verdict.PASS
     for i in range(1, N + 1):
         Ai = t.A[i - 1]
         if ctx.external:  # built elsewhere: only A_1 = I is forced; the other A_i are free (SPD)
             target = np.ones(b.dm)
             free = i != 1
         else:
-            target = _design.A_realised_diag(i, N, b, d.eps, r)
+            target = be.A_target(ctx, i)
             free = False
-        scale = max(max_abs(Ai), 1e-300)
-        if Ai.ndim == 1:
-            diff = 0.0 if free else max_abs(Ai - target)
-            lam, how = (float(np.min(Ai)) if Ai.size else math.inf), "diagonal"
+        claimed = target if Ai.ndim == 1 else be.diag(target)
+        guarded = size(Ai) if free else size(target)
+        if free:
+            chk = Check(0.0, 0.0, 0.0, ctx.tol(max(max_abs(t.A_abs[i - 1]), max_abs(target))), Verdict.PASS)
         else:
-            diff = 0.0 if free else max_abs(Ai - np.diag(target))
-            lam, how = min_eig_sym((Ai + Ai.T) / 2, ctx.tol(scale))
+            chk = be.equal(ctx, Ai, claimed, lambda: max(max_abs(t.A_abs[i - 1]), max_abs(target)),
+                           what=f"A_{i} - spec", claimed_text="A_i")
+        record(chk, guarded, f"A_{i}")
+        v, lam, how = be.definite(ctx, Ai)
         eig_how.add(how)
-        guarded = max_abs(Ai) if free else max_abs(target)
-        record(diff, ctx.tol(max(max_abs(t.A_abs[i - 1]), max_abs(target))), guarded, f"A_{i}")
-        min_eig = min(min_eig, lam / scale)
+        spd = worst(spd, v)
+        min_eig = min(min_eig, lam)
     min_sv = math.inf
     inv = Verdict.PASS
     inv_how = set()
@@ -626,17 +641,14 @@ def boundary(ctx) -> Check:
         if ctx.external:  # only B_N = I is forced
             Bi = (sp_identity(b.dt) if t.B_sparse else np.eye(b.dt)) if i == N else Bp
         else:
-            Bi = _design_B(ctx, i)
-        t_i = ctx.tol(max(max_abs_sparse(t.B_abs[i - 1]), max_abs_sparse(Bi)))
-        record(max_abs_sparse(Bp - Bi), t_i, max_abs_sparse(Bi), f"B_{i}")
-        sv, how, _ = invertibility(Bp, t_i)
+            Bi = be.B_target(ctx, i)
+        chk = be.equal(ctx, Bp, Bi, lambda: max(max_abs_sparse(t.B_abs[i - 1]), max_abs_sparse(Bi)),
+                       what=f"B_{i} - spec", claimed_text="B_i")
+        record(chk, size(Bi), f"B_{i}")
+        v, sv, how = be.invertible(ctx, Bp, chk.tolerance)
         inv_how.add(how)
         min_sv = min(min_sv, sv)
-        # |fl(B) - B| <= t_i entrywise moves a singular value (or a pivot) by at most dt * t_i
-        inv = worst(inv, decide_nonzero(sv, b.dt * t_i))
-    rel = ctx.tol(1.0)
-    spd = Verdict.PASS if min_eig > rel else (Verdict.FAIL if min_eig < -rel else Verdict.UNDECIDED)
-    tel_v = Verdict.PASS if res <= tol else Verdict.FAIL
+        inv = worst(inv, v)
     if tel_v == Verdict.PASS and loose:
         tel_v = Verdict.UNDECIDED
     verdict = worst(tel_v, spd, inv)
@@ -648,18 +660,22 @@ def boundary(ctx) -> Check:
                          f"{GUARD_FRACTION:g} x the product it guards")
         if tel_v == Verdict.FAIL:
             parts.append(f"telescoping product {worst_what} off the spec's design by {res:.3g} "
-                         f"(tolerance {tol:.3g})")
+                         f"(tolerance {tol:.3g})" + (f": {shown}" if be.exact else ""))
         if spd != Verdict.PASS:
-            parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} "
-                         f"({'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {rel:.3g})")
+            why = (f"{'not positive' if spd == Verdict.FAIL else 'undecided'}, exact signs" if be.exact else
+                   f"{'negative' if spd == Verdict.FAIL else 'within rounding of 0'}, bound {ctx.tol(1.0):.3g}")
+            parts.append(f"smallest relative eigenvalue of an A_i product {min_eig:.3g} ({why})")
         if inv != Verdict.PASS:
             parts.append(f"smallest singular value (or pivot) of a B_i product {min_sv:.3g} "
                          f"({'exactly 0' if inv == Verdict.FAIL else 'within rounding of 0'})")
         note = "; ".join(parts)
-    return Check({"telescoping_residual": res, "worst": worst_what, "worst_layer_magnitude": worst_mag,
-                  "relative_residual": res / worst_mag if worst_mag > 0 else res, "min_eig_A_relative": min_eig,
-                  "min_singular_B": min_sv, "spd_by": sorted(eig_how), "invertible_by": sorted(inv_how)},
-                 "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
+    elif be.exact:
+        note = ("A_i = M M^T with M the weights' middle products: " + ", ".join(sorted(eig_how)) +
+                "; B_i invertible: " + ", ".join(sorted(inv_how)))
+    computed = ({"telescoping_residual": res, "worst": worst_what, "worst_layer_magnitude": worst_mag,
+                 "relative_residual": res / worst_mag if worst_mag > 0 else res, "min_eig_A_relative": min_eig,
+                 "min_singular_B": min_sv, "spd_by": sorted(eig_how), "invertible_by": sorted(inv_how)})
+    return Check(computed, "residual 0, eigenvalues > 0, singular values > 0", res, tol, verdict, note)
 
 
 @claim("nonneg-linear-regime",
@@ -669,12 +685,16 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
     """[1, App. D] (the linear regime behind eq. (3)): every ReLU input is >= 0 (paper variant) or keeps
     one sign per unit (signed variant) in the passes at x and x*, before and after the step.
 
-    Executed: the pre-activations of four real forward passes. Claimed: the sign condition."""
+    One function on every backend (``ctx.backend``). Executed: the pre-activations of four real forward
+    passes, per unit the largest positive and the largest negative one over the layers (float: values,
+    within the passes' rounding bound; exact: each sign decided on the orthant). Claimed: the sign
+    condition."""
+    be = ctx.backend
     passes = {"x, before": lambda: st.fwd_x, "x*, before": lambda: st.fwd_star_pre,
               "x, after": lambda: st.fwd_x_post, "x*, after": lambda: st.fwd_star_post}
-    mag = max(_abs_forward_max(ctx, ctx.layers, st.phi_x), _abs_forward_max(ctx, st.W_post, st.phi_star_post),
-              _abs_forward_max(ctx, st.W_post, st.phi_x_post))
-    tol = ctx.tol(mag)
+    tol = be.tol(ctx, lambda: max(_abs_forward_max(ctx, ctx.layers, st.phi_x),
+                                  _abs_forward_max(ctx, st.W_post, st.phi_star_post),
+                                  _abs_forward_max(ctx, st.W_post, st.phi_x_post)))
     res, where = 0.0, ""
     extremes = getattr(st, "pre_extremes", {})
     for name in passes:
@@ -682,8 +702,7 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
         if name in extremes:  # reduced while the step's group ran the pass
             top, bottom = extremes[name]
         else:
-            f = passes[name]()
-            top, bottom = f.pre.max(axis=0, initial=-np.inf), f.pre.min(axis=0, initial=np.inf)
+            top, bottom = be.unit_extremes(passes[name]().pre)
         hi = np.maximum(top, 0.0)
         lo = np.maximum(-bottom, 0.0)
         bad = np.minimum(hi, lo) if _signed(ctx) else lo
@@ -707,27 +726,25 @@ def psd_argument(ctx) -> Check:
     """[1, App. D]: the paper argues "products PSD => activations >= 0"; what works is entrywise
     non-negativity of Wtilde_j ... Wtilde_N = B_{j-1} (the PSD count is reported, not relied on).
 
-    Executed: the products of the real top blocks. Claimed: smallest entry >= 0."""
-    from .structure import max_abs_sparse, min_eig_sym_part, min_entry_sparse
+    One function on every backend (``ctx.backend``). Executed: the products of the real top blocks
+    (float: dense or CSR; exact: in the exact ring). Claimed: smallest entry >= 0 (float: within the
+    product's rounding bound; exact: every entry's sign decided). PSD-ness of the symmetric part is
+    reported (float: eigenvalues or certificates; exact: SymPy's tri-state is_positive_semidefinite)."""
+    from .structure import max_abs_sparse
 
-    b, N = ctx.blocks, ctx.N
+    be = ctx.backend
+    N = ctx.N
     min_entry, min_sym, psd_count, undecided, hows, min_how = math.inf, math.inf, 0, 0, set(), ""
     tol = 0.0
-    from .structure import top_block
-
-    t = sides.tel(ctx)  # B_i = Wtilde_{i+1} ... Wtilde_N from the weights, dense or CSR (telescoping)
+    t = be.tel(ctx)  # B_i = Wtilde_{i+1} ... Wtilde_N from the weights
     for j in range(N, 0, -1):
-        if j >= 2:  # Wtilde_j ... Wtilde_N = B_{j-1}
-            prod, prod_abs = t.B[j - 2], t.B_abs[j - 2]
-        else:
-            blk = top_block(ctx.layers, b, 0)
-            prod, prod_abs = blk @ t.B[0], abs(blk) @ t.B_abs[0]
-        min_entry = min(min_entry, min_entry_sparse(prod))
-        t_j = ctx.tol(max_abs_sparse(prod_abs))
+        prod, prod_abs = be.top_product(ctx, t, j)  # Wtilde_j ... Wtilde_N
+        min_entry = min(min_entry, be.min_entry(ctx, prod))
+        t_j = be.tol(ctx, lambda: max_abs_sparse(prod_abs))
         tol = max(tol, t_j)
-        lam, how, psd = min_eig_sym_part(prod, t_j)
+        lam, how, psd = be.psd(ctx, prod, t_j)
         hows.add(how)
-        if lam < min_sym:
+        if lam < min_sym or not min_how:
             min_sym, min_how = lam, how
         psd_count += psd is True
         undecided += psd is None
@@ -751,48 +768,69 @@ def e_linear(ctx, s, st) -> Check:
     """[1, Sec. 6, Thm 6.1] and [1, eq. (2)]: e_bar(y), e_check(y) are linear (not affine) and injective
     in y, and theta_b' != 0 (the switch flips).
 
-    Executed: the error at z through the real head and ``loss.grad`` for several labels, theta_b' of
-    the real step. Claimed: linearity, injectivity (smallest singular value), a nonzero theta_b'."""
+    One function on every backend (``ctx.backend``). Executed: the error at z through the real head and
+    the loss's executed gradient (float: ``loss.grad``; exact: the engine's exact loss gradient) for the
+    sample's label, a second label, their combination, 0 and the unit labels; theta_b' of the real
+    step. Claimed: linearity, injectivity (float: smallest singular value; exact: exact rank), a
+    nonzero theta_b'. On the exact backend the sample's label stays symbolic where the loss's gradient
+    is polynomial in it (MSE: linearity along the line through y for every y of the orthant) and is
+    its exact rational otherwise (a sign or clip of a combination of labels is not fixed on the orthant)."""
+    be = ctx.backend
     if ctx.con.loss.domain == "simplex":  # CE: linear on the simplex only (claims/loss_claims.py)
+        if be.exact:
+            return Check("-", "-", 0.0, 0.0, Verdict.SKIPPED,
+                         "CE is linear on the simplex only: the simplex check (vertices, mixtures, sum-zero "
+                         "directions) is the float run's; loss-recovers-label proves CE's gradient map exactly")
         from .loss_claims import simplex_e_linear
 
         return simplex_e_linear(ctx, s, st)
     con, b = ctx.con, ctx.blocks
     z = st.fwd_x.z
-    y1 = np.asarray(s.y, dtype=float)
-    y2 = np.linspace(-1.5, 2.0, b.dy) + 0.25
-    ca, cb = 0.75, -1.25
+    y1 = be.label(ctx, s.y)
+    y2 = be.asarray(np.linspace(-1.5, 2.0, b.dy) + 0.25)
+    ca, cb = be.scalar(0.75), be.scalar(-1.25)
 
     def E(y):
-        e = error_at_z(con, z, y)
+        e = be.executed_error(ctx, z, y)
         return np.concatenate([e[b.mid], [e[b.bottom]]])
 
-    lin = max_abs(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2))
-    aff = max_abs(E(np.zeros(b.dy)))
-    basis = np.column_stack([E(np.eye(b.dy)[d]) for d in range(b.dy)])[:-1]  # middle rows only
-    smin = float(np.linalg.svd(basis, compute_uv=False).min())
-    mag = max_abs(np.abs(con.Wg).T @ (np.abs(con.Wg) @ np.abs(z) + np.abs(ca * y1) + np.abs(cb * y2)))
-    tol = ctx.tol(max(mag, max_abs(y1), 1.0))
-    tb = abs(st.theta_b_post)
-    grp = getattr(st, "group", None)
-    if grp is not None and grp.layers is ctx.layers:
-        g_bottom = grp.cached("e-linear", lambda g: _abs_backward(ctx, g.errors, g.pre_x, st.r)[b.bottom])
-        g_bottom = float(g_bottom[st.group_index])
-    else:  # a lone step: the vector sweep
-        g_abs = np.abs(st.e)
-        for k in range(ctx.N):
-            g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
-        g_bottom = float(g_abs[b.bottom])
-    tb_tol = ctx.tol(abs(st.alpha) * g_bottom)
+    lin = be.size(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2))
+    aff = be.size(E(be.zeros(b.dy)))
+    eye = [be.zeros(b.dy) for _ in range(b.dy)]
+    for d in range(b.dy):
+        eye[d][d] = be.scalar(1.0)
+    basis = np.column_stack([E(eye[d]) for d in range(b.dy)])[:-1]  # middle rows only
+    smin = be.min_singular(ctx, basis)
+
+    def mag():
+        Wa = np.abs(con.Wg)
+        return max(max_abs(Wa.T @ (Wa @ np.abs(z) + np.abs(0.75 * y1) + np.abs(-1.25 * y2))), max_abs(y1), 1.0)
+
+    tol = be.tol(ctx, mag)
+
+    def tb_mag():
+        grp = getattr(st, "group", None)
+        if grp is not None and grp.layers is ctx.layers:
+            g_bottom = grp.cached("e-linear", lambda g: _abs_backward(ctx, g.errors, g.pre_x, st.r)[b.bottom])
+            g_bottom = float(g_bottom[st.group_index])
+        else:  # a lone step: the vector sweep
+            g_abs = np.abs(st.e)
+            for k in range(ctx.N):
+                g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(st.fwd_x.pre[k], st.r)))
+            g_bottom = float(g_abs[b.bottom])
+        return abs(st.alpha) * g_bottom
+
     res = max(lin, aff)
+    tb_zero = be.zero([st.theta_b_post]) == Verdict.PASS
     v = worst(Verdict.PASS if res <= tol else Verdict.FAIL, decide_nonzero(smin, tol),
-              decide_nonzero(tb, tb_tol))
+              be.nonzero(ctx, [st.theta_b_post], tb_mag))
     note = "" if v == Verdict.PASS else (
-        "theta_b' = 0: the switch does not flip" if tb == 0 else
+        "theta_b' = 0: the switch does not flip" if tb_zero else
         f"linearity residual {lin:.3g}, affine offset {aff:.3g}, smallest singular value {smin:.3g}, "
-        f"|theta_b'| = {tb:.3g}")
+        f"|theta_b'| = {be.size([st.theta_b_post]):.3g}")
     return Check({"linearity_residual": lin, "value_at_zero": aff, "min_singular_value": smin,
-                  "theta_b_post": st.theta_b_post}, "linear, injective, theta_b' != 0", res, tol, v, note)
+                  "theta_b_post": be.record([st.theta_b_post])[0]}, "linear, injective, theta_b' != 0", res, tol, v,
+                 note)
 
 
 def _abs_backward(ctx, E: np.ndarray, pre: np.ndarray, r: float) -> np.ndarray:

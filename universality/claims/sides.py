@@ -134,3 +134,26 @@ def label_for_every_cell(ctx) -> np.ndarray:
         y[0], y[1] = 0.6, 0.4
         return y
     return -np.sign(d.alpha) * np.linspace(0.6, 1.4, d.dy)
+
+
+def design_B(ctx, i: int):
+    """B_i = [[I, 0], [G_i^T, I]] with G_i = c_{i-2} from the spec's codes (B_1 = B_N = I): dense up
+    to the telescoping's DENSE_TOP_MAX, CSR above (as the recovered products)."""
+    from ..reference.telescoping import DENSE_TOP_MAX
+
+    b = ctx.blocks
+    dense = b.dt <= DENSE_TOP_MAX
+    G = code_spec_channel(ctx, i - 2, sparse=not dense) if 2 <= i <= ctx.N - 1 else None
+    if dense:
+        out = np.eye(b.dt)
+        if G is not None:
+            out[b.top_star, b.top_x] = G.T
+        return out
+    import scipy.sparse as sp
+
+    out = sp.identity(b.dt, format="csr")
+    if G is not None:
+        g = G.T.tocoo()
+        out = out + sp.csr_matrix((g.data, (g.row + b.top_star.start, g.col + b.top_x.start)),
+                                  shape=(b.dt, b.dt))
+    return out.tocsr()

@@ -37,8 +37,8 @@ DENSE_EIG_MAX = 1024  # dense eigen/singular values up to this size, ARPACK abov
 
 
 def max_abs_sparse(M) -> float:
-    if not issparse(M):
-        return float(np.abs(M).max(initial=0.0))
+    if not issparse(M):  # (a CSR product minus a dense array is an np.matrix: read as an array)
+        return float(np.abs(np.asarray(M)).max(initial=0.0))
     M = M.tocsr()
     return float(np.abs(M.data).max(initial=0.0))
 

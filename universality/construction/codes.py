@@ -36,6 +36,16 @@ def code_entry(layout: str, c: int, j: int, l: int, cells_x: int, cells_star: in
     raise ValueError(f"unknown layout {layout!r}")
 
 
+def compact_channel(c: int, cells_x: int, cells_star: int):
+    """Channel c of the numeric moment-curve table: t(j, l)^c for every cell, (cells_x, cells_star)."""
+    import numpy as np
+
+    j = np.arange(cells_x)[:, None]
+    l = np.arange(cells_star)[None, :]
+    t = (1 + j * cells_star + l) / (cells_x * cells_star)
+    return t ** np.full(t.shape, c, dtype=np.int64)
+
+
 def code_table(layout: str, cells_x: int, cells_star: int, m: int, field):
     """The full table as field numbers, indexed [c][j][l] (NumPy array for the numeric field)."""
     import numpy as np
@@ -45,8 +55,8 @@ def code_table(layout: str, cells_x: int, cells_star: int, m: int, field):
         j = np.arange(cells_x)[:, None]
         l = np.arange(cells_star)[None, :]
         if layout == "compact":
-            t = (1 + j * cells_star + l) / (cells_x * cells_star)
-            out[:] = t[None] ** np.arange(m)[:, None, None]  # the same power ufunc as per cell
+            for c in range(m):  # channel by channel: the very numbers construction.network.CodeTable reads
+                out[c] = compact_channel(c, cells_x, cells_star)
         elif layout in ("paper", "truncated"):
             ch = cell_channel(j, l, cells_x) + 0 * l  # (cells_x, cells_star)
             jj, ll = np.nonzero(ch < m)

@@ -25,7 +25,7 @@ import numpy as np
 from ..blocks import Blocks
 from ..config import Config
 from ..losses import get_loss
-from .codes import code_table
+from .codes import code_table, compact_channel
 from .features import phi as _phi, cell as _cell
 from .fields import NUMERIC
 
@@ -165,19 +165,21 @@ class Construction:
 
     def code_vector(self, j: int, l: int):
         """c(j, l) in R^m (numeric)."""
-        return np.asarray(self.codes)[:, j, l]
+        vector = getattr(self.codes, "vector", None)
+        return vector(j, l) if vector is not None else np.asarray(self.codes)[:, j, l]
 
     @cached_property
     def channel_gain(self):
         """gain[c, k] = (A_{c+2})_kk: how term c+2 of the sum weights middle coordinate k."""
-        return np.array([self.A[i - 1] for i in range(2, self.N)], dtype=float)
+        return np.array([self.A[i - 1] for i in range(2, self.N)], dtype=float)  # (small sizes)
 
 
 def _num_diag(values, field):
     return np.array(values, dtype=float) if field.name == "numeric" else list(values)
 
 
-def build(design: Design | Config, field=NUMERIC, engine: str | None = None) -> Construction:
+def build(design: Design | Config, field=NUMERIC, engine: str | None = None, *,
+          _stream_tables: bool | None = None) -> Construction:
     """Build the weights of ``design`` in ``field``.
 
     Parameters
@@ -191,6 +193,9 @@ def build(design: Design | Config, field=NUMERIC, engine: str | None = None) -> 
         matrix per layer, built directly, never through the dense stack: see
         :mod:`universality.engine.layers`). The entries are the same. Default: the Config's
         ``resolved_engine``, dense for a bare Design.
+    _stream_tables : bool, optional
+        Internal (tests): force the numeric code table channel by channel (True) or as one array
+        (False); default: by size (``STREAM_TABLES_ABOVE``).
 
     Returns
     -------
@@ -203,7 +208,7 @@ def build(design: Design | Config, field=NUMERIC, engine: str | None = None) -> 
         design = Design.from_config(design)
     engine = engine or "dense"
     if field.name == "numeric":
-        return _build_numeric(design, engine)
+        return _build_numeric(design, engine, _stream_tables)
     b = design.blocks
     f = field
     N, dm, dt = design.N, b.dm, b.dt
@@ -252,22 +257,108 @@ def build(design: Design | Config, field=NUMERIC, engine: str | None = None) -> 
                         codes=codes, A=A, A_built=A_built, G=G)
 
 
-def _build_numeric(design: Design, engine: str) -> Construction:
-    """The float64 builder, vectorised: the same entries as the exact one, rounded once."""
+class Table:
+    """A read-only sequence of the builder's per-layer (or per-channel) arrays, each computed from its
+    formula when read, never held all at once: the paper layout at J = L = 128 has N = 16,386 layers
+    with diagonals of dm = 32,768 entries (4.3 GB per table held as arrays). ``np.asarray(table)``
+    stacks them (small sizes: figures, the export's code table, the decoder of h_post)."""
+
+    def __init__(self, n: int, entry):
+        self._n, self._entry = int(n), entry
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._entry(k) for k in range(*i.indices(self._n))]
+        i = int(i)
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return self._entry(i % self._n)
+
+    def __iter__(self):
+        return (self._entry(k) for k in range(self._n))
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.stack([np.asarray(self._entry(k)) for k in range(self._n)]) if self._n else np.zeros((0,))
+        return out if dtype is None else out.astype(dtype)
+
+
+class CodeTable(Table):
+    """The numeric code table, channel by channel: ``codes[c]`` is the (cells_x, cells_star) table of
+    channel c (the entries :func:`code_table` gives, computed for that channel alone),
+    ``codes.vector(j, l)`` the code of one cell; ``np.asarray(codes)`` the (m, cells_x, cells_star) array."""
+
+    def __init__(self, layout: str, cells_x: int, cells_star: int, m: int):
+        self.layout, self.cells_x, self.cells_star, self.m = layout, cells_x, cells_star, m
+        super().__init__(m, self._channel)
+
+    def _channel(self, c: int) -> np.ndarray:
+        if self.layout == "compact":
+            return compact_channel(c, self.cells_x, self.cells_star)
+        if self.layout in ("paper", "truncated"):
+            out = np.zeros((self.cells_x, self.cells_star))
+            if c < self.cells_x * self.cells_star:
+                out[c % self.cells_x, c // self.cells_x] = 1.0  # channel j + J l
+            return out
+        raise ValueError(f"unknown layout {self.layout!r}")
+
+    def vector(self, j: int, l: int) -> np.ndarray:
+        """c(j, l) in R^m."""
+        if self.layout == "compact":  # one cell of every channel (small m; the same numbers as codes[c])
+            return np.array([compact_channel(c, self.cells_x, self.cells_star)[j, l] for c in range(self.m)])
+        out = np.zeros(self.m)
+        ch = j + self.cells_x * l
+        if ch < self.m:
+            out[ch] = 1.0
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = code_table(self.layout, self.cells_x, self.cells_star, self.m, NUMERIC)
+        return out if dtype is None else out.astype(dtype)
+
+
+# the numeric builder holds its code table as one array up to this many entries (32 MiB), and computes
+# it channel by channel above (CodeTable); the per-layer diagonals are always computed when read
+STREAM_TABLES_ABOVE = 1 << 22
+
+
+def _build_numeric(design: Design, engine: str, stream: bool | None = None) -> Construction:
+    """The float64 builder, vectorised: the same entries as the exact one, rounded once.
+
+    The per-layer tables (the chosen A_i, the A_i / r^i the weights realise, the code channels and
+    the B_i code matrices) are :class:`Table` sequences computed per entry when read, and the layers
+    are produced one at a time for the layer store, so nothing N x dm or m x cells is held."""
     b = design.blocks
     N, dm, dt, D = design.N, b.dm, b.dt, b.D
     r = design.relu_grad_at_zero
     scale = r if r != 0 else 1.0
-    codes = code_table(design.layout, b.cells_x, b.cells_star, b.m, NUMERIC)
+    if stream is None:
+        stream = b.m * b.cells_x * b.cells_star > STREAM_TABLES_ABOVE
+    # the code table: held as one array at small sizes (code_table), channel by channel above
+    codes = CodeTable(design.layout, b.cells_x, b.cells_star, b.m) if stream else code_table(
+        design.layout, b.cells_x, b.cells_star, b.m, NUMERIC)
     channel = np.arange(dm) // (b.s * b.dy)
-    A = [np.ones(dm)]
-    for i in range(2, N + 1):
-        A.append(np.full(dm, float(design.eps)) if i == N else design.eps + (channel == i - 2).astype(float))
-    A_built = [A[0]] + [A[i - 1] / scale**i for i in range(2, N + 1)]
-    P = [np.sqrt(a) for a in A_built]
-    Wbar = [P[i] / P[i - 1] if i < N else np.ones(dm) for i in range(1, N + 1)]
+    eps = float(design.eps)
+
+    def A_of(k: int) -> np.ndarray:  # A[k] = A_{k+1}
+        i = k + 1
+        if i == 1:
+            return np.ones(dm)
+        return np.full(dm, eps) if i == N else design.eps + (channel == i - 2).astype(float)
+
+    def A_built_of(k: int) -> np.ndarray:
+        return A_of(0) if k == 0 else A_of(k) / scale**(k + 1)
+
+    A = Table(N, A_of)
+    A_built = Table(N, A_built_of)
+
+    def Wbar_of(k: int) -> np.ndarray:  # Wbar_{k+1} = P_{k+2} / P_{k+1}, Wbar_N = I
+        return np.sqrt(A_built_of(k + 1)) / np.sqrt(A_built_of(k)) if k + 1 < N else np.ones(dm)
+
     zeroG = np.zeros((b.cells_x, b.cells_star))
-    G = [zeroG] + [codes[i - 2] for i in range(2, N)] + [zeroG]
+    G = Table(N, lambda k: codes[k - 1] if 1 <= k <= N - 2 else zeroG)
     diag = np.arange(D)
     if engine == "sparse":
         from ..engine.layers import SparseLayers
@@ -275,7 +366,7 @@ def _build_numeric(design: Design, engine: str) -> Construction:
         def triplets():
             for k in range(N):
                 i = k + 1
-                vals = np.concatenate([np.ones(dt), Wbar[k], [1.0]])
+                vals = np.concatenate([np.ones(dt), Wbar_of(k), [1.0]])
                 rows, cols = [diag], [diag]
                 data = [vals]
                 if i >= 2:
@@ -286,7 +377,8 @@ def _build_numeric(design: Design, engine: str) -> Construction:
                     data.append(Gd[rr, cc])
                 yield np.concatenate(rows), np.concatenate(cols), np.concatenate(data)
 
-        W = SparseLayers.from_triplets(triplets(), D)
+        per_layer = 2 if design.layout in ("paper", "truncated") else b.cells_x * b.cells_star
+        W = SparseLayers.from_triplets(triplets(), D, expected_nnz=N * (D + per_layer))
     elif engine == "dense":
         W = np.zeros((N, D, D))
         for k in range(N):
@@ -294,7 +386,7 @@ def _build_numeric(design: Design, engine: str) -> Construction:
             W[k, diag[:dt], diag[:dt]] = 1.0
             if i >= 2:
                 W[k, b.top_star, b.top_x] = (G[i - 2] - G[i - 1]).T
-            W[k, diag[dt:dt + dm], diag[dt:dt + dm]] = Wbar[k]
+            W[k, diag[dt:dt + dm], diag[dt:dt + dm]] = Wbar_of(k)
             W[k, b.bottom, b.bottom] = 1.0
     else:
         raise ValueError(f"unknown engine {engine!r} (dense or sparse)")

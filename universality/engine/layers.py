@@ -268,32 +268,282 @@ def _csr_apply(m, X, transpose: bool, data=None, out=None):
     return Y
 
 
+def _bits(a: np.ndarray) -> np.ndarray:
+    """float64 values as their bit patterns (so -0.0 != 0.0 and a NaN equals only itself)."""
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
+
+
+# SparseLayers holds one plain CSR matrix per layer while they take at most this many bytes (fastest:
+# one compiled product per call, |W|'s values cached), and the shared-row store above (J = L = 128's
+# 8.7 GB of CSR arrays; J = L = 64's 0.55 GB stays plain)
+SHARE_ROWS_ABOVE_BYTES = 1 << 30
+
+
+def csr_bytes(N: int, D: int, nnz: int) -> int:
+    """Bytes of N plain CSR layers of width D with ``nnz`` nonzeros in all (int32 indices): 8 + 4
+    per nonzero, 4 per row pointer, plus |W|'s cached values (8 per nonzero)."""
+    return 20 * int(nnz) + 4 * N * (D + 1)
+
+
+class _CSR:
+    """The three arrays of a canonical CSR matrix, without SciPy's per-object checks (a layer's stored
+    rows; :func:`_csr_apply` reads nothing else). ``csr()`` makes the SciPy matrix."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, shape
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1] - self.indptr[0])
+
+    def csr(self):
+        ip = self.indptr
+        a = int(ip[0])
+        out = _sp().csr_matrix((self.data[a:int(ip[-1])], self.indices[a:int(ip[-1])], ip - a), shape=self.shape)
+        out.has_canonical_format = True
+        return out
+
+
+def _rows_csr(m, rows: np.ndarray) -> _CSR:
+    """The rows ``rows`` (sorted) of the canonical CSR matrix m as a canonical CSR (len(rows), n)."""
+    ip = m.indptr
+    starts, ends = ip[rows], ip[rows + 1]
+    lens = (ends - starts).astype(np.int64)
+    sub_ip = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lens, out=sub_ip[1:])
+    total = int(sub_ip[-1])
+    # entry positions: starts[r] + 0 .. lens[r] - 1 for every row r, concatenated
+    pos = np.arange(total, dtype=np.int64) - np.repeat(sub_ip[:-1] - starts, lens)
+    return _CSR(m.data[pos], m.indices[pos].astype(np.int32, copy=False), sub_ip.astype(np.int32),
+                (rows.size, m.shape[1]))
+
+
+def _differing_rows(m, ref) -> np.ndarray:
+    """The rows of the canonical CSR matrix m that differ from the same rows of ``ref`` in their
+    pattern or in any value's bit pattern (so every entry of m outside these rows equals ref's)."""
+    la, lb = np.diff(m.indptr), np.diff(ref.indptr)
+    same_len = la == lb
+    # compare entry by entry where the rows have the same length: entry p of row j against ref's
+    lens = np.where(same_len, la, 0).astype(np.int64)
+    rows = np.repeat(np.arange(m.shape[0]), lens)
+    off = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+    pa = m.indptr[rows].astype(np.int64) + off
+    pb = ref.indptr[rows].astype(np.int64) + off
+    bad = (m.indices[pa] != ref.indices[pb]) | (_bits(m.data)[pa] != _bits(ref.data)[pb])
+    differ = ~same_len
+    if bad.any():
+        differ[rows[bad]] = True
+    return np.flatnonzero(differ).astype(np.int32)
+
+
+class _LayerList:
+    """``layers.mats``: layer k as a canonical CSR matrix (formed from the store on access: a copy, so
+    edit it and assign it back), ``layers.mats[k] = m`` to replace a layer (any entries)."""
+
+    def __init__(self, owner):
+        self._o = owner
+
+    def __len__(self):
+        return self._o.N
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._o.N))]
+        return self._o.layer_csr(int(k) % self._o.N)
+
+    def __setitem__(self, k, m):
+        self._o.set_layer(int(k) % self._o.N, m)
+
+    def __iter__(self):
+        return (self[k] for k in range(self._o.N))
+
+
 class SparseLayers(Layers):
-    """One general CSR matrix per layer (whatever entries the builder produced)."""
+    """One general sparse D x D matrix per layer (whatever entries the builder produced), stored
+    against a shared reference matrix.
+
+    Storage (nothing assumed about the entries): one canonical CSR *reference* matrix R (a layer of
+    the stack), and per layer k the sorted list of rows in which W_k differs from R (pattern or the
+    bit pattern of any value) with those rows of W_k as a small CSR matrix; a layer that differs from
+    R in more than half of its rows is stored whole. Every entry of every layer is stored exactly: a
+    corrupted entry anywhere makes its row a stored row and is executed like any other. A deep
+    network whose layers repeat most of their rows (the paper layout: the identity on the top and
+    bottom channels, the same Wbar entries away from the two channels a layer switches) costs its
+    reference plus a few rows per layer, instead of N full matrices (at J = L = 128: about 8.7 GB of
+    CSR arrays against a few MB).
+
+    Products: ``W_k X`` is R X with the stored rows replaced by the stored rows' products (the same
+    operations, in the same order, as W_k's own CSR product: the same values bit for bit); ``W_k^T X``
+    is R^T X' + S_k^T X[rows] with X' = X zeroed on the stored rows (the same terms, another order of
+    addition). |W_k| is never stored: |R|'s values once (D-ish numbers), a stored row's absolute values
+    on the fly.
+    """
 
     kind = "sparse"
 
-    def __init__(self, mats, D: int | None = None, *, _canonical: bool = False):
+    #: a layer differing from the reference in more than this fraction of its rows is stored whole
+    WHOLE_FRACTION = 0.5
+
+    def __init__(self, mats, D: int | None = None, *, _canonical: bool = False, reference: int | None = None,
+                 shared: bool | None = None):
         sp = _sp()
-        self.mats = []
+        canon = []
         for m in mats:
             if not _canonical:  # (from_triplets hands over canonical float64 CSR matrices it owns)
                 m = sp.csr_matrix(m, dtype=float)
                 m.sum_duplicates()  # canonical: sorted, no duplicate entries
-            self.mats.append(m)
-        self.N = len(self.mats)
-        self.D = int(D if D is not None else self.mats[0].shape[0])
-        self._abs: list | None = None
+            canon.append(m)
+        self.N = len(canon)
+        self.D = int(D if D is not None else canon[0].shape[0])
+        self._ref = None
+        self._store: list = []
+        self._mats = None  # plain mode: one canonical CSR matrix per layer
+        self._abs = None
+        if shared is None:
+            shared = csr_bytes(self.N, self.D, sum(m.nnz for m in canon)) > SHARE_ROWS_ABOVE_BYTES
+        if not shared:
+            self._mats = [_light(_as_int32(m)) for m in canon]
+            return
+        if canon:
+            self._set_reference(canon[self.N // 2 if reference is None else reference])
+        for m in canon:
+            self._store.append(self._encode(_as_int32(m)))
+
+    @property
+    def shared(self) -> bool:
+        """Whether the layers are held as the shared-row store (else one CSR matrix per layer)."""
+        return self._mats is None
+
+    # ---- storage ---------------------------------------------------------------------------------
+    def _set_reference(self, m):
+        sp = _sp()
+        a, b = int(m.indptr[0]), int(m.indptr[-1])
+        ref = sp.csr_matrix((np.array(m.data[a:b], dtype=float), np.array(m.indices[a:b], dtype=np.int32),
+                             np.array(m.indptr, dtype=np.int64) - a), shape=(self.D, self.D))
+        ref = _as_int32(ref)
+        ref.has_canonical_format = True
+        self._ref = ref
+        self._ref_abs = np.abs(ref.data)
+        self._ref_row_nnz = np.diff(ref.indptr)
+
+    def _encode(self, m):
+        """A layer's stored form: ("rows", rows, S) with S its rows that differ from the reference, or
+        ("whole", m)."""
+        rows = _differing_rows(m, self._ref)
+        if rows.size > self.WHOLE_FRACTION * self.D:
+            a, b = int(m.indptr[0]), int(m.indptr[-1])
+            return ("whole", _CSR(np.array(m.data[a:b], dtype=float), np.array(m.indices[a:b], dtype=np.int32),
+                                  (m.indptr - a).astype(np.int32), (self.D, self.D)))
+        return ("rows", rows, _rows_csr(m, rows))
+
+    def _encode_chunk(self, big, n: int):
+        """Encode n layers stacked as one tall canonical CSR (n D, D) at once (the builder's chunks)."""
+        D, ref = self.D, self._ref
+        ip = big.indptr
+        la = np.diff(ip)
+        lb = np.tile(self._ref_row_nnz, n)
+        same = la == lb
+        lens = np.where(same, la, 0).astype(np.int64)
+        rows_e = np.repeat(np.arange(n * D), lens)
+        off = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+        pa = ip[rows_e].astype(np.int64) + off
+        pb = ref.indptr[rows_e % D].astype(np.int64) + off
+        bad = (big.indices[pa] != ref.indices[pb]) | (_bits(big.data)[pa] != _bits(ref.data)[pb])
+        differ = ~same
+        differ[rows_e[bad]] = True
+        del rows_e, off, pa, pb, bad
+        drows = np.flatnonzero(differ)
+        cuts = np.searchsorted(drows, np.arange(n + 1) * D)
+        S_all = _rows_csr(big, drows)
+        for k in range(n):
+            c0, c1 = int(cuts[k]), int(cuts[k + 1])
+            if c1 - c0 > self.WHOLE_FRACTION * D:
+                a, b = int(ip[k * D]), int(ip[(k + 1) * D])
+                self._store.append(("whole", _CSR(np.array(big.data[a:b]), np.array(big.indices[a:b]),
+                                                  (ip[k * D:(k + 1) * D + 1] - a).astype(np.int32), (D, D))))
+            else:
+                self._store.append(("rows", (drows[c0:c1] - k * D).astype(np.int32),
+                                    _CSR(S_all.data, S_all.indices, S_all.indptr[c0:c1 + 1], (c1 - c0, D))))
+
+    def set_layer(self, k: int, m):
+        """Replace layer k by the matrix m (any entries; dense or sparse)."""
+        m = _sp().csr_matrix(m, dtype=float)
+        m.sum_duplicates()
+        if self._mats is not None:
+            self._mats[k] = _light(_as_int32(m))
+            self._abs = None
+            return
+        self._store[k] = self._encode(_as_int32(m))
+
+    def layer_csr(self, k: int, a: int = 0, b: int | None = None):
+        """Rows a..b-1 of layer k (default: all of it) as one canonical CSR matrix (formed from the
+        store: a fresh copy)."""
+        b = self.D if b is None else b
+        if self._mats is not None:
+            m = self._mats[k].csr()
+            return m.copy() if (a, b) == (0, self.D) else m[a:b]
+        s = self._store[k]
+        if s[0] == "whole":
+            return s[1].csr()[a:b] if (a, b) != (0, self.D) else s[1].csr().copy()
+        _, rows, S = s
+        lo, hi = np.searchsorted(rows, [a, b])
+        ref = self._ref if (a, b) == (0, self.D) else self._ref[a:b]
+        if lo == hi:
+            return ref.copy()
+        rows = rows[lo:hi] - a
+        S = _CSR(S.data, S.indices, S.indptr[lo:hi + 1], (hi - lo, self.D))
+        n = b - a
+        lens = np.diff(ref.indptr).astype(np.int64)
+        lens[rows] = np.diff(S.indptr)
+        ip = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lens, out=ip[1:])
+        keep = np.ones(n, dtype=bool)
+        keep[rows] = False
+        data = np.empty(int(ip[-1]))
+        idx = np.empty(int(ip[-1]), dtype=np.int32)
+        kr = _rows_csr(ref, np.flatnonzero(keep))
+        # scatter: the kept rows' entries, then the stored rows' entries, at their row's offsets
+        for part, where in ((kr, np.flatnonzero(keep)), (S, rows)):
+            plen = np.diff(part.indptr).astype(np.int64)
+            dst = np.repeat(ip[where], plen) + (np.arange(part.nnz) + int(part.indptr[0])
+                                                - np.repeat(part.indptr[:-1].astype(np.int64), plen))
+            p0, p1 = int(part.indptr[0]), int(part.indptr[-1])
+            data[dst], idx[dst] = part.data[p0:p1], part.indices[p0:p1]
+        out = _sp().csr_matrix((data, idx, ip.astype(np.int32) if ip[-1] < 2**31 else ip), shape=(n, self.D))
+        out.has_canonical_format = True
+        return out
+
+    @property
+    def mats(self) -> _LayerList:
+        return _LayerList(self)
+
+    def stored_rows(self, k: int) -> int:
+        """How many rows of layer k are stored apart from the reference (D when stored whole)."""
+        if self._mats is not None:
+            return self.D
+        s = self._store[k]
+        return self.D if s[0] == "whole" else int(s[1].size)
 
     @classmethod
-    def from_triplets(cls, triplets, D: int, chunk_entries: int = 1 << 21) -> "SparseLayers":
+    def from_triplets(cls, triplets, D: int, chunk_entries: int = 1 << 21, shared: bool | None = None,
+                      expected_nnz: int | None = None) -> "SparseLayers":
         """Layers from (rows, cols, values) per layer (duplicates summed, as a COO matrix would):
         the layers are stacked into one tall (n D) x D COO matrix per chunk of about
-        ``chunk_entries`` entries and converted once, then split by rows, so that a deep network
-        pays SciPy's conversion per chunk rather than per layer (at J = L = 16, 258 layers: about
-        25 ms of a 40 ms build). Nothing is assumed about the entries."""
+        ``chunk_entries`` entries and converted once, then split by rows and encoded against the
+        reference (the middle layer of the first chunk), so that a deep network pays SciPy's
+        conversion per chunk rather than per layer and never holds more than one chunk's full CSR
+        arrays. Nothing is assumed about the entries.
+
+        ``shared``: the shared-row store (True) or one plain CSR matrix per layer (False); default:
+        shared when ``expected_nnz`` (the builder's count) in plain CSR would exceed
+        :data:`SHARE_ROWS_ABOVE_BYTES`, plain without a count."""
         sp = _sp()
-        mats: list = []
+        out = cls([], D, shared=True)
+        if shared is None:
+            shared = expected_nnz is not None and csr_bytes(0, D, expected_nnz) > SHARE_ROWS_ABOVE_BYTES
+        plain: list | None = None if shared else []
         buf: list = []
 
         def flush():
@@ -306,11 +556,18 @@ class SparseLayers(Layers):
                                   np.concatenate([c for _, c, _ in buf]))), shape=(n * D, D))
             big.sum_duplicates()
             ip = big.indptr
-            for k in range(n):
-                a, b = int(ip[k * D]), int(ip[(k + 1) * D])
-                mats.append(sp.csr_matrix((big.data[a:b], big.indices[a:b], ip[k * D:(k + 1) * D + 1] - a),
-                                          shape=(D, D)))
-                mats[-1].has_canonical_format = True  # rows of a summed, sorted CSR matrix
+            idx32 = big.indices.astype(np.int32, copy=False)
+            if plain is not None:
+                ip32 = ip.astype(np.int32, copy=False)
+                for k in range(n):  # rows of a summed, sorted CSR matrix: canonical (views of the chunk)
+                    a, b = int(ip[k * D]), int(ip[(k + 1) * D])
+                    plain.append(_CSR(big.data[a:b], idx32[a:b], ip32[k * D:(k + 1) * D + 1] - a, (D, D)))
+                buf.clear()
+                return
+            if out._ref is None:
+                h = n // 2
+                out._set_reference(_CSR(big.data, idx32, ip[h * D:(h + 1) * D + 1], (D, D)))
+            out._encode_chunk(_CSR(big.data, idx32, ip, (n * D, D)), n)
             buf.clear()
 
         count = 0
@@ -321,49 +578,145 @@ class SparseLayers(Layers):
                 flush()
                 count = 0
         flush()
-        return cls(mats, D, _canonical=True)
+        if plain is not None:
+            out = cls([], D, shared=False)
+            out._mats, out.N = plain, len(plain)
+            return out
+        out.N = len(out._store)
+        return out
 
     @classmethod
     def from_dense(cls, W) -> "SparseLayers":
         W = np.asarray(W, dtype=float)
         return cls([_sp().csr_matrix(W[k]) for k in range(W.shape[0])], W.shape[1])
 
+    # ---- products --------------------------------------------------------------------------------
     def _absdata(self, k):
+        """|W_k|'s values (plain mode: cached, sharing W_k's index arrays)."""
         if self._abs is None:
-            # |W_k| shares the index arrays of W_k: only the values are stored again
-            self._abs = [np.abs(m.data) for m in self.mats]
-        return self._abs[k]
+            self._abs = [None] * self.N
+        a = self._abs[k]
+        if a is None:
+            a = self._abs[k] = np.abs(self._mats[k].data)
+        return a
+
+    def _product(self, k, X, transpose: bool, absolute: bool, out=None):
+        s = self._store[k]
+        if s[0] == "whole":
+            m = s[1]
+            return _csr_apply(m, X, transpose, np.abs(m.data) if absolute else None, out=out)
+        _, rows, S = s
+        ref = self._ref
+        rdata = self._ref_abs if absolute else None
+        sdata = np.abs(S.data) if absolute else None
+        if rows.size == 0:
+            return _csr_apply(ref, X, transpose, rdata, out=out)
+        if transpose:
+            Xm = np.array(X, dtype=np.float64, order="C")
+            Xr = np.ascontiguousarray(Xm[rows])
+            Xm[rows] = 0.0
+            Y = _csr_apply(ref, Xm, True, rdata, out=out)
+            return _csr_apply(S, Xr, True, sdata, out=Y)
+        if out is None:
+            Y = _csr_apply(ref, X, False, rdata)
+            Y[rows] = _csr_apply(S, X, False, sdata)
+            return Y
+        keep = np.ascontiguousarray(out[rows])  # the stored rows start from out's own values
+        _csr_apply(ref, X, False, rdata, out=out)
+        out[rows] = _csr_apply(S, X, False, sdata, out=keep)
+        return out
 
     def apply(self, k, X):
-        return _csr_apply(self.mats[k], X, False)
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, False)
+        return self._product(k, X, False, False)
 
     def apply_T(self, k, X):
-        return _csr_apply(self.mats[k], X, True)
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, True)
+        return self._product(k, X, True, False)
 
     def abs_apply(self, k, X):
-        return _csr_apply(self.mats[k], X, False, self._absdata(k))
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, False, self._absdata(k))
+        return self._product(k, X, False, True)
 
     def abs_apply_T(self, k, X):
-        return _csr_apply(self.mats[k], X, True, self._absdata(k))
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, True, self._absdata(k))
+        return self._product(k, X, True, True)
 
     def apply_add(self, k, X, out, absolute=False):
-        return _csr_apply(self.mats[k], X, False, self._absdata(k) if absolute else None, out=out)
+        if self._mats is not None:
+            return _csr_apply(self._mats[k], X, False, self._absdata(k) if absolute else None, out=out)
+        if not (out.flags.c_contiguous and out.dtype == np.float64):
+            out += self._product(k, X, False, absolute)
+            return out
+        return self._product(k, X, False, absolute, out=out)
 
     def row_nnz(self, k):
-        return np.diff(self.mats[k].indptr)
+        if self._mats is not None:
+            return np.diff(self._mats[k].indptr)
+        s = self._store[k]
+        if s[0] == "whole":
+            return np.diff(s[1].indptr)
+        _, rows, S = s
+        if rows.size == 0:
+            return self._ref_row_nnz
+        out = self._ref_row_nnz.copy()
+        out[rows] = np.diff(S.indptr)
+        return out
 
     def block(self, k, rows, cols):
-        return self.mats[k][rows, cols]
+        if self._mats is not None:
+            return self._mats[k].csr()[rows, cols]
+        if isinstance(rows, slice):
+            a, b, step = rows.indices(self.D)
+            if step == 1:
+                return self.layer_csr(k, a, max(a, b))[:, cols]
+        return self.layer_csr(k)[rows, cols]
 
     def dense(self, k):
-        return self.mats[k].toarray()
+        return self.layer_csr(k).toarray()
 
     @property
     def nbytes(self) -> int:
-        return int(sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in self.mats))
+        if self._mats is not None:
+            return int(sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in self._mats)
+                       + sum(a.nbytes for a in (self._abs or []) if a is not None))
+        ref = self._ref
+        total = 0 if ref is None else ref.data.nbytes * 2 + ref.indices.nbytes + ref.indptr.nbytes * 2
+        for s in self._store:  # (a chunk's stored rows share one array: count each layer's part)
+            m = s[1] if s[0] == "whole" else s[2]
+            total += 12 * m.nnz + 4 * len(m.indptr) + (0 if s[0] == "whole" else s[1].nbytes)
+        return int(total)
 
     def nnz(self) -> int:
-        return int(sum(m.nnz for m in self.mats))
+        if self._mats is not None:
+            return int(sum(m.nnz for m in self._mats))
+        total = 0
+        for s in self._store:
+            if s[0] == "whole":
+                total += s[1].nnz
+            else:
+                total += self._ref.nnz - int(self._ref_row_nnz[s[1]].sum()) + s[2].nnz
+        return int(total)
+
+
+def _light(m) -> "_CSR":
+    """A canonical int32 SciPy CSR matrix as a :class:`_CSR` (its own arrays, indptr from 0)."""
+    return _CSR(m.data, m.indices, m.indptr, m.shape)
+
+
+def _as_int32(m):
+    """m with int32 index arrays (the compiled kernels' type) when its entries allow."""
+    if m.indices.dtype == np.int32 and m.indptr.dtype == np.int32:
+        return m
+    if m.nnz >= 2**31:  # pragma: no cover - beyond any layer here
+        return m
+    out = _sp().csr_matrix((m.data, m.indices.astype(np.int32), m.indptr.astype(np.int32)), shape=m.shape)
+    out.has_canonical_format = True
+    return out
 
 
 class UpdatedLayers(Layers):

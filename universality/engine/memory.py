@@ -40,8 +40,9 @@ def estimate_bytes(cfg, engine: str) -> int:
     nnz = sparse_nnz(cfg)
     dm = cfg.m * cfg.signs * cfg.dy
     cells = cfg.cells_x * cfg.cells_star
-    weights = 20 * nnz + 8 * (N + 1)
-    chosen = 8 * (3 * N * dm + 3 * N * cells)  # A, A / r^i, G, and the claims' stacked copies
+    parts = non_pass_bytes(cfg)
+    weights = parts["weights"]
+    chosen = sum(v for k, v in parts.items() if k != "weights")  # tables, telescoping, decoder, coverage
     # per step: the factors and the K passes at x (4K N x D arrays), and about 36 more N x D arrays alive
     # at the peak: the passes after the step, the claims' formula sides and magnitude bounds, and a
     # finding's second construction with its own step. Calibrated on the paper layout (measured peak
@@ -56,7 +57,71 @@ def estimate_bytes(cfg, engine: str) -> int:
     return int(weights + chosen + per_step_bytes(cfg))
 
 
-# lone steps alive at once next to the samples' group (a K-shot task's step, findings comparing steps)
+# ---- the terms that are not passes (tables helper, issue 10) -----------------------------------------
+# Every formula below is what the code allocates (see the docstrings of the named structures);
+# calibrated on the paper layout with the shared-row store and the streamed products forced on at
+# J = L = 16, 32, 48 (tests/test_streamed.py checks the model against a measured run).
+STORED_ROW_BYTES = 24  # a stored row of the shared-row store: ~1.5 entries (12 B each) + its row number
+CHAIN_DIFF_BYTES = 400  # one stored difference of a telescoping Chain: a few entries, two arrays and a tuple
+TOP_BLOCK_OVERHEAD = 500  # a streamed top block's Python objects (three arrays)
+STORED_LAYER_OVERHEAD = 600  # a layer's Python objects in the shared-row store (tuple, row list, 3 array views)
+
+
+def weights_bytes(cfg) -> int:
+    """The sparse layer store (engine/layers.py): plain CSR per layer (values, int32 indices, row
+    pointers, |W|'s cached values) while that is at most SHARE_ROWS_ABOVE_BYTES; above, the shared-row
+    store: the reference matrix (and |R|), one layer stored whole (the first, whose Wbar differs
+    everywhere), and per layer the rows that differ from the reference: the code rows and the rows of
+    the two channels the layer switches (4 s dy + 2 in the builder's layouts)."""
+    from .layers import SHARE_ROWS_ABOVE_BYTES, csr_bytes
+
+    N, D = cfg.N, cfg.D
+    plain = csr_bytes(N, D, sparse_nnz(cfg))
+    if plain <= SHARE_ROWS_ABOVE_BYTES:
+        return plain
+    rows = 4 * cfg.signs * cfg.dy + 2
+    per_layer_codes = 2 if cfg.resolved_layout in ("paper", "truncated") else cfg.cells_x * cfg.cells_star
+    return 3 * 20 * (D + 1) + N * (STORED_ROW_BYTES * rows + 12 * per_layer_codes + STORED_LAYER_OVERHEAD)
+
+
+def non_pass_bytes(cfg) -> dict:
+    """What a sparse run holds besides its passes (bytes per named term): the weights, the builder's
+    code table (held as one array only up to STREAM_TABLES_ABOVE entries; the per-layer diagonals are
+    computed when read; the build's chunk, one tall CSR of about 2 M entries, is freed before the
+    steps and stays below their peak), the reference
+    telescoping products (lists while small, difference chains and a sparse kernel table above
+    STREAM_ABOVE_BYTES), v-decodes' cell gains (cells x m, and the decoder's unit rows) and the
+    codes-injective search (within its budget, else SKIPPED)."""
+    from ..claims.coverage import CODES_INJECTIVE_MAX_BYTES, codes_injective_bytes
+    from ..construction.network import STREAM_TABLES_ABOVE
+    from ..reference.telescoping import STREAM_ABOVE_BYTES, Chain
+
+    N, D = cfg.N, cfg.D
+    dm = cfg.m * cfg.signs * cfg.dy
+    dt = cfg.cells_x + cfg.cells_star
+    cells = cfg.cells_x * cfg.cells_star
+    out = {"weights": weights_bytes(cfg)}
+    out["builder_tables"] = 8 * cfg.m * cells if cfg.m * cells <= STREAM_TABLES_ABOVE else 8 * cells
+    if 16 * N * (dm + dt * dt) > STREAM_ABOVE_BYTES:
+        checkpoints = -(-N // Chain.CHECKPOINT)
+        # six chains (A, |A|, B, |B|, K, |K|): a whole product every CHECKPOINT, and per product its
+        # differences (a few entries: CHAIN_DIFF_BYTES with the arrays' objects); the top blocks' CSR
+        # arrays for the kernels' recursion
+        out["telescoping"] = (2 * 8 * (dm + dt * dt + cells) * (checkpoints + 1) + 6 * N * CHAIN_DIFF_BYTES
+                              + N * (16 * dt + 16 + TOP_BLOCK_OVERHEAD))
+    else:
+        out["telescoping"] = 16 * N * (dm + dt * dt) + 16 * N * cells
+    from ..decode import UNIT_ROWS_HELD_MAX
+
+    gains = 8 * cells * cfg.m  # v-decodes' cell gains (cells x m), and the decoder's unit rows while small
+    out["decoder_gains"] = 2 * gains if gains <= UNIT_ROWS_HELD_MAX else gains + 8 * 4096 * cfg.m
+    terms = N if cfg.resolved_layout in ("paper", "truncated") else cfg.m
+    ci = codes_injective_bytes(cells, dm, terms)
+    out["codes_injective"] = ci if ci <= CODES_INJECTIVE_MAX_BYTES else 0
+    return out
+
+
+# lone steps alive at once next to the samples' group (a K-shot task's step, a finding comparing two steps)
 LONE_STEPS_ALIVE = 3
 # N x D arrays' worth of memory alive besides the group's and the lone steps' while the passes are
 # stored: the claims' magnitude passes computed whole (Context.abs_pass), their sweeps' transients, and

@@ -63,15 +63,178 @@ def _csr(M):
     return sp.csr_matrix(np.asarray(M, dtype=float))
 
 
+class Chain:
+    """A sequence of same-kind arrays produced one after another (the telescoping products), stored
+    as differences: each element either whole or as the entries (flat positions and values, compared
+    bit for bit) where it differs from the element produced before it, with a whole element every
+    :attr:`CHECKPOINT` elements. Reading element i replays at most CHECKPOINT - 1 differences from
+    the checkpoint before it (one, when the elements are read in production order). Nothing is
+    assumed about the arrays: an element that differs from its predecessor in more than a quarter of
+    its entries, or has another shape or kind (a SciPy sparse product, a product turned dense at a
+    corrupted off-diagonal entry), is stored whole. The paper layout's products change in a few
+    entries per layer, so at J = L = 128 (16,386 products of 32,768 or 256 x 256 entries: 4.3 and
+    8.6 GB held as arrays) the chain holds about 1/CHECKPOINT of that.
+
+    ``chain[i]`` is element i (index order, whatever the production order was): a fresh array.
+    """
+
+    CHECKPOINT = 128
+
+    def __init__(self, n: int, reverse: bool = False, sparse_out: bool = False):
+        self._n, self._reverse, self._sparse_out = int(n), reverse, sparse_out
+        self._items: list = []  # production order: ("whole", arr) | ("diff", positions, values)
+        self._last = None  # (production position, array) of the last element read or produced
+        self._prev = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _pos(self, i: int) -> int:
+        i = int(i)
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        i %= self._n
+        return self._n - 1 - i if self._reverse else i
+
+    def append(self, arr) -> None:
+        """The next element in production order."""
+        prev = self._prev
+        p = len(self._items)
+        whole = (p % self.CHECKPOINT == 0 or prev is None or _issparse(arr) or _issparse(prev)
+                 or np.shape(arr) != np.shape(prev))
+        if not whole:
+            a = np.ascontiguousarray(arr, dtype=float).reshape(-1)
+            changed = np.flatnonzero(a.view(np.int64) != np.ascontiguousarray(prev).reshape(-1).view(np.int64))
+            if changed.size <= a.size // 4:
+                self._items.append(("diff", changed, a[changed].copy()))
+            else:
+                whole = True
+        if whole:
+            self._items.append(("whole", arr.copy() if hasattr(arr, "copy") else arr))
+        self._prev = arr
+
+    def finish(self) -> "Chain":
+        self._prev = None
+        return self
+
+    def _at(self, p: int):
+        item = self._items[p]
+        if item[0] == "whole":
+            cur = item[1]
+            return cur.copy()
+        last = self._last
+        if last is not None and last[0] < p and all(self._items[q][0] == "diff" for q in range(last[0] + 1, p + 1)):
+            q0, cur = last[0], last[1].copy()
+        else:
+            q0 = p
+            while self._items[q0][0] == "diff":
+                q0 -= 1
+            cur = self._items[q0][1].copy()
+        flat = cur.reshape(-1)
+        for q in range(q0 + 1, p + 1):
+            _, pos, vals = self._items[q]
+            flat[pos] = vals
+        return cur
+
+    def __getitem__(self, i):
+        if isinstance(i, tuple):
+            if i[0] == slice(None) and all(isinstance(j, (int, np.integer)) for j in i[1:]):
+                return self.column(i[1:])
+            return np.asarray(self)[i]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        p = self._pos(i)
+        out = self._at(p)
+        if not _issparse(out):
+            self._last = (p, out)
+            out = out.copy()
+            if self._sparse_out:
+                import scipy.sparse as sp
+
+                return sp.csr_matrix(out)
+        return out
+
+    def column(self, index) -> np.ndarray:
+        """(element_1[index], ..., element_n[index]) for one entry ``index`` of the elements (all dense
+        arrays of one shape), read from the stored differences without forming the elements."""
+        n = self._n
+        out = np.empty(n)
+        val = None
+        flat_pos = None
+        for p, item in enumerate(self._items):
+            if item[0] == "whole":
+                a = np.asarray(item[1])
+                flat_pos = int(np.ravel_multi_index(tuple(int(j) for j in index), a.shape))
+                val = float(a.reshape(-1)[flat_pos])
+            else:
+                pos, vals = item[1], item[2]
+                k = int(np.searchsorted(pos, flat_pos))
+                if k < pos.size and pos[k] == flat_pos:
+                    val = float(vals[k])
+            out[n - 1 - p if self._reverse else p] = val
+        return out
+
+    @property
+    def shape(self) -> tuple:
+        first = self._items[0][1]
+        return (self._n,) + tuple(first.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.stack([np.asarray(self._at(self._pos(i)) if not _issparse(self._at(self._pos(i)))
+                                   else self._at(self._pos(i)).toarray()) for i in range(self._n)])
+        return out if dtype is None else out.astype(dtype)
+
+    def __iter__(self):
+        return (self[k] for k in range(self._n))
+
+    @property
+    def nbytes(self) -> int:
+        total = 0
+        for item in self._items:
+            if item[0] == "whole":
+                a = item[1]
+                total += a.nbytes if hasattr(a, "nbytes") else a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+            else:
+                total += item[1].nbytes + item[2].nbytes
+        return int(total)
+
+
+class _TopBlock:
+    """One layer's top block W~_i as its CSR arrays (no SciPy object kept: N of them at J = L = 128),
+    applied to a few columns with SciPy's CSR kernel, |W~_i| from the same arrays."""
+
+    __slots__ = ("data", "indices", "indptr", "n")
+
+    def __init__(self, m):
+        m = m.tocsr()
+        self.data, self.n = np.asarray(m.data, dtype=float), m.shape[0]
+        self.indices, self.indptr = m.indices.astype(np.int32), m.indptr.astype(np.int32)
+
+    def apply(self, X: np.ndarray, absolute: bool = False) -> np.ndarray:
+        import scipy.sparse as sp
+
+        data = np.abs(self.data) if absolute else self.data
+        X = np.ascontiguousarray(X, dtype=float)
+        try:
+            from scipy.sparse import _sparsetools as st
+
+            Y = np.zeros((self.n, X.shape[1]))
+            st.csr_matvecs(self.n, self.n, X.shape[1], self.indptr, self.indices, data, X.ravel(), Y.ravel())
+            return Y
+        except (ImportError, AttributeError, TypeError):  # pragma: no cover - another SciPy
+            return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n)) @ X
+
+
 @dataclass
 class Telescoped:
-    A: list  # A[i-1]: diag vector (1-D) or dense matrix (2-D) of A_i, i = 1..N
+    A: list  # A[i-1]: diag vector (1-D) or dense matrix (2-D) of A_i, i = 1..N (a list or a Chain)
     A_abs: list  # the same products on |Wbar| (rounding magnitude), same shapes
     B: list  # B[i-1]: (dt, dt) product Wtilde_{i+1} ... Wtilde_N (dense, or CSR above DENSE_TOP_MAX)
     B_abs: list
     wcheck: np.ndarray  # (N,) the bottom entries wcheck_i
-    K: np.ndarray  # (N, cells_x, cells_star): k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b})
+    K: np.ndarray  # (N, cells_x, cells_star): k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}) (or a Chain)
     K_abs: np.ndarray  # the same on |B_i|
+    top_blocks: list | None = None  # streamed: Wtilde_i's CSR arrays, i = 1..N (the kernels' recursion)
 
     @property
     def N(self) -> int:
@@ -99,6 +262,8 @@ class Telescoped:
 
     def kernels(self, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(k_i = (B_i p) . (B_i q) for i = 1..N, the same on |B_i| with |p|, |q|)."""
+        if self.top_blocks is not None:  # streamed: B_i p = Wtilde_{i+1} (B_{i+1} p), i = N .. 1
+            return self._kernels_streamed(p, q)
         if not self.B_sparse:
             B, Ba = self.B_stack, self.B_abs_stack
             return (np.einsum("ni,ni->n", B @ p, B @ q),
@@ -114,6 +279,21 @@ class Telescoped:
         pa, qa = np.abs(p), np.abs(q)
         k = np.array([float(apply(B, p) @ apply(B, q)) for B in self._B_csc])
         ka = np.array([float(apply(Ba, pa) @ apply(Ba, qa)) for Ba in self._B_abs_csc])
+        return k, ka
+
+    def _kernels_streamed(self, p, q):
+        """k_i = (B_i p) . (B_i q) by the telescoping recursion on vectors (B_N = I, B_i p =
+        Wtilde_{i+1} (B_{i+1} p)): the top blocks' every stored entry multiplied in, O(nnz) per layer,
+        no product B_i formed; the magnitudes on |Wtilde| and |p|, |q| the same way."""
+        N = len(self.top_blocks)
+        P = np.column_stack([p, q, np.abs(p), np.abs(q)]).astype(float)
+        k, ka = np.empty(N), np.empty(N)
+        for i in range(N, 0, -1):
+            k[i - 1] = float(P[:, 0] @ P[:, 1])
+            ka[i - 1] = float(P[:, 2] @ P[:, 3])
+            if i > 1:
+                Wt = self.top_blocks[i - 1]
+                P = np.column_stack([Wt.apply(P[:, :2]), Wt.apply(P[:, 2:], absolute=True)])
         return k, ka
 
     @property
@@ -133,7 +313,9 @@ class Telescoped:
     def A_diag_stack(self):
         """(N, dm) diagonals of every A_i (and of their magnitudes) when all are diagonal, else None."""
         if getattr(self, "_A_diag", None) is None:
-            if all(a.ndim == 1 for a in self.A):
+            if isinstance(self.A, Chain):  # streamed: never stacked (N x dm, twice); readers loop over i
+                self._A_diag = (None, None)
+            elif all(a.ndim == 1 for a in self.A):
                 self._A_diag = (np.stack(self.A), np.stack(self.A_abs))
             else:
                 self._A_diag = (None, None)
@@ -151,15 +333,30 @@ def _block_reader(W, blocks):
     return int(W.N), W.block
 
 
-def telescope(W, blocks) -> Telescoped:
+# the products and kernels are streamed (held as Chains) when the stored lists would
+# exceed this many bytes (the paper layout from J = L = 32 on: N x dm and N x dt x dt floats, twice)
+STREAM_ABOVE_BYTES = 64 << 20
+
+
+def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     """Recover A_i, B_i, wcheck_i and k_i from the weights (W[k] = paper layer k+1): an (N, D, D)
-    array or a layer store with ``N`` and ``block(k, rows, cols)``."""
+    array or a layer store with ``N`` and ``block(k, rows, cols)``.
+
+    ``stream`` (default: by size, :data:`STREAM_ABOVE_BYTES`) keeps the products and the kernels as
+    :class:`Chain` sequences instead of lists and stacked arrays: the same products, computed in the
+    same order, held as differences (|B_i| fills its code block as i decreases, so at J = L = 128 the
+    magnitudes alone would be N x 16,384 numbers per table held whole)."""
     b = blocks
     N, block = _block_reader(W, b)
+    if stream is None:
+        stream = 16 * N * (b.dm + b.dt * b.dt) > STREAM_ABOVE_BYTES
     mid, top = b.mid, b.top
     bottom = slice(b.bottom, b.bottom + 1)
     # output side: M_{i-1} = Wbar_1 ... Wbar_{i-1}; A_i = M M^T
-    A, A_abs = [], []
+    if stream:
+        A, A_abs = Chain(N), Chain(N)
+    else:
+        A, A_abs = [], []
     M = np.ones(b.dm)
     Ma = np.ones(b.dm)
     for i in range(1, N + 1):
@@ -179,34 +376,66 @@ def telescope(W, blocks) -> Telescoped:
             Wb = _dense(Wb)
             M = (np.diag(M) if M.ndim == 1 else M) @ Wb
             Ma = (np.diag(Ma) if Ma.ndim == 1 else Ma) @ np.abs(Wb)
+    if stream:
+        A.finish()
+        A_abs.finish()
     # input side: B_i = Wtilde_{i+1} ... Wtilde_N
-    B = [None] * N
-    B_abs = [None] * N
     wide = b.dt > DENSE_TOP_MAX
     xs, ss = b.top_x, b.top_star
+    tops = None
+    if stream:
+        # dense products held as differences (read back as CSR: the structure certificates apply), the
+        # kernels as chains of (cells_x, cells_star) arrays (read k_i(a, b) over i as a column), the
+        # top blocks as CSR arrays for the kernels' recursion; wide tops keep the CSR products whole
+        B = Chain(N, reverse=True, sparse_out=not wide)
+        B_abs = Chain(N, reverse=True, sparse_out=not wide)
+        K, K_abs = Chain(N, reverse=True), Chain(N, reverse=True)
+        tops = [None] * N
+    else:
+        B, B_abs = [None] * N, [None] * N
     if wide:
         import scipy.sparse as sp
 
         P = sp.identity(b.dt, format="csr")
         Pa = P.copy()
         for i in range(N, 0, -1):
-            B[i - 1], B_abs[i - 1] = P, Pa
             Wt = _csr(block(i - 1, top, top))
+            if stream:
+                B.append(P)
+                B_abs.append(Pa)
+                tops[i - 1] = _TopBlock(Wt)
+                K.append(np.asarray((P[:, xs].T @ P[:, ss]).toarray()))
+                K_abs.append(np.asarray((Pa[:, xs].T @ Pa[:, ss]).toarray()))
+            else:
+                B[i - 1], B_abs[i - 1] = P, Pa
             P, Pa = (Wt @ P).tocsr(), (abs(Wt) @ Pa).tocsr()
-        # k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}): sparse products, one (cells_x, cells_star) array each
-        K = np.stack([np.asarray((Bi[:, xs].T @ Bi[:, ss]).toarray()) for Bi in B])
-        K_abs = np.stack([np.asarray((Ba[:, xs].T @ Ba[:, ss]).toarray()) for Ba in B_abs])
+        if not stream:
+            # k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}): sparse products, one (cells_x, cells_star) array each
+            K = np.stack([np.asarray((Bi[:, xs].T @ Bi[:, ss]).toarray()) for Bi in B])
+            K_abs = np.stack([np.asarray((Ba[:, xs].T @ Ba[:, ss]).toarray()) for Ba in B_abs])
     else:
         P = np.eye(b.dt)
         Pa = np.eye(b.dt)
         for i in range(N, 0, -1):
-            B[i - 1], B_abs[i - 1] = P, Pa
-            Wt = _dense(block(i - 1, top, top))
+            Wt = block(i - 1, top, top)
+            if stream:
+                B.append(P)
+                B_abs.append(Pa)
+                tops[i - 1] = _TopBlock(_csr(Wt))
+                K.append(P[:, xs].T @ P[:, ss])
+                K_abs.append(Pa[:, xs].T @ Pa[:, ss])
+            else:
+                B[i - 1], B_abs[i - 1] = P, Pa
+            Wt = _dense(Wt)
             P, Pa = Wt @ P, np.abs(Wt) @ Pa
-        K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
-        K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
+        if not stream:
+            K = np.stack([Bi[:, xs].T @ Bi[:, ss] for Bi in B])
+            K_abs = np.stack([Ba[:, xs].T @ Ba[:, ss] for Ba in B_abs])
+    if stream:
+        for ch in (B, B_abs, K, K_abs):
+            ch.finish()
     wcheck = np.array([float(_dense(block(k, bottom, bottom)).reshape(-1)[0]) for k in range(N)])
-    return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs)
+    return Telescoped(A, A_abs, B, B_abs, wcheck, K, K_abs, tops if stream else None)
 
 
 def telescoped(con) -> Telescoped:

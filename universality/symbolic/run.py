@@ -230,6 +230,9 @@ def run_symbolic(cfg, samples, *, budget_s: float | None = DEFAULT_BUDGET_S, alp
             F = exact_ring_for(con, names, ("rho",) if rho is not None else ())
             ec = ExactConstruction(con, F)
             ctx0 = ExactContext(con, None, r, {}, extra=extra, ec=ec)
+            if rho is not None:  # the construction-level claims decide signs with rho > 0 alone
+                F.set_orthant({"rho": 1}, {"rho": rho})
+                ctx0.point = {rho: math.sqrt(cfg.relu_grad_at_zero)}
             for spec in specs:
                 if spec.scope == "construction":
                     per[spec.id].append(({"construction": True}, spec.func(ctx0)))
