@@ -188,12 +188,19 @@ def best_cell(Wc: np.ndarray, U: np.ndarray) -> tuple[int, float, np.ndarray]:
     keep = (approx <= float(approx.min(initial=np.inf)) + 2 * err) | (norms == 0)
     cand = np.flatnonzero(keep)
     safe = np.where(norms[cand] > 0, norms[cand], 1.0)
-    res, codes = _stable_rows(unit[cand], safe, U, P[cand])
+    res = np.empty(cand.size)
+    codes = np.empty((cand.size, dy))
+    for s0 in range(0, cand.size, _CAND_CHUNK):  # (nearly parallel gains keep most cells: a chunk at a time)
+        c = cand[s0:s0 + _CAND_CHUNK]
+        res[s0:s0 + _CAND_CHUNK], codes[s0:s0 + _CAND_CHUNK] = _stable_rows(unit[c], safe[s0:s0 + _CAND_CHUNK], U, P[c])
     zero = norms[cand] == 0
     res[zero] = np.sqrt(u2)
     codes[zero] = 0.0
     k = int(np.argmin(res))
     return int(cand[k]), float(res[k]), codes[k]
+
+
+_CAND_CHUNK = 4096  # candidate cells whose stable residual or sine is computed at once
 
 
 def decode_gains(Wc: np.ndarray, blocks, loss, zbar: np.ndarray, alpha: float) -> Decoded:
@@ -229,7 +236,11 @@ def separation_margin(Wc: np.ndarray, index: int) -> float:
     err = 2.0 * (3 * (2 * m + 4) + 2) * _U
     cand = np.flatnonzero(approx <= float(approx.min()) + 2 * err)
     cand = cand[cand != index]
-    others = unit[cand]
-    q = others @ unit[index]
-    rej = others - q[:, None] * unit[index][None, :]
-    return float(np.min(np.linalg.norm(rej, axis=1)))
+    ui = unit[index]
+    best = np.inf
+    for s0 in range(0, cand.size, _CAND_CHUNK):
+        others = unit[cand[s0:s0 + _CAND_CHUNK]]
+        q = others @ ui
+        rej = others - q[:, None] * ui[None, :]
+        best = min(best, float(np.min(np.linalg.norm(rej, axis=1))))
+    return best
