@@ -4,10 +4,9 @@
   weights a report pictures, or a mutant's copy): three stacks. Gradients are kept as factors on both
   engines, so the first version's six stacks (with the gradients and |W'|) are no longer alive; the
   per-step arrays are those of the sparse model.
-* sparse: the CSR weights (8-byte value + 4-byte column index per nonzero, plus the row pointers) and
-  the values of |W| (8 bytes per nonzero); the chosen A_i, A_i / r^i (N x dm each) and code matrices
-  G_i (N x cells); per step the gradient factors and passes at x (4K arrays of N x D) and about 36
-  more N x D arrays at the peak (see :func:`estimate_bytes`); above engine/batch.py's checkpointing
+* sparse: the layer store and the other terms that are not passes (:func:`weights_bytes`,
+  :func:`non_pass_bytes`: builder tables, telescoping products, decoder gains, the codes-injective
+  search), and per step what the passes allocate (:func:`per_step_bytes`); above engine/batch.py's checkpointing
   threshold (one sample's five N x D pass arrays over 4 GiB: J = L = 128) the passes are checkpointed
   and the per-step term is what the checkpointed sweeps allocate, O(sqrt(N) D) per sample.
 """
@@ -32,28 +31,17 @@ def estimate_bytes(cfg, engine: str) -> int:
     """Bytes a run of ``cfg`` keeps alive at its peak on ``engine`` ("dense" or "sparse")."""
     N, D = cfg.N, cfg.D
     K = max(cfg.K, 1)
-    per_step = 8 * N * D * (4 * K + 36)  # see the sparse model below
+    per_step = 8 * N * D * (4 * K + 36)  # dense: the stored passes (4K passes and factors, ~36 more N x D)
     if engine == "dense":
         return DENSE_STACKS_ALIVE * N * D * D * 8 + per_step
     if engine != "sparse":
         raise ValueError(f"unknown engine {engine!r}")
-    nnz = sparse_nnz(cfg)
-    dm = cfg.m * cfg.signs * cfg.dy
-    cells = cfg.cells_x * cfg.cells_star
+    # the weights and the other terms that are not passes (:func:`non_pass_bytes`), and the passes in
+    # the mode engine/batch.py chooses (:func:`per_step_bytes`); the calibration against measured peaks
+    # is in docs/benchmarks.md
     parts = non_pass_bytes(cfg)
     weights = parts["weights"]
     chosen = sum(v for k, v in parts.items() if k != "weights")  # tables, telescoping, decoder, coverage
-    # per step: the factors and the K passes at x (4K N x D arrays), and about 36 more N x D arrays alive
-    # at the peak: the passes after the step, the claims' formula sides and magnitude bounds, and a
-    # finding's second construction with its own step. Calibrated on the paper layout (measured peak
-    # RSS: 0.99 GiB at J = L = 32, 10.1 GiB at J = L = 64 with --samples 4; this model gives 0.8 and 12.8).
-    # Re-measured with the samples' steps in groups (engine/batch.py, 5 N x D arrays per sample, one
-    # sample per group from J = L = 32 on): 0.88 GiB at J = L = 32, 12.5 GiB at J = L = 64 with
-    # --samples 4 (the reference telescoping products, about 1.9 GB there, now live through the
-    # findings too); the model (0.76 and 11.9 GiB) is kept: within 15 %.
-    # Groups of G > 1 samples (batch.group_size: 7 at J = L = 16, 4 at J = L = 32, 1 from 64 on) keep
-    # the pass arrays of G - 1 more samples and grad-rank-one's two group sweeps (7 N x D arrays per
-    # extra sample): measured 1.10 GiB at J = L = 32 (groups of 4), this model 1.10 GiB.
     return int(weights + chosen + per_step_bytes(cfg))
 
 
