@@ -173,15 +173,20 @@ def test_a_wrong_middle_gain_fails_z_star_exactly():
     assert "!= 0" in c.computed and "alpha" in c.computed
 
 
+def _off_block_entry(con):
+    """A middle unit of layer 2 reading the x* slots of the top channel (an exact 1/2 each)."""
+    b = con.blocks
+    for t in range(b.top_star.start, b.top_star.stop):
+        con.W[1][b.dt, t] = sp.Rational(1, 2)
+    return con
+
+
 def test_an_off_block_entry_after_the_step_fails_post_update_eq3_exactly():
     """A middle unit of layer 2 reads the x* slots of the top channel: nothing before the step (x sits in
     the x slots), but after it the middle channel picks up the switched feature; eq. (3) from the
     weights' own telescoped A_i, B_i (diagonal blocks) does not, and the exact run says FAIL."""
     cfg = _small()
-    con = build(cfg, ExactField())
-    b = con.blocks
-    for t in range(b.top_star.start, b.top_star.stop):
-        con.W[1][b.dt, t] = sp.Rational(1, 2)
+    con = _off_block_entry(build(cfg, ExactField()))
     c = _run(cfg, con=con)["post-update-eq3"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "zbar* - eq. (3) != 0" in c.computed
@@ -252,10 +257,7 @@ def test_an_off_block_entry_fails_kshot_eq_exactly():
     """The off-block entry of the post-update-eq3 test, on K = 2 tasks: the exact K-shot zbar* carries it,
     the formula from the weights' telescoped A_i, B_i does not."""
     cfg = _small(K=2, samples=2)
-    con = build(cfg, ExactField())
-    b = con.blocks
-    for t in range(b.top_star.start, b.top_star.stop):
-        con.W[1][b.dt, t] = sp.Rational(1, 2)
+    con = _off_block_entry(build(cfg, ExactField()))
     c = _run(cfg, con=con)["kshot-eq"]
     assert c.verdict == Verdict.FAIL and c.tolerance == 0 and c.residual > 0
     assert "linear product misses the formula" in c.note and "!= 0" in c.note

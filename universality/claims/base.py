@@ -349,11 +349,9 @@ class FloatBackend:
 
         return execution.one_step(ctx.con, x, y, x_star)
 
-    def executed_gradient_map(self, ctx, z) -> dict:
-        """Linearity, injectivity and collisions of the executed label map (claims/loss_claims.py)."""
-        from .loss_claims import execute_gradient_map
-
-        return execute_gradient_map(ctx.con, z)
+    def sum_zero_basis(self, dy: int):
+        """An orthonormal basis of {d : 1^T d = 0} (dy x (dy - 1)), for injectivity on the simplex."""
+        return np.linalg.svd(np.ones((1, dy)))[2][1:].T
 
     def codes_injective_skip(self, ctx):
         """A SKIPPED Check with the sizes when codes-injective's separation search would exceed its

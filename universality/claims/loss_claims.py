@@ -62,46 +62,60 @@ def _probe_labels(loss, dy: int) -> list[np.ndarray]:
     return out
 
 
-def execute_gradient_map(con, z) -> dict:
-    """Linearity, injectivity and collisions of the executed label map, on the loss's domain."""
-    loss, dy = con.loss, con.design.dy
-    eye = np.eye(dy)
-    cols = np.column_stack([_E(con, z, eye[d]) for d in range(dy)])  # images of the unit labels
-    probes = _probe_labels(loss, dy)
-    images = [_E(con, z, y) for y in probes]
-    mag = max(max_abs(im) for im in images + [cols])
+def execute_gradient_map(ctx, z) -> dict:
+    """Linearity, injectivity and collisions of the executed label map E(y) = [e_bar; e_check] on the
+    loss's domain, on either backend (``ctx.backend``): the images through the real head and the loss's
+    own gradient (float: ``loss.grad``; exact: the engine's exact loss gradient, the probe labels as
+    exact rationals). The backend supplies the arithmetic: sizes (float: max |.|; exact: the size of a
+    nonzero residual, 0 for the zero polynomial), the smallest singular value (exact: 0 below full
+    rank), exact equality for the collision search, and a basis of the sum-zero directions (float:
+    orthonormal; exact: e_c - e_{c+1}, no square roots)."""
+    be, b = ctx.backend, ctx.blocks
+    loss, dy = ctx.con.loss, ctx.design.dy
+
+    def E(y):
+        e = be.executed_error(ctx, z, y)
+        return np.concatenate([e[b.mid], [e[b.bottom]]])
+
+    eye = [be.asarray(np.eye(dy)[d]) for d in range(dy)]
+    cols = np.column_stack([E(u) for u in eye])  # images of the unit labels
+    probes = [be.asarray(y) for y in _probe_labels(loss, dy)]
+    images = [E(y) for y in probes]
     out: dict = {}
+
+    def M_at(y):  # M y, M the images of the unit labels (a sum that needs no zero of the field)
+        return sum((cols[:, c] * y[c] for c in range(1, dy)), cols[:, 0] * y[0])
+
     if loss.domain == "simplex":
         # linear on the simplex: E(y) = M y with M the images of the vertices
-        lin = max(max_abs(im - cols @ y) for im, y in zip(images, probes))
+        lin = max(be.size(im - M_at(y)) for im, y in zip(images, probes))
         # injective on the simplex: M on the sum-zero directions
-        V = np.linalg.svd(np.ones((1, dy)))[2][1:].T  # orthonormal basis of {1^T d = 0}
-        smin = float(np.linalg.svd(cols[:-1] @ V, compute_uv=False).min())
-        s_all = float(np.linalg.svd(cols[:-1], compute_uv=False).min())
+        V = be.sum_zero_basis(dy)
+        smin = be.min_singular(ctx, cols[:-1] @ V) if dy > 1 else 0.0
         # off the simplex: y and y + 1 (the kernel direction) give the same error
-        off = (eye[0], eye[0] + 1.0)
+        off = (eye[0], eye[0] + be.scalar(1))
         out.update(linearity_residual_on_simplex=lin, min_singular_on_simplex=smin,
-                   value_at_y_0=max_abs(_E(con, z, np.zeros(dy))),
-                   min_singular_on_R_C=s_all,
-                   off_simplex_pair=[off[0], off[1]],
-                   off_simplex_pair_error_difference=max_abs(_E(con, z, off[0]) - _E(con, z, off[1])))
+                   value_at_y_0=be.size(E(be.zeros(dy))),
+                   min_singular_on_R_C=be.min_singular(ctx, cols[:-1]),
+                   off_simplex_pair=[be.record(off[0]), be.record(off[1])],
+                   off_simplex_pair_error_difference=be.size(E(off[0]) - E(off[1])))
     else:
         y1, y2 = probes[3], probes[8]
-        ca, cb = 0.75, -1.25
-        lin = max(max_abs(_E(con, z, ca * y1 + cb * y2) - ca * _E(con, z, y1) - cb * _E(con, z, y2)),
-                  max_abs(_E(con, z, np.zeros(dy))))
-        smin = float(np.linalg.svd(cols[:-1], compute_uv=False).min())
+        ca, cb = be.scalar(0.75), be.scalar(-1.25)
+        lin = max(be.size(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2)), be.size(E(be.zeros(dy))))
+        smin = be.min_singular(ctx, cols[:-1])
         out.update(linearity_residual=lin, min_singular_value=smin)
     collision = None
     for i in range(len(probes)):
         for j in range(i + 1, len(probes)):
-            if not np.array_equal(probes[i], probes[j]) and np.array_equal(images[i], images[j]):
+            if not be.same(probes[i], probes[j]) and be.same(images[i], images[j]):
                 collision = (probes[i], probes[j])
                 break
         if collision:
             break
     out["collision"] = collision
-    out["magnitude"] = mag
+    # the rounding magnitude of the images (the exact comparator has no tolerance, so it never asks)
+    out["magnitude"] = 0.0 if be.exact else be.size(np.concatenate([np.concatenate(images), cols.reshape(-1)]))
     out["linear"] = lin
     out["smin"] = smin
     return out
@@ -333,7 +347,7 @@ def loss_recovers_label(ctx) -> Check:
     loss = con.loss
     x = (0.3,) * d.dx
     z = forward(con.W, con.phi(x, con.theta_b)).z
-    num = be.executed_gradient_map(ctx, z)
+    num = execute_gradient_map(ctx, z)
     tol = be.tol(ctx, lambda: max(num["magnitude"], 1.0) * 4)
     sym = exact_gradient_map(loss, d.dy)
     computed = {"executed": {k: v for k, v in num.items() if k not in ("linear", "smin", "magnitude")},
@@ -389,7 +403,7 @@ def simplex_e_linear(ctx, s, st) -> Check:
     """
     con, b = ctx.con, ctx.blocks
     z = st.fwd_x.z
-    num = execute_gradient_map(con, z)
+    num = execute_gradient_map(ctx, z)
     y = np.asarray(s.y, dtype=float)
     eye = np.eye(b.dy)
     cols = np.column_stack([_E(con, z, eye[c]) for c in range(b.dy)])

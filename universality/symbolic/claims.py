@@ -523,59 +523,13 @@ class ExactBackend:
 
         return single_step(self.x.ec, x, list(y), x_star)
 
-    def executed_gradient_map(self, ctx, z) -> dict:
-        """The executed label map E(y) = [e_bar; e_check] through the exact head and the engine's exact
-        loss gradient, on the float run's probe labels as exact rationals: linearity (E(a y + b w) -
-        a E(y) - b E(w), E(0); on the simplex E(y) - M y), injectivity by the exact rank (on the simplex:
-        of M on the sum-zero directions), collisions by exact equality (the keys of the float map)."""
-        from ..claims.loss_claims import _probe_labels
-
-        F, b = self.F, self.x.blocks
-        loss, dy = self.x.ec.loss, self.x.con.design.dy
-
-        def E(y):
-            e = self.executed_error(ctx, z, y)
-            return np.concatenate([e[b.mid], [e[b.bottom]]])
-
-        eye = [self.asarray(np.eye(dy)[d]) for d in range(dy)]
-        cols = np.column_stack([E(u) for u in eye])
-        probes = [self.asarray(y) for y in _probe_labels(loss, dy)]
-        images = [E(y) for y in probes]
-        out: dict = {}
-
-        def M_at(y):
-            return _obj([sum((cols[r, c] * y[c] for c in range(dy)), F.zero) for r in range(cols.shape[0])])
-
-        if loss.domain == "simplex":
-            lin = max(self.size(im - M_at(y)) for im, y in zip(images, probes))
-            V = F.zeros((dy, dy - 1))  # the sum-zero directions e_c - e_{c+1}
-            for c in range(dy - 1):
-                V[c, c], V[c + 1, c] = F.one, -F.one
-            smin = self.min_singular(ctx, cols[:-1] @ V) if dy > 1 else 0.0
-            off = (eye[0], _obj([v + F.one for v in eye[0]]))
-            out.update(linearity_residual_on_simplex=lin, min_singular_on_simplex=smin,
-                       value_at_y_0=self.size(E(F.zeros(dy))), min_singular_on_R_C=self.min_singular(ctx, cols[:-1]),
-                       off_simplex_pair=[self.record(off[0]), self.record(off[1])],
-                       off_simplex_pair_error_difference=self.size(E(off[0]) - E(off[1])))
-        else:
-            y1, y2 = probes[3], probes[8]
-            ca, cb = F.const(0.75), F.const(-1.25)
-            lin = max(self.size(E(ca * y1 + cb * y2) - ca * E(y1) - cb * E(y2)), self.size(E(F.zeros(dy))))
-            smin = self.min_singular(ctx, cols[:-1])
-            out.update(linearity_residual=lin, min_singular_value=smin)
-        collision = None
-        for i in range(len(probes)):
-            for j in range(i + 1, len(probes)):
-                if not self.same(probes[i], probes[j]) and self.same(images[i], images[j]):
-                    collision = (probes[i], probes[j])
-                    break
-            if collision:
-                break
-        out["collision"] = collision
-        out["magnitude"] = 0.0
-        out["linear"] = lin
-        out["smin"] = smin
-        return out
+    def sum_zero_basis(self, dy: int):
+        """The sum-zero directions e_c - e_{c+1} (dy x (dy - 1)): a basis with no square roots."""
+        F = self.F
+        V = F.zeros((dy, dy - 1))
+        for c in range(dy - 1):
+            V[c, c], V[c + 1, c] = F.one, -F.one
+        return V
 
     def codes_injective_skip(self, ctx):
         return None  # the exact run's sizes are small (its budget refuses larger ones up front)
