@@ -288,3 +288,28 @@ def test_hints_only_suggest_runs_the_budget_accepts():
     assert ran == "numeric"
     assert "run it with --backend both" not in note
     assert "--symbolic-budget" in note or "too slow" in note
+
+
+def test_result_line_counts_skipped_claims_apart():
+    """A run with a SKIPPED claim never says "all N claims PASS": the result line counts the SKIPPED ones
+    apart (J = L = 128 printed "all 18 claims PASS" with codes-injective and every-cell SKIPPED)."""
+    import io
+    import dataclasses
+
+    from universality.claims.base import Verdict
+    from universality.config import Config
+    from universality.console import text
+    from universality.verify import verify
+
+    report = verify(Config(N=5, J=2, L=2, samples=1), with_findings=False, backend="numeric")
+    buf = io.StringIO()
+    text(report, file=buf)
+    assert f"all {len(report.claims)} claims PASS" in buf.getvalue()
+    skipped = dataclasses.replace(report.claims[0], verdict=Verdict.SKIPPED)
+    report.claims = [skipped] + list(report.claims[1:])
+    buf = io.StringIO()
+    text(report, file=buf)
+    out = buf.getvalue()
+    n = len(report.claims)
+    assert f"all {n} claims PASS" not in out
+    assert f"{n - 1} of {n} claims PASS, 1 SKIPPED" in out

@@ -125,7 +125,10 @@ def text(report, export_dir=None, file=None, report_dir=None) -> None:
             bad.append(SimpleNamespace(id="symbolic-run", verdict=SimpleNamespace(value="CUT")))
     if not bad:
         exact = f" + exact {len(sym.claims)} claims, {len(sym.schematic)} steps" if sym is not None and report.claims else ""
-        console.print(f"[green]Result: all {n} claims PASS[/]{exact} (exit 0)")
+        skipped = sum(c.verdict.value == "SKIPPED" for c in report.claims)
+        passed = (f"all {n} claims PASS" if not skipped else
+                  f"{n - skipped} of {n} claims PASS, {skipped} SKIPPED (each with its reason above)")
+        console.print(f"[green]Result: {passed}[/]{exact} (exit 0)")
     else:
         console.print(f"[bold red]Result: {len(bad)} of {n} claims not passed[/] "
                       f"({', '.join(c.id + ' ' + c.verdict.value for c in bad)}) (exit 1)")
