@@ -354,9 +354,8 @@ def main(argv: list[str]) -> int:
             print(f"  {r.id:<{w}}  {r.verdict.value:<9} residual {r.residual:.3g}  tolerance {r.tolerance:.3g}"
                   + (f"  {r.note}" if r.note and r.verdict.value != "PASS" else ""))
         fails = [r.id for r in results if r.verdict.value not in ("PASS", "SKIPPED")]
-        skipped = sum(r.verdict.value == "SKIPPED" for r in results)
-        ok = (f"all {len(results)} claims PASS" if not skipped else
-              f"{len(results) - skipped} of {len(results)} claims PASS, {skipped} SKIPPED (each with its reason)")
-        print("Result: " + (f"{ok} (exit 0)" if passed else
+        from .console import passed_phrase
+
+        print("Result: " + (f"{passed_phrase(results)} (exit 0)" if passed else
                             f"{len(fails)} claim(s) not passing: {', '.join(fails)} (exit 1)"))
     return 0 if passed else 1

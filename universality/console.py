@@ -125,13 +125,20 @@ def text(report, export_dir=None, file=None, report_dir=None) -> None:
             bad.append(SimpleNamespace(id="symbolic-run", verdict=SimpleNamespace(value="CUT")))
     if not bad:
         exact = f" + exact {len(sym.claims)} claims, {len(sym.schematic)} steps" if sym is not None and report.claims else ""
-        skipped = sum(c.verdict.value == "SKIPPED" for c in report.claims)
-        passed = (f"all {n} claims PASS" if not skipped else
-                  f"{n - skipped} of {n} claims PASS, {skipped} SKIPPED (each with its reason above)")
-        console.print(f"[green]Result: {passed}[/]{exact} (exit 0)")
+        console.print(f"[green]Result: {passed_phrase(report.claims, n)}[/]{exact} (exit 0)")
     else:
         console.print(f"[bold red]Result: {len(bad)} of {n} claims not passed[/] "
                       f"({', '.join(c.id + ' ' + c.verdict.value for c in bad)}) (exit 1)")
+
+
+def passed_phrase(claims, n: int | None = None) -> str:
+    """The result line of a run with nothing FAILED or UNDECIDED: "all n claims PASS", or, when some
+    are SKIPPED, the PASS and SKIPPED counts apart (a SKIPPED claim is never counted as a PASS)."""
+    n = len(claims) if n is None else n
+    skipped = sum(c.verdict.value == "SKIPPED" for c in claims)
+    if not skipped:
+        return f"all {n} claims PASS"
+    return f"{n - skipped} of {n} claims PASS, {skipped} SKIPPED (each with its reason above)"
 
 
 def symbolic_tables(console, report) -> None:
