@@ -18,6 +18,7 @@ import numpy as np
 from ..engine.batch import unit_max
 from ..engine.checkpoint import reduce_columns, segments  # noqa: F401
 from ..engine.layers import lowrank_max_abs, relu_grad
+from ..engine.step import row_abs_max
 from ..tolerance import guard
 from . import sides
 from .base import (Check, Verdict, claim, decide_nonzero, max_abs, worst)
@@ -91,32 +92,11 @@ def grad_rank_one(ctx, s, st) -> Check:
         return np.asarray(ctx.tol(amax * babs_max), dtype=float)
 
     chk = be.outer_equal(ctx, Dfac, Hfac, avec, bvec, tols, what="grad W_i - r^i a_i b_{i-1}^T")
-    return be.guard(chk, lambda: _factor_max(Dfac, Hfac), "max |grad W_i|")
+    return be.guard(chk, lambda: st.grad_max_abs(), "max |grad W_i|")
 
 
 # ---- grad-rank-one's mechanics (engine helper's part): how the executed factors and the formula's
 # ---- sweeps are computed and reduced; stored whole, or checkpointed a segment at a time
-
-def _factor_max(Dfac, Hfac) -> float:
-    """max over layers of max |d_k| max |h_k| (= max |grad W_k| of a rank-one gradient), a segment at
-    a time when the factors are checkpointed."""
-    def step(out, k0, k1, parts):
-        Dm, Hm = parts
-        if Dm.dtype == object:  # (the exact backend's ring elements)
-            return max(out, float(np.max(np.abs(Dm).max(axis=1) * np.abs(Hm).max(axis=1), initial=0.0)))
-        # max |M| per layer as max(max M, -min M): no N x D |M| temporary
-        return max(out, float(np.max(_layer_abs_max(Dm) * _layer_abs_max(Hm), initial=0.0)))
-
-    # (checkpointed: every sample of the group in one traversal)
-    return reduce_columns("factor max", (Dfac, Hfac), lambda: 0.0, step)
-
-
-def _layer_abs_max(M):
-    """Per layer (row) max |M| of an (n, D) float block, without an |M| copy."""
-    if M.shape[1] == 0:
-        return np.zeros(M.shape[0])
-    return np.maximum(M.max(axis=1), -M.min(axis=1))
-
 
 def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None = None):
     """grad-rank-one's product formula for a block of samples (columns of PHI and E, (D, G)):
@@ -225,8 +205,7 @@ def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
     """update-blocks' mechanics for a rank-one step: (max |W' - W| outside the allowed blocks, the
     largest allowed change), from max |d_i h_j| over a block = max |d| * max |h|, vectorised over the
     layers of each segment (one segment, all layers, when the factors are stored whole)."""
-    def amax(M):  # per layer max |M| without an |M| copy: max(max M, -min M)
-        return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
+    amax = row_abs_max  # per layer max |M| without an |M| copy
 
     def step(state, k0, k1, parts):
         outside, moved = state

@@ -125,6 +125,20 @@ def backward(layers, fwd: Pass, e: np.ndarray, r: float):
     return d, g
 
 
+def row_abs_max(M: np.ndarray) -> np.ndarray:
+    """Per row (layer) max |M| of a float block (n, D), as max(max M, -min M): no |M| copy; 0 for a
+    row of no entries. The maximum is exact, so the value is that of np.abs(M).max(axis=1)."""
+    return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
+
+
+def factor_max(d: np.ndarray, h: np.ndarray) -> float:
+    """max over the layers of max |d_k| max |h_k|: max |d_k h_k^T| of rank-one factors (n, D) each,
+    without forming them (an exact ring's elements through their own abs)."""
+    if d.dtype == object:
+        return float(np.max(np.abs(d).max(axis=1) * np.abs(h).max(axis=1), initial=0.0))
+    return float(np.max(row_abs_max(d) * row_abs_max(h), initial=0.0))
+
+
 @dataclass
 class Step:
     """One real MAML step theta' = theta - alpha (1/K) sum_k grad l(y_k, f(x_k; theta)) on every
@@ -243,25 +257,15 @@ class Step:
         K = self.W_post.Dfac.shape[2]
         if K == 1 and is_lazy(self.W_post.Dfac):  # checkpointed: every sample of the group in one traversal
             def step(out, k0, k1, parts):
-                d, h = parts[0][:, :, 0], parts[1][:, :, 0]
-                if d.shape[1] == 0:
-                    return out
-                return max(out, float(np.max(np.maximum(d.max(axis=1), -d.min(axis=1)) *
-                                             np.maximum(h.max(axis=1), -h.min(axis=1)), initial=0.0)))
+                return max(out, factor_max(parts[0][:, :, 0], parts[1][:, :, 0]))
 
             return reduce_columns("grad max", (self.W_post.Dfac, self.W_post.Hfac), lambda: 0.0, step)
         out = 0.0
         for _, _, (Dm, Hm) in segments(self.W_post.Dfac, self.W_post.Hfac):  # (checkpointed: a segment at a time)
-            if K == 1:  # max |d| max |h| per layer, as max(max, -min): no N x D |.| temporary
-                d, h = Dm[:, :, 0], Hm[:, :, 0]
-                if d.shape[1] == 0:
+            if K == 1:  # max |d| max |h| per layer
+                if Dm.shape[1] == 0:
                     return 0.0
-                if d.dtype == object:  # (an exact ring's elements)
-                    m = float(np.max(np.abs(d).max(axis=1) * np.abs(h).max(axis=1), initial=0.0))
-                    out = max(out, m)
-                    continue
-                m = float(np.max(np.maximum(d.max(axis=1), -d.min(axis=1)) *
-                                 np.maximum(h.max(axis=1), -h.min(axis=1)), initial=0.0))
+                m = factor_max(Dm[:, :, 0], Hm[:, :, 0])
             else:
                 m = float(lowrank_max_abs_all(Dm, Hm).max(initial=0.0)) / K
             out = max(out, m)
