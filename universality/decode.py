@@ -123,7 +123,7 @@ def _stable_rows(u: np.ndarray, safe: np.ndarray, U: np.ndarray, p: np.ndarray |
     return np.sqrt(np.einsum("cmd,cmd->c", R, R)), p / safe[:, None]
 
 
-_UNIT_CACHE: list = [None, None, None]  # (gain matrix, norms, unit rows) of the last call
+_UNIT_CACHE: list = [None, None, None, None]  # (gain matrix, norms, unit rows, {cell: margin}) of the last call
 
 
 def _unit_rows(Wc: np.ndarray):
@@ -135,7 +135,7 @@ def _unit_rows(Wc: np.ndarray):
         norms = np.linalg.norm(Wc, axis=1)
         safe = np.where(norms > 0, norms, 1.0)
         unit = _UnitRows(Wc, safe) if Wc.nbytes > UNIT_ROWS_HELD_MAX else Wc / safe[:, None]
-        _UNIT_CACHE[:] = [Wc, norms, unit]
+        _UNIT_CACHE[:] = [Wc, norms, unit, {}]
     return _UNIT_CACHE[1], _UNIT_CACHE[2]
 
 
@@ -146,7 +146,7 @@ class _UnitRows:
     """The unit rows Wc / |row| of a large gain matrix, formed on demand (``unit @ M`` a chunk of rows
     at a time, ``unit[index]`` for the rows asked for); the same numbers as the held table."""
 
-    CHUNK = 4096
+    CHUNK = 256  # rows divided at once (a 4096-row chunk of the J = 64 table was a 256 MiB temporary)
 
     def __init__(self, Wc: np.ndarray, safe: np.ndarray):
         self._W, self._safe = Wc, safe
@@ -222,8 +222,24 @@ def separation_margin(Wc: np.ndarray, index: int) -> float:
     The sine is the norm of the rejection of each other unit vector from this one (stable). Every
     cell is screened with 1 - (w^ . w^_index)^2 (cheap; it cancels for near-parallel gains) and a
     bound on its rounding; the stable sine is computed for the cells the bound cannot exclude and for
-    the zero gains (sine 0)."""
+    the zero gains (sine 0), :data:`_SINE_CHUNK` rows at a time (every row's sine is computed alone,
+    so the chunk does not change a bit; the paper layout's gains tie, and at J = L = 64 every one of
+    4,096 cells is a candidate).
+
+    The margin depends on the gain matrix and the cell only, not on the sample: it is cached per cell
+    for the matrix :func:`_unit_rows` holds (the claims decode every sample against the same gains)."""
     norms, unit = _unit_rows(Wc)
+    memo = _UNIT_CACHE[3]
+    index = int(index)
+    if index not in memo:
+        memo[index] = _separation_margin(Wc, norms, unit, index)
+    return memo[index]
+
+
+_SINE_CHUNK = 64  # candidate rows whose stable sine is computed at once (cache-sized temporaries)
+
+
+def _separation_margin(Wc: np.ndarray, norms: np.ndarray, unit, index: int) -> float:
     if norms[index] == 0:
         return 0.0
     if Wc.shape[0] < 2:
@@ -238,8 +254,8 @@ def separation_margin(Wc: np.ndarray, index: int) -> float:
     cand = cand[cand != index]
     ui = unit[index]
     best = np.inf
-    for s0 in range(0, cand.size, _CAND_CHUNK):
-        others = unit[cand[s0:s0 + _CAND_CHUNK]]
+    for s0 in range(0, cand.size, _SINE_CHUNK):
+        others = unit[cand[s0:s0 + _SINE_CHUNK]]
         q = others @ ui
         rej = others - q[:, None] * ui[None, :]
         best = min(best, float(np.min(np.linalg.norm(rej, axis=1))))

@@ -1,0 +1,79 @@
+"""The fast paths of the run's fixed costs (issue 10's Performance table, the tables helper) against
+the plain computations they replace: the same values (bit for bit where the order of operations is
+kept), and planted corruptions still caught on the fast path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import universality.decode as decode
+
+
+def _plain_margin(W: np.ndarray, index: int) -> float:
+    """min over the other cells of the stable sine |w^ - (w^ . w^_i) w^_i|, every cell, no screening."""
+    norms = np.linalg.norm(W, axis=1)
+    if norms[index] == 0:
+        return 0.0
+    if W.shape[0] < 2:
+        return 1.0
+    safe = np.where(norms > 0, norms, 1.0)
+    unit = W / safe[:, None]
+    ui = unit[index]
+    best = np.inf
+    for c in range(W.shape[0]):
+        if c == index:
+            continue
+        o = unit[c:c + 1]
+        q = o @ ui
+        best = min(best, float(np.linalg.norm(o - q[:, None] * ui[None, :], axis=1)[0]))
+    return best
+
+
+@st.composite
+def gain_matrices(draw):
+    n = draw(st.integers(1, 40))
+    m = draw(st.integers(1, 12))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["random", "ties", "parallel", "zero rows", "duplicates"]))
+    W = rng.standard_normal((n, m))
+    if kind == "ties":  # orthogonal-ish one-hot rows: every cell ties (the paper layout's case)
+        W = np.eye(max(n, m))[:n, :m] * rng.uniform(0.5, 2.0)
+    elif kind == "parallel":  # nearly parallel gains (a large eps): the screen cancels
+        W = np.outer(rng.uniform(0.5, 2.0, n), rng.standard_normal(m)) + 1e-9 * W
+    elif kind == "zero rows":
+        W[rng.random(n) < 0.3] = 0.0
+    elif kind == "duplicates":
+        W[rng.integers(0, n, n // 2)] = W[0]
+    return W
+
+
+@settings(max_examples=60, deadline=None)
+@given(gain_matrices(), st.data(), st.booleans())
+def test_separation_margin_equals_the_plain_stable_sine(W, data, on_demand):
+    """The screened, chunked and cached margin is the plain stable minimum over every other cell, bit
+    for bit (each row's sine computed alone), with the unit rows held or formed on demand."""
+    index = data.draw(st.integers(0, W.shape[0] - 1))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decode, "_SINE_CHUNK", data.draw(st.sampled_from([1, 3, 64])))
+        if on_demand:
+            mp.setattr(decode, "UNIT_ROWS_HELD_MAX", -1)
+            mp.setattr(decode._UnitRows, "CHUNK", 3)
+        W = W.copy()  # a new matrix: never the cached one
+        got = decode.separation_margin(W, index)
+        again = decode.separation_margin(W, index)  # from the per-cell cache
+    want = _plain_margin(W, index)
+    assert got == again
+    assert got == want or abs(got - want) <= 1e-15, (got, want)
+
+
+def test_the_margin_cache_is_per_matrix():
+    """A corrupted copy of the gains (two cells sharing a direction) is a new matrix: its margin is
+    computed again (0), never read from the cache of the clean matrix."""
+    W = np.eye(6)
+    assert decode.separation_margin(W, 2) == 1.0
+    bad = W.copy()
+    bad[4] = 3.0 * bad[2]
+    assert decode.separation_margin(bad, 2) == 0.0
+    assert decode.separation_margin(W, 2) == 1.0
