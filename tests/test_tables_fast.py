@@ -77,3 +77,64 @@ def test_the_margin_cache_is_per_matrix():
     bad[4] = 3.0 * bad[2]
     assert decode.separation_margin(bad, 2) == 0.0
     assert decode.separation_margin(W, 2) == 1.0
+
+
+# ---- the streamed telescoping products read back dense (boundary, psd-argument) ----------------------
+
+def _forced(mp):
+    import universality.construction.network as network
+    import universality.engine.layers as layers_mod
+    import universality.reference.telescoping as telescoping
+
+    mp.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1)
+    mp.setattr(network, "STREAM_TABLES_ABOVE", -1)
+    mp.setattr(telescoping, "STREAM_ABOVE_BYTES", -1)
+
+
+def _construction_checks(con, ids=("boundary", "psd-argument")):
+    import universality.claims  # noqa: F401 - registers the claims
+    from universality.claims.base import CLAIMS, Context
+
+    ctx = Context(con)
+    return {i: CLAIMS[i].func(ctx) for i in ids}
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from([(18, 4, 4), (11, 3, 3), (6, 4, 4), (10, 2, 4)]), st.sampled_from(["paper", "signed"]))
+def test_streamed_products_give_the_same_boundary_and_psd_checks(size, variant):
+    """With the products streamed (held as differences, read back dense) boundary and psd-argument
+    give the same verdict, residual, tolerance and computed figures as with the stored products."""
+    from universality import Config
+    from universality.construction.network import build
+
+    N, J, L = size
+    cfg = Config(N=N, J=J, L=L, variant=variant)
+    plain = _construction_checks(build(cfg, engine="sparse"))
+    with pytest.MonkeyPatch.context() as mp:
+        _forced(mp)
+        con = build(cfg, engine="sparse")
+        from universality.reference.telescoping import Chain, telescoped
+
+        t = telescoped(con)
+        assert isinstance(t.B, Chain) and not hasattr(t.B[0], "tocsr")  # the fast path is taken
+        streamed = _construction_checks(con)
+    for cid, chk in plain.items():
+        got = streamed[cid]
+        assert (got.verdict, got.residual, got.tolerance, got.computed) == \
+            (chk.verdict, chk.residual, chk.tolerance, chk.computed), cid
+
+
+def test_a_negative_top_entry_fails_psd_argument_with_the_products_streamed():
+    from universality import Config
+    from universality.construction.network import build
+
+    with pytest.MonkeyPatch.context() as mp:
+        _forced(mp)
+        con = build(Config(N=18, J=4, L=4), engine="sparse")
+        b = con.blocks
+        m = con.W.mats[9].tolil()
+        m[b.top_star.start + 1, b.top_x.start + 2] = -0.5
+        con.W.mats[9] = m.tocsr()
+        res = _construction_checks(con)
+    assert res["psd-argument"].verdict.value == "FAIL", res["psd-argument"].note
+    assert res["boundary"].verdict.value == "FAIL"
