@@ -138,3 +138,52 @@ def test_a_negative_top_entry_fails_psd_argument_with_the_products_streamed():
         res = _construction_checks(con)
     assert res["psd-argument"].verdict.value == "FAIL", res["psd-argument"].note
     assert res["boundary"].verdict.value == "FAIL"
+
+
+# ---- codes-injective's Gram search: every cell's two nearest lines -----------------------------------
+
+def _plain_separation(V: np.ndarray) -> float:
+    """min over every pair of distinct cells of the stable sine between their v (sign-insensitive)."""
+    flat = V.reshape(-1, V.shape[-1])
+    unit = flat / np.linalg.norm(flat, axis=1)[:, None]
+    best = np.inf
+    for p in range(flat.shape[0]):
+        for q in range(p + 1, flat.shape[0]):
+            c = float(unit[p] @ unit[q])
+            best = min(best, float(np.linalg.norm(unit[p] - c * unit[q])))
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 6), st.integers(0, 2**32 - 1),
+       st.sampled_from(["random", "near", "opposite", "same", "ties"]))
+def test_gram_search_finds_the_smallest_sine_of_every_pair(cx, cs, dm, seed, plant):
+    """The Gram path's candidates (each cell's two nearest lines) give the smallest sine over every
+    pair, within the sine's rounding; an identical or opposite v is exactly 0 (the planted bugs)."""
+    import universality.claims.coverage as coverage
+
+    rng = np.random.default_rng(seed)
+    V = rng.standard_normal((cx, cs, dm))
+    n = cx * cs
+    if plant == "ties":  # the paper layout's case: a common part plus one bump per cell, all pairs tie
+        V = np.broadcast_to(rng.standard_normal(dm), (cx, cs, dm)).copy()
+        V.reshape(n, dm)[np.arange(n), np.arange(n) % dm] += 1.0
+    if n >= 2 and plant != "random":
+        p, q = rng.choice(n, 2, replace=False)
+        flat = V.reshape(n, dm)
+        if plant == "near":
+            flat[p] = -2.5 * flat[q] + 1e-9 * rng.standard_normal(dm)
+        elif plant == "opposite":
+            flat[p] = -flat[q]
+        elif plant == "same":
+            flat[p] = flat[q]
+    got, pair, exact = coverage.separation(V)
+    if n < 2:
+        assert got == 1.0
+        return
+    want = _plain_separation(V)
+    if plant in ("opposite", "same"):
+        assert got == 0.0 and len(pair) == 2
+        assert exact or dm == 1  # (dm = 1: every pair is parallel, any of them may be the one found)
+        return
+    assert abs(got - want) <= 64 * dm * 2.0**-53 * max(1.0, want), (got, want)
