@@ -187,3 +187,94 @@ def test_gram_search_finds_the_smallest_sine_of_every_pair(cx, cs, dm, seed, pla
         assert exact or dm == 1  # (dm = 1: every pair is parallel, any of them may be the one found)
         return
     assert abs(got - want) <= 64 * dm * 2.0**-53 * max(1.0, want), (got, want)
+
+
+# ---- the telescoping's blocks read from one read of each layer, the top products over stored entries --
+
+def _tel_arrays(t):
+    N = t.N
+    dense = lambda M: M.toarray() if hasattr(M, "toarray") else np.asarray(M)  # noqa: E731
+    return ([np.asarray(t.A[i]) for i in range(N)], [np.asarray(t.A_abs[i]) for i in range(N)],
+            [dense(t.B[i]) for i in range(N)], [dense(t.B_abs[i]) for i in range(N)],
+            np.asarray(t.K), np.asarray(t.K_abs), t.wcheck)
+
+
+def _plant(con, rng, kind):
+    """One corrupted entry of a random layer, in the block ``kind`` (an explicit stored zero too)."""
+    b = con.blocks
+    k = int(rng.integers(con.N))
+    m = con.W.mats[k].tolil()
+    if kind == "top":
+        m[int(rng.integers(b.dt)), int(rng.integers(b.dt))] = float(rng.choice([0.5, -2.0, 0.0]))
+    elif kind == "middle off-diagonal":
+        i, j = rng.choice(b.dm, 2, replace=b.dm < 2)
+        m[b.dt + int(i), b.dt + int(j)] = 0.25
+    elif kind == "middle diagonal":
+        i = int(rng.integers(b.dm))
+        m[b.dt + i, b.dt + i] = -3.0
+    elif kind == "bottom":
+        m[b.D - 1, b.D - 1] = 7.5
+    elif kind == "cross":  # an entry between blocks: in no block (the products never read it)
+        m[int(rng.integers(b.dt)), b.dt + int(rng.integers(b.dm))] = 1.0
+    con.W.mats[k] = m.tocsr()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([(6, 2, 2), (11, 3, 3), (18, 4, 4), (6, 4, 4), (7, 2, 3)]),
+       st.sampled_from(["paper", "signed"]),
+       st.sampled_from(["none", "top", "middle off-diagonal", "middle diagonal", "bottom", "cross"]),
+       st.booleans(), st.integers(0, 2**16))
+def test_telescoping_row_reads_equal_the_block_reads(size, variant, plant, stream, seed):
+    """The blocks read from one ``layer_csr`` per layer (``_RowBlocks``) give the same telescoping as
+    ``block(k, rows, cols)``: A_i, B_i (top products over the stored entries either way), kernels and
+    wcheck bit for bit, with a planted entry in any block, the products stored or streamed."""
+    import universality.reference.telescoping as telescoping
+    from universality import Config
+    from universality.construction.network import build
+
+    N, J, L = size
+    con = build(Config(N=N, J=J, L=L, variant=variant), engine="sparse")
+    if plant != "none":
+        _plant(con, np.random.default_rng(seed), plant)
+    assert telescoping._RowBlocks.usable(con.W)
+    fast = telescoping.telescope(con.W, con.blocks, stream=stream)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(telescoping._RowBlocks, "usable", staticmethod(lambda W: False))
+        plain = telescoping.telescope(con.W, con.blocks, stream=stream)
+    for got, want in zip(_tel_arrays(fast), _tel_arrays(plain)):
+        if isinstance(got, list):
+            assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want))
+        else:
+            assert np.array_equal(got, want, equal_nan=True)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from([(6, 2, 2), (11, 3, 3), (18, 4, 4)]), st.sampled_from(["paper", "signed"]))
+def test_top_products_over_stored_entries_equal_the_dense_products(size, variant):
+    """B_i by the CSR kernel over Wtilde's stored entries against the dense product of the blocks (the
+    products before this change), within the forward-error bound of |Wtilde| |B|."""
+    from universality import Config
+    from universality.construction.network import build
+    from universality.reference.telescoping import telescope
+
+    N, J, L = size
+    con = build(Config(N=N, J=J, L=L, variant=variant), engine="sparse")
+    b = con.blocks
+    t = telescope(con.W, b, stream=False)
+    P, Pa = np.eye(b.dt), np.eye(b.dt)
+    for i in range(N, 0, -1):
+        np.testing.assert_array_less(np.abs(np.asarray(t.B[i - 1]) - P), 4 * b.dt * N * 2.0**-53 * Pa + 1e-300)
+        Wt = con.W.block(i - 1, b.top, b.top).toarray()
+        P, Pa = Wt @ P, np.abs(Wt) @ Pa
+
+
+def test_a_planted_middle_entry_fails_boundary_on_the_row_reads():
+    from universality import Config
+    from universality.construction.network import build
+
+    con = build(Config(N=18, J=4, L=4), engine="sparse")
+    b = con.blocks
+    m = con.W.mats[6].tolil()
+    m[b.dt + 1, b.dt + 3] = 0.25
+    con.W.mats[6] = m.tocsr()
+    assert _construction_checks(con, ("boundary",))["boundary"].verdict.value == "FAIL"
