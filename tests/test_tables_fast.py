@@ -278,3 +278,16 @@ def test_a_planted_middle_entry_fails_boundary_on_the_row_reads():
     m[b.dt + 1, b.dt + 3] = 0.25
     con.W.mats[6] = m.tocsr()
     assert _construction_checks(con, ("boundary",))["boundary"].verdict.value == "FAIL"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["paper", "truncated", "compact"]), st.integers(1, 6), st.integers(1, 6), st.integers(0, 40))
+def test_channel_entries_are_the_stored_entries_of_the_sparse_channel(layout, cx, cs, c):
+    """reference.codes.channel_entries (the decoder's gains) = channel_sparse's stored entries, in
+    the same order, for every layout (the spec's table read without a SciPy matrix per channel)."""
+    from universality.reference import codes
+
+    ch = codes.channel_sparse(layout, c, cx, cs).tocoo()
+    r, q, v = codes.channel_entries(layout, c, cx, cs)
+    assert np.array_equal(r, ch.row) and np.array_equal(q, ch.col) and np.array_equal(v, ch.data)
+    assert np.array_equal(np.asarray(codes.channel(layout, c, cx, cs))[r, q], v)

@@ -83,13 +83,13 @@ def _spec_gains_by_channel(design, b, first) -> np.ndarray:
     out = np.zeros((b.cells_x * b.cells_star, b.m))
     for i in range(2, design.N):
         c = i - 2
-        ch = ref_codes.channel_sparse(design.layout, c, b.cells_x, b.cells_star).tocoo()
-        keep = ch.data != 0
+        r, q, v = ref_codes.channel_entries(design.layout, c, b.cells_x, b.cells_star)
+        keep = v != 0
         if not np.any(keep):
             continue
-        rows = ch.row[keep] * b.cells_star + ch.col[keep]
+        rows = r[keep] * b.cells_star + q[keep]
         g = ref_design.A_diag(i, design.N, b, design.eps)[first]
-        out[rows] += ch.data[keep][:, None] * g[None, :]
+        out[rows] += v[keep][:, None] * g[None, :]
     return out
 
 
