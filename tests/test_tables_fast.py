@@ -223,8 +223,8 @@ def _plant(con, rng, kind):
 @given(st.sampled_from([(6, 2, 2), (11, 3, 3), (18, 4, 4), (6, 4, 4), (7, 2, 3)]),
        st.sampled_from(["paper", "signed"]),
        st.sampled_from(["none", "top", "middle off-diagonal", "middle diagonal", "bottom", "cross"]),
-       st.booleans(), st.integers(0, 2**16))
-def test_telescoping_row_reads_equal_the_block_reads(size, variant, plant, stream, seed):
+       st.booleans(), st.integers(0, 2**16), st.booleans())
+def test_telescoping_row_reads_equal_the_block_reads(size, variant, plant, stream, seed, shared):
     """The blocks read from one ``layer_csr`` per layer (``_RowBlocks``) give the same telescoping as
     ``block(k, rows, cols)``: A_i, B_i (top products over the stored entries either way), kernels and
     wcheck bit for bit, with a planted entry in any block, the products stored or streamed."""
@@ -232,10 +232,18 @@ def test_telescoping_row_reads_equal_the_block_reads(size, variant, plant, strea
     from universality import Config
     from universality.construction.network import build
 
+    import universality.engine.layers as layers_mod
+
     N, J, L = size
-    con = build(Config(N=N, J=J, L=L, variant=variant), engine="sparse")
-    if plant != "none":
-        _plant(con, np.random.default_rng(seed), plant)
+    with pytest.MonkeyPatch.context() as mp:
+        if shared:  # the shared-row store: layers read from the reference and their stored rows
+            mp.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1)
+        con = build(Config(N=N, J=J, L=L, variant=variant), engine="sparse")
+        if plant != "none":
+            _plant(con, np.random.default_rng(seed), plant)
+    assert con.W.shared == shared
+    if shared:
+        assert any(con.W.row_diff(k) is not None for k in range(N))  # the fast path is taken
     assert telescoping._RowBlocks.usable(con.W)
     fast = telescoping.telescope(con.W, con.blocks, stream=stream)
     with pytest.MonkeyPatch.context() as mp:
@@ -291,3 +299,44 @@ def test_channel_entries_are_the_stored_entries_of_the_sparse_channel(layout, cx
     r, q, v = codes.channel_entries(layout, c, cx, cs)
     assert np.array_equal(r, ch.row) and np.array_equal(q, ch.col) and np.array_equal(v, ch.data)
     assert np.array_equal(np.asarray(codes.channel(layout, c, cx, cs))[r, q], v)
+
+
+@pytest.mark.parametrize("where", ["reference off-diagonal", "reference bottom", "reference top", "stored whole"])
+def test_row_reads_with_a_corrupted_reference_layer(where):
+    """The shared reference itself corrupted (every layer that keeps its rows inherits the entry), or a
+    layer stored whole: the row reads equal the block reads, and boundary FAILs."""
+    import universality.reference.telescoping as telescoping
+    from universality import Config
+    from universality.construction.network import build
+    from universality.engine.layers import SparseLayers
+
+    con = build(Config(N=18, J=4, L=4), engine="sparse")
+    b = con.blocks
+    mats = [con.W.layer_csr(k).tolil() for k in range(con.N)]
+    ref = 9
+    if where == "reference off-diagonal":
+        mats[ref][b.dt + 2, b.dt + 5] = 0.125
+    elif where == "reference bottom":
+        mats[ref][b.D - 1, b.D - 1] = 3.0
+    elif where == "reference top":
+        mats[ref][b.top_star.start, b.top_x.start + 3] = 0.5
+    else:  # a layer with most rows changed: held whole
+        mats[4][b.dt:b.D - 1, b.dt:b.D - 1] = 2.0 * mats[4][b.dt:b.D - 1, b.dt:b.D - 1].toarray()
+        mats[4][b.dt, b.dt + 1] = 1.0
+    W = SparseLayers([m.tocsr() for m in mats], b.D, shared=True, reference=ref)
+    assert sum(W.row_diff(k) is not None for k in range(con.N)) > con.N // 2  # the fast path is taken
+    fast = telescoping.telescope(W, b, stream=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(telescoping._RowBlocks, "usable", staticmethod(lambda W: False))
+        plain = telescoping.telescope(W, b, stream=False)
+    for got, want in zip(_tel_arrays(fast), _tel_arrays(plain)):
+        if isinstance(got, list):
+            assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want))
+        else:
+            assert np.array_equal(got, want, equal_nan=True)
+    if where == "reference bottom":  # (wcheck is read by the claims on the step, not by boundary)
+        assert fast.wcheck[ref] == 3.0
+        return
+    con.W = W
+    con.extras.clear()
+    assert _construction_checks(con, ("boundary",))["boundary"].verdict.value == "FAIL"

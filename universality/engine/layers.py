@@ -515,6 +515,25 @@ class SparseLayers(Layers):
         out.has_canonical_format = True
         return out
 
+    def row_diff(self, k: int):
+        """(reference, rows, S) when layer k is held as the shared reference (a canonical SciPy CSR
+        matrix shared by every such layer: read only) with its rows ``rows`` (sorted) replaced by the
+        rows of S (a canonical ``_CSR`` of len(rows) rows whose indptr may start past 0), else None
+        (held whole, or plain mode). For readers that walk every layer once (the telescoping), at the
+        cost of the stored rows rather than of D."""
+        if self._mats is not None:
+            return None
+        s = self._store[k]
+        if s[0] != "rows":
+            return None
+        return self._ref, s[1], s[2]
+
+    def layer_arrays(self, k: int):
+        """(indptr, indices, data) of layer k when it is held as one CSR (plain mode, or stored whole;
+        indptr indexes into the two arrays, possibly from past 0): read only; else None."""
+        m = self._mats[k] if self._mats is not None else (self._store[k][1] if self._store[k][0] == "whole" else None)
+        return None if m is None else (m.indptr, m.indices, m.data)
+
     @property
     def mats(self) -> _LayerList:
         return _LayerList(self)

@@ -341,29 +341,112 @@ class _RowBlocks:
 
     def __init__(self, W, blocks):
         self._W, self._b = W, blocks
+        self._ref = None  # (the shared reference, its blocks) of a shared-row store, read once
 
     @staticmethod
     def usable(W) -> bool:
         return hasattr(W, "layer_csr") and not isinstance(W, np.ndarray)
 
+    @staticmethod
+    def _entries(ip, indices, values, row_of):
+        """(row, col, value) of CSR arrays (indptr ``ip`` may start past 0), rows mapped by ``row_of``."""
+        ip = np.asarray(ip, dtype=np.int64)
+        a, e = int(ip[0]), int(ip[-1])
+        rows = np.repeat(np.asarray(row_of, dtype=np.int64), np.diff(ip))
+        return rows, np.asarray(indices[a:e], dtype=np.int64), np.asarray(values[a:e], dtype=float)
+
     def layer(self, k: int):
         """(diagonal of the middle block or None when it has an off-diagonal nonzero, a function giving
         the dense middle block, the bottom entry wcheck, the top block as a :class:`_TopBlock`) of
-        layer k, from one read of the layer (``layer_csr(k)``)."""
+        layer k. A layer held as the shared reference with some rows replaced (``row_diff``) is read
+        from the reference's blocks (once per run) and its stored rows: the same entries as the whole
+        layer, at the cost of the stored rows (the whole layer costs O(D) a layer: 12 s at J = L = 96);
+        any other layer from one read of the whole layer (``layer_csr(k)``)."""
+        diff = self._W.row_diff(k) if hasattr(self._W, "row_diff") else None
+        if diff is not None:
+            return self._from_reference(*diff)
+        b = self._b
+        arrays = self._W.layer_arrays(k) if hasattr(self._W, "layer_arrays") else None
+        if arrays is None:
+            m = self._W.layer_csr(k)
+            arrays = (m.indptr, m.indices, m.data)
+        rows, idx, data = self._entries(*arrays, np.arange(b.D))
+        return self._split(rows, idx, data)
+
+    def _from_reference(self, ref, R, S):
         b = self._b
         dt, dm, D = b.dt, b.dm, b.D
-        m = self._W.layer_csr(k)
-        ip = np.asarray(m.indptr, dtype=np.int64)
-        a, e = int(ip[0]), int(ip[-1])
-        idx, data = np.asarray(m.indices[a:e], dtype=np.int64), np.asarray(m.data[a:e], dtype=float)
-        rows = np.repeat(np.arange(D), np.diff(ip))
+        if self._ref is None or self._ref[0] is not ref:
+            rr, rc, rd = self._entries(ref.indptr, ref.indices, ref.data, np.arange(D))
+            top = (rr < dt) & (rc < dt)
+            mid = (rr >= dt) & (rr < dt + dm) & (rc >= dt) & (rc < dt + dm)
+            mr, mc, md = rr[mid] - dt, rc[mid] - dt, rd[mid]
+            diag = np.zeros(dm)
+            on = mr == mc
+            np.add.at(diag, mr[on], md[on])
+            off_rows = np.unique(mr[(mr != mc) & (md != 0)])  # reference rows with an off-diagonal nonzero
+            on_b = (rr == D - 1) & (rc == D - 1)
+            wb = np.zeros(1)
+            np.add.at(wb, np.zeros(int(on_b.sum()), dtype=np.int64), rd[on_b])
+            self._ref = (ref, (rr[top], rc[top], rd[top]), diag, off_rows, float(wb[0]))
+        _, (tr, tc, td), ref_diag, ref_off, ref_wb = self._ref
+        R = np.asarray(R, dtype=np.int64)
+        sr, sc, sd = self._entries(S.indptr, S.indices, S.data, R)
+        # the middle block: diagonal iff no kept reference row and no stored row has an off-diagonal
+        # nonzero in it; then its diagonal is the reference's with the stored rows' entries
+        if ref_off.size and not np.all(np.isin(ref_off + dt, R)):
+            return self._whole(R, sr, sc, sd)
+        mid = (sr >= dt) & (sr < dt + dm) & (sc >= dt) & (sc < dt + dm)
+        mr, mc, md = sr[mid] - dt, sc[mid] - dt, sd[mid]
+        if np.any((mr != mc) & (md != 0)):
+            return self._whole(R, sr, sc, sd)
+        diag = ref_diag.copy()
+        mrows = R[(R >= dt) & (R < dt + dm)] - dt
+        diag[mrows] = 0.0
+        on = mr == mc
+        np.add.at(diag, mr[on], md[on])
+        # the bottom entry
+        if R.size and R[-1] == D - 1:
+            on_b = (sr == D - 1) & (sc == D - 1)
+            wb = np.zeros(1)
+            np.add.at(wb, np.zeros(int(on_b.sum()), dtype=np.int64), sd[on_b])
+            wcheck = float(wb[0])
+        else:
+            wcheck = ref_wb
+        # the top block: the reference's rows not replaced, then the stored ones, in row order
+        keep = ~np.isin(tr, R)
+        st = (sr < dt) & (sc < dt)
+        rows = np.concatenate([tr[keep], sr[st]])
+        order = np.argsort(rows, kind="stable")  # each row from one source, its columns as stored
+        tb = self._top_block(rows[order], np.concatenate([tc[keep], sc[st]])[order],
+                             np.concatenate([td[keep], sd[st]])[order])
+        return diag, (lambda: self._whole(R, sr, sc, sd)[1]()), wcheck, tb
+
+    def _whole(self, R, sr, sc, sd):
+        """The layer's entries (the reference's rows not replaced, then the stored ones), split."""
+        ref = self._ref[0]
+        rr, rc, rd = self._entries(ref.indptr, ref.indices, ref.data, np.arange(self._b.D))
+        keep = ~np.isin(rr, R)
+        rows = np.concatenate([rr[keep], sr])
+        order = np.argsort(rows, kind="stable")
+        return self._split(rows[order], np.concatenate([rc[keep], sc])[order], np.concatenate([rd[keep], sd])[order])
+
+    def _top_block(self, r, c, d):
+        dt = self._b.dt
+        tb = _TopBlock.__new__(_TopBlock)
+        tb.data, tb.n, tb.indices = d, dt, c.astype(np.int32)
+        tip = np.zeros(dt + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=dt), out=tip[1:])
+        tb.indptr = tip.astype(np.int32)
+        return tb
+
+    def _split(self, rows, idx, data):
+        """The blocks of a layer given as its entries (row, col, value) in CSR order."""
+        b = self._b
+        dt, dm, D = b.dt, b.dm, b.D
         # the top block: rows and columns 0..dt-1 (CSR order kept: rows ascending, columns as stored)
         t = (rows < dt) & (idx < dt)
-        tb = _TopBlock.__new__(_TopBlock)
-        tb.data, tb.n, tb.indices = data[t], dt, idx[t].astype(np.int32)
-        tip = np.zeros(dt + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows[t], minlength=dt), out=tip[1:])
-        tb.indptr = tip.astype(np.int32)
+        tb = self._top_block(rows[t], idx[t], data[t])
         # the bottom entry (row and column D - 1)
         on_b = (rows == D - 1) & (idx == D - 1)
         wb = np.zeros(1)
