@@ -340,3 +340,65 @@ def test_row_reads_with_a_corrupted_reference_layer(where):
     con.W = W
     con.extras.clear()
     assert _construction_checks(con, ("boundary",))["boundary"].verdict.value == "FAIL"
+
+
+# ---- the build's shared-row encoding: runs of equal-length rows compared as slices -----------------
+
+def _layers_with_shared_rows(rng, N, D, share, corrupt):
+    """N random sparse D x D layers repeating most rows of one base matrix (as tests/test_streamed.py)."""
+    import scipy.sparse as sp
+
+    base = sp.random(D, D, density=0.3, random_state=rng, format="csr")
+    mats = []
+    for _ in range(N):
+        m = base.tolil(copy=True)
+        for i in range(D):
+            if rng.random() > share:
+                m[i, :] = 0
+                for j in rng.choice(D, size=int(rng.integers(0, D + 1)), replace=False):
+                    m[i, j] = rng.standard_normal()
+        mats.append(m.tocsr())
+    for _ in range(corrupt):
+        k, i, j = int(rng.integers(N)), int(rng.integers(D)), int(rng.integers(D))
+        m = mats[k].tolil()
+        m[i, j] = float(rng.choice([0.0, -0.0, 1e-300, 7.5, -2.0]))
+        mats[k] = m.tocsr()
+    return mats
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 12), st.floats(0.0, 1.0), st.integers(0, 4), st.integers(0, 2**32 - 1),
+       st.sampled_from([1 << 21, 7, 40]))
+def test_encode_by_runs_equals_the_entry_comparison(N, D, share, corrupt, seed, chunk):
+    """from_triplets' shared-row store with the run comparison = with the per-entry comparison
+    (_RUNS_MAX = -1), the same stored rows and values bit for bit, and every layer reads back as
+    built (signed zeros, tiny and NaN entries planted)."""
+    import universality.engine.layers as layers_mod
+
+    rng = np.random.default_rng(seed)
+    mats = _layers_with_shared_rows(rng, N, D, share, corrupt)
+    if N and D and rng.random() < 0.5:
+        m = mats[int(rng.integers(N))].tolil()
+        m[int(rng.integers(D)), int(rng.integers(D))] = float(rng.choice([np.nan, -0.0, 5e-324]))
+        mats[int(rng.integers(N))] = m.tocsr()
+
+    def trip():
+        for m in mats:
+            c = m.tocoo()
+            yield c.row, c.col, c.data
+
+    runs = layers_mod.SparseLayers.from_triplets(trip(), D, chunk_entries=chunk, shared=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layers_mod, "_RUNS_MAX", -1)
+        entries = layers_mod.SparseLayers.from_triplets(trip(), D, chunk_entries=chunk, shared=True)
+    for k in range(N):
+        a, b = runs._store[k], entries._store[k]
+        assert a[0] == b[0]
+        if a[0] == "rows":
+            assert np.array_equal(a[1], b[1])
+        got, want = runs.layer_csr(k), entries.layer_csr(k)
+        assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+        assert np.array_equal(got.data.view(np.int64), want.data.view(np.int64))
+        ref = mats[k].tocsr()
+        ref.sum_duplicates()
+        assert np.array_equal(got.toarray(), ref.toarray(), equal_nan=True)
