@@ -402,3 +402,18 @@ def test_encode_by_runs_equals_the_entry_comparison(N, D, share, corrupt, seed, 
         ref = mats[k].tocsr()
         ref.sum_duplicates()
         assert np.array_equal(got.toarray(), ref.toarray(), equal_nan=True)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-120, 1e120, 1e-90, 1e90])
+def test_gram_search_at_extreme_magnitudes(scale):
+    """v's whose products would overflow or underflow take the unit rows' Gram: the smallest sine is
+    still found (a planted near-parallel pair), at any scale."""
+    import universality.claims.coverage as coverage
+
+    rng = np.random.default_rng(3)
+    V = rng.standard_normal((5, 6, 4))
+    V[2, 3] = -3.0 * V[4, 1] + 1e-7 * rng.standard_normal(4)
+    got, pair, exact = coverage.separation(V * scale)
+    want = _plain_separation(V)
+    assert not exact and abs(got - want) <= 64 * 4 * 2.0**-53  # the sine's rounding (as before this change)
+    assert pair == (4 * 6 + 1, 2 * 6 + 3) or set(pair) == {25, 15}
