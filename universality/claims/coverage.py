@@ -284,7 +284,7 @@ def codes_injective_bytes(cells: int, dm: int, terms: int) -> int:
     """What the separation search of :func:`codes_injective` holds at once (bytes)."""
     held = 2 * 8 * cells * dm + 4 * 8 * CANDIDATE_CHUNK * dm  # V, its unit rows, a chunk of candidates
     if cells <= SEPARATION_GRAM_MAX:
-        return held + 2 * 8 * cells * cells  # the Gram matrix of the unit rows and its argsort
+        return held + 2 * 8 * cells * cells  # the Gram matrix (counted twice: a margin)
     if terms <= COORDS_MAX_TERMS:
         return 3 * 8 * cells * terms + 8 * dm * terms  # the coordinates in the terms' basis
     return held + 2 * 8 * dm * dm  # the rows' Gram matrix and its eigenvectors
