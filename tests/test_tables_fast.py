@@ -417,3 +417,20 @@ def test_gram_search_at_extreme_magnitudes(scale):
     want = _plain_separation(V)
     assert not exact and abs(got - want) <= 64 * 4 * 2.0**-53  # the sine's rounding (as before this change)
     assert pair == (4 * 6 + 1, 2 * 6 + 3) or set(pair) == {25, 15}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 12), st.integers(1, 3), st.sampled_from([1, 2]), st.data())
+def test_A_diag_at_is_A_diag_read_there(N, dy, s, data):
+    """reference.design.A_diag_at(i, ..., coords) = A_diag(i, ...)[coords], bit for bit, every i."""
+    from universality.blocks import Blocks
+    from universality.reference import design
+
+    m = N - 2
+    b = Blocks(cells_x=2, cells_star=2, m=m, s=s, dy=dy)
+    eps = data.draw(st.sampled_from([1e-3, 0.5, 3e6, 2.0**-40]))
+    coords = np.array(data.draw(st.lists(st.integers(0, b.dm - 1), min_size=0, max_size=8)), dtype=np.int64)
+    for i in range(1, N + 1):
+        want = design.A_diag(i, N, b, eps)[coords]
+        got = design.A_diag_at(i, N, b, eps, coords)
+        assert np.array_equal(got.view(np.int64), want.view(np.int64))

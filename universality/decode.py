@@ -80,6 +80,7 @@ def _spec_gains_by_channel(design, b, first) -> np.ndarray:
     from .reference import codes as ref_codes
     from .reference import design as ref_design
 
+    first = np.asarray(first, dtype=np.int64)
     out = np.zeros((b.cells_x * b.cells_star, b.m))
     for i in range(2, design.N):
         c = i - 2
@@ -88,7 +89,7 @@ def _spec_gains_by_channel(design, b, first) -> np.ndarray:
         if not np.any(keep):
             continue
         rows = r[keep] * b.cells_star + q[keep]
-        g = ref_design.A_diag(i, design.N, b, design.eps)[first]
+        g = ref_design.A_diag_at(i, design.N, b, design.eps, first)
         out[rows] += v[keep][:, None] * g[None, :]
     return out
 

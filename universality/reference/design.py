@@ -24,6 +24,19 @@ def A_diag(i: int, N: int, blocks, eps: float) -> np.ndarray:
     return float(eps) + (chan == i - 2).astype(float)
 
 
+def A_diag_at(i: int, N: int, blocks, eps: float, coords: np.ndarray) -> np.ndarray:
+    """diag(A_i) at the middle coordinates ``coords`` only: :func:`A_diag`'s formula evaluated there
+    (the same numbers as ``A_diag(i, N, blocks, eps)[coords]``, without the dm-long vector: the decoder
+    reads one coordinate per channel of every A_i, N x dm work at J = L = 128)."""
+    coords = np.asarray(coords, dtype=np.int64)
+    if i == 1:
+        return np.ones(coords.size)
+    if i == N:
+        return np.full(coords.size, float(eps))
+    chan = coords // (blocks.s * blocks.dy)
+    return float(eps) + (chan == i - 2).astype(float)
+
+
 def A_realised_diag(i: int, N: int, blocks, eps: float, r: float) -> np.ndarray:
     """diag(A_i / r^i) for i >= 2 (A_1 = I): what the weights must realise (r = 0: A_i itself)."""
     a = A_diag(i, N, blocks, eps)
