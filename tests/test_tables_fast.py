@@ -434,3 +434,19 @@ def test_A_diag_at_is_A_diag_read_there(N, dy, s, data):
         want = design.A_diag(i, N, b, eps)[coords]
         got = design.A_diag_at(i, N, b, eps, coords)
         assert np.array_equal(got.view(np.int64), want.view(np.int64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 700), st.integers(1, 9), st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 256]))
+def test_row_norms_equal_numpys_norm(n, m, seed, chunk):
+    """decode.row_norms = np.linalg.norm(W, axis=1) bit for bit (huge, tiny, inf and NaN rows)."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((n, m)) * 10.0 ** rng.integers(-200, 200, size=(n, 1))
+    if n:
+        W[rng.integers(n)] = np.inf
+        W[rng.integers(n), 0] = np.nan
+        W[rng.integers(n)] = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = decode.row_norms(W, chunk)
+        want = np.linalg.norm(W, axis=1)
+    assert np.array_equal(got, want, equal_nan=True)

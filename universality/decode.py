@@ -133,7 +133,7 @@ def _unit_rows(Wc: np.ndarray):
     unit rows are not held: a :class:`_UnitRows` forms the rows a product or an index asks for, a chunk
     at a time, with the same division (the paper layout at J = L = 128: a second 2.1 GB table)."""
     if _UNIT_CACHE[0] is not Wc:
-        norms = np.linalg.norm(Wc, axis=1)
+        norms = row_norms(Wc)
         safe = np.where(norms > 0, norms, 1.0)
         unit = _UnitRows(Wc, safe) if Wc.nbytes > UNIT_ROWS_HELD_MAX else Wc / safe[:, None]
         _UNIT_CACHE[:] = [Wc, norms, unit, {}]
@@ -141,6 +141,17 @@ def _unit_rows(Wc: np.ndarray):
 
 
 UNIT_ROWS_HELD_MAX = 256 << 20
+
+
+def row_norms(W: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """``np.linalg.norm(W, axis=1)``, ``chunk`` rows at a time: each row's norm is computed alone, so
+    the same numbers bit for bit, without NumPy's full-size temporary of the squares (680 MB for the
+    J = L = 96 gains, 2.1 GB at 128: about 2 s of page faults on this machine)."""
+    W = np.asarray(W)
+    out = np.empty(W.shape[0])
+    for s0 in range(0, W.shape[0], chunk):
+        out[s0:s0 + chunk] = np.linalg.norm(W[s0:s0 + chunk], axis=1)
+    return out
 
 
 class _UnitRows:

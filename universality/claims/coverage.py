@@ -200,7 +200,9 @@ def separation(V: np.ndarray, with_distortion: bool = False):
 def _separation(V: np.ndarray):
     n, dm = V.shape[0] * V.shape[1], V.shape[2]
     flat = V.reshape(n, dm)
-    norms = np.linalg.norm(flat, axis=1)
+    from ..decode import row_norms
+
+    norms = row_norms(flat)  # (np.linalg.norm(flat, axis=1) without a cells x dm temporary)
     rho = 0.0
     if n < 2:
         return 1.0, (), False, rho
