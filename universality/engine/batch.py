@@ -80,14 +80,36 @@ class PerColumnUpdates:
     """Column g of a block goes through sample g's updated layers W_i + coef D[g, i] H[g, i]^T.
 
     ``D``: (N, D, G) errors at each layer's output; ``H``: (N, D, G) its inputs (h_{i+1}); both are the
-    step's gradient factors (views, nothing copied)."""
+    step's gradient factors (views, nothing copied).
 
-    def __init__(self, base: Layers, Dg: np.ndarray, Hg: np.ndarray, coef: float):
+    h^T X reads only the rows where some sample's h_{i+1} is not zero (found from the factor itself,
+    once per layer, and kept: nothing is assumed about which units they are; a NaN or inf counts as
+    nonzero): the other rows add exact zeros. On the paper layout h_{i+1} has one or two nonzero
+    entries of D, so this saves a pass over the D x G block per product."""
+
+    def __init__(self, base: Layers, Dg: np.ndarray, Hg: np.ndarray, coef: float, rows: dict | None = None):
         self.base, self.Dg, self.Hg, self.coef = base, Dg, Hg, float(coef)
         self.N, self.D = base.N, base.D
+        self._rows = {} if rows is None else rows
+
+    def rows(self, k: int) -> np.ndarray:
+        """The units where some column of H[k] is not zero (computed once per layer)."""
+        r = self._rows.get(k)
+        if r is None:
+            r = self._rows[k] = np.flatnonzero(self.Hg[k].any(axis=1))
+        return r
+
+    def _t(self, k: int, X: np.ndarray, absolute: bool) -> np.ndarray:
+        rows = self.rows(k)
+        H = self.Hg[k][rows]
+        if absolute:
+            H = np.abs(H)
+        if X.ndim == 3:
+            return np.einsum("dg,dsg->sg", H, X[rows])
+        return np.einsum("dg,dg->g", H, X[rows])
 
     def apply(self, k: int, X: np.ndarray) -> np.ndarray:
-        t = np.einsum("dg,dg->g", self.Hg[k], X)
+        t = self._t(k, X, False)
         out = self.base.apply(k, X)
         out += self.coef * (self.Dg[k] * t)
         return out
@@ -95,12 +117,16 @@ class PerColumnUpdates:
     def abs_apply(self, k: int, X: np.ndarray) -> np.ndarray:
         """|W_k + coef d h^T| X column by column; X (D, G), or (D, S, G): S blocks, block s's column g
         through sample g's layer (one product for all S blocks)."""
+        t = self._t(k, X, True)
         if X.ndim == 3:
-            t = np.einsum("dg,dsg->sg", np.abs(self.Hg[k]), X)
             out = self.base.abs_apply(k, X.reshape(X.shape[0], -1)).reshape(X.shape)
+            if X.shape[2] == 1:  # one sample: block by block (a D-long inner loop, not a 1-long one)
+                A = np.abs(self.Dg[k])
+                for s in range(X.shape[1]):
+                    out[:, s, :] += A * (abs(self.coef) * t[s])
+                return out
             out += abs(self.coef) * (np.abs(self.Dg[k])[:, None, :] * t)
             return out
-        t = np.einsum("dg,dg->g", np.abs(self.Hg[k]), X)
         out = self.base.abs_apply(k, X)
         out += abs(self.coef) * (np.abs(self.Dg[k]) * t)
         return out
@@ -357,7 +383,8 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     hfac = inp  # the inputs of each layer: the gradient's second factor
     coef = -alpha
     theta_post = [theta_b - alpha * float(gphi[b.bottom, g]) for g in range(G)]
-    upd = PerColumnUpdates(layers, dfac, hfac, coef)
+    h_rows: dict = {}
+    upd = PerColumnUpdates(layers, dfac, hfac, coef, h_rows)
     # after the step: x* and x through each sample's own updated layers; x* before it
     PHI_sp = np.column_stack([layers.asarray(con.phi(s.x_star, theta_post[g])) for g, s in enumerate(samples)])
     PHI_xp = np.column_stack([layers.asarray(con.phi(s.x, theta_post[g])) for g, s in enumerate(samples)])
@@ -375,6 +402,7 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     # the magnitude pass at x the claims bound their rounding with (its reductions)
     abs_x = _abs_extremes(layers.abs_apply, N, PHI)
     grp = StepGroup(layers, dfac, hfac, coef)
+    grp.h_rows = h_rows
     grp.seg, grp.sweeps = seg, (fx, bx, fsp)
     grp.pre_x, grp.errors = pre, E  # the passes at x before the step and the errors at z, (N, D, G), (D, G)
     for g, s in enumerate(samples):
@@ -421,13 +449,14 @@ class StepGroup:
         self._cache: dict = {}
         self.seg = layers.N  # layers per checkpoint segment (N: the passes are stored whole)
         self.sweeps: tuple = ()
+        self.h_rows: dict = {}  # layer -> the units where some sample's hfac[k] is nonzero
 
     def __len__(self) -> int:
         return len(self.steps)
 
     @property
     def updates(self) -> PerColumnUpdates:
-        return PerColumnUpdates(self.layers, self.dfac, self.hfac, self.coef)
+        return PerColumnUpdates(self.layers, self.dfac, self.hfac, self.coef, self.h_rows)
 
     def release(self) -> None:
         """Drop the group's references to its steps and results (called once all were checked), so
@@ -435,6 +464,7 @@ class StepGroup:
         self.steps = []
         self._cache = {}
         self.sweeps = ()
+        self.h_rows = {}
 
     def cached(self, key, make):
         """``make(group)``, computed once per group (a list or array indexed by the sample's position)."""
