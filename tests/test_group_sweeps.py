@@ -164,3 +164,23 @@ def test_a_backprop_bug_fails_grad_rank_one_in_a_group(monkeypatch):
     assert set(verdicts()) == {"PASS"}
     monkeypatch.setattr(SparseLayers, "relu_grad", lambda self, pre, r: relu_grad(pre, 1.0))
     assert "FAIL" in verdicts()
+
+
+@settings(max_examples=60, deadline=None)
+@given(pre=st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, np.inf, -np.inf, np.nan, 2.5]),
+                    min_size=1, max_size=12),
+       g=st.lists(st.sampled_from([0.0, -0.0, 1.0, -3.0, np.inf, -np.inf, np.nan, 1e300]), min_size=12, max_size=12),
+       r=st.sampled_from([1.0, 0.5, 0.0, 2.0, 1e-2]))
+def test_relu_grad_mul_is_g_times_relu_grad_bit_for_bit(pre, g, r):
+    """Backprop's per-layer product G * ReLU'(pre) (engine/layers.py relu_grad_mul, the fast path the
+    reverse sweeps use) equals G * relu_grad(pre, r) bit for bit: signed zeros, infinities and NaNs
+    (a NaN pre-activation takes r) included."""
+    from universality.engine.layers import relu_grad, relu_grad_mul
+
+    p = np.array(pre)
+    G = np.array(g[:len(pre)])
+    with np.errstate(invalid="ignore"):  # inf * 0 = NaN on both sides
+        want = G * relu_grad(p, r)
+        got = relu_grad_mul(p, G, r)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.array_equal(got, want, equal_nan=True)

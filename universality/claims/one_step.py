@@ -17,7 +17,7 @@ import numpy as np
 
 from ..engine.batch import unit_max
 from ..engine.checkpoint import reduce_columns, segments  # noqa: F401
-from ..engine.layers import lowrank_max_abs, relu_grad
+from ..engine.layers import lowrank_max_abs, relu_grad, relu_grad_mul
 from ..engine.step import row_abs_max
 from ..tolerance import guard
 from . import sides
@@ -850,7 +850,7 @@ def _abs_backward(ctx, E: np.ndarray, pre: np.ndarray, r: float) -> np.ndarray:
     kink); a max(r, 1) here would inflate the bound by r^-N for small r (spurious UNDECIDED)."""
     g_abs = np.abs(E)
     for k in range(ctx.N):
-        g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(pre[k], r)))
+        g_abs = ctx.layers.abs_apply_T(k, relu_grad_mul(pre[k], g_abs, abs(r)))  # = g_abs |ReLU'(pre)|
     return g_abs
 
 

@@ -333,7 +333,7 @@ def backward_sweep(layers, pre: LazyStack, r: float, N: int, seg: int, E: np.nda
     ``final`` is dl/dphi."""
 
     def step(k, Gr, out):
-        d = Gr * layers.relu_grad(pre[k], r)
+        d = layers.relu_grad_mul(pre[k], Gr, r)
         if out is not None:
             out[0][...] = d
         return layers.apply_T(k, d)

@@ -120,7 +120,7 @@ def backward(layers, fwd: Pass, e: np.ndarray, r: float):
     d = layers.empty((N, layers.D))
     g = layers.asarray(e)
     for k in range(N):
-        d[k] = g * layers.relu_grad(fwd.pre[k], r)
+        d[k] = layers.relu_grad_mul(fwd.pre[k], g, r)
         g = layers.apply_T(k, d[k])
     return d, g
 
