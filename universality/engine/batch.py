@@ -111,24 +111,37 @@ class PerColumnUpdates:
     def apply(self, k: int, X: np.ndarray) -> np.ndarray:
         t = self._t(k, X, False)
         out = self.base.apply(k, X)
-        out += self.coef * (self.Dg[k] * t)
+        if X.shape[1] == 1:
+            out += self.coef * (self.Dg[k] * t)
+        else:  # D_k diag(coef t): one product per entry (plus exact zeros), as one BLAS product
+            out += self.Dg[k] @ np.diag(self.coef * t)
         return out
 
     def abs_apply(self, k: int, X: np.ndarray) -> np.ndarray:
         """|W_k + coef d h^T| X column by column; X (D, G), or (D, S, G): S blocks, block s's column g
         through sample g's layer (one product for all S blocks)."""
         t = self._t(k, X, True)
+        c = abs(self.coef)
+        A = np.abs(self.Dg[k])
         if X.ndim == 3:
-            out = self.base.abs_apply(k, X.reshape(X.shape[0], -1)).reshape(X.shape)
-            if X.shape[2] == 1:  # one sample: block by block (a D-long inner loop, not a 1-long one)
-                A = np.abs(self.Dg[k])
-                for s in range(X.shape[1]):
-                    out[:, s, :] += A * (abs(self.coef) * t[s])
+            D_, S, G = X.shape
+            out = self.base.abs_apply(k, X.reshape(D_, -1)).reshape(X.shape)
+            if G == 1:  # one sample: block by block (a D-long inner loop, not a 1-long one)
+                for s in range(S):
+                    out[:, s, :] += A * (c * t[s])
                 return out
-            out += abs(self.coef) * (np.abs(self.Dg[k])[:, None, :] * t)
+            # |D_k| blockdiag: entry (d, s, g) = |D_k[d, g]| c t[s, g], one BLAS product (about 6x faster
+            # than broadcasting over the short last axis at D = 2,113, G = 4)
+            M = np.zeros((G, S, G))
+            idx = np.arange(G)
+            M[idx, :, idx] = (c * t).T
+            out += (A @ M.reshape(G, S * G)).reshape(D_, S, G)
             return out
         out = self.base.abs_apply(k, X)
-        out += abs(self.coef) * (np.abs(self.Dg[k]) * t)
+        if X.shape[1] == 1:
+            out += c * (A * t)
+        else:
+            out += A @ np.diag(c * t)
         return out
 
 
