@@ -140,8 +140,13 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
         ctx.cache["grad-rank-one buffers"] = bufs
     bvec, avec = (b[:N * D * G].reshape(N, D, G) for b in bufs)
     bvec[N - 1] = PHI
+    sparse = layers.kind == "sparse"
     for k in range(N - 2, -1, -1):
-        bvec[k] = layers.apply(k + 1, bvec[k + 1])
+        if sparse:  # accumulated in place from zero: the same sums as apply, without a copy
+            bvec[k].fill(0.0)
+            layers.apply_add(k + 1, bvec[k + 1], bvec[k])
+        else:
+            bvec[k] = layers.apply(k + 1, bvec[k + 1])
     for k in range(N):
         rk = r ** (k + 1)
         np.multiply(a, rk, out=avec[k])

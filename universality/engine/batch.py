@@ -311,12 +311,15 @@ def _allocator(pool):
     return alloc
 
 
-def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, extremes: bool = False) -> Sweep:
+def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, extremes: bool = False,
+                  apply_add=None) -> Sweep:
     """The forward pass of the block PHI (D, G) through ``apply(k, X)`` as a :class:`Sweep` with
     outputs "pre" (the pre-activation of layer k) and "inp" (its input h_{k+1}, stored one row down
     so that a segment's rows are the pass's outputs post[k0 .. k1]); ``final`` is z. ``extremes``:
     also keep, per unit, the largest and smallest pre-activation over the layers (``sw.extremes``;
-    max and min are idempotent, so a recomputed segment leaves them as they are)."""
+    max and min are idempotent, so a recomputed segment leaves them as they are). ``apply_add(k, X,
+    out)`` (out += W_k X, optional): the stored pre-activation is then accumulated in place from
+    zero, the same sums as ``apply`` (a sparse product starts from zero too), without a copy."""
     shape = PHI.shape
     hi = np.full(shape, -np.inf) if extremes else None
     lo = np.full(shape, np.inf) if extremes else None
@@ -328,7 +331,11 @@ def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, ex
             pre, inp = out
             inp[...] = X
             Y = pre
-            pre[...] = apply(k, X)
+            if apply_add is not None and pre.flags.c_contiguous:
+                pre.fill(0.0)
+                apply_add(k, X, pre)
+            else:
+                pre[...] = apply(k, X)
         if extremes:
             np.maximum(hi, Y, out=hi)
             np.minimum(lo, Y, out=lo)
@@ -369,7 +376,9 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     # the passes at x before the step
     PHI = np.column_stack([layers.asarray(con.phi(s.x, theta_b)) for s in samples])
     alloc = _allocator(pool)
-    fx = forward_sweep(layers.apply, relu, N, seg, PHI, alloc, extremes=seg < N)
+    # (sparse: the product accumulates into the stored row from zero, exactly as apply computes it)
+    fx = forward_sweep(layers.apply, relu, N, seg, PHI, alloc, extremes=seg < N,
+                       apply_add=layers.apply_add if layers.kind == "sparse" else None)
     stored = fx.stored  # one segment: the plain (N, D, G) arrays, as without checkpointing
     pre, post = (fx.array("pre"), fx.array("inp")) if stored else (fx.stack("pre"), PostStack(fx, 1))
     inp = post[1:] if stored else fx.stack("inp")
