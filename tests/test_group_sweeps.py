@@ -28,10 +28,10 @@ from universality.engine.step import layers_of
 from universality.samples import make_samples
 
 
-def _groups(con, samples, **kw):
-    """(sample, step) pairs of one group of all the samples, checked while the group is alive (the
-    group releases its steps once the next one is asked for)."""
-    return zip(samples, single_steps(con, samples, group=len(samples), **kw))
+def _groups(con, samples, group=None):
+    """(sample, step) pairs, by default in one group of all the samples, checked while the group is
+    alive (the group releases its steps once the next one is asked for)."""
+    return zip(samples, single_steps(con, samples, group=group or len(samples)))
 
 
 def _lone_sides(ctx, st_):
@@ -48,8 +48,8 @@ def _lone_sides(ctx, st_):
 @settings(max_examples=6, deadline=None)
 @given(extra=st.integers(0, 8), J=st.integers(3, 6), r=st.sampled_from([1.0, 0.75, 1.25]),
        variant=st.sampled_from(["paper", "signed"]), alpha=st.sampled_from([0.1, -2.0, 1e-3]),
-       seed=st.integers(0, 1000))
-def test_group_second_order_sweep_equals_the_lone_sweep(extra, J, r, variant, alpha, seed):
+       seed=st.integers(0, 1000), group=st.sampled_from([1, 3]))
+def test_group_second_order_sweep_equals_the_lone_sweep(extra, J, r, variant, alpha, seed, group):
     N = extra + (64 if variant == "signed" else 126)  # D > 128: Gaussian probes
     cfg = Config(N=N, J=J, L=J, relu_grad_at_zero=r, variant=variant, alpha=alpha, samples=3, seed=seed)
     con = build(cfg, engine="sparse")
@@ -57,8 +57,8 @@ def test_group_second_order_sweep_equals_the_lone_sweep(extra, J, r, variant, al
     ctx = Context(con)
     assert shared_columns(ctx) == 6
     samples = make_samples(3, seed, J, J)[:3]
-    for s, st_ in _groups(con, samples):
-        assert len(st_.group) == 3  # the group path (shared probes, majorant) is taken
+    for s, st_ in _groups(con, samples, group):
+        assert len(st_.group) == group  # the group path (shared probes, majorant) is taken
         X, lhs, fo, la, fa = one_step.second_order_sides(ctx, st_)
         Xl, lhs_l, fo_l, la_l, fa_l = _lone_sides(ctx, st_)
         np.testing.assert_array_equal(X, Xl)
@@ -82,11 +82,12 @@ def test_group_second_order_sweep_equals_the_lone_sweep(extra, J, r, variant, al
         assert g.tolerance < 1e-6 * max(abs(st_.alpha) * np.abs(fo).max(), 1e-300) or g.tolerance < 1e-9
 
 
+@pytest.mark.parametrize("group", [None, 1])
 @pytest.mark.parametrize("delta", [1.0, 1e-3])
-def test_second_order_remainder_fails_on_the_group_path(delta):
+def test_second_order_remainder_fails_on_the_group_path(delta, group):
     """A top row of layer 2 reads a middle unit: two updates meet and prod W' gets an alpha^2 term.
-    Above D = 128, in one group of all the samples (shared Gaussian probes, the majorant magnitude column),
-    second-order-zero FAILs it; the clean network PASSes."""
+    Above D = 128, in one group of all the samples (shared Gaussian probes, the majorant magnitude column)
+    or sample by sample, second-order-zero FAILs it; the clean network PASSes."""
     cfg = Config(N=66, J=8, L=8, samples=3)
     con = build(cfg, engine="sparse")
     assert con.D > IDENTITY_MAX_D
@@ -99,8 +100,8 @@ def test_second_order_remainder_fails_on_the_group_path(delta):
     for net, want in ((bad, "FAIL"), (con, "PASS")):
         ctx = Context(net)
         verdicts = []
-        for s, st_ in _groups(net, samples):
-            assert len(st_.group) == len(samples)
+        for s, st_ in _groups(net, samples, group):
+            assert len(st_.group) == (group or len(samples))
             verdicts.append(CLAIMS["second-order-zero"].func(ctx, s, st_).verdict.value)
         if want == "FAIL":
             assert "FAIL" in verdicts, verdicts
