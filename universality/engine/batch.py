@@ -234,8 +234,9 @@ def checkpointed(N: int, D: int, G: int = 1, lone: bool = False) -> bool:
 
 
 # second-order-zero's probe sweep for a group: about this many (D, G, p) blocks alive at once (the probe
-# block, R, acc, accp, the new terms and the rank-one product), p = 8 probes (6 Gaussian + the sample's
-# two inputs, claims/probes.py) above D = 128
+# block, the state block [R | acc | acc'] entering a layer and the one leaving it, about 2.25 p columns
+# per sample each, and the results), p = 8 probes (6 Gaussian + the sample's two inputs,
+# claims/probes.py) above D = 128
 PROBE_BLOCK_ARRAYS, PROBES = 8, 8
 
 
