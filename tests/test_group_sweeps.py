@@ -185,3 +185,25 @@ def test_relu_grad_mul_is_g_times_relu_grad_bit_for_bit(pre, g, r):
         got = relu_grad_mul(p, G, r)
     assert np.array_equal(np.signbit(got), np.signbit(want))
     assert np.array_equal(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("cfg", [Config(N=18, J=4, L=4, samples=3), Config(N=66, J=8, L=8, samples=2),
+                                 Config(N=11, J=3, L=3, variant="signed", layout="paper", samples=2)])
+def test_kept_block_maxima_give_the_same_update_blocks_and_gradient_maximum(cfg):
+    """update-blocks and the gradient's max |d_k| max |h_k| read one set of per-layer block maxima
+    kept on the step (Step.factor_block_max) instead of each reducing the factors: the same values,
+    bit for bit, as the reductions over the whole rows (engine/step.py factor_max) and update-blocks'
+    own segment-wise reduction."""
+    from universality.engine.step import factor_max
+
+    con = build(cfg, engine="sparse")
+    ctx = Context(con)
+    b = con.blocks
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L)
+    for s, st_ in _groups(con, samples):
+        assert st_.factor_block_max(b.dt) is not None
+        D, H = st_.W_post.Dfac[:, :, 0], st_.W_post.Hfac[:, :, 0]
+        assert st_.grad_max_abs() == factor_max(D, H)
+        outside, moved, _ = one_step.update_outside(ctx, st_)
+        ref = one_step._update_blocks_rank_one(b, abs(st_.W_post.coef), D, H)
+        assert (float(outside[0]), moved) == ref

@@ -195,7 +195,13 @@ def update_outside(ctx, st):
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
-    if st.W_post.Dfac.shape[2] == 1:
+    parts = st.factor_block_max(b.dt) if hasattr(st, "factor_block_max") else None
+    if parts is not None:  # the step's kept per-layer block maxima (the same reductions, computed once)
+        d_top, d_rest, h_top, h_rest = parts
+        h_all = np.maximum(h_top, h_rest)
+        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))
+        moved = coef * float(np.max(d_rest * h_top, initial=0.0))
+    elif st.W_post.Dfac.shape[2] == 1:
         outside, moved = _update_blocks_rank_one(b, coef, st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0])
     else:
         for k in range(ctx.N):  # W'_k - W_k = coef D_k H_k^T: rows top (any column), or columns not top
