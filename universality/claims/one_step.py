@@ -199,8 +199,8 @@ def update_outside(ctx, st):
     if parts is not None:  # the step's kept per-layer block maxima (the same reductions, computed once)
         d_top, d_rest, h_top, h_rest = parts
         h_all = np.maximum(h_top, h_rest)
-        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))
-        moved = coef * float(np.max(d_rest * h_top, initial=0.0))
+        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0))) + 0.0
+        moved = coef * float(np.max(d_rest * h_top, initial=0.0)) + 0.0
     elif st.W_post.Dfac.shape[2] == 1:
         outside, moved = _update_blocks_rank_one(b, coef, st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0])
     else:

@@ -276,7 +276,8 @@ class Step:
             if self.W_post.Dfac.shape[1] == 0:
                 return 0.0
             d_top, d_rest, h_top, h_rest = parts
-            return float(np.max(np.maximum(d_top, d_rest) * np.maximum(h_top, h_rest), initial=0.0))
+            # (+ 0.0: a zero gradient reads 0, not -0, as the whole-row reduction gives it)
+            return float(np.max(np.maximum(d_top, d_rest) * np.maximum(h_top, h_rest), initial=0.0)) + 0.0
         if K == 1 and is_lazy(self.W_post.Dfac):  # checkpointed: every sample of the group in one traversal
             def step(out, k0, k1, parts):
                 return max(out, factor_max(parts[0][:, :, 0], parts[1][:, :, 0]))
