@@ -28,7 +28,7 @@ import numpy as np
 
 from ..construction.network import build
 from ..decode import recover
-from ..engine.step import forward, maml_step as k_shot_step, updates_diff_max_abs
+from ..engine.step import forward, maml_step as k_shot_step
 from ..samples import cell_point
 from .base import Check, Outcome, Verdict, claim, finding, max_abs, worst
 
@@ -517,6 +517,25 @@ def _intermediate_clipping(fwd, blocks, tol: float) -> list:
     return out
 
 
+def _linear_and_magnitude(W, phi: np.ndarray, rows) -> tuple[np.ndarray, float]:
+    """(rows of the linear product W_1 ... W_N phi with no ReLU, forward(W, phi, relu=False).z; the
+    rounding magnitude :func:`_abs_forward_max`) in one traversal of the layers: on the updated
+    layers of a checkpointed step their gradient factors are recomputed once for both passes."""
+    from ..engine.step import layers_of
+
+    layers = layers_of(W)
+    h = layers.asarray(phi)
+    a = layers.abs(h)
+    mag = 0.0
+    for k in range(layers.N - 1, -1, -1):
+        h = layers.apply(k, h)
+        a = layers.abs_apply(k, a)
+        part = a[rows]
+        if part.size:
+            mag = max(mag, float(np.max(part)))
+    return np.asarray(h)[rows], mag
+
+
 def _mixed_sign_search(ctx, con, budget: int = 240):
     """Try label pairs of both signs, cell pairs and x* cells until the ReLU network leaves the
     K-shot formula while the linear product still matches it. Returns (found, details)."""
@@ -542,10 +561,10 @@ def _mixed_sign_search(ctx, con, budget: int = 240):
                 x_star = cell_point(star, d.L, d.dx)
                 st = k_shot_step(con, xs, ys, x_star)
                 f, fmag = kshot_formula(con, xs, ys, x_star, st.theta_b_post, st.alpha)
-                lin = forward(st.W_post, st.phi_star_post, relu=False).z[b.mid]
+                lin, mag = _linear_and_magnitude(st.W_post, st.phi_star_post, b.mid)
                 relu = st.z_star[b.mid]
                 claimed = np.maximum(f, 0.0) if d.variant == "signed" else f
-                tol = ctx.tol(_abs_forward_max(st.W_post, st.phi_star_post, b.mid) + max_abs(fmag))
+                tol = ctx.tol(mag + max_abs(fmag))
                 gap_relu, gap_lin = max_abs(relu - claimed), max_abs(lin - f)
                 clipped = _intermediate_clipping(st.fwd_star_post, b, tol)
                 last = {"x": xs, "x_star": x_star, "labels": ys, "relu_network_vs_formula": gap_relu,
