@@ -323,10 +323,11 @@ def _centers(con, idx) -> list:
 def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
     """(engine.step.updates_diff_max_abs(a, b), a.grad_max_abs()) for two steps from the same weights,
     in one traversal of their gradient factors: checkpointed (J = L = 128), each segment of the four
-    stacks is recomputed once instead of once per reduction. The same per-layer searches as those two
-    functions (lowrank_max_abs on the stacked corrections; the factors' max per layer)."""
+    stacks is recomputed once instead of once per reduction. The same searches as those two functions
+    (every entry of the stacked corrections [c_a D_a, -c_b D_b][H_a, H_b]^T of each layer whose factors
+    differ, on the supports; the factors' max per layer), vectorised over a few layers at a time."""
     from ..engine.checkpoint import segments
-    from ..engine.layers import lowrank_max_abs, lowrank_max_abs_all
+    from ..engine.layers import lowrank_max_abs_all
     from ..engine.step import factor_max
 
     Wa, Wb = a.W_post, b.W_post
@@ -337,13 +338,22 @@ def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
         if Da.shape[1]:
             gmax = max(gmax, factor_max(Da[:, :, 0], Ha[:, :, 0]) if K == 1
                        else float(lowrank_max_abs_all(Da, Ha).max(initial=0.0)) / K)
-        for n in range(k1 - k0):
-            if same_coef and np.array_equal(Da[n], Db[n]) and np.array_equal(Ha[n], Hb[n]):
-                continue  # the same factors: the same updated layer, bit for bit
-            P = np.hstack([Wa.coef * Da[n], -Wb.coef * Db[n]])
-            Q = np.hstack([Ha[n], Hb[n]])
-            diff = max(diff, lowrank_max_abs(P, Q))
+        for c0 in range(0, k1 - k0, DIFF_CHUNK_LAYERS):  # a few layers at a time, vectorised
+            sl = slice(c0, min(c0 + DIFF_CHUNK_LAYERS, k1 - k0))
+            da, ha, db, hb = Da[sl], Ha[sl], Db[sl], Hb[sl]
+            differ = np.ones(da.shape[0], dtype=bool)
+            if same_coef:  # the same factors: the same updated layer, bit for bit
+                differ = ~(np.all(da == db, axis=(1, 2)) & np.all(ha == hb, axis=(1, 2)))
+            if not differ.any():
+                continue
+            P = np.concatenate([Wa.coef * da[differ], -Wb.coef * db[differ]], axis=2)
+            Q = np.concatenate([ha[differ], hb[differ]], axis=2)
+            diff = max(diff, float(lowrank_max_abs_all(P, Q).max(initial=0.0)))
     return diff, gmax
+
+
+# layers whose stacked corrections kshot-coincident-bins searches at once (D x 2K each)
+DIFF_CHUNK_LAYERS = 16
 
 
 @finding("kshot-coincident-bins", condition="two training inputs in the same x cell")
