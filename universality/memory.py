@@ -135,7 +135,7 @@ def findings_bytes(cfg, run_bytes: int) -> int:
     """The findings' peak besides what the run holds anyway: their own steps on the run's weights
     (the engine's ``findings_step_bytes``: two K-shot steps, checkpointed at large sizes), and, while
     the run is small enough for the findings to build second constructions of its size (N x D at
-    most claims/findings.py's FINDING_FULL_SIZE_MAX; above it they are shown on reference sizes of a
+    most FINDING_FULL_SIZE_MAX; above it claims/findings.py shows those gaps on reference sizes of a
     few kilobytes), those constructions, capped at FINDING_MEMORY_BYTES and at the run's own
     ``run_bytes``. The findings run after the claims, so this term and the claims' per-step term are
     never alive together: their sum over-counts by the smaller one (a conservative estimate)."""
@@ -190,5 +190,5 @@ def check(cfg, *, findings: bool = True, universal=None, exact: bool = False) ->
 
 
 __all__ = ["components", "check", "limit_bytes", "total_memory_bytes", "format_bytes", "dense_stack_bytes",
-           "hpost_bytes", "hpost_weight_bytes", "dense_run_bytes", "findings_bytes", "MEMORY_FRACTION", "FINDING_MEMORY_BYTES",
-           "FINDING_FULL_SIZE_MAX"]
+           "hpost_bytes", "hpost_weight_bytes", "dense_run_bytes", "findings_bytes", "MEMORY_FRACTION",
+           "FINDING_MEMORY_BYTES", "FINDING_FULL_SIZE_MAX"]

@@ -200,8 +200,8 @@ PSD_FINDING_MAX_DT = 512
 
 
 def _sym_min_eigenvalue(B: np.ndarray, seen: dict) -> float:
-    """The smallest eigenvalue of B's symmetric part S = (B + B^T) / 2, exactly as eigvalsh of S gives
-    it, computed on the rows where S differs from the identity: a row (and, S being symmetric, its
+    """The smallest eigenvalue of B's symmetric part S = (B + B^T) / 2 (what eigvalsh of S gives, up to
+    its rounding), computed on the rows where S differs from the identity: a row (and, S being symmetric, its
     column) equal to e_u is an eigenvector of eigenvalue 1 decoupled from the rest, so the spectrum
     of S is that of S[U, U] (U: the other rows) plus 1 for each such row. ``seen`` memoises S[U, U]
     by value (the paper layout's layers repeat the same few code entries)."""

@@ -154,8 +154,8 @@ FINDING_STEPS_ALIVE = 2
 # pre and post each; the factors D, H: 2 per example; the pass at x* after the step: 2)
 FINDING_STORED_STEP_ARRAYS = 4 * FINDING_K + 2
 # ... and about six more while the second step is built next to the first (its backprop's error stack
-# before it is copied into the factors, the reductions' temporaries): measured with tracemalloc at J = L = 16 and 24, 24 and 23 N x D arrays in
-# all against this model's 26 (tests/test_findings_memory.py)
+# before it is copied into the factors, the reductions' temporaries): measured with tracemalloc at
+# J = L = 16 and 24, 24 and 23 N x D arrays in all against this model's 26 (tests/test_findings_memory.py)
 FINDING_STORED_EXTRA_ARRAYS = 6
 
 
