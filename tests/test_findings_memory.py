@@ -106,3 +106,51 @@ def test_psd_min_eigenvalue_on_the_support_equals_the_whole_matrix():
             B[1, 0] = -3.0
         want = float(np.linalg.eigvalsh((B + B.T) / 2).min())
         assert abs(_sym_min_eigenvalue(B, {}) - want) <= 1e-12 * max(1.0, abs(want))
+
+
+# ---- the reworked reductions still see a broken counterexample, in both lone-step modes ----------
+def _run(fid, J=4, checkpointed=False, monkeypatch=None):
+    if checkpointed:
+        monkeypatch.setattr(batch, "LONE_CHECKPOINT_ABOVE_BYTES", 0)
+    cfg = Config(N=J * J + 2, J=J, L=J, samples=2)
+    con = build(cfg, engine="sparse")
+    return run_finding(FINDINGS[fid], Context(con), make_samples(2, 0, J, J))
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_coincident_bins_sees_updates_that_differ(monkeypatch, checkpointed):
+    """A gradient that is not linear in the label (y^3 instead of y): two label sets with the same sum
+    no longer give the same theta' and kshot-coincident-bins (its one-traversal update difference) is
+    not demonstrated."""
+    from universality.losses import MSE
+
+    assert _run("kshot-coincident-bins", checkpointed=checkpointed, monkeypatch=monkeypatch).demonstrated
+    monkeypatch.setattr(MSE, "grad", lambda self, y, yhat: yhat - np.asarray(y) ** 3)
+    out = _run("kshot-coincident-bins", checkpointed=checkpointed, monkeypatch=monkeypatch)
+    assert not out.demonstrated, out.headline
+    assert out.counterexample["max_abs_theta_post_difference"] > 0
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_zero_label_sees_a_gradient(monkeypatch, checkpointed):
+    """A loss whose gradient at y = 0 is not zero: zero-label (max |grad| and 'any gradient' in one
+    traversal) is not demonstrated and reports the gradient."""
+    from universality.losses import MSE
+
+    assert _run("zero-label", checkpointed=checkpointed, monkeypatch=monkeypatch).demonstrated
+    monkeypatch.setattr(MSE, "grad", lambda self, y, yhat: yhat - np.asarray(y) + 0.5)
+    out = _run("zero-label", checkpointed=checkpointed, monkeypatch=monkeypatch)
+    assert not out.demonstrated, out.headline
+    assert out.counterexample["max_abs_gradient"] > 0
+
+
+def test_mixed_signs_needs_a_clip_with_checkpointed_steps(monkeypatch):
+    """Checkpointed lone steps: without the ReLUs in the pass at x* after the step there is nothing to
+    clip, and kshot-mixed-signs (linear product and magnitude in one traversal) is not demonstrated."""
+    assert _run("kshot-mixed-signs", checkpointed=True, monkeypatch=monkeypatch).demonstrated
+    import universality.engine.step as engine_step
+
+    real = engine_step.forward
+    monkeypatch.setattr(engine_step, "forward", lambda W, phi, relu=True: real(W, phi, relu=False))
+    out = _run("kshot-mixed-signs", checkpointed=True, monkeypatch=monkeypatch)
+    assert not out.demonstrated, out.headline
