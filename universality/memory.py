@@ -7,7 +7,9 @@ A run's peak is modelled as a sum of named components (bytes), each from one for
   gradients, the updated weights and their absolute values, one scratch stack). When the engine
   package provides ``universality.engine.memory.estimate_bytes(cfg, engine)``, that estimate
   replaces the placeholder (and then counts W too, so ``construction`` is dropped);
-* ``findings``: the findings build their own small networks, capped at ``FINDING_MEMORY_BYTES``;
+* ``findings``: the findings' own steps on the run's weights (two K-shot steps, checkpointed at
+  large sizes) and, at small sizes, their second constructions (capped at ``FINDING_MEMORY_BYTES``):
+  :func:`findings_bytes`;
 * ``h_post``: with ``--target``, the h_post ReLU network, its cached absolute values and the
   per-cell activations of one evaluation;
 * ``sweep``: the largest sweep level (its construction, engine and h_post), alive next to the
@@ -31,6 +33,9 @@ ENGINE_STACKS = 5
 MEMORY_FRACTION = 0.5
 FALLBACK_TOTAL_BYTES = 8 * 2**30
 FINDING_MEMORY_BYTES = 1 * 2**30  # the findings' own networks are capped at this (claims/findings.py)
+# Above this many entries per pass (N x D), the findings that would build a second construction of the
+# run's size show their gap on reference sizes instead (claims/findings.py, where it is explained)
+FINDING_FULL_SIZE_MAX = 2_000_000
 # h_post: weights + their absolute values (cached for the rounding magnitude) + one evaluation's
 # per-cell activations (same order as the weights of one layer): three copies of the weights.
 HPOST_COPIES = 3
@@ -126,11 +131,29 @@ def exact_bytes(cfg) -> int:
     return EXACT_MATRICES * cfg.N * cfg.D * cfg.D * EXACT_ENTRY_BYTES
 
 
+def findings_bytes(cfg, run_bytes: int) -> int:
+    """The findings' peak besides what the run holds anyway: their own steps on the run's weights
+    (the engine's ``findings_step_bytes``: two K-shot steps, checkpointed at large sizes), and, while
+    the run is small enough for the findings to build second constructions of its size (N x D at
+    most FINDING_FULL_SIZE_MAX; above it claims/findings.py shows those gaps on reference sizes of a
+    few kilobytes), those constructions, capped at FINDING_MEMORY_BYTES and at the run's own
+    ``run_bytes``. The findings run after the claims, so this term and the claims' per-step term are
+    never alive together: their sum over-counts by the smaller one (a conservative estimate)."""
+    second = min(FINDING_MEMORY_BYTES, run_bytes)
+    try:
+        from .engine.memory import findings_step_bytes  # type: ignore[import-not-found]
+    except ImportError:
+        return int(second)
+    if cfg.N * cfg.D > FINDING_FULL_SIZE_MAX:
+        second = 0
+    return int(findings_step_bytes(cfg) + second)
+
+
 def components(cfg, *, findings: bool = True, universal=None, exact: bool = False) -> dict:
     """Bytes per component of the run's peak (see the module docstring)."""
     out = dict(engine_bytes(cfg))
     if findings:
-        out["findings"] = min(FINDING_MEMORY_BYTES, sum(out.values()))
+        out["findings"] = findings_bytes(cfg, sum(out.values()))
     if universal is not None:
         from .universal import level_design, sweep_grid
 
@@ -167,4 +190,5 @@ def check(cfg, *, findings: bool = True, universal=None, exact: bool = False) ->
 
 
 __all__ = ["components", "check", "limit_bytes", "total_memory_bytes", "format_bytes", "dense_stack_bytes",
-           "hpost_bytes", "hpost_weight_bytes", "dense_run_bytes", "MEMORY_FRACTION", "FINDING_MEMORY_BYTES"]
+           "hpost_bytes", "hpost_weight_bytes", "dense_run_bytes", "findings_bytes", "MEMORY_FRACTION",
+           "FINDING_MEMORY_BYTES", "FINDING_FULL_SIZE_MAX"]

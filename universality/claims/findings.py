@@ -16,14 +16,14 @@ from .base import Outcome, finding, max_abs
 
 # A finding's extra construction may use at most FINDING_MEMORY_BYTES (universality.memory, where
 # the run's memory model counts it); above it the finding is shown on a smaller grid and says so.
-from ..memory import FINDING_MEMORY_BYTES, dense_run_bytes  # noqa: E402
+from ..memory import FINDING_FULL_SIZE_MAX, FINDING_MEMORY_BYTES, dense_run_bytes  # noqa: E402,F401
 
 
 # Above this many entries per pass (N x D), or stored weights on the sparse engine, the findings that
 # build a second construction of the run's size (r = 0, the other variant, N = J L) are shown on
 # reference sizes instead, and say so: each gap is a property of the argument, not of the size, and at
 # J = L = 64 those constructions took 112 s (at N = 6, J = L = 1024: 6 M weights, about 0.5 s a build).
-FINDING_FULL_SIZE_MAX = 2_000_000
+# FINDING_FULL_SIZE_MAX (universality.memory, whose model counts the second constructions below it).
 
 
 def _size(ctx) -> int:
@@ -199,6 +199,33 @@ def sign_of_y(ctx, samples) -> Outcome:
 PSD_FINDING_MAX_DT = 512
 
 
+def _sym_min_eigenvalue(B: np.ndarray, seen: dict) -> float:
+    """The smallest eigenvalue of B's symmetric part S = (B + B^T) / 2 (what eigvalsh of S gives, up to
+    its rounding), computed on the rows where S differs from the identity: a row (and, S being symmetric, its
+    column) equal to e_u is an eigenvector of eigenvalue 1 decoupled from the rest, so the spectrum
+    of S is that of S[U, U] (U: the other rows) plus 1 for each such row. ``seen`` memoises S[U, U]
+    by value (the paper layout's layers repeat the same few code entries)."""
+    S = (B + B.T) / 2
+    n = S.shape[0]
+    off = S.copy()
+    off[np.diag_indices(n)] -= 1.0
+    U = np.flatnonzero(np.any(off != 0, axis=1))
+    if U.size == 0:
+        return 1.0
+    sub = np.ascontiguousarray(S[np.ix_(U, U)])
+    key = (U.size, sub.tobytes())
+    if key not in seen:
+        seen[key] = float(np.linalg.eigvalsh(sub).min())
+    return seen[key] if U.size == n else min(seen[key], 1.0)
+
+
+def _min_sym_eigenvalue_over_layers(con) -> float:
+    """min over i = 1..N of the smallest eigenvalue of sym(B_i), one B_i at a time (nothing kept: at
+    J = L = 128 the N = 16,386 dense 256 x 256 B_i would be 8.6 GB)."""
+    seen: dict = {}
+    return min(_sym_min_eigenvalue(np.asarray(con.B(k), dtype=float), seen) for k in range(1, con.N + 1))
+
+
 @finding("psd-implication",
          condition="always (a property of the argument)")
 def psd_implication(ctx, samples) -> Outcome:
@@ -226,7 +253,7 @@ def psd_implication(ctx, samples) -> Outcome:
     Bs[b.cells_x, 0] = 1.0
     Bs += ctx.design.eps * np.eye(b.dt)
     slides_eig = float(np.linalg.eigvalsh((Bs + Bs.T) / 2).min())
-    own = [float(np.linalg.eigvalsh((ctx.B(k) + ctx.B(k).T) / 2).min()) for k in range(1, con.N + 1)]
+    own = _min_sym_eigenvalue_over_layers(con)
     demonstrated = eig.min() > 0 and Mu.min() < 0
     return Outcome(bool(demonstrated),
         {"matrix": f"M = B_{i}^-T B_{i}^-1 ({b.dt}x{b.dt}, symmetric)",
@@ -234,12 +261,29 @@ def psd_implication(ctx, samples) -> Outcome:
          "min_entry_Mu": float(Mu.min()), "negative_entry_index": int(p),
          "M_entries": M, "u_vector": u, "Mu_vector": Mu,
          "slides_B00_min_eigenvalue": slides_eig,
-         "construction_B_i_sym_part_min_eigenvalue": min(own)},
+         "construction_B_i_sym_part_min_eigenvalue": own},
         "A symmetric positive definite matrix can map a non-negative vector to one with a negative "
         "entry, so PSD products do not keep ReLU inputs non-negative. The slides' B_jl is not even "
         "PSD. The construction works because every top product B_i and every phi~ is entrywise >= 0.",
         f"M = B_{i}^-T B_{i}^-1 has min eigenvalue {eig.min():.3g} > 0, yet M e_{q} has entry "
         f"{Mu.min():.3g} < 0; slides' B_00 min eigenvalue {slides_eig:.3g}")
+
+
+def _gradient_max_and_any(st) -> tuple[float, bool]:
+    """(Step.grad_max_abs(), Step.has_gradient()) of a one-shot step in one traversal of its gradient
+    factors (checkpointed: each segment of the passes recomputed once instead of twice)."""
+    from ..engine.checkpoint import segments
+    from ..engine.step import factor_max
+
+    if st.K != 1:
+        return st.grad_max_abs(), st.has_gradient()
+    gmax, has = 0.0, False
+    for _, _, (Dm, Hm) in segments(st.W_post.Dfac, st.W_post.Hfac):
+        d, h = Dm[:, :, 0], Hm[:, :, 0]
+        if d.shape[1]:
+            gmax = max(gmax, factor_max(d, h))
+        has = has or bool(np.any(np.any(d != 0, axis=1) & np.any(h != 0, axis=1)))
+    return gmax, has
 
 
 @finding("zero-label",
@@ -251,24 +295,28 @@ def zero_label(ctx, samples) -> Outcome:
     x2 = cell_center((con.bin_x(x) + 1) % con.blocks.cells_x, d.J, d.dx)
     xs2 = cell_center((con.bin_star(xs) + 1) % con.blocks.cells_star, d.L, d.dx)
     y0 = con.loss.zero_gradient_label(d.dy)  # MSE: 0; CE: the uniform label 1/C
+    # each step is released as soon as the scalars this finding reports are read from it: one lone
+    # step alive at a time (at J = L = 128 a checkpointed lone step holds about 0.8 GB)
     st1 = one_step(con, x, y0, xs)
-    st2 = one_step(con, x2, y0, xs2)
-    out1, out2 = st1.out_star_post, st2.out_star_post
-    demonstrated = (st1.theta_b_post == 0 and not st1.has_gradient() and out1.branch == out2.branch
+    theta1, out1 = st1.theta_b_post, st1.out_star_post
+    grad1, has1 = _gradient_max_and_any(st1)
+    del st1
+    out2 = one_step(con, x2, y0, xs2).out_star_post
+    demonstrated = (theta1 == 0 and not has1 and out1.branch == out2.branch
                     and np.array_equal(out1.yhat, out2.yhat))
-    ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": st1.grad_max_abs(),
-          "theta_b_post": st1.theta_b_post, "outputs": [out1.yhat, out2.yhat],
+    ce = {"y": y0, "pairs": [[x, xs], [x2, xs2]], "max_abs_gradient": grad1,
+          "theta_b_post": theta1, "outputs": [out1.yhat, out2.yhat],
           "branch_after": out1.branch}
     y_null = con.loss.e_check_null_label(d.dy)  # MSE: (1, -1, 0, ...); None where there is none
     if y_null is not None:
-        st3 = one_step(con, x, y_null, xs)
-        ce["nonzero_label_in_kernel_of_e_check"] = {"y": y_null, "theta_b_post": st3.theta_b_post}
-        demonstrated = demonstrated and st3.theta_b_post == 0
+        theta3 = one_step(con, x, y_null, xs).theta_b_post
+        ce["nonzero_label_in_kernel_of_e_check"] = {"y": y_null, "theta_b_post": theta3}
+        demonstrated = demonstrated and theta3 == 0
     return Outcome(bool(demonstrated), ce,
         "With MSE at yhat = 0 the error is -y: for y = 0 nothing moves, theta_b' = 0, the switch does not "
         "flip and the post-step output is the same for every (x, x*). More generally theta_b' is "
         "proportional to e_check(y) = sum(y), so any label with sum 0 leaves the switch off.",
-        f"y = {_fmt(y0)}: max|grad| = {st1.grad_max_abs():.3g}, theta_b' = {st1.theta_b_post:.3g}, the same "
+        f"y = {_fmt(y0)}: max|grad| = {grad1:.3g}, theta_b' = {theta1:.3g}, the same "
         f"output {_fmt(out1.yhat)} for two different (x, x*)")
 
 

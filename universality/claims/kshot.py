@@ -28,7 +28,7 @@ import numpy as np
 
 from ..construction.network import build
 from ..decode import recover
-from ..engine.step import forward, maml_step as k_shot_step, updates_diff_max_abs
+from ..engine.step import forward, maml_step as k_shot_step
 from ..samples import cell_point
 from .base import Check, Outcome, Verdict, claim, finding, max_abs, worst
 
@@ -37,10 +37,20 @@ MAX_DECODE_CANDIDATES = 20000
 
 
 def _abs_forward_max(layers, phi: np.ndarray, rows=slice(None)) -> float:
-    from ..engine.step import abs_forward
+    """max over every layer k and ``rows`` of |W_k| ... |W_N| |phi| (no ReLU; engine/step.py
+    abs_forward's values): the rounding magnitude, reduced while the pass runs instead of holding the
+    N x D pass (4.3 GB at J = L = 128: the K-shot findings' peak there)."""
+    from ..engine.step import layers_of
 
-    a = abs_forward(layers, phi)
-    return float(np.max(a[:, rows])) if a.size else 0.0
+    layers = layers_of(layers)
+    h = layers.abs(layers.asarray(phi))
+    out = 0.0
+    for k in range(layers.N - 1, -1, -1):
+        h = layers.abs_apply(k, h)
+        part = h[rows]
+        if part.size:
+            out = max(out, float(np.max(part)))
+    return out
 
 
 def kshot_formula(con, xs, ys, x_star, theta_b_post: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -310,6 +320,42 @@ def _centers(con, idx) -> list:
     return [cell_point(int(c), con.design.J, con.design.dx) for c in idx]
 
 
+def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
+    """(engine.step.updates_diff_max_abs(a, b), a.grad_max_abs()) for two steps from the same weights,
+    in one traversal of their gradient factors: checkpointed (J = L = 128), each segment of the four
+    stacks is recomputed once instead of once per reduction. The same searches as those two functions
+    (every entry of the stacked corrections [c_a D_a, -c_b D_b][H_a, H_b]^T of each layer whose factors
+    differ, on the supports; the factors' max per layer), vectorised over a few layers at a time."""
+    from ..engine.checkpoint import segments
+    from ..engine.layers import lowrank_max_abs_all
+    from ..engine.step import factor_max
+
+    Wa, Wb = a.W_post, b.W_post
+    K = Wa.Dfac.shape[2]
+    same_coef = Wa.coef == Wb.coef
+    diff, gmax = 0.0, 0.0
+    for k0, k1, (Da, Ha, Db, Hb) in segments(Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac):
+        if Da.shape[1]:
+            gmax = max(gmax, factor_max(Da[:, :, 0], Ha[:, :, 0]) if K == 1
+                       else float(lowrank_max_abs_all(Da, Ha).max(initial=0.0)) / K)
+        for c0 in range(0, k1 - k0, DIFF_CHUNK_LAYERS):  # a few layers at a time, vectorised
+            sl = slice(c0, min(c0 + DIFF_CHUNK_LAYERS, k1 - k0))
+            da, ha, db, hb = Da[sl], Ha[sl], Db[sl], Hb[sl]
+            differ = np.ones(da.shape[0], dtype=bool)
+            if same_coef:  # the same factors: the same updated layer, bit for bit
+                differ = ~(np.all(da == db, axis=(1, 2)) & np.all(ha == hb, axis=(1, 2)))
+            if not differ.any():
+                continue
+            P = np.concatenate([Wa.coef * da[differ], -Wb.coef * db[differ]], axis=2)
+            Q = np.concatenate([ha[differ], hb[differ]], axis=2)
+            diff = max(diff, float(lowrank_max_abs_all(P, Q).max(initial=0.0)))
+    return diff, gmax
+
+
+# layers whose stacked corrections kshot-coincident-bins searches at once (D x 2K each)
+DIFF_CHUNK_LAYERS = 16
+
+
 @finding("kshot-coincident-bins", condition="two training inputs in the same x cell")
 def kshot_coincident_bins(ctx, samples) -> Outcome:
     d = _small(ctx)
@@ -331,12 +377,12 @@ def kshot_coincident_bins(ctx, samples) -> Outcome:
         set_b = [np.full(d.dy, sgn * 0.5), np.full(d.dy, sgn * 0.5)]
     sa = k_shot_step(con, [x, x], set_a, x_star)
     sb = k_shot_step(con, [x, x], set_b, x_star)
-    diff = max(updates_diff_max_abs(sa, sb), abs(sa.theta_b_post - sb.theta_b_post),
-               max_abs(sa.Wg_post - sb.Wg_post))
+    diff_w, grad_a = _updates_diff_and_grad_max(sa, sb)
+    diff = max(diff_w, abs(sa.theta_b_post - sb.theta_b_post), max_abs(sa.Wg_post - sb.Wg_post))
     # does each task leave a trace at all (else the demonstration would be vacuous)?
-    moved = sa.update_max_abs()
+    moved = abs(sa.alpha) * grad_a  # Step.update_max_abs()
     zdiff = max_abs(sa.z_star - sb.z_star)
-    tol = ctx.tol(abs(d.alpha) * max(sa.grad_max_abs(), 1.0)) * 2
+    tol = ctx.tol(abs(d.alpha) * max(grad_a, 1.0)) * 2
     codes_differ = max(max_abs(loss.label_code(p) - loss.label_code(q)) for p, q in zip(set_a, set_b))
     demonstrated = diff <= tol and moved > tol and codes_differ > 0
     return Outcome(bool(demonstrated),
@@ -389,10 +435,12 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
     eye = np.eye(C)
     balanced = [eye[k] for k in range(C)]
     st = k_shot_step(con, xs, balanced, x_star)
-    unbalanced = [eye[0]] + [eye[k] for k in range(C - 1)]  # class 0 twice, last class missing
-    su = k_shot_step(con, xs, unbalanced, x_star)
     # executed: the K errors that reached z in the real K-shot step (W_g and loss.grad), summed
     e_sum = np.sum(np.asarray(st.errors, dtype=float), axis=0)
+    st_theta, st_g_theta = st.theta_b_post, st.g_theta_b
+    del st  # one K-shot step alive at a time (what is reported is read)
+    unbalanced = [eye[0]] + [eye[k] for k in range(C - 1)]  # class 0 twice, last class missing
+    su_theta = k_shot_step(con, xs, unbalanced, x_star).theta_b_post
     g_sum = sum(np.asarray(con.loss.grad(y, np.zeros(C)), dtype=float) for y in balanced)
     # exactly: the loss's formula differentiated in rationals at the labels (nothing typed in)
     exact = _exact_gradient_sum(con.loss, C, balanced)
@@ -402,22 +450,22 @@ def kshot_balanced_ce(ctx, samples) -> Outcome:
     # the errors are O(1) per class (no alpha in them); theta_b' carries alpha
     tol_e = ctx.tol(C * 2.0)
     tol = ctx.tol(abs(d.alpha) * C * 2)
-    demonstrated = (all(q == 0 for q in exact) and max_abs(e_sum) <= tol_e and abs(st.theta_b_post) <= tol
-                    and su.theta_b_post != 0 and abs(su.theta_b_post) > abs(st.theta_b_post))
+    demonstrated = (all(q == 0 for q in exact) and max_abs(e_sum) <= tol_e and abs(st_theta) <= tol
+                    and su_theta != 0 and abs(su_theta) > abs(st_theta))
     return Outcome(bool(demonstrated),
         {"C": C, "task": f"{C}-way 1-shot, one example per class", "x": xs, "x_star": x_star,
          "sizes": _where(con),
          "sum_of_gradients_at_0_exact": [str(q) for q in exact],
          "sum_of_gradients_at_0_executed": g_sum, "sum_of_errors_at_z_executed": e_sum,
-         "theta_b_gradient": st.g_theta_b,
-         "theta_b_post": st.theta_b_post, "other_bottom_form_times_sum": g_other,
-         "unbalanced_task_theta_b_post": su.theta_b_post},
+         "theta_b_gradient": st_g_theta,
+         "theta_b_post": st_theta, "other_bottom_form_times_sum": g_other,
+         "unbalanced_task_theta_b_post": su_theta},
         "At yhat = 0 each CE gradient is 1/C - y_k; summed over a class-balanced task it is the zero "
         "vector (exactly, in rationals). theta_b's gradient is a linear form of that sum, so it is 0 "
         "for every choice of the bottom head w_g: theta_b' = 0, phi~ keeps writing x* into the training "
         "slots and the K-shot construction never switches to its test-time read-out.",
         f"{C}-way 1-shot: sum of gradients = ({', '.join(str(q) for q in exact)}) exactly, theta_b' = "
-        f"{st.theta_b_post:.3g}; unbalanced task: theta_b' = {su.theta_b_post:.3g}")
+        f"{st_theta:.3g}; unbalanced task: theta_b' = {su_theta:.3g}")
 
 
 @finding("kshot-mse-null-space", condition="MSE and e_check(sum_k y_k) = 0")
@@ -448,20 +496,22 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
         ys = [y1, -y1]
     st = k_shot_step(con, xs, ys, x_star)
     other = [np.abs(y1), 2 * np.abs(y1)]  # same cells, labels off the kernel
-    su = k_shot_step(con, xs, other, x_star)
-    e_sum = con.e_check(y1) + con.e_check(-y1)
     moved = st.update_max_abs()
     tol = ctx.tol(abs(d.alpha) * max(st.grad_max_abs(), 1.0))
-    demonstrated = st.theta_b_post == 0 and e_sum == 0 and moved > tol and su.theta_b_post != 0
+    theta_st = st.theta_b_post
+    del st  # one K-shot step alive at a time (what is reported is read)
+    su_theta = k_shot_step(con, xs, other, x_star).theta_b_post
+    e_sum = con.e_check(y1) + con.e_check(-y1)
+    demonstrated = theta_st == 0 and e_sum == 0 and moved > tol and su_theta != 0
     return Outcome(bool(demonstrated),
         {"x": xs, "x_star": x_star, "labels": ys, "e_check_of_sum": e_sum, "sizes": _where(con),
-         "theta_b_post": st.theta_b_post, "largest_weight_change": moved,
-         "other_task": {"labels": other, "theta_b_post": su.theta_b_post}},
+         "theta_b_post": theta_st, "largest_weight_change": moved,
+         "other_task": {"labels": other, "theta_b_post": su_theta}},
         "theta_b' = -alpha (prod w_check) e_check(sum_k y_k) / K. Nonzero labels whose sum lies in the "
         "kernel of e_check (here y and -y) move W but leave theta_b at 0, so the switch never flips and "
         "the test input is read through the training slots.",
-        f"labels {_lbl(ys)}: W moved by {moved:.3g} but theta_b' = {st.theta_b_post:.3g}; "
-        f"labels {_lbl(other)}: theta_b' = {su.theta_b_post:.3g}")
+        f"labels {_lbl(ys)}: W moved by {moved:.3g} but theta_b' = {theta_st:.3g}; "
+        f"labels {_lbl(other)}: theta_b' = {su_theta:.3g}")
 
 
 def _intermediate_clipping(fwd, blocks, tol: float) -> list:
@@ -475,6 +525,25 @@ def _intermediate_clipping(fwd, blocks, tol: float) -> list:
         hit = np.flatnonzero((pre < -tol) & (post == 0.0))
         out += [(k + 1, int(u)) for u in hit]
     return out
+
+
+def _linear_and_magnitude(W, phi: np.ndarray, rows) -> tuple[np.ndarray, float]:
+    """(rows of the linear product W_1 ... W_N phi with no ReLU, forward(W, phi, relu=False).z; the
+    rounding magnitude :func:`_abs_forward_max`) in one traversal of the layers: on the updated
+    layers of a checkpointed step their gradient factors are recomputed once for both passes."""
+    from ..engine.step import layers_of
+
+    layers = layers_of(W)
+    h = layers.asarray(phi)
+    a = layers.abs(h)
+    mag = 0.0
+    for k in range(layers.N - 1, -1, -1):
+        h = layers.apply(k, h)
+        a = layers.abs_apply(k, a)
+        part = a[rows]
+        if part.size:
+            mag = max(mag, float(np.max(part)))
+    return np.asarray(h)[rows], mag
 
 
 def _mixed_sign_search(ctx, con, budget: int = 240):
@@ -502,10 +571,10 @@ def _mixed_sign_search(ctx, con, budget: int = 240):
                 x_star = cell_point(star, d.L, d.dx)
                 st = k_shot_step(con, xs, ys, x_star)
                 f, fmag = kshot_formula(con, xs, ys, x_star, st.theta_b_post, st.alpha)
-                lin = forward(st.W_post, st.phi_star_post, relu=False).z[b.mid]
+                lin, mag = _linear_and_magnitude(st.W_post, st.phi_star_post, b.mid)
                 relu = st.z_star[b.mid]
                 claimed = np.maximum(f, 0.0) if d.variant == "signed" else f
-                tol = ctx.tol(_abs_forward_max(st.W_post, st.phi_star_post, b.mid) + max_abs(fmag))
+                tol = ctx.tol(mag + max_abs(fmag))
                 gap_relu, gap_lin = max_abs(relu - claimed), max_abs(lin - f)
                 clipped = _intermediate_clipping(st.fwd_star_post, b, tol)
                 last = {"x": xs, "x_star": x_star, "labels": ys, "relu_network_vs_formula": gap_relu,

@@ -142,6 +142,40 @@ def per_step_bytes(cfg) -> int:
     return int(group + LONE_STEPS_ALIVE * lone_one + rest)
 
 
+# ---- the findings (findings helper, issue 10) ---------------------------------------------------------
+# The findings run after the claims, one at a time, on the run's weights (claims/findings.py,
+# claims/kshot.py); each releases its steps once it has read what it reports. The largest holds two
+# K-shot steps of FINDING_K examples at once (kshot-coincident-bins compares two tasks' updated
+# networks) and then traverses their gradient factors segment by segment; kshot-mixed-signs holds one
+# step and a linear pass through its updated layers.
+FINDING_K = 2
+FINDING_STEPS_ALIVE = 2
+# stored (not checkpointed) lone steps: N x D arrays per K-shot step a finding keeps (K passes at x,
+# pre and post each; the factors D, H: 2 per example; the pass at x* after the step: 2)
+FINDING_STORED_STEP_ARRAYS = 4 * FINDING_K + 2
+# ... and about six more while the second step is built next to the first (its backprop's error stack
+# before it is copied into the factors, the reductions' temporaries): measured with tracemalloc at
+# J = L = 16 and 24, 24 and 23 N x D arrays in all against this model's 26 (tests/test_findings_memory.py)
+FINDING_STORED_EXTRA_ARRAYS = 6
+
+
+def findings_step_bytes(cfg) -> int:
+    """What the findings' own steps hold at their peak, besides the run's weights and the terms of
+    :func:`non_pass_bytes` (which the findings share: the telescoping products kshot_formula reads):
+    FINDING_STEPS_ALIVE K-shot steps of FINDING_K examples, checkpointed above engine/batch.py's lone
+    threshold (``lone_step_bytes`` each, which also counts two passes the findings never ask for: the
+    margin), else stored. Compared with tracemalloc in tests/test_findings_memory.py; the J = L = 64
+    and 128 peaks are in docs/benchmarks.md."""
+    from .batch import checkpointed, lone_step_bytes
+    from .checkpoint import segment_length
+
+    N, D = cfg.N, cfg.D
+    nd = 8 * N * D
+    if checkpointed(N, D, FINDING_K, lone=True):
+        return int(FINDING_STEPS_ALIVE * lone_step_bytes(N, D, segment_length(N), FINDING_K))
+    return int(nd * (FINDING_STEPS_ALIVE * FINDING_STORED_STEP_ARRAYS + FINDING_STORED_EXTRA_ARRAYS))
+
+
 def resolve(cfg, engine: str | None = None) -> str:
     """The engine a run uses: the requested one, or for "auto" dense while its stack is small."""
     engine = engine or getattr(cfg, "engine", "auto")
