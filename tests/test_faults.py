@@ -145,7 +145,11 @@ def test_ctrl_c_is_exit_130_and_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "universality", "--N", "6", "--J", "4", "--L", "4",
                              "--samples", "5000", "--export", str(out / "export"), "--report", str(out / "rep")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # a shell without job control starts background jobs with SIGINT ignored, and
+                            # Python then keeps it ignored: give the child the default disposition, as a
+                            # terminal's Ctrl-C would find it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)  # past start-up (imports), well inside the 5000-sample run
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
