@@ -344,26 +344,7 @@ def test_row_reads_with_a_corrupted_reference_layer(where):
 
 # ---- the build's shared-row encoding: runs of equal-length rows compared as slices -----------------
 
-def _layers_with_shared_rows(rng, N, D, share, corrupt):
-    """N random sparse D x D layers repeating most rows of one base matrix (as tests/test_streamed.py)."""
-    import scipy.sparse as sp
-
-    base = sp.random(D, D, density=0.3, random_state=rng, format="csr")
-    mats = []
-    for _ in range(N):
-        m = base.tolil(copy=True)
-        for i in range(D):
-            if rng.random() > share:
-                m[i, :] = 0
-                for j in rng.choice(D, size=int(rng.integers(0, D + 1)), replace=False):
-                    m[i, j] = rng.standard_normal()
-        mats.append(m.tocsr())
-    for _ in range(corrupt):
-        k, i, j = int(rng.integers(N)), int(rng.integers(D)), int(rng.integers(D))
-        m = mats[k].tolil()
-        m[i, j] = float(rng.choice([0.0, -0.0, 1e-300, 7.5, -2.0]))
-        mats[k] = m.tocsr()
-    return mats
+from .test_streamed import _layers_with_shared_rows  # noqa: E402 - one generator of shared-row layers
 
 
 @settings(max_examples=40, deadline=None)
