@@ -197,10 +197,8 @@ def update_outside(ctx, st):
     outside = moved = 0.0
     parts = st.factor_block_max(b.dt) if hasattr(st, "factor_block_max") else None
     if parts is not None:  # the step's kept per-layer block maxima (the same reductions, computed once)
-        d_top, d_rest, h_top, h_rest = parts
-        h_all = np.maximum(h_top, h_rest)
-        outside = coef * float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0))) + 0.0
-        moved = coef * float(np.max(d_rest * h_top, initial=0.0)) + 0.0
+        o, m = _outside_moved(*parts)
+        outside, moved = coef * o + 0.0, coef * m + 0.0
     elif st.W_post.Dfac.shape[2] == 1:
         outside, moved = _update_blocks_rank_one(b, coef, st.W_post.Dfac[:, :, 0], st.W_post.Hfac[:, :, 0])
     else:
@@ -212,6 +210,15 @@ def update_outside(ctx, st):
     return np.array([outside]), moved, None
 
 
+def _outside_moved(d_top, d_rest, h_top, h_rest) -> tuple[float, float]:
+    """From per-layer max |d|, max |h| over the top rows and the rest: (max |d_i h_j| outside the allowed
+    blocks: top rows with any column, other rows with other columns; the largest allowed change: other
+    rows with top columns), before the factor coef."""
+    h_all = np.maximum(h_top, h_rest)
+    return (float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0))),
+            float(np.max(d_rest * h_top, initial=0.0)))
+
+
 def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
     """update-blocks' mechanics for a rank-one step: (max |W' - W| outside the allowed blocks, the
     largest allowed change), from max |d_i h_j| over a block = max |d| * max |h|, vectorised over the
@@ -221,11 +228,8 @@ def _update_blocks_rank_one(b, coef: float, Dfac, Hfac):
     def step(state, k0, k1, parts):
         outside, moved = state
         Dm, Hm = parts
-        d_top, d_rest = amax(Dm[:, b.top]), amax(Dm[:, b.dt:])
-        h_top, h_rest = amax(Hm[:, b.top]), amax(Hm[:, b.dt:])
-        h_all = np.maximum(h_top, h_rest)
-        return (max(outside, float(max(np.max(d_top * h_all, initial=0.0), np.max(d_rest * h_rest, initial=0.0)))),
-                max(moved, float(np.max(d_rest * h_top, initial=0.0))))
+        o, m = _outside_moved(amax(Dm[:, b.top]), amax(Dm[:, b.dt:]), amax(Hm[:, b.top]), amax(Hm[:, b.dt:]))
+        return max(outside, o), max(moved, m)
 
     # (checkpointed: every sample of the group in one traversal)
     outside, moved = reduce_columns(("update-blocks", b.dt), (Dfac, Hfac), lambda: (0.0, 0.0), step)
