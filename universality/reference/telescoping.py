@@ -333,6 +333,14 @@ def _block_reader(W, blocks):
     return int(W.N), W.block
 
 
+def _entry_sum(values: np.ndarray) -> float:
+    """The value of one matrix position from the stored entries at it (duplicates add, in stored order,
+    as np.add.at does for the blocks' diagonals): 0 when none is stored."""
+    out = np.zeros(1)
+    np.add.at(out, np.zeros(values.size, dtype=np.int64), values)
+    return float(out[0])
+
+
 class _RowBlocks:
     """The blocks of a layer store's layers read from one read of each layer (``layer_csr(k)``, then
     the stored entries of each block picked out with NumPy): the same entries as
@@ -385,10 +393,8 @@ class _RowBlocks:
             on = mr == mc
             np.add.at(diag, mr[on], md[on])
             off_rows = np.unique(mr[(mr != mc) & (md != 0)])  # reference rows with an off-diagonal nonzero
-            on_b = (rr == D - 1) & (rc == D - 1)
-            wb = np.zeros(1)
-            np.add.at(wb, np.zeros(int(on_b.sum()), dtype=np.int64), rd[on_b])
-            self._ref = (ref, (rr[top], rc[top], rd[top]), diag, off_rows, float(wb[0]))
+            wb = _entry_sum(rd[(rr == D - 1) & (rc == D - 1)])
+            self._ref = (ref, (rr[top], rc[top], rd[top]), diag, off_rows, wb)
         _, (tr, tc, td), ref_diag, ref_off, ref_wb = self._ref
         R = np.asarray(R, dtype=np.int64)
         sr, sc, sd = self._entries(S.indptr, S.indices, S.data, R)
@@ -407,10 +413,7 @@ class _RowBlocks:
         np.add.at(diag, mr[on], md[on])
         # the bottom entry
         if R.size and R[-1] == D - 1:
-            on_b = (sr == D - 1) & (sc == D - 1)
-            wb = np.zeros(1)
-            np.add.at(wb, np.zeros(int(on_b.sum()), dtype=np.int64), sd[on_b])
-            wcheck = float(wb[0])
+            wcheck = _entry_sum(sd[(sr == D - 1) & (sc == D - 1)])
         else:
             wcheck = ref_wb
         # the top block: the reference's rows not replaced, then the stored ones, in row order
@@ -448,9 +451,7 @@ class _RowBlocks:
         t = (rows < dt) & (idx < dt)
         tb = self._top_block(rows[t], idx[t], data[t])
         # the bottom entry (row and column D - 1)
-        on_b = (rows == D - 1) & (idx == D - 1)
-        wb = np.zeros(1)
-        np.add.at(wb, np.zeros(int(on_b.sum()), dtype=np.int64), data[on_b])
+        wb = _entry_sum(data[(rows == D - 1) & (idx == D - 1)])
         # the middle block
         inside = (rows >= dt) & (rows < dt + dm) & (idx >= dt) & (idx < dt + dm)
         r, c, d = rows[inside] - dt, idx[inside] - dt, data[inside]
@@ -461,11 +462,11 @@ class _RowBlocks:
             return out
 
         if np.any((r != c) & (d != 0)):
-            return None, dense, float(wb[0]), tb
+            return None, dense, wb, tb
         diag = np.zeros(dm)
         on = r == c
         np.add.at(diag, r[on], d[on])
-        return diag, dense, float(wb[0]), tb
+        return diag, dense, wb, tb
 
 
 # the products and kernels are streamed (held as Chains) when the stored lists would
