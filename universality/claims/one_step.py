@@ -324,7 +324,8 @@ def _expand_group(ctx, grp) -> list:
       not once per sample (the same product on the same column gives the same value);
     - h_k^T Y reads only the rows where some sample's h_k is nonzero (the others add exact zeros;
       found from the factors themselves, nothing assumed about the blocks), and the outer products
-      d_k t^T are formed by broadcasting;
+      d_k t^T are written in place (one sample: broadcasting; a group: one BLAS product with a
+      block-diagonal right factor, the same products plus exact zeros);
     - the magnitude sweep (it only bounds the rounding, every matrix in it is non-negative, so it is
       monotone in its input) pushes, for the shared probes, one column: their entrywise maximum
       max_j |x_j| (a majorant: each probe's magnitude entries are at most that column's, entry by
