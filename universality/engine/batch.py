@@ -313,14 +313,17 @@ def _allocator(pool):
 
 
 def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, extremes: bool = False,
-                  apply_add=None) -> Sweep:
+                  apply_add=None, layers=None, use_relu: bool = True) -> Sweep:
     """The forward pass of the block PHI (D, G) through ``apply(k, X)`` as a :class:`Sweep` with
     outputs "pre" (the pre-activation of layer k) and "inp" (its input h_{k+1}, stored one row down
     so that a segment's rows are the pass's outputs post[k0 .. k1]); ``final`` is z. ``extremes``:
     also keep, per unit, the largest and smallest pre-activation over the layers (``sw.extremes``;
     max and min are idempotent, so a recomputed segment leaves them as they are). ``apply_add(k, X,
     out)`` (out += W_k X, optional): the stored pre-activation is then accumulated in place from
-    zero, the same sums as ``apply`` (a sparse product starts from zero too), without a copy."""
+    zero, the same sums as ``apply`` (a sparse product starts from zero too), without a copy.
+    ``layers``: the Layers ``apply`` is the product of (``use_relu``: ``relu`` is its ReLU, else the
+    identity); where the compiled kernels apply to them (engine/kernels.py) a segment runs in one
+    call."""
     shape = PHI.shape
     hi = np.full(shape, -np.inf) if extremes else None
     lo = np.full(shape, np.inf) if extremes else None
@@ -342,7 +345,13 @@ def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, ex
             np.minimum(lo, Y, out=lo)
         return relu(Y)
 
-    sw = Sweep(N, seg, step, ("pre", "inp"), (shape, shape), upward=True, alloc=alloc, offsets=(0, 1))
+    segment = None
+    if layers is not None and PHI.ndim == 2:  # the compiled kernel, where it applies (the same values)
+        from . import kernels
+
+        segment = kernels.forward_segment(layers, use_relu, (hi, lo) if extremes else None)
+    sw = Sweep(N, seg, step, ("pre", "inp"), (shape, shape), upward=True, alloc=alloc, offsets=(0, 1),
+               segment=segment)
     sw.extremes = (hi, lo)
     sw.run(PHI)
     return sw
@@ -379,7 +388,7 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     alloc = _allocator(pool)
     # (sparse: the product accumulates into the stored row from zero, exactly as apply computes it)
     fx = forward_sweep(layers.apply, relu, N, seg, PHI, alloc, extremes=seg < N,
-                       apply_add=layers.apply_add if layers.kind == "sparse" else None)
+                       apply_add=layers.apply_add if layers.kind == "sparse" else None, layers=layers)
     stored = fx.stored  # one segment: the plain (N, D, G) arrays, as without checkpointing
     pre, post = (fx.array("pre"), fx.array("inp")) if stored else (fx.stack("pre"), PostStack(fx, 1))
     inp = post[1:] if stored else fx.stack("inp")

@@ -47,8 +47,14 @@ class Sweep:
     forward pass's inputs h_{k+1} that makes the segment's rows the pass's outputs post[k0 .. k1]
     (stored: the whole (N + 1, D, G) pass)."""
 
-    def __init__(self, N: int, seg: int, step, names, shapes, *, upward: bool, alloc=None, offsets=None):
+    def __init__(self, N: int, seg: int, step, names, shapes, *, upward: bool, alloc=None, offsets=None,
+                 segment=None):
         self.N, self.seg, self.step, self.upward = N, int(seg), step, upward
+        # ``segment(k0, k1, state, out)``: optional, runs layers k0..k1-1 in the sweep's order in one
+        # call (a compiled kernel, engine/kernels.py) and returns the state leaving them; ``out`` as
+        # for ``step`` but each array holding the segment's layers (index k - k0), or None. It must
+        # compute what ``step`` computes layer by layer.
+        self.segment = segment
         self.names = tuple(names)
         self.shapes = [tuple(s) for s in shapes]
         self.offsets = tuple(offsets or (0,) * len(self.names))
@@ -97,17 +103,22 @@ class Sweep:
         return bufs
 
     def _run_segment(self, j: int, state, keep: bool):
-        k0, _ = self.bounds(j)
+        k0, k1 = self.bounds(j)
         if keep:
             self._held = -1
             bufs = self._buffers()
             offs = self.offsets
-            for k in self._layers(j):
-                state = self.step(k, state, tuple(b[k - k0 + o] for b, o in zip(bufs, offs)))
+            if self.segment is not None:
+                state = self.segment(k0, k1, state, tuple(b[o:o + k1 - k0] for b, o in zip(bufs, offs)))
+            else:
+                for k in self._layers(j):
+                    state = self.step(k, state, tuple(b[k - k0 + o] for b, o in zip(bufs, offs)))
             for b, o in zip(bufs, offs):
                 if o:
                     b[0] = state
             self._held = j
+        elif self.segment is not None:
+            state = self.segment(k0, k1, state, None)
         else:
             for k in self._layers(j):
                 state = self.step(k, state, None)

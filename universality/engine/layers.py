@@ -424,6 +424,7 @@ class SparseLayers(Layers):
         self._store: list = []
         self._mats = None  # plain mode: one canonical CSR matrix per layer
         self._abs = None
+        self._flat = None  # the compiled kernels' flat form (engine/kernels.py), built on first use
         if shared is None:
             shared = csr_bytes(self.N, self.D, sum(m.nnz for m in canon)) > SHARE_ROWS_ABOVE_BYTES
         if not shared:
@@ -527,6 +528,7 @@ class SparseLayers(Layers):
         """Replace layer k by the matrix m (any entries; dense or sparse)."""
         m = _sp().csr_matrix(m, dtype=float)
         m.sum_duplicates()
+        self._flat = None
         if self._mats is not None:
             self._mats[k] = _light(_as_int32(m))
             self._abs = None

@@ -79,7 +79,7 @@ def _lazy_pass(layers, PHI: np.ndarray, seg: int, relu: bool = True):
     from .batch import forward_sweep
 
     sw = forward_sweep(layers.apply, layers.relu if relu else (lambda u: u), layers.N, seg,
-                       np.asarray(PHI, dtype=float))
+                       np.asarray(PHI, dtype=float), layers=layers, use_relu=relu)
     return sw, sw.stack("pre"), PostStack(sw, 1), sw.final
 
 
