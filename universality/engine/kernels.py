@@ -290,10 +290,18 @@ def _define():
     _K.update(layer_apply=layer_apply, layer_apply_T=layer_apply_T, forward_segment=forward_segment)
 
 
+# Each section of kernels is one function that defines them (after the products above, which it may
+# call: ``_K["layer_apply"]`` is a compiled dispatcher a kernel can call) and adds them to _K. All
+# kernels live in this one file: Numba's cache is keyed by the file, so a kernel calling another is
+# never run from a stale cache after an edit.
+_DEFINES = [_define]
+
+
 def kernel(name: str):
     """The compiled kernel ``name`` (compiled, or loaded from Numba's cache, on first use)."""
     if not _K:
-        _define()
+        for define in _DEFINES:
+            define()
     return _K[name]
 
 
