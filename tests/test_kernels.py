@@ -97,3 +97,284 @@ def test_no_kernel_captures_a_dispatcher_in_its_closure():
     for name, f in kernels._K.items():
         cells = f.py_func.__closure__ or ()
         assert not any(isinstance(c.cell_contents, Dispatcher) for c in cells), name
+
+
+# ---- the engine's sweeps through the kernels (kengine section) against the generic sweeps ----------
+# The generic code runs with the kernels switched off (``kernels.enabled`` False through the
+# environment); both run the very same layers. Plain passes and backprop are compared bit for bit
+# (the same operations in the same order, NaN and signed-zero rules included); the passes through
+# updated layers accumulate h^T X in order where the generic code calls a BLAS product, and are
+# compared within rtol 1e-12 on finite values (special values in the layers would make the two
+# differ only in how a NaN or inf of one column leaks into another through BLAS's exact zeros).
+
+from universality import Config, build  # noqa: E402
+from universality.engine import batch as _batch  # noqa: E402
+from universality.engine import step as _step  # noqa: E402
+from universality.engine.batch import PerColumnUpdates, backward_sweep  # noqa: E402
+from universality.engine.layers import UpdatedLayers  # noqa: E402
+
+
+class _Off:
+    """Kernels switched off inside the block (the generic code runs)."""
+
+    def __enter__(self):
+        import os
+
+        self._old = os.environ.get("UNIVERSALITY_KERNELS")
+        os.environ["UNIVERSALITY_KERNELS"] = "0"
+
+    def __exit__(self, *exc):
+        import os
+
+        if self._old is None:
+            del os.environ["UNIVERSALITY_KERNELS"]
+        else:
+            os.environ["UNIVERSALITY_KERNELS"] = self._old
+
+
+def _close(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+def _factors(rng, L, G, seg, r=0.5):
+    """A group's step factors on the layers L: the forward pass of random inputs, backprop of random
+    errors (generic code), as batch._group forms them: (fx, bx, dfac, hfac) with the factors stored
+    (seg = N) or checkpointed LazyStacks."""
+    N, D = L.N, L.D
+    with _Off():
+        fx = _batch.forward_sweep(L.apply, L.relu, N, seg, rng.standard_normal((D, G)), layers=L)
+        pre = fx.array("pre") if fx.stored else fx.stack("pre")
+        bx = backward_sweep(L, pre, r, N, seg, rng.standard_normal((D, G)))
+    if fx.stored:
+        return fx, bx, bx.array("d"), fx.array("inp")[1:]
+    return fx, bx, bx.stack("d"), fx.stack("inp")
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 8), D=st.integers(1, 8), G=st.integers(1, 4),
+       shared=st.booleans(), seg=st.integers(1, 8), special=st.booleans(),
+       r=st.sampled_from([1.0, 0.5, 0.0, 2.0]))
+def test_backward_sweep_kernel_equals_layer_by_layer(seed, N, D, G, shared, seg, special, r):
+    """Backprop (batch.backward_sweep) through the kernel: every layer's error d and dl/dphi bit for
+    bit, stored or checkpointed (the pre-activations a LazyStack recomputed by the forward kernel)."""
+    rng = np.random.default_rng(seed)
+    L, _ = _random_layers(rng, N, D, shared, special=special)
+    seg = min(seg, N)
+    PHI = rng.standard_normal((D, G))
+    E = rng.standard_normal((D, G))
+    if special:
+        E[rng.integers(D), rng.integers(G)] = rng.choice([np.nan, np.inf, -0.0])
+    out = []
+    for on in (True, False):
+        ctx = _Off() if not on else __import__("contextlib").nullcontext()
+        with ctx:
+            fx = _batch.forward_sweep(L.apply, L.relu, N, seg, PHI, layers=L)
+            pre = fx.array("pre") if fx.stored else fx.stack("pre")
+            bx = backward_sweep(L, pre, r, N, seg, E)
+            assert (bx.segment is not None) == on
+            d = bx.stack("d")
+            out.append((bx.final.copy(), [np.array(d[k]) for k in range(N)]))
+    assert _same(out[0][0], out[1][0])
+    for k in range(N):
+        assert _same(out[0][1][k], out[1][1][k]), k
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 8), D=st.integers(1, 8), G=st.integers(1, 4),
+       shared=st.booleans(), seg=st.integers(1, 8), pseg=st.integers(1, 8), sparse_h=st.booleans())
+def test_per_column_pass_kernels_equal_the_generic_passes(seed, N, D, G, shared, seg, pseg, sparse_h):
+    """The passes through the G samples' updated layers (batch.PerColumnUpdates: the forward pass
+    at x* kept whole, and _post_step_reductions' pass and magnitude block) through the kernels equal
+    the generic passes within rtol 1e-12, with the factors stored or checkpointed (and the pass's
+    own segments other than the factors')."""
+    rng = np.random.default_rng(seed)
+    L, _ = _random_layers(rng, N, D, shared)
+    seg, pseg = min(seg, N), min(pseg, N)
+    fx, bx, dfac, hfac = _factors(rng, L, G, seg)
+    if sparse_h and not isinstance(hfac, np.ndarray):
+        pass
+    elif sparse_h:  # most units of h zero, as on the paper layout
+        hfac = hfac * (rng.random(hfac.shape[:2])[:, :, None] < 0.3)
+    coef = -0.37
+    PHI = rng.standard_normal((D, G))
+    ABS = rng.standard_normal((D, 2, G))
+    res = []
+    for on in (True, False):
+        ctx = _Off() if not on else __import__("contextlib").nullcontext()
+        with ctx:
+            upd = PerColumnUpdates(L, dfac, hfac, coef)
+            fsp = _batch.forward_sweep(upd.apply, L.relu, N, pseg, PHI, extremes=True, layers=upd)
+            assert (fsp.segment is not None) == on
+            pre, inp = fsp.stack("pre"), fsp.stack("inp")
+            (hi, lo), cm = _batch._post_step_reductions(upd, L.relu, N, PHI, ABS)
+            res.append((fsp.final.copy(), [np.array(pre[k]) for k in range(N)], [np.array(inp[k]) for k in range(N)],
+                        fsp.extremes, hi, lo, cm))
+    a, b = res
+    _close(a[0], b[0])
+    for k in range(N):
+        _close(a[1][k], b[1][k])
+        _close(a[2][k], b[2][k])
+    for x, y in zip(a[3:], b[3:]):
+        if isinstance(x, tuple):
+            for u, v in zip(x, y):
+                _close(u, v)
+        else:
+            _close(x, y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 8), D=st.integers(1, 8), G=st.integers(1, 4),
+       shared=st.booleans(), special=st.booleans(), three=st.booleans())
+def test_extremes_and_magnitude_pass_kernels_equal_the_generic_ones_bit_for_bit(seed, N, D, G, shared, special,
+                                                                               three):
+    """_pre_extremes and _abs_extremes (colmax, and rowmax = per-layer unit maxima) through the
+    kernels: bit for bit, special values included; a (D, S, G) magnitude block too."""
+    rng = np.random.default_rng(seed)
+    L, _ = _random_layers(rng, N, D, shared, special=special)
+    PHI = rng.standard_normal((D, G))
+    ABS = rng.standard_normal((D, 2, G)) if three else PHI
+    res = []
+    for on in (True, False):
+        ctx = _Off() if not on else __import__("contextlib").nullcontext()
+        with ctx:
+            hi, lo = _batch._pre_extremes(L.apply, L.relu, N, PHI, layers=L)
+            # (the generic products take a (D, S G) block: the same columns)
+            cm, rm = _batch._abs_extremes(L.abs_apply, N, ABS if on else ABS.reshape(D, -1), layers=L)
+            res.append((hi, lo, cm.reshape(D, -1), rm.reshape(N, -1)))
+    for x, y in zip(*res):
+        assert _same(x, y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 8), D=st.integers(1, 8), K=st.integers(1, 3),
+       shared=st.booleans(), special=st.booleans(), relu=st.booleans(), r=st.sampled_from([1.0, 0.5, 0.0]))
+def test_lone_passes_through_the_kernels(seed, N, D, K, shared, special, relu, r):
+    """A lone step's passes (engine/step.py: forward, abs_forward, backward) through the kernels:
+    on the layers themselves bit for bit (special values included); through a step's updated layers
+    (UpdatedLayers: K examples' factors, every column through the same layer) within rtol 1e-12 on
+    finite values."""
+    rng = np.random.default_rng(seed)
+    L, _ = _random_layers(rng, N, D, shared, special=special)
+    phi = rng.standard_normal(D)
+    e = rng.standard_normal(D)
+    res = []
+    for on in (True, False):
+        ctx = _Off() if not on else __import__("contextlib").nullcontext()
+        with ctx:
+            f = _step.forward(L, phi, relu=relu)
+            d, g = _step.backward(L, f, e, r)
+            res.append((f.pre, f.post, _step.abs_forward(L, phi), d, g))
+    for x, y in zip(*res):
+        assert _same(x, y)
+    L2, _ = _random_layers(rng, N, D, shared)
+    Dfac = rng.standard_normal((N, D, K)) * (rng.random((N, D, K)) < 0.6)
+    Hfac = rng.standard_normal((N, D, K)) * (rng.random((N, D, K)) < 0.4)
+    res = []
+    for on in (True, False):
+        ctx = _Off() if not on else __import__("contextlib").nullcontext()
+        with ctx:
+            W = UpdatedLayers(L2, Dfac, Hfac, -0.3 / K)
+            f = _step.forward(W, phi, relu=relu)
+            res.append((f.pre, f.post, _step.abs_forward(W, phi)))
+    for x, y in zip(*res):
+        _close(x, y)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 5), D=st.integers(1, 9), G=st.integers(1, 4),
+       dt=st.integers(0, 10), special=st.booleans())
+def test_factor_block_max_kernel_equals_row_abs_max(seed, N, D, G, dt, special):
+    """The factors' block maxima (Step.factor_block_max) through the kernel: step.row_abs_max's
+    values over the two unit ranges, for every column."""
+    rng = np.random.default_rng(seed)
+    F = rng.standard_normal((N, D, G)) * (rng.random((N, D, G)) < 0.5)
+    if special:
+        F[rng.integers(N), rng.integers(D), rng.integers(G)] = rng.choice([np.nan, np.inf, -np.inf, -0.0])
+    out = np.empty((2, N, G))
+    kernels.factor_block_max(F, dt, out, 0)
+    for g in range(G):
+        assert _same(out[0, :, g] + 0.0, _step.row_abs_max(F[:, :dt, g]) + 0.0)
+        assert _same(out[1, :, g] + 0.0, _step.row_abs_max(F[:, dt:, g]) + 0.0)
+
+
+def _verdicts(cfg, on, monkeypatch):
+    from universality import verify
+
+    monkeypatch.setenv("UNIVERSALITY_KERNELS", "1" if on else "0")
+    rep = verify(cfg)
+    out = {("claim", c.id): (c.verdict.value, c.residual, c.checked, str(c.counts)) for c in rep.claims}
+    out.update({("finding", f.id): (f.demonstrated, None) for f in rep.findings})
+    return out
+
+
+@pytest.mark.parametrize("cfg", [
+    Config(N=6, J=4, L=4, engine="sparse"),
+    Config(N=18, J=4, L=4, engine="sparse", samples=3, relu_grad_at_zero=0.5),
+    Config(N=11, J=3, L=3, variant="signed", layout="paper", engine="sparse", samples=3, loss="ce", dy=2),
+    Config(N=6, J=4, L=4, engine="sparse", K=3, samples=2, loss="hinge"),
+    Config(N=66, J=8, L=8, engine="sparse", samples=2, relu_grad_at_zero=1.25, alpha=-0.5),
+])
+def test_whole_runs_give_the_same_verdicts_with_kernels_on_and_off(cfg, monkeypatch):
+    """verify() on the sparse engine with the kernels on and off: the same claims, the same
+    verdicts, residuals equal within rtol 1e-9."""
+    a = _verdicts(cfg, True, monkeypatch)
+    b = _verdicts(cfg, False, monkeypatch)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k][0] == b[k][0], k
+        ra, rb = a[k][1], b[k][1]
+        if isinstance(ra, float) and isinstance(rb, float) and np.isfinite(ra) and np.isfinite(rb):
+            assert abs(ra - rb) <= 1e-9 * max(abs(ra), abs(rb)) + 1e-300, k
+
+
+def test_a_planted_entry_anywhere_fails_with_kernels_on(monkeypatch):
+    """A corrupted entry of a middle layer (a block the construction leaves zero) is executed by
+    the kernels: the same claims FAIL as with the generic code."""
+    from universality.verify import check_claims
+    from universality.samples import make_samples
+
+    cfg = Config(N=18, J=4, L=4, engine="sparse", samples=3)
+    samples = make_samples(cfg.samples, cfg.seed, cfg.J, cfg.L)
+    out = []
+    for on in ("1", "0"):
+        monkeypatch.setenv("UNIVERSALITY_KERNELS", on)
+        con = build(cfg, engine="sparse")
+        L = _step.layers_of(con)
+        W = L.dense(7).copy()
+        W[L.D - 2, 1] += 0.75  # an entry anywhere: bottom row, top column
+        L.mats[7] = W
+        out.append({c.id: c.verdict.value for c in check_claims(con, samples)})
+    assert out[0] == out[1]
+    assert "FAIL" in out[0].values()
+
+
+def test_a_backprop_bug_in_the_kernel_sweep_fails_grad_rank_one(monkeypatch):
+    """A planted engine bug on the kernel path: the group's reverse sweep through the kernel takes
+    ReLU'(0) = 1 instead of r = 0.5: grad-rank-one FAILs, as it does for the same bug on the
+    generic path (tests/test_group_sweeps.py)."""
+    from universality.claims import CLAIMS
+    from universality.claims.base import Context
+    from universality.engine.batch import single_steps
+    from universality.samples import make_samples
+
+    cfg = Config(N=66, J=8, L=8, samples=3, relu_grad_at_zero=0.5)
+    con = build(cfg, engine="sparse")
+    samples = make_samples(3, 0, 8, 8)[:3]
+
+    def verdicts():
+        ctx = Context(con)
+        return [CLAIMS["grad-rank-one"].func(ctx, s, st_).verdict.value
+                for s, st_ in zip(samples, single_steps(con, samples, group=3))]
+
+    assert set(verdicts()) == {"PASS"}
+    real = kernels.backward_segment
+    calls = []
+
+    def wrong_r(layers, pre, r):
+        calls.append(r)
+        return real(layers, pre, 1.0)
+
+    monkeypatch.setattr(kernels, "backward_segment", wrong_r)
+    assert "FAIL" in verdicts()
+    assert calls
