@@ -378,3 +378,149 @@ def test_a_backprop_bug_in_the_kernel_sweep_fails_grad_rank_one(monkeypatch):
     monkeypatch.setattr(kernels, "backward_segment", wrong_r)
     assert "FAIL" in verdicts()
     assert calls
+
+
+def test_engine_kernels_py_func_equal_the_compiled_ones():
+    """Each kengine kernel's pure-Python body (``.py_func``, which CI's coverage can trace; the
+    kernels it calls run compiled) on tiny inputs computes what the compiled kernel computes."""
+    rng = np.random.default_rng(3)
+    for shared in (False, True):
+        L, _ = _random_layers(rng, 4, 5, shared, special=shared)
+        f = kernels.flat_of(L)
+        N, D, G = 4, 5, 2
+        X = rng.standard_normal((D, G))
+        Dseg = rng.standard_normal((N, D, G))
+        Hseg = rng.standard_normal((N, D, G)) * (rng.random((N, D, G)) < 0.4)
+        pre = rng.standard_normal((N, D, G))
+        for name in ("layer_apply", "layer_apply_T"):
+            k = kernels.kernel(name)
+            for absolute in (False, True):
+                extra = (absolute, False) if name == "layer_apply" else (absolute,)
+                Y1, Y2 = np.empty((D, G)), np.empty((D, G))
+                k(*f.args, 1, X, Y1, *extra)
+                k.py_func(*f.args, 1, X, Y2, *extra)
+                assert _same(Y1, Y2)
+        Y1, Y2 = rng.standard_normal((D, G)), None
+        Y2 = Y1.copy()
+        kernels.kernel("layer_apply")(*f.args, 2, X, Y1, False, True)
+        kernels.kernel("layer_apply").py_func(*f.args, 2, X, Y2, False, True)
+        assert _same(Y1, Y2)
+        bw = kernels.kernel("backward_segment")
+        outs = [np.empty((N, D, G)) for _ in range(2)]
+        a = bw(*f.args, 0, N, pre, X, outs[0], True, 0.5)
+        b = bw.py_func(*f.args, 0, N, pre, X, outs[1], True, 0.5)
+        assert _same(a, b) and _same(outs[0], outs[1])
+        up = kernels.kernel("updated_segment")
+        for mode, absolute, relu in ((0, False, True), (1, True, False), (2, False, True), (2, True, False)):
+            res = []
+            for fn in (up, up.py_func):
+                pre_o, inp_o = np.empty((N, D, G)), np.empty((N, D, G))
+                hi, lo = np.full((D, G), -np.inf), np.full((D, G), np.inf)
+                cm, rm = np.zeros((D, G)), np.empty((N, G))
+                z = fn(*f.args, N - 1, 0, X, mode, Dseg, Hseg, -0.3, absolute, relu, True, pre_o, True, inp_o,
+                       True, hi, lo, True, cm, rm)
+                res.append((z, pre_o, inp_o, hi, lo, cm, rm))
+            for x, y in zip(*res):
+                assert _same(x, y), (mode, absolute)
+        ps = kernels.kernel("post_step_segment")
+        res = []
+        for fn in (ps, ps.py_func):
+            Xs, A = X.copy(), np.abs(rng.standard_normal((D, 2 * G))) if not res else res[0][5].copy()
+            A0 = A.copy()
+            hi, lo, cm = np.full((D, G), -np.inf), np.full((D, G), np.inf), np.zeros((D, 2 * G))
+            fn(*f.args, N - 1, 0, Xs, A, Dseg, Hseg, -0.3, hi, lo, cm)
+            res.append((Xs, A, hi, lo, cm, A0))
+        for x, y in zip(res[0][:5], res[1][:5]):
+            assert _same(x, y)
+    fb = kernels.kernel("factor_block_max")
+    F = rng.standard_normal((3, 6, 2))
+    o1, o2 = np.empty((2, 3, 2)), np.empty((2, 3, 2))
+    fb(F, 2, o1, 0)
+    fb.py_func(F, 2, o2, 0)
+    assert _same(o1, o2)
+    for a, b in ((1.0, np.nan), (np.nan, 1.0), (-0.0, 0.0), (2.0, 1.0)):
+        for name, ref in (("kengine_np_max", np.maximum), ("kengine_np_min", np.minimum)):
+            k = kernels.kernel(name)
+            assert _same(k(a, b), ref(a, b)) and _same(k.py_func(a, b), ref(a, b))
+
+
+def test_engine_kernel_helpers_py_func_equal_the_compiled_ones():
+    """The helpers the kernels inline or call (the rank-one corrections, a layer's finishing steps,
+    a CSR row) run as pure Python against their compiled selves."""
+    rng = np.random.default_rng(4)
+    D, G = 6, 2
+    X = rng.standard_normal((D, 2 * G))
+    Dk = rng.standard_normal((D, G))
+    Hk = rng.standard_normal((D, G)) * (rng.random((D, G)) < 0.5)
+    for name, shape, t_shape in (("kengine_update_cols", (D, 2 * G), (2 * G,)),
+                                 ("kengine_update_shared", (D, 2 * G), (G, 2 * G))):
+        k = kernels.kernel(name)
+        for absolute in (False, True):
+            Y1 = rng.standard_normal(shape)
+            Y2 = Y1.copy()
+            k(Y1, X, Dk, Hk, -0.4, absolute, np.empty(t_shape))
+            k.py_func(Y2, X, Dk, Hk, -0.4, absolute, np.empty(t_shape))
+            assert _same(Y1, Y2), (name, absolute)
+    one = kernels.kernel("kengine_update_cols")
+    Y1 = rng.standard_normal((D, 1))
+    Y2 = Y1.copy()
+    one(Y1, X[:, :1].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, False, np.empty(1))
+    one.py_func(Y2, X[:, :1].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, False, np.empty(1))
+    assert _same(Y1, Y2)
+    sh = kernels.kernel("kengine_update_shared")
+    Y1 = rng.standard_normal((D, 3))
+    Y2 = Y1.copy()
+    sh(Y1, X[:, :3].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, True, np.empty((1, 3)))
+    sh.py_func(Y2, X[:, :3].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, True, np.empty((1, 3)))
+    assert _same(Y1, Y2)
+    fin = kernels.kernel("kengine_finish_layer")
+    for Dn in (D, 0):
+        res = []
+        for fn in (fin, fin.py_func):
+            Y = rng.standard_normal((Dn, G)) if not res else res[0][0].copy()
+            Y0 = Y.copy()
+            cur = np.ones((Dn, G))
+            pre, inp = np.empty((3, Dn, G)), np.empty((3, Dn, G))
+            hi, lo = np.full((Dn, G), -np.inf), np.full((Dn, G), np.inf)
+            cm, rm = np.zeros((Dn, G)), np.empty((3, G))
+            fn(Y, cur, 1, 2, True, pre, True, inp, True, hi, lo, True, cm, rm, True)
+            res.append((Y0, Y, pre[1], inp[1], hi, lo, cm, rm[2]))
+        for x, y in zip(res[0][1:], res[1][1:]):
+            assert _same(x, y)
+    row = kernels.kernel("csr_row")
+    ix = np.array([0, 2, 3], dtype=np.int32)
+    dat = np.array([1.5, -2.0, 0.25])
+    for p0, p1 in ((0, 1), (0, 3), (1, 1)):
+        for G2 in (1, 3):
+            Xr = rng.standard_normal((4, G2))
+            for accumulate in (False, True):
+                Y1 = rng.standard_normal((2, G2))
+                Y2 = Y1.copy()
+                row(ix, dat, p0, p1, Xr, Y1, 1, True, accumulate)
+                row.py_func(ix, dat, p0, p1, Xr, Y2, 1, True, accumulate)
+                assert _same(Y1, Y2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 6), D=st.integers(1, 7), G=st.integers(1, 4),
+       shared=st.booleans(), special=st.booleans(), relu=st.booleans(), keep=st.booleans())
+def test_forward_segment_and_updated_segment_agree_bit_for_bit(seed, N, D, G, shared, special, relu, keep):
+    """The two compiled forward passes through plain layers (forward_segment, and updated_segment in
+    mode 0, which the engine's sweeps now run) give the same values bit for bit; so does the former's
+    pure-Python body."""
+    rng = np.random.default_rng(seed)
+    L, _ = _random_layers(rng, N, D, shared, special=special)
+    X = rng.standard_normal((D, G))
+    ext = (np.full((D, G), -np.inf), np.full((D, G), np.inf))
+    outs = [(np.empty((N, D, G)), np.empty((N, D, G))) if keep else None for _ in range(3)]
+    a = kernels.forward_segment(L, relu, ext)(0, N, X, outs[0])
+    b = kernels.sweep_segment(L, relu, None)(0, N, X, outs[1])
+    f = kernels.flat_of(L)
+    hi, lo = np.full((D, G), -np.inf), np.full((D, G), np.inf)
+    pre, inp = outs[2] if keep else (kernels._DUMMY3, kernels._DUMMY3)
+    c = kernels.kernel("forward_segment").py_func(*f.args, N - 1, 0, X, pre, inp, keep, relu, True, hi, lo)
+    assert _same(a, b) and _same(a, c)
+    assert _same(ext[0], hi) and _same(ext[1], lo)
+    if keep:
+        for x, y, z in zip(*outs):
+            assert _same(x, y) and _same(x, z)
