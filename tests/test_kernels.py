@@ -452,21 +452,31 @@ def test_engine_kernel_helpers_py_func_equal_the_compiled_ones():
     X = rng.standard_normal((D, 2 * G))
     Dk = rng.standard_normal((D, G))
     Hk = rng.standard_normal((D, G)) * (rng.random((D, G)) < 0.5)
-    for name, shape, t_shape in (("kengine_update_cols", (D, 2 * G), (2 * G,)),
-                                 ("kengine_update_shared", (D, 2 * G), (G, 2 * G))):
+    rows = np.empty(D, dtype=np.int64)
+    for name, shape, work in (("kengine_update_cols", (D, 2 * G), (np.empty(2 * G), rows)),
+                              ("kengine_update_shared", (D, 2 * G), (np.empty((G, 2 * G)),))):
         k = kernels.kernel(name)
         for absolute in (False, True):
             Y1 = rng.standard_normal(shape)
             Y2 = Y1.copy()
-            k(Y1, X, Dk, Hk, -0.4, absolute, np.empty(t_shape))
-            k.py_func(Y2, X, Dk, Hk, -0.4, absolute, np.empty(t_shape))
+            k(Y1, X, Dk, Hk, -0.4, absolute, *work)
+            k.py_func(Y2, X, Dk, Hk, -0.4, absolute, *work)
             assert _same(Y1, Y2), (name, absolute)
     one = kernels.kernel("kengine_update_cols")
-    Y1 = rng.standard_normal((D, 1))
-    Y2 = Y1.copy()
-    one(Y1, X[:, :1].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, False, np.empty(1))
-    one.py_func(Y2, X[:, :1].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, False, np.empty(1))
-    assert _same(Y1, Y2)
+    for S in (1, 2, 3):  # one sample's column(s): the unrolled forms
+        for absolute in (False, True):
+            Y1 = rng.standard_normal((D, S))
+            Y2 = Y1.copy()
+            args = (X[:, :S].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, absolute, np.empty(S), rows)
+            one(Y1, *args)
+            one.py_func(Y2, *args)
+            assert _same(Y1, Y2)
+    nzr = kernels.kernel("kengine_nonzero_rows")
+    Hz = np.zeros((11, 2))
+    Hz[3, 1], Hz[3, 0], Hz[10, 0], Hz[7, 1] = 1.0, np.nan, -0.0, 2.0
+    r1, r2 = np.empty(11, dtype=np.int64), np.empty(11, dtype=np.int64)
+    n1, n2 = nzr(Hz, r1), nzr.py_func(Hz, r2)
+    assert n1 == n2 == 2 and list(r1[:2]) == list(r2[:2]) == [3, 7]
     sh = kernels.kernel("kengine_update_shared")
     Y1 = rng.standard_normal((D, 3))
     Y2 = Y1.copy()

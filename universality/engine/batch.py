@@ -12,6 +12,13 @@ After the step the G networks differ (sample g's layer is W_i + coef d_i^(g) h_{
 pushed through them all at once as ``W_i X + coef D_i^T * (H_i . X)`` column by column
 (:class:`PerColumnUpdates`), still without forming any D x D matrix.
 
+On float64 sparse layers every sweep here (the forward passes, backprop, the passes through the
+updated layers, the reductions) runs a segment of layers per call of a compiled kernel
+(engine/kernels.py: the same values; bit for bit except where a rank-one correction's sum is
+accumulated in order instead of by BLAS), instead of a few NumPy calls per layer; the generic loops
+below stay the reference, and run on the dense and exact backends, with ``UNIVERSALITY_KERNELS=0``,
+and for layers whose operations were replaced.
+
 The group size is bounded by memory and by cache (:func:`group_size`): each sample keeps 5 N x D float64 arrays
 (the pre-activations and outputs at x before the step and at x* after it, the errors at each layer);
 of the other passes only their reductions are kept (per unit over the layers, per layer over the
