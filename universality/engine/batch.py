@@ -289,8 +289,9 @@ def lone_step_bytes(N: int, D: int, seg: int, K: int = 1) -> int:
     """Bytes a checkpointed lone step (step.maml_step, K examples) holds with the passes a claim may
     ask of it: the K passes at x and their errors (three segment arrays of K columns), the pass at x*
     after the step and the two passes computed on first use (two segment arrays each), two buffer
-    sets each, and their checkpoints."""
-    return 8 * D * (2 * seg * (3 * K + 6) + (-(-N // seg)) * (2 * K + 3))
+    sets each, and their checkpoints; and the compiled kernels' contiguous copies of one segment of
+    the two factors (engine/kernels.py: a step's factors viewed as a column of a group's sweeps)."""
+    return 8 * D * (2 * seg * (3 * K + 6) + (-(-N // seg)) * (2 * K + 3) + 2 * seg * K)
 
 
 def plan(N: int, D: int, count: int, *, reuse: bool = False, seg: int | None = None):
