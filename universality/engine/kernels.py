@@ -170,24 +170,29 @@ def _define():
         pass over the columns. Inlined into its callers (a call per row would cost more than the
         row)."""
         G = Y.shape[1]
+        iu = np.uint64(i)  # (unsigned indices: no negative-index wraparound test per access)
         if p1 - p0 == 1:
-            a = dat[p0]
+            pu = np.uint64(p0)
+            a = dat[pu]
             if absolute:
                 a = abs(a)
-            j = ix[p0]
+            j = np.uint64(ix[pu])
             for g in range(G):
-                Y[i, g] = (Y[i, g] if accumulate else 0.0) + a * X[j, g]
+                gu = np.uint64(g)
+                Y[iu, gu] = (Y[iu, gu] if accumulate else 0.0) + a * X[j, gu]
         else:
             if not accumulate:
                 for g in range(G):
-                    Y[i, g] = 0.0
+                    Y[iu, np.uint64(g)] = 0.0
             for p in range(p0, p1):
-                a = dat[p]
+                pu = np.uint64(p)
+                a = dat[pu]
                 if absolute:
                     a = abs(a)
-                j = ix[p]
+                j = np.uint64(ix[pu])
                 for g in range(G):
-                    Y[i, g] += a * X[j, g]
+                    gu = np.uint64(g)
+                    Y[iu, gu] += a * X[j, gu]
 
     _csr_row = csr_row
 
@@ -518,6 +523,22 @@ def _define_kengine():
         h = Hk.reshape(D * K)
         d = Dk.reshape(D * K)
         tf = t.reshape(K * C)
+        c0 = abs(coef) if absolute else coef
+        if K == 1 and C == 1:  # one example, one column: the sum in a register
+            acc = 0.0
+            for i in range(D):
+                hv = h[i]
+                if absolute:
+                    hv = abs(hv)
+                acc += hv * x[i]
+            tf[0] = acc
+            if absolute:
+                for i in range(D):
+                    y[i] += (c0 * abs(d[i])) * acc
+            else:
+                for i in range(D):
+                    y[i] += (c0 * d[i]) * acc
+            return
         for q in range(K * C):
             tf[q] = 0.0
         if C == 1:
@@ -536,7 +557,6 @@ def _define_kengine():
                         hv = abs(hv)
                     for c in range(C):
                         tf[j * C + c] += hv * x[i * C + c]
-        c0 = abs(coef) if absolute else coef
         if K == 1:
             for i in range(D):
                 dv = d[i]
