@@ -534,3 +534,22 @@ def test_forward_segment_and_updated_segment_agree_bit_for_bit(seed, N, D, G, sh
     if keep:
         for x, y, z in zip(*outs):
             assert _same(x, y) and _same(x, z)
+
+
+def test_replaced_operations_run_the_generic_code(monkeypatch):
+    """Layers whose operations were replaced (a planted bug in a test, a subclass's own) are not run
+    by the kernels, which compute the class's own operations: the generic code calls the replaced
+    ones, so the plant is executed."""
+    rng = np.random.default_rng(5)
+    L, _ = _random_layers(rng, 3, 4, False)
+    W = UpdatedLayers(L, rng.standard_normal((3, 4, 1)), rng.standard_normal((3, 4, 1)), -0.2)
+    upd = PerColumnUpdates(L, rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 4, 2)), -0.2)
+    assert all(kernels.pass_of(x) is not None for x in (L, W, upd))
+    monkeypatch.setattr(UpdatedLayers, "apply", lambda self, k, X: self.base.apply(k, X))
+    monkeypatch.setattr(PerColumnUpdates, "abs_apply", lambda self, k, X: self.base.abs_apply(k, X))
+    assert kernels.pass_of(W) is None and kernels.pass_of(upd) is None and kernels.pass_of(L) is not None
+    monkeypatch.setattr(SparseLayers, "relu", lambda self, u: u)
+    assert kernels.pass_of(L) is None and kernels.backward_segment(L, np.zeros((3, 4, 1)), 1.0) is None
+    L.__dict__["apply_T"] = L.apply_T  # an instance's own
+    monkeypatch.undo()
+    assert kernels.pass_of(L) is None

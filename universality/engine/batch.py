@@ -163,6 +163,10 @@ def _kernel_pass(layers):
     return kernels.pass_of(layers)
 
 
+# PerColumnUpdates' own operations (the compiled passes compute these; replaced ones run the generic code)
+PER_COLUMN_OPS = {name: getattr(PerColumnUpdates, name) for name in ("apply", "abs_apply", "rows", "_t")}
+
+
 def _pre_extremes(apply, relu, N: int, PHI: np.ndarray, layers=None):
     """A forward pass of the block PHI (D, G) that keeps only, per unit, the largest and smallest
     pre-activation over the layers ((D, G) each): what the sign claims read of the passes nobody

@@ -793,11 +793,16 @@ def _base_of(layers):
     from .batch import PerColumnUpdates
     from .layers import UpdatedLayers
 
+    from .batch import PER_COLUMN_OPS
+    from .layers import UPDATED_OPS
+
     if type(layers) is UpdatedLayers:
-        mode, Dg, Hg = 1, layers.Dfac, layers.Hfac
+        mode, Dg, Hg, ops = 1, layers.Dfac, layers.Hfac, UPDATED_OPS
     elif type(layers) is PerColumnUpdates:
-        mode, Dg, Hg = 2, layers.Dg, layers.Hg
+        mode, Dg, Hg, ops = 2, layers.Dg, layers.Hg, PER_COLUMN_OPS
     else:
+        return None
+    if any(name in layers.__dict__ or getattr(type(layers), name) is not op for name, op in ops.items()):
         return None
     if not _plain(layers.base) or getattr(Dg, "dtype", None) != np.float64 or getattr(Hg, "dtype", None) != np.float64:
         return None
