@@ -172,13 +172,16 @@ class FloatBackend:
             return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
         return compare(computed, claimed, ctx.tol(m))
 
-    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
+    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "", diffs=None) -> Check:
         """Layer k's P[k] Q[k]^T against A[k] B[k]^T, every entry (from the factors, exactly:
         :func:`~universality.engine.layers.outer_diff_max_abs_all`), each layer against its own
-        tolerance ``tols()[k]`` (no pooled maximum)."""
+        tolerance ``tols()[k]`` (no pooled maximum). ``diffs``: those per-layer maxima when the caller
+        computed them already (grad-rank-one: a step group's samples in one compiled traversal of the
+        same factors, engine/kernels.py: outer_diff_group)."""
         from ..engine.layers import outer_diff_max_abs_all
 
-        diffs = outer_diff_max_abs_all(P, Q, A, B)
+        if diffs is None:
+            diffs = outer_diff_max_abs_all(P, Q, A, B)
         t = np.asarray(tols(), dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = np.where(diffs == 0, 0.0, np.where(t > 0, diffs / np.where(t > 0, t, 1.0), np.inf))
