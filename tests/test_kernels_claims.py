@@ -389,3 +389,20 @@ def test_kernels_py_func_equal_the_compiled_ones(shared):
     P[0, 0, 0] = np.nan
     kernels.kernel("outer_diff_group").py_func(P, Q, A, B4, 2, o2)
     assert np.isnan(o2[0, 0])
+
+
+def test_group_step_ops_are_each_steps_own():
+    """The tolerance's operation count of a step (tolerance.step_ops), counted for its whole group at
+    once: the same integer; None for a step that is not its group's column."""
+    from universality.claims.base import _group_step_ops
+    from universality.tolerance import step_ops
+
+    cfg = Config(N=18, J=4, L=4)
+    con = build(cfg, engine="sparse")
+    samples = make_samples(3, 0, 4, 4)[:3]
+    for s, st_ in _group_steps(con, samples):
+        assert _group_step_ops(st_) == step_ops(st_)
+        lone = copy.copy(st_)
+        lone.W_post = copy.copy(st_.W_post)
+        lone.W_post.Hfac = np.array(st_.W_post.Hfac)
+        assert _group_step_ops(lone) is None

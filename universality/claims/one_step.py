@@ -17,12 +17,12 @@ import numpy as np
 
 from ..engine.batch import unit_max
 from ..engine import kernels
-from ..engine.checkpoint import _column, is_lazy, reduce_columns, segments  # noqa: F401
+from ..engine.checkpoint import is_lazy, reduce_columns, segments  # noqa: F401
 from ..engine.layers import lowrank_max_abs, relu_grad, relu_grad_mul
 from ..engine.step import row_abs_max
 from ..tolerance import guard
 from . import sides
-from .base import (Check, Verdict, claim, decide_nonzero, max_abs, worst)
+from .base import (Check, Verdict, claim, column_of, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note, shared_columns
 
@@ -70,8 +70,8 @@ def grad_rank_one(ctx, s, st) -> Check:
     if not be.exact and grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
         sides_ = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
         g = st.group_index
-        if (kernels.usable(layers) and _column_of(st.W_post.Dfac, grp.dfac, g)
-                and _column_of(st.W_post.Hfac, grp.hfac, g)):
+        if (kernels.usable(layers) and column_of(st.W_post.Dfac, grp.dfac, g)
+                and column_of(st.W_post.Hfac, grp.hfac, g)):
             # the comparison of every entry of every layer, the group's samples in one compiled
             # traversal (the executed factors are this step's own: its column of the group's)
             diffs = grp.cached(("grad-rank-one diffs", id(ctx)),
@@ -210,19 +210,6 @@ def _grad_sides_kernels(ctx, PHI, a, aabs, r: float, seg, amax):
 
 _DUMMY3 = np.zeros((1, 1, 1))
 _DUMMY2 = np.zeros((1, 1))
-
-
-def _column_of(view, whole, g: int) -> bool:
-    """Is ``view`` (N, D, 1) column g of the group's ``whole`` (N, D, G), the same memory (or the same
-    checkpointed sweep's output)?"""
-    if is_lazy(view) or is_lazy(whole):
-        return (is_lazy(view) and is_lazy(whole) and view.sweep is whole.sweep and view.n == whole.n
-                and whole.cols is None and _column(view.cols) == g)
-    if not (isinstance(view, np.ndarray) and isinstance(whole, np.ndarray)) or whole.ndim != 3:
-        return False
-    return (view.dtype == np.float64 and whole.dtype == np.float64 and view.shape == whole.shape[:2] + (1,)
-            and view.strides[:2] == whole.strides[:2]
-            and view.__array_interface__["data"][0] == whole.__array_interface__["data"][0] + g * whole.strides[2])
 
 
 def _each_segment(stacks, N: int, descending: bool, fn) -> None:
@@ -892,7 +879,7 @@ def _group_unit_extremes(st, name: str, pre):
     elif name == "x*, after" and len(grp.sweeps) > 2 and grp.sweeps[2].stored:
         whole = grp.sweeps[2].array("pre")
     g = st.group_index
-    if whole is None or not _column_of(pre[:, :, None], whole, g) or not whole.flags.c_contiguous:
+    if whole is None or not column_of(pre[:, :, None], whole, g) or not whole.flags.c_contiguous:
         return None
 
     def make(G_):
