@@ -406,3 +406,42 @@ def test_group_step_ops_are_each_steps_own():
         lone.W_post = copy.copy(st_.W_post)
         lone.W_post.Hfac = np.array(st_.W_post.Hfac)
         assert _group_step_ops(lone) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(0, 6), M=st.integers(1, 12), special=st.booleans())
+def test_column_extremes_kernel_equals_numpy_max_and_min(seed, n, M, special):
+    rng = np.random.default_rng(seed)
+    A = rng.choice([0.0, -0.0, 1.0, -2.0, 3.5, -1e-300, np.inf, -np.inf] + ([np.nan] if special else []),
+                   size=(n, M))
+    for run in (kernels.kernel("column_extremes"), kernels.kernel("column_extremes").py_func):
+        hi, lo = np.empty(M), np.empty(M)
+        run(A, hi, lo)
+        assert _same(hi, A.max(axis=0, initial=-np.inf)) and _same(lo, A.min(axis=0, initial=np.inf))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), cells=st.integers(1, 40), m=st.integers(1, 12), ties=st.booleans())
+def test_separation_margin_kernel_equals_the_generic_one(seed, cells, m, ties):
+    """decode.separation_margin through rejection_min: the same margin within rounding (rtol 1e-12
+    of the unit rows' size), for random gains and for one-hot gains (every cell a candidate)."""
+    from universality import decode
+
+    rng = np.random.default_rng(seed)
+    if ties:
+        Wc = np.zeros((cells, m))
+        Wc[np.arange(cells), rng.integers(m, size=cells)] = rng.uniform(0.5, 2.0, cells)
+    else:
+        Wc = rng.standard_normal((cells, m))
+    Wc[rng.integers(cells)] *= 0.0 if rng.random() < 0.2 else 1.0
+    for index in range(min(cells, 5)):
+        decode._UNIT_CACHE[:] = [None, None, None, None]
+        with _generic():
+            want = decode.separation_margin(Wc, index)
+        decode._UNIT_CACHE[:] = [None, None, None, None]
+        got = decode.separation_margin(Wc, index)
+        assert abs(got - want) <= 1e-12 or got == want
+    norms, unit = decode._unit_rows(Wc)
+    cand = np.arange(cells, dtype=np.int64)
+    cand = cand[cand != 0]
+    assert kernels.kernel("rejection_min").py_func(unit, cand, 0) == kernels.kernel("rejection_min")(unit, cand, 0)

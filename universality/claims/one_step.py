@@ -885,6 +885,10 @@ def _group_unit_extremes(st, name: str, pre):
     def make(G_):
         N, D, G = whole.shape
         flat = whole.reshape(N, D * G)
+        if kernels.enabled() and flat.dtype == np.float64:  # engine/kernels.py: column_extremes, both in one pass over the array
+            hi, lo = np.empty(D * G), np.empty(D * G)
+            kernels.kernel("column_extremes")(flat, hi, lo)
+            return hi.reshape(D, G), lo.reshape(D, G)
         return (flat.max(axis=0, initial=-np.inf).reshape(D, G), flat.min(axis=0, initial=np.inf).reshape(D, G))
 
     hi, lo = grp.cached(("unit extremes", name), make)

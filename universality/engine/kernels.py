@@ -1062,7 +1062,48 @@ def _define_kclaims():
                             break
                 out[k, g] = m
 
-    _K.update(so_sweep=so_sweep, chain_segment=chain_segment, adjoint_segment=adjoint_segment,
+    @njit
+    def column_extremes(A, hi, lo):
+        """Per column of A (n, M): its largest and smallest entry over the rows, into hi and lo (M,)
+        (from -inf / inf; a NaN propagates, as NumPy's max and min reduce), in one pass over A:
+        nonneg-linear-regime's per-unit extremes of a group's stored pass (claims/one_step.py)."""
+        n, M = A.shape
+        for m in range(M):
+            hi[m] = -np.inf
+            lo[m] = np.inf
+        for k in range(n):
+            for m in range(M):
+                v = A[k, m]
+                h = hi[m]
+                if h == h and (v != v or v > h):
+                    hi[m] = v
+                l_ = lo[m]
+                if l_ == l_ and (v != v or v < l_):
+                    lo[m] = v
+
+    @njit
+    def rejection_min(unit, cand, index):
+        """v-decodes' separation margin (decode.py, ``_separation_margin``): min over the candidate
+        rows c of |u_c - (u_c . u_i) u_i| (the sine of the angle between unit rows c and i, i =
+        ``index``), each a dot product and a sum of squares in index order (the generic code's BLAS
+        dot and NumPy's norm may sum in another order: the same value within rounding)."""
+        m = unit.shape[1]
+        best = np.inf
+        for t in range(cand.size):
+            c = cand[t]
+            q = 0.0
+            for j in range(m):
+                q += unit[c, j] * unit[index, j]
+            ss = 0.0
+            for j in range(m):
+                r = unit[c, j] - q * unit[index, j]
+                ss += r * r
+            v = np.sqrt(ss)
+            if v < best:
+                best = v
+        return best
+
+    _K.update(rejection_min=rejection_min, column_extremes=column_extremes, so_sweep=so_sweep, chain_segment=chain_segment, adjoint_segment=adjoint_segment,
               abs_backward_segment=abs_backward_segment, outer_diff_group=outer_diff_group)
 
 
