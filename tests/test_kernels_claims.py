@@ -355,16 +355,15 @@ def test_kernels_py_func_equal_the_compiled_ones(shared):
     dfac, hfac = _factors(rng, N, D, G)
     dfac[0, 1, 0] = np.inf  # the block-diagonal NaN rule
     hfac[1, 2, 1] = 0.5
-    q, p = 1, 2
-    width = q + G * p + 2 * G * (q + p)
-    B = rng.standard_normal((D, width))
-    for absolute in (False, True):
-        outs = []
-        for fn in (kernels.kernel("so_sweep"), kernels.kernel("so_sweep").py_func):
-            cur, out = B.copy(), np.empty_like(B)
-            fn(*f.args, N - 1, 0, dfac, hfac, cur, out, q, p, -0.3, absolute)
-            outs.append(out if N % 2 else cur)
-        assert _same(*outs)
+    q, p, qa, pa = 1, 2, 0, 3
+    B = rng.standard_normal((D, q + G * p + 2 * G * (q + p)))
+    Ba = np.abs(rng.standard_normal((D, qa + G * pa + 2 * G * (qa + pa))))
+    outs = []
+    for fn in (kernels.kernel("so_sweep"), kernels.kernel("so_sweep").py_func):
+        cur, out, cura, outa = B.copy(), np.empty_like(B), Ba.copy(), np.empty_like(Ba)
+        fn(*f.args, N - 1, 0, dfac, hfac, cur, out, q, p, -0.3, cura, outa, qa, pa, 0.3)
+        outs.append((out, outa) if N % 2 else (cur, cura))
+    assert _same(outs[0][0], outs[1][0]) and _same(outs[0][1], outs[1][1])
     X = rng.standard_normal((D, G))
     rpow = np.array([0.5 ** (k + 1) for k in range(N)])
     pre = rng.choice([0.0, -1.0, 2.0, np.nan], size=(N, D, G))

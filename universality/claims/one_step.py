@@ -445,6 +445,15 @@ def _expand_group(ctx, grp) -> list:
 
     eye = np.arange(G)
 
+    def start(S, P):
+        """The state entering layer N - 1: [R | acc | accp] = [S | P | 0], and (q', p')."""
+        q_, p_ = S.shape[1], P.shape[2]
+        nR = q_ + G * p_
+        B = np.zeros((D, nR + 2 * G * (q_ + p_)))
+        B[:, :q_] = S
+        B[:, q_:nR] = P.reshape(D, G * p_)
+        return B, q_, p_
+
     def sweep(S, P, absolute, coef):
         """S (D, q'): columns shared by every sample; P (D, G, p'): each sample's own. Returns (accp,
         acc), (D, G, q' + p') each: per sample its shared then its own columns.
@@ -454,15 +463,10 @@ def _expand_group(ctx, grp) -> list:
         per layer (R_{k-1} = W_k R_k is the next state's chain): acc_k = d_k h_k^T R_k + W_k acc_{k+1},
         accp_k = coef d_k h_k^T (R_k + accp_{k+1}) + W_k accp_{k+1}. The rank-one terms are written
         first and the layer's product is accumulated onto them."""
-        q_, p_ = S.shape[1], P.shape[2]
+        B, q_, p_ = start(S, P)
         w = q_ + p_
         nR = q_ + G * p_  # the chain's columns: the shared ones once, each sample's own
         width = nR + 2 * G * w
-        B = np.zeros((D, width))
-        B[:, :q_] = S
-        B[:, q_:nR] = P.reshape(D, G * p_)
-        if compiled:  # engine/kernels.py: so_sweep, what the loop below computes, a segment per call
-            return _so_sweep_compiled(layers, dfac, hfac, B, q_, p_, coef, absolute)
         T2 = np.empty((2, G, w))  # (h_k^T R_k, coef h_k^T (R_k + accp_{k+1})) per sample
         M = np.zeros((G, 2, G, w))  # G > 1: blockdiag of T2's rows, so that d_k T2 is one BLAS product
         for k in range(N - 1, -1, -1):
@@ -495,35 +499,46 @@ def _expand_group(ctx, grp) -> list:
         return accp, acc
 
     X = np.stack(Xs, axis=1)  # (D, G, p)
-    lhs, fo = sweep(Xs[0][:, :q], X[:, :, q:], False, grp.coef)
     # magnitudes: one majorant column for the shared probes, the sample's own columns as they are
     Xa = np.abs(X[:, :, q:])
     S = np.abs(Xs[0][:, :q]).max(axis=1, keepdims=True) if q else np.zeros((D, 0))
-    lhs_a, fo_a = sweep(S, Xa, True, abs(grp.coef))
+    if compiled:  # engine/kernels.py: so_sweep, both sweeps in one traversal of the layers, a segment per call
+        (lhs, fo), (lhs_a, fo_a) = _so_sweep_compiled(layers, dfac, hfac, start(Xs[0][:, :q], X[:, :, q:]),
+                                                      grp.coef, start(S, Xa), abs(grp.coef))
+    else:
+        lhs, fo = sweep(Xs[0][:, :q], X[:, :, q:], False, grp.coef)
+        lhs_a, fo_a = sweep(S, Xa, True, abs(grp.coef))
     idx = np.r_[np.zeros(q, dtype=int), np.arange(1 if q else 0, (1 if q else 0) + p - q)]
     return [(Xs[g], lhs[:, g, :], fo[:, g, :], lhs_a[:, g, idx], fo_a[:, g, idx]) for g in range(G)]
 
 
-def _so_sweep_compiled(layers, dfac, hfac, B, q: int, p: int, coef: float, absolute: bool):
-    """``_expand_group``'s sweep through the compiled kernel (engine/kernels.py: so_sweep) from the
-    state B (D, q + G p + 2 G w) entering layer N - 1, one call per segment. Returns (accp, acc),
+def _so_sweep_compiled(layers, dfac, hfac, signed, coef: float, magnitude, coef_a: float):
+    """``_expand_group``'s two sweeps (on the values and on magnitudes) through the compiled kernel
+    (engine/kernels.py: so_sweep) in one traversal of the layers (each layer's matrix and factors read
+    once for both; the same operations per sweep as apart), one call per segment. ``signed``,
+    ``magnitude``: (the state entering layer N - 1, q, p) of each. Returns ((accp, acc), (accp, acc)),
     (D, G, w) each."""
     N, D = layers.N, layers.D
     G = dfac.shape[2]
-    w = q + p
-    nR = q + G * p
     run = kernels.kernel("so_sweep")
     f = kernels.flat_of(layers)
+    (B, q, p), (Ba, qa, pa) = signed, magnitude
     bufs = [np.ascontiguousarray(B, dtype=np.float64), np.empty(B.shape)]  # (the state, the other buffer)
+    bufa = [np.ascontiguousarray(Ba, dtype=np.float64), np.empty(Ba.shape)]
 
     def seg(k0, k1, parts):
-        run(*f.args, k1 - 1, k0, parts[0], parts[1], bufs[0], bufs[1], int(q), int(p), float(coef), bool(absolute))
+        run(*f.args, k1 - 1, k0, parts[0], parts[1], bufs[0], bufs[1], int(q), int(p), float(coef),
+            bufa[0], bufa[1], int(qa), int(pa), float(coef_a))
         if (k1 - k0) % 2:  # the layers alternate between the two buffers
             bufs.reverse()
+            bufa.reverse()
 
     _each_segment((dfac, hfac), N, True, seg)
-    B = bufs[0]
-    return B[:, nR + G * w:].reshape(D, G, w), B[:, nR:nR + G * w].reshape(D, G, w)
+    out = []
+    for B, q_, p_ in ((bufs[0], q, p), (bufa[0], qa, pa)):
+        w, nR = q_ + p_, q_ + G * p_
+        out.append((B[:, nR + G * w:].reshape(D, G, w), B[:, nR:nR + G * w].reshape(D, G, w)))
+    return out
 
 
 def _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha) -> Check:

@@ -842,27 +842,89 @@ def factor_block_max(F: np.ndarray, dt: int, out: np.ndarray, which: int) -> Non
 # the short dot products h_k^T Y of second-order-zero's rank-one terms may sum in another order than
 # BLAS / einsum (tests/test_kernels_claims.py: rtol 1e-12 there, bit for bit elsewhere).
 
+_so_layer = None
+
+
 def _define_kclaims():
+    global _so_layer
     nb = _numba()
     njit = nb.njit(cache=True, nogil=True)
     # (the products through the module globals _layer_apply / _layer_apply_T: see _DEFINES)
 
-    @njit
-    def so_sweep(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                 k_hi, k_lo, dfac, hfac, cur, out, q, p, coef, absolute):
-        """second-order-zero's group sweep (claims/one_step.py, ``_expand_group.sweep``) through layers
-        k_hi, k_hi - 1, .., k_lo: dfac, hfac (n, D, G) hold those layers' gradient factors at index
-        k - k_lo; ``cur`` (D, width) is the state [R | acc | acc'] entering layer k_hi, R = q shared
-        columns then p per sample, acc and acc' w = q + p columns per sample; ``out`` a buffer of
-        its shape. Per layer: the units where some sample's h_k is nonzero (NaN counts), t = h_k^T
-        [R | acc'] on them, the rank-one terms d_k t written first (|d_k|, |h_k| when ``absolute``)
-        and W_k B (|W_k|) accumulated onto them. Layer by layer the state alternates between the two
-        arrays: it leaves layer k_lo in ``cur`` after an even number of layers, else in ``out``."""
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                 k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, absolute, T2, dvs):
+        """Layer k of one of second-order-zero's sweeps (see so_sweep): t = h_k^T [R | acc'] on the
+        rows nzr[:nr], the rank-one terms d_k t written into ``out`` first, then out += W_k cur."""
         D, width = cur.shape
         G = dfac.shape[2]
         w = q + p
         nR = q + G * p
-        T2 = np.zeros((2, G, w))
+        for g in range(G):
+            for j in range(w):
+                tR = 0.0
+                tA = 0.0
+                for s in range(nr):
+                    i = nzr[s]
+                    h = hfac[n, i, g]
+                    if absolute:
+                        h = abs(h)
+                    if j < q:
+                        tR += h * cur[i, j]
+                    else:
+                        tR += h * cur[i, q + g * p + (j - q)]
+                    tA += h * cur[i, nR + G * w + g * w + j]
+                T2[0, g, j] = tR
+                T2[1, g, j] = (tR + tA) * coef
+        for i in range(D):
+            orow = out[i]
+            for c in range(nR):
+                orow[c] = 0.0
+            bad = 0
+            for g in range(G):
+                dv = dfac[n, i, g]
+                dvs[g] = abs(dv) if absolute else dv
+                if not (dv - dv == 0.0):
+                    bad += 1
+            for g in range(G):
+                dv = dvs[g]
+                t0 = T2[0, g]
+                t1 = T2[1, g]
+                o0 = orow[nR + g * w:nR + g * w + w]
+                o1 = orow[nR + G * w + g * w:nR + G * w + g * w + w]
+                for j in range(w):
+                    o0[j] = dv * t0[j]
+                    o1[j] = dv * t1[j]
+                # G > 1: the generic code forms d_k t as one product with a block-diagonal right
+                # factor, adding the exact zeros d_k[i, g'] * 0 of the other samples: NaN where one
+                # of those is inf or NaN
+                if G > 1 and bad - (0 if dv - dv == 0.0 else 1) > 0:
+                    for j in range(w):
+                        o0[j] = np.nan
+                        o1[j] = np.nan
+        _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                     k, cur, out, absolute, True)
+
+    _so_layer = so_layer
+
+    @njit
+    def so_sweep(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                 k_hi, k_lo, dfac, hfac, cur, out, q, p, coef, cura, outa, qa, pa, coefa):
+        """second-order-zero's two group sweeps (claims/one_step.py, ``_expand_group.sweep``), on the
+        values (cur, out; q, p, coef) and on magnitudes (cura, outa; qa, pa, coefa; |d_k|, |h_k|,
+        |W_k|), through layers k_hi, k_hi - 1, .., k_lo in one traversal (each layer's matrix and
+        factors read once for both; each sweep's operations as when run alone): dfac, hfac (n, D, G)
+        hold those layers' gradient factors at index k - k_lo; ``cur`` (D, width) is a sweep's state
+        [R | acc | acc'] entering layer k_hi, R = q shared columns then p per sample, acc and acc'
+        w = q + p columns per sample; ``out`` a buffer of its shape. Per layer: the units where some
+        sample's h_k is nonzero (NaN counts), t = h_k^T [R | acc'] on them, the rank-one terms d_k t
+        written first and W_k B accumulated onto them. Layer by layer each state alternates between
+        its two arrays: it leaves layer k_lo in ``cur`` after an even number of layers, else in
+        ``out``."""
+        D = cur.shape[0]
+        G = dfac.shape[2]
+        T2 = np.zeros((2, G, q + p))
+        T2a = np.zeros((2, G, qa + pa))
         nzr = np.empty(D, dtype=np.int64)
         dvs = np.empty(G)
         for k in range(k_hi, k_lo - 1, -1):
@@ -874,53 +936,16 @@ def _define_kclaims():
                         nzr[nr] = i
                         nr += 1
                         break
-            for g in range(G):
-                for j in range(w):
-                    tR = 0.0
-                    tA = 0.0
-                    for s in range(nr):
-                        i = nzr[s]
-                        h = hfac[n, i, g]
-                        if absolute:
-                            h = abs(h)
-                        if j < q:
-                            tR += h * cur[i, j]
-                        else:
-                            tR += h * cur[i, q + g * p + (j - q)]
-                        tA += h * cur[i, nR + G * w + g * w + j]
-                    T2[0, g, j] = tR
-                    T2[1, g, j] = (tR + tA) * coef
-            for i in range(D):
-                orow = out[i]
-                for c in range(nR):
-                    orow[c] = 0.0
-                bad = 0
-                for g in range(G):
-                    dv = dfac[n, i, g]
-                    dvs[g] = abs(dv) if absolute else dv
-                    if not (dv - dv == 0.0):
-                        bad += 1
-                for g in range(G):
-                    dv = dvs[g]
-                    t0 = T2[0, g]
-                    t1 = T2[1, g]
-                    o0 = orow[nR + g * w:nR + g * w + w]
-                    o1 = orow[nR + G * w + g * w:nR + G * w + g * w + w]
-                    for j in range(w):
-                        o0[j] = dv * t0[j]
-                        o1[j] = dv * t1[j]
-                    # G > 1: the generic code forms d_k t as one product with a block-diagonal right
-                    # factor, adding the exact zeros d_k[i, g'] * 0 of the other samples: NaN where one
-                    # of those is inf or NaN
-                    if G > 1 and bad - (0 if dv - dv == 0.0 else 1) > 0:
-                        for j in range(w):
-                            o0[j] = np.nan
-                            o1[j] = np.nan
-            _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                         k, cur, out, absolute, True)
+            _so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, False, T2, dvs)
+            _so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      k, n, dfac, hfac, nzr, nr, cura, outa, qa, pa, coefa, True, T2a, dvs)
             tmp = cur
             cur = out
             out = tmp
+            tmp = cura
+            cura = outa
+            outa = tmp
 
     @njit
     def chain_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
@@ -1103,8 +1128,9 @@ def _define_kclaims():
                 best = v
         return best
 
-    _K.update(rejection_min=rejection_min, column_extremes=column_extremes, so_sweep=so_sweep, chain_segment=chain_segment, adjoint_segment=adjoint_segment,
-              abs_backward_segment=abs_backward_segment, outer_diff_group=outer_diff_group)
+    _K.update(rejection_min=rejection_min, column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep,
+              chain_segment=chain_segment, adjoint_segment=adjoint_segment, abs_backward_segment=abs_backward_segment,
+              outer_diff_group=outer_diff_group)
 
 
 _DEFINES.append(_define_kclaims)
