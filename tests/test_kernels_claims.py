@@ -377,6 +377,10 @@ def test_kernels_py_func_equal_the_compiled_ones(shared):
         a = adj(*f.args, 0, N, X, rpow, aout, True, False, np.zeros((1, 1)), False)
         m = adj(*f.args, 0, N, np.abs(X), rpow, np.zeros((1, 1, 1)), False, True, amax, True)
         c = absb(*f.args, 0, N, np.abs(X), pre, 0.5)
+        pout, pmax = np.empty((N, D, G)), np.empty((N, G))
+        (kernels.kernel("adjoint_pair") if chain is kernels.kernel("chain_segment")
+         else kernels.kernel("adjoint_pair").py_func)(*f.args, X, np.abs(X), rpow, pout, pmax)
+        assert _same(pout, aout) and _same(pmax, amax)  # the pair: each chain as apart
         res.append((b, bout, a, aout, m, amax, c))
     for u, v in zip(*res):
         assert _same(u, v)

@@ -175,7 +175,7 @@ def _grad_buffers(ctx, N: int, D: int, G: int):
 
 def _grad_sides_kernels(ctx, PHI, a, aabs, r: float, seg, amax):
     """:func:`_grad_sides` through the compiled kernels (engine/kernels.py: chain_segment,
-    adjoint_segment): the same recurrences, the same products in the same order (the same values),
+    adjoint_segment, adjoint_pair: a and |a| in one traversal when stored): the same recurrences, the same products in the same order (the same values),
     each sweep one compiled call (stored) or one per segment (checkpointed)."""
     from ..engine.checkpoint import Sweep
 
@@ -187,8 +187,9 @@ def _grad_sides_kernels(ctx, PHI, a, aabs, r: float, seg, amax):
     PHI = np.ascontiguousarray(PHI, dtype=np.float64)
     a = np.ascontiguousarray(a, dtype=np.float64)
     aabs = np.ascontiguousarray(aabs, dtype=np.float64)
-    adjoint(*f.args, 0, N, aabs, rpow, _DUMMY3, False, True, amax, True)  # amax: the |W|^T chain
     if seg is not None and seg < N:
+        adjoint(*f.args, 0, N, aabs, rpow, _DUMMY3, False, True, amax, True)  # amax: the |W|^T chain
+
         def bseg(k0, k1, B, out):
             return chain(*f.args, k1 - 1, k0, np.ascontiguousarray(B, dtype=np.float64),
                          _DUMMY3 if out is None else out[0], out is not None)
@@ -204,7 +205,7 @@ def _grad_sides_kernels(ctx, PHI, a, aabs, r: float, seg, amax):
         return asw.stack("a"), amax, bsw.stack("b")
     bvec, avec = _grad_buffers(ctx, N, D, G)
     chain(*f.args, N - 1, 0, PHI, bvec, True)
-    adjoint(*f.args, 0, N, a, rpow, avec, True, False, _DUMMY2, False)
+    kernels.kernel("adjoint_pair")(*f.args, a, aabs, rpow, avec, amax)  # a and |a| in one traversal
     return avec, amax, bvec
 
 

@@ -1007,6 +1007,47 @@ def _define_kclaims():
         return cur
 
     @njit
+    def adjoint_pair(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                     X, Xa, rpow, out, amax):
+        """grad-rank-one's two adjoint chains (``_grad_sides``, stored) in one traversal of the layers:
+        what adjoint_segment computes for a (keep: out[k] = rpow[k] a_k) and for |a| (fold_max:
+        amax[k]) apart, layer k's W_k^T and |W_k|^T applied one after the other (the same
+        operations in the same order per chain)."""
+        D, G = X.shape
+        N = out.shape[0]
+        cur = X.copy()
+        nxt = np.empty((D, G))
+        cura = Xa.copy()
+        nxta = np.empty((D, G))
+        for k in range(N):
+            rk = rpow[k]
+            o = out[k]
+            for i in range(D):
+                for g in range(G):
+                    o[i, g] = cur[i, g] * rk
+            for g in range(G):
+                m = 0.0
+                if D > 0:
+                    m = cura[0, g]
+                    for i in range(1, D):
+                        v = cura[i, g]
+                        if m != m:
+                            break
+                        if v != v or v > m:
+                            m = v
+                amax[k, g] = rk * m
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                           k, cur, nxt, False)
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                           k, cura, nxta, True)
+            tmp = cur
+            cur = nxt
+            nxt = tmp
+            tmp = cura
+            cura = nxta
+            nxta = tmp
+
+    @njit
     def abs_backward_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                              k0, k1, X, pre, r):
         """e-linear's magnitude backward pass (claims/one_step.py, ``_abs_backward``) through layers
@@ -1129,8 +1170,8 @@ def _define_kclaims():
         return best
 
     _K.update(rejection_min=rejection_min, column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep,
-              chain_segment=chain_segment, adjoint_segment=adjoint_segment, abs_backward_segment=abs_backward_segment,
-              outer_diff_group=outer_diff_group)
+              chain_segment=chain_segment, adjoint_segment=adjoint_segment, adjoint_pair=adjoint_pair,
+              abs_backward_segment=abs_backward_segment, outer_diff_group=outer_diff_group)
 
 
 _DEFINES.append(_define_kclaims)
