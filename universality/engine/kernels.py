@@ -960,10 +960,11 @@ def factor_block_max(F: np.ndarray, dt: int, out: np.ndarray, which: int) -> Non
 
 _so_layer = None
 _pair_apply_T = None
+_outer_diff_one = None
 
 
 def _define_kclaims():
-    global _so_layer, _pair_apply_T
+    global _so_layer, _pair_apply_T, _outer_diff_one
     nb = _numba()
     njit = nb.njit(cache=True, nogil=True)
     # (the products through the module globals _layer_apply / _layer_apply_T: see _DEFINES)
@@ -1240,6 +1241,55 @@ def _define_kclaims():
             nxt = t2
         return cur
 
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def outer_diff_one(P, Q, A, B, g, max_cols, cols):
+        """max_ij |P_i Q_j - A_i B_j| of column g of one layer's factors (D, G) each (see
+        outer_diff_group)."""
+        D = P.shape[0]
+        same = True
+        for i in range(D):
+            if not (P[i, g] == A[i, g] and Q[i, g] == B[i, g]):
+                same = False
+                break
+        if same:
+            return 0.0
+        nc = 0
+        for j in range(D):
+            if Q[j, g] != 0.0 or B[j, g] != 0.0:
+                cols[nc] = j
+                nc += 1
+        m = 0.0
+        if nc <= max_cols:
+            if nc == 0:
+                cols[0] = 0
+                nc = 1
+            for i in range(D):
+                p_ = P[i, g]
+                a_ = A[i, g]
+                for s in range(nc):
+                    j = cols[s]
+                    v = abs(p_ * Q[j, g] - a_ * B[j, g])
+                    if v != v or v > m:
+                        m = v
+                if m != m:
+                    break
+        else:
+            for i in range(D):
+                p_ = P[i, g]
+                a_ = -A[i, g]
+                if p_ == 0.0 and a_ == 0.0:
+                    continue
+                for s in range(nc):
+                    j = cols[s]
+                    v = abs(p_ * Q[j, g] + a_ * B[j, g])
+                    if v != v or v > m:
+                        m = v
+                if m != m:
+                    break
+        return m
+
+    _outer_diff_one = outer_diff_one
+
     @njit
     def outer_diff_group(P, Q, A, B, max_cols, out):
         """grad-rank-one's comparison (engine.layers.outer_diff_max_abs_all) for every sample g (the
@@ -1253,48 +1303,29 @@ def _define_kclaims():
         cols = np.empty(max(D, 1), dtype=np.int64)
         for k in range(n):
             for g in range(G):
-                same = True
-                for i in range(D):
-                    if not (P[k, i, g] == A[k, i, g] and Q[k, i, g] == B[k, i, g]):
-                        same = False
-                        break
-                if same:
-                    out[k, g] = 0.0
-                    continue
-                nc = 0
-                for j in range(D):
-                    if Q[k, j, g] != 0.0 or B[k, j, g] != 0.0:
-                        cols[nc] = j
-                        nc += 1
-                m = 0.0
-                if nc <= max_cols:
-                    if nc == 0:
-                        cols[0] = 0
-                        nc = 1
-                    for i in range(D):
-                        p_ = P[k, i, g]
-                        a_ = A[k, i, g]
-                        for s in range(nc):
-                            j = cols[s]
-                            v = abs(p_ * Q[k, j, g] - a_ * B[k, j, g])
-                            if v != v or v > m:
-                                m = v
-                        if m != m:
-                            break
-                else:
-                    for i in range(D):
-                        p_ = P[k, i, g]
-                        a_ = -A[k, i, g]
-                        if p_ == 0.0 and a_ == 0.0:
-                            continue
-                        for s in range(nc):
-                            j = cols[s]
-                            v = abs(p_ * Q[k, j, g] + a_ * B[k, j, g])
-                            if v != v or v > m:
-                                m = v
-                        if m != m:
-                            break
-                out[k, g] = m
+                out[k, g] = _outer_diff_one(P[k], Q[k], A[k], B[k], g, max_cols, cols)
+
+    @njit
+    def chain_compare(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      X, P, Q, A, max_cols, out):
+        """grad-rank-one's formula chain b (chain_segment) and the comparison (outer_diff_group) in
+        one traversal, b never stored: from X = phi (the block entering layer N - 1), per layer k =
+        N - 1, .., 0 out[k, g] = max_ij |P[k]_i Q[k]_j - A[k]_i b_j| of each sample g with b the
+        block entering layer k (bvec[k]), then b <- W_k b. The same values as the two kernels."""
+        D, G = X.shape
+        N = P.shape[0]
+        cols = np.empty(max(D, 1), dtype=np.int64)
+        cur = X.copy()
+        nxt = np.empty((D, G))
+        for k in range(N - 1, -1, -1):
+            for g in range(G):
+                out[k, g] = _outer_diff_one(P[k], Q[k], A[k], cur, g, max_cols, cols)
+            if k > 0:
+                _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                             k, cur, nxt, False, False)
+                tmp = cur
+                cur = nxt
+                nxt = tmp
 
     @njit
     def column_extremes(A, hi, lo):
@@ -1363,7 +1394,7 @@ def _define_kclaims():
     _K.update(pair_apply_T=pair_apply_T, nonzero_per_column=nonzero_per_column, rejection_min=rejection_min,
               column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep, chain_segment=chain_segment,
               adjoint_segment=adjoint_segment, adjoint_pair=adjoint_pair, abs_backward_segment=abs_backward_segment,
-              outer_diff_group=outer_diff_group)
+              outer_diff_one=outer_diff_one, outer_diff_group=outer_diff_group, chain_compare=chain_compare)
 
 
 _DEFINES.append(_define_kclaims)
