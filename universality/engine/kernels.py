@@ -19,7 +19,8 @@ and corruptions. The base products are the same operations in the same order as 
 Numba compiles each kernel once per machine and caches the machine code (``cache=True``: in the
 package's ``__pycache__``, or Numba's user cache where that is not writable), so a run loads it in
 milliseconds. Without Numba, or with ``UNIVERSALITY_KERNELS=0`` in the environment, :func:`enabled`
-is False and the generic code runs (the same values within rounding; slower).
+is False and the generic code runs (the same values within rounding). By default the kernels run from
+a size on (:data:`KERNELS_FROM`); ``UNIVERSALITY_KERNELS=1`` runs them at every size.
 
 Flat form of layer k (``FlatLayers``):
 
@@ -52,11 +53,28 @@ def _numba():
 
 
 def enabled() -> bool:
-    """Do the sparse float64 sweeps run through the compiled kernels? (numba importable and
-    ``UNIVERSALITY_KERNELS`` not set to 0)."""
-    if os.environ.get("UNIVERSALITY_KERNELS", "1") == "0":
+    """Can the compiled kernels run? (numba importable and ``UNIVERSALITY_KERNELS`` not set to 0)."""
+    if os.environ.get("UNIVERSALITY_KERNELS", "") == "0":
         return False
     return bool(_numba())
+
+
+# The kernels run for layers of N * D >= KERNELS_FROM (the paper layout from J = L = 32: N D = 2.2e6).
+# Below, the generic code is as fast or faster once Numba's import and the kernels' load (about 0.5 s
+# per process) are counted: J = L = 16 (N D = 1.4e5) took 0.3-0.45 s more CPU with them (docs/engine.md).
+# ``UNIVERSALITY_KERNELS=1`` runs them at every size (the test suite does), ``=0`` at none.
+KERNELS_FROM = 1 << 20
+
+
+def wanted(N: int, D: int) -> bool:
+    """Do the kernels run for layers of N x D x D? (``UNIVERSALITY_KERNELS``: 1 always, 0 never,
+    unset: from :data:`KERNELS_FROM`)."""
+    mode = os.environ.get("UNIVERSALITY_KERNELS", "")
+    if mode == "0":
+        return False
+    if mode != "1" and int(N) * int(D) < KERNELS_FROM:
+        return False
+    return enabled()
 
 
 class FlatLayers:
@@ -354,7 +372,7 @@ def usable(layers) -> bool:
     """Do the compiled kernels run the products of ``layers``? (a float64 SparseLayers, kernels enabled)"""
     from .layers import SparseLayers
 
-    return type(layers) is SparseLayers and layers.dtype is np.float64 and enabled()
+    return type(layers) is SparseLayers and layers.dtype is np.float64 and wanted(layers.N, layers.D)
 
 
 _DUMMY3 = np.zeros((1, 1, 1))
