@@ -359,3 +359,219 @@ def forward_segment(layers, use_relu: bool, extremes):
                    hi, lo)
 
     return segment
+
+
+# ---- krest: the build's chunk conversion and encoding, the findings' reductions --------------------
+def _define_krest():
+    nb = _numba()
+    njit = nb.njit(cache=True, nogil=True)
+
+    @njit
+    def coo_chunk_to_csr(rows, cols, vals, counts, D, ip, ix, dat):
+        """n = counts.size layers given as COO triplets (layer k's entries are the next counts[k] of
+        rows, cols, vals: rows and columns in [0, D)) as one canonical CSR matrix (n D, D) of the
+        stacked layers, as SciPy's ``csr_matrix((vals, (rows + k D, cols))).sum_duplicates()`` gives
+        it: rows by counting sort (input order kept within a row), each row's entries stably sorted
+        by column, duplicates summed in input order (explicit zeros kept). Writes ip (n D + 1),
+        ix, dat (the entries' count at least); returns the entries kept, or -1 when an index is out
+        of range (nothing valid written)."""
+        n = counts.size
+        R = n * D
+        total = rows.size
+        for r in range(R + 1):
+            ip[r] = 0
+        p = 0
+        for k in range(n):
+            base = k * D
+            for _ in range(counts[k]):
+                i = rows[p]
+                j = cols[p]
+                if i < 0 or i >= D or j < 0 or j >= D:
+                    return -1
+                ip[base + i + 1] += 1
+                p += 1
+        for r in range(R):
+            ip[r + 1] += ip[r]
+        nxt = ip[:R].copy()
+        p = 0
+        for k in range(n):
+            base = k * D
+            for _ in range(counts[k]):
+                r = base + rows[p]
+                q = nxt[r]
+                ix[q] = cols[p]
+                dat[q] = vals[p]
+                nxt[r] = q + 1
+                p += 1
+        # per row: a stable sort by column (insertion sort while short, merge sort above), then the
+        # duplicates summed into the first of their run, compacting in place
+        out = 0
+        start = 0
+        for r in range(R):
+            end = ip[r + 1]
+            m = end - start
+            if m <= 1:  # (most rows of a deep thin network: one entry)
+                if m == 1:
+                    ix[out] = ix[start]
+                    dat[out] = dat[start]
+                    out += 1
+                start = end
+                ip[r + 1] = out
+                continue
+            ordered = True
+            for q in range(start + 1, end):
+                if ix[q] < ix[q - 1]:
+                    ordered = False
+                    break
+            if not ordered:
+                if m <= 32:
+                    for q in range(start + 1, end):
+                        c = ix[q]
+                        v = dat[q]
+                        t = q - 1
+                        while t >= start and ix[t] > c:
+                            ix[t + 1] = ix[t]
+                            dat[t + 1] = dat[t]
+                            t -= 1
+                        ix[t + 1] = c
+                        dat[t + 1] = v
+                else:
+                    order = np.argsort(ix[start:end], kind="mergesort")
+                    c2 = ix[start:end][order]
+                    v2 = dat[start:end][order]
+                    ix[start:end] = c2
+                    dat[start:end] = v2
+            q = start
+            while q < end:
+                c = ix[q]
+                v = dat[q]
+                q += 1
+                while q < end and ix[q] == c:
+                    v += dat[q]
+                    q += 1
+                ix[out] = c
+                dat[out] = v
+                out += 1
+            start = end
+            ip[r + 1] = out
+        return out
+
+    @njit
+    def chunk_differing_rows(ip, ix, bits, ref_ip, ref_ix, ref_bits, D, differ):
+        """For each row r of a stacked chunk (CSR ip, ix, values' bit patterns ``bits``; its rows
+        n D): does row r differ from row r mod D of the reference (CSR ref_ip, ref_ix, ref_bits) in
+        its length, a column or a value's bit pattern? Written to ``differ`` (uint8)."""
+        R = ip.size - 1
+        for r in range(R):
+            i = r % D
+            a, e = ip[r], ip[r + 1]
+            b = ref_ip[i]
+            if e - a != ref_ip[i + 1] - b:
+                differ[r] = 1
+                continue
+            d = 0
+            for t in range(e - a):
+                if ix[a + t] != ref_ix[b + t] or bits[a + t] != ref_bits[b + t]:
+                    d = 1
+                    break
+            differ[r] = d
+
+    @njit
+    def cross_gram(P, a0, a1, b0, b1, out):
+        """out[a, b] = sum over the rows r of P[r, a0 + a] P[r, b0 + b] (P[:, a0:a1]^T P[:, b0:b1]),
+        the rows in ascending order, a term with P[r, a0 + a] == 0 left out while row r's entries
+        P[r, b0:b1] are all finite (it adds a zero then; with an inf or NaN there every term is
+        added, as 0 * inf = NaN)."""
+        n = P.shape[0]
+        na = a1 - a0
+        nb = b1 - b0
+        for a in range(na):
+            for b in range(nb):
+                out[a, b] = 0.0
+        for r in range(n):
+            finite = True
+            for b in range(nb):
+                v = P[r, b0 + b]
+                if not (v - v == 0.0):
+                    finite = False
+                    break
+            for a in range(na):
+                pa = P[r, a0 + a]
+                if pa == 0.0 and finite:
+                    continue
+                for b in range(nb):
+                    out[a, b] += pa * P[r, b0 + b]
+
+    @njit
+    def sym_rows_off_identity(B, mark):
+        """mark[u] = 1 for the rows u of S = (B + B^T) / 2 that differ from the identity's row u
+        (np.any(S - I != 0, axis=1), NaN counting as different), computed entry by entry as NumPy
+        computes S (each (B[u, v] + B[v, u]) / 2); 0 for the others. Returns how many are marked."""
+        n = B.shape[0]
+        for u in range(n):
+            mark[u] = 0
+        for u in range(n):
+            if not ((B[u, u] + B[u, u]) / 2 - 1.0 == 0.0):
+                mark[u] = 1
+            for v in range(u + 1, n):
+                if not ((B[u, v] + B[v, u]) / 2 == 0.0):
+                    mark[u] = 1
+                    mark[v] = 1
+        count = 0
+        for u in range(n):
+            count += mark[u]
+        return count
+
+    _K.update(coo_chunk_to_csr=coo_chunk_to_csr, chunk_differing_rows=chunk_differing_rows,
+              cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity)
+
+
+_DEFINES.append(_define_krest)
+
+
+def coo_to_csr(triplets, D: int):
+    """Layers given as (rows, cols, values) triplets, stacked as one canonical CSR matrix (n D, D):
+    (indptr int64, indices int32, data float64), what SciPy's COO to CSR conversion with
+    ``sum_duplicates`` gives (the same entries in the same order, bit for bit while no position
+    holds three or more duplicates; those are summed in input order, SciPy's order is its sort's).
+    Raises ValueError on an index out of range."""
+    n = len(triplets)
+    counts = np.array([len(v) for _, _, v in triplets], dtype=np.int64)
+    rows = np.concatenate([np.asarray(r, dtype=np.int64).reshape(-1) for r, _, _ in triplets]) if n else \
+        np.zeros(0, dtype=np.int64)
+    cols = np.concatenate([np.asarray(c, dtype=np.int64).reshape(-1) for _, c, _ in triplets]) if n else \
+        np.zeros(0, dtype=np.int64)
+    vals = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for _, _, v in triplets]) if n else \
+        np.zeros(0)
+    if rows.size != vals.size or cols.size != vals.size:
+        raise ValueError("row, column and value arrays of different lengths")
+    ip = np.empty(n * D + 1, dtype=np.int64)
+    ix = np.empty(vals.size, dtype=np.int32)
+    dat = np.empty(vals.size)
+    got = kernel("coo_chunk_to_csr")(rows, cols, vals, counts, int(D), ip, ix, dat)
+    if got < 0:
+        raise ValueError(f"a row or column index outside [0, {D})")
+    return ip, ix[:got], dat[:got]
+
+
+def differing_rows(ip, ix, data, ref, D: int) -> np.ndarray:
+    """The rows (n D,) of a stacked canonical chunk that differ from the same row of the reference
+    (a canonical CSR matrix): another length, a column or a value's bit pattern (uint8 flags)."""
+    differ = np.empty(len(ip) - 1, dtype=np.uint8)
+    kernel("chunk_differing_rows")(np.ascontiguousarray(ip, dtype=np.int64), np.ascontiguousarray(ix, dtype=np.int32),
+                                   np.ascontiguousarray(data, dtype=np.float64).view(np.int64),
+                                   np.ascontiguousarray(ref.indptr, dtype=np.int64),
+                                   np.ascontiguousarray(ref.indices, dtype=np.int32),
+                                   np.ascontiguousarray(ref.data, dtype=np.float64).view(np.int64), int(D), differ)
+    return differ
+
+
+def cross_gram(P: np.ndarray, a: slice, b: slice) -> np.ndarray:
+    """P[:, a]^T P[:, b] for a dense float64 P (slices of its columns), skipping the zero terms of
+    a sparse P (see the kernel): the same sums as the dense product up to their order of addition."""
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    a0, a1, _ = a.indices(P.shape[1])
+    b0, b1, _ = b.indices(P.shape[1])
+    out = np.empty((a1 - a0, b1 - b0))
+    kernel("cross_gram")(P, int(a0), int(a1), int(b0), int(b1), out)
+    return out

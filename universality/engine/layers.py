@@ -466,6 +466,11 @@ class SparseLayers(Layers):
         """Encode n layers stacked as one tall canonical CSR (n D, D) at once (the builder's chunks)."""
         D, ref = self.D, self._ref
         ip = big.indptr
+        from . import kernels
+
+        if kernels.enabled():  # the same rows, from one compiled pass over the chunk
+            differ = kernels.differing_rows(ip, big.indices, big.data, ref, D).view(bool)
+            return self._store_chunk(big, n, differ)
         la = np.diff(ip)
         lb = np.tile(self._ref_row_nnz, n)
         same = la == lb
@@ -511,6 +516,12 @@ class SparseLayers(Layers):
         del rows_e, off, pa, pb, bad
         if differ_fast:
             differ[np.concatenate(differ_fast)] = True
+        self._store_chunk(big, n, differ)
+
+    def _store_chunk(self, big, n: int, differ: np.ndarray):
+        """Append the n layers of the stacked chunk ``big`` to the store, given which of its rows
+        differ from the reference."""
+        D, ip = self.D, big.indptr
         drows = np.flatnonzero(differ)
         cuts = np.searchsorted(drows, np.arange(n + 1) * D)
         S_all = _rows_csr(big, drows)
@@ -623,15 +634,23 @@ class SparseLayers(Layers):
         plain: list | None = None if shared else []
         buf: list = []
 
+        from . import kernels
+
+        compiled = kernels.enabled()
+
         def flush():
             if not buf:
                 return
             n = len(buf)
-            off = [k * D for k in range(n)]
-            big = sp.csr_matrix((np.concatenate([v for _, _, v in buf]).astype(float, copy=False),
-                                 (np.concatenate([np.asarray(r) + o for (r, _, _), o in zip(buf, off)]),
-                                  np.concatenate([c for _, c, _ in buf]))), shape=(n * D, D))
-            big.sum_duplicates()
+            if compiled:  # the same canonical CSR arrays from one compiled pass (engine/kernels.py)
+                ip, idx32, data = kernels.coo_to_csr(buf, D)
+                big = _CSR(data, idx32, ip, (n * D, D))
+            else:
+                off = [k * D for k in range(n)]
+                big = sp.csr_matrix((np.concatenate([v for _, _, v in buf]).astype(float, copy=False),
+                                     (np.concatenate([np.asarray(r) + o for (r, _, _), o in zip(buf, off)]),
+                                      np.concatenate([c for _, c, _ in buf]))), shape=(n * D, D))
+                big.sum_duplicates()
             ip = big.indptr
             idx32 = big.indices.astype(np.int32, copy=False)
             if plain is not None:

@@ -1,0 +1,268 @@
+"""krest's compiled kernels (engine/kernels.py, ``_define_krest``) against the computations they
+replace: the build's chunk conversion and encoding against SciPy's COO to CSR conversion and the
+store's NumPy encoding (the same store, bit for bit), the builder's chunked Wbar against the dense
+builder, and each kernel's pure-Python ``py_func`` against the compiled one (coverage)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from universality.engine import kernels
+from universality.engine.layers import SparseLayers
+
+pytestmark = pytest.mark.skipif(not kernels.enabled(), reason="numba not importable or kernels disabled")
+
+
+def _random_triplets(rng, n, D, dup, special):
+    """n layers of random triplets around a common pattern (most rows equal to a reference), with
+    duplicates (``dup``: at most two entries at one position, so the sums are exact in any order),
+    explicit zeros and, with ``special``, -0.0 / inf / nan values."""
+    base_r = rng.integers(0, D, size=2 * D)
+    base_c = rng.integers(0, D, size=2 * D)
+    keep = np.unique(base_r * D + base_c)  # no duplicates in the common part
+    base_r, base_c = keep // D, keep % D
+    base_v = rng.standard_normal(base_r.size)
+    out = []
+    for _ in range(n):
+        r, c, v = base_r.copy(), base_c.copy(), base_v.copy()
+        m = int(rng.integers(0, 4))
+        if m:
+            r2, c2 = rng.integers(0, D, size=m), rng.integers(0, D, size=m)
+            r, c = np.concatenate([r, r2]), np.concatenate([c, c2])
+            v = np.concatenate([v, rng.standard_normal(m)])
+            if not dup:  # drop the added entries that repeat a position
+                pos = r * D + c
+                _, first = np.unique(pos, return_index=True)
+                first.sort()
+                r, c, v = r[first], c[first], v[first]
+        if rng.random() < 0.3:
+            v[rng.integers(0, v.size)] = 0.0
+        if special and rng.random() < 0.5:
+            v[rng.integers(0, v.size)] = rng.choice([-0.0, np.inf, -np.inf, np.nan, 1e300])
+        order = rng.permutation(v.size)
+        out.append((r[order], c[order], v[order]))
+    if dup:  # at most two entries at a position: sums exact in any order
+        fixed = []
+        for r, c, v in out:
+            pos = r * D + c
+            _, inv, cnt = np.unique(pos, return_inverse=True, return_counts=True)
+            seen = np.zeros(cnt.size, dtype=int)
+            ok = np.ones(pos.size, dtype=bool)
+            for p, g in enumerate(inv):
+                seen[g] += 1
+                ok[p] = seen[g] <= 2
+            fixed.append((r[ok], c[ok], v[ok]))
+        out = fixed
+    return out
+
+
+def _store_state(L: SparseLayers):
+    """Every layer's canonical CSR arrays and the store's encoding (which layers are whole, which rows
+    are stored), for bit-for-bit comparison."""
+    out = []
+    for k in range(L.N):
+        m = L.layer_csr(k)
+        enc = ("plain",) if not L.shared else ((L._store[k][0],) if L._store[k][0] == "whole"
+                                               else ("rows", tuple(L._store[k][1].tolist())))
+        out.append((enc, m.indptr.tolist(), m.indices.tolist(), m.data.view(np.int64).tolist()))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 9), D=st.integers(1, 12), shared=st.booleans(),
+       dup=st.booleans(), special=st.booleans(), chunk=st.sampled_from([1, 7, 40, 1 << 21]))
+def test_build_store_with_kernels_equals_the_scipy_path(seed, n, D, shared, dup, special, chunk):
+    """from_triplets through the compiled conversion and encoding gives the store SciPy's conversion
+    and the NumPy encoding give: every layer's entries bit for bit, the same stored rows."""
+    rng = np.random.default_rng(seed)
+    trips = _random_triplets(rng, n, D, dup, special)
+    fast = SparseLayers.from_triplets(iter(trips), D, chunk_entries=chunk, shared=shared)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIVERSALITY_KERNELS", "0")
+        slow = SparseLayers.from_triplets(iter(trips), D, chunk_entries=chunk, shared=shared)
+    assert _store_state(fast) == _store_state(slow)
+
+
+def test_coo_to_csr_sums_duplicates_and_rejects_bad_indices():
+    trips = [(np.array([1, 0, 1, 1]), np.array([2, 1, 0, 2]), np.array([1.0, 2.0, 3.0, 4.0]))]
+    ip, ix, data = kernels.coo_to_csr(trips, 3)
+    assert ip.tolist() == [0, 1, 3, 3] and ix.tolist() == [1, 0, 2] and data.tolist() == [2.0, 3.0, 5.0]
+    with pytest.raises(ValueError):
+        kernels.coo_to_csr([(np.array([3]), np.array([0]), np.array([1.0]))], 3)
+    with pytest.raises(ValueError):
+        kernels.coo_to_csr([(np.array([0]), np.array([-1]), np.array([1.0]))], 3)
+    with pytest.raises(ValueError):
+        kernels.coo_to_csr([(np.array([0, 1]), np.array([0]), np.array([1.0]))], 3)
+    # a long unsorted row (merge sort) and a row of three duplicates (summed in input order)
+    D = 50
+    r = np.zeros(3 * D, dtype=np.int64)
+    c = np.concatenate([np.arange(D)[::-1]] * 3)
+    v = np.arange(3 * D, dtype=float)
+    ip, ix, data = kernels.coo_to_csr([(r, c, v)], D)
+    assert ix.tolist() == list(range(D))
+    assert data.tolist() == [float(v[D - 1 - j] + v[2 * D - 1 - j] + v[3 * D - 1 - j]) for j in range(D)]
+
+
+def test_build_kernels_py_func_equal_the_compiled_ones():
+    """The pure-Python bodies (what coverage traces) compute what the compiled kernels compute."""
+    rng = np.random.default_rng(5)
+    D = 6
+    trips = _random_triplets(rng, 3, D, dup=True, special=False)
+    trips.append((np.zeros(40, dtype=np.int64), rng.integers(0, D, 40), rng.standard_normal(40)))
+    counts = np.array([len(v) for _, _, v in trips], dtype=np.int64)
+    rows = np.concatenate([t[0] for t in trips]).astype(np.int64)
+    cols = np.concatenate([t[1] for t in trips]).astype(np.int64)
+    vals = np.concatenate([t[2] for t in trips])
+    outs = []
+    for f in (kernels.kernel("coo_chunk_to_csr"), kernels.kernel("coo_chunk_to_csr").py_func):
+        ip = np.empty(len(trips) * D + 1, dtype=np.int64)
+        ix = np.empty(vals.size, dtype=np.int32)
+        dat = np.empty(vals.size)
+        got = f(rows, cols, vals, counts, D, ip, ix, dat)
+        outs.append((got, ip.tolist(), ix[:got].tolist(), dat[:got].tolist()))
+        bad = f(np.array([D]), np.array([0]), np.array([1.0]), np.array([1]), D, ip, ix, dat)
+        assert bad == -1
+    assert outs[0] == outs[1]
+    _, ip, ix, dat = outs[0]
+    ip, ix, dat = np.array(ip), np.array(ix, dtype=np.int32), np.array(dat)
+    import scipy.sparse as sp
+
+    ref = sp.csr_matrix((dat[ip[D]:ip[2 * D]], ix[ip[D]:ip[2 * D]], ip[D:2 * D + 1] - ip[D]), shape=(D, D))
+    flags = []
+    for f in (kernels.kernel("chunk_differing_rows"), kernels.kernel("chunk_differing_rows").py_func):
+        differ = np.empty(ip.size - 1, dtype=np.uint8)
+        f(ip, ix, dat.view(np.int64), ref.indptr.astype(np.int64), ref.indices.astype(np.int32),
+          ref.data.view(np.int64), D, differ)
+        flags.append(differ.tolist())
+    assert flags[0] == flags[1]
+    assert not any(flags[0][D:2 * D])  # the reference's own layer
+
+
+@pytest.mark.parametrize("kw", [dict(N=18, J=4, L=4), dict(N=6, J=4, L=4, layout="compact"),
+                                dict(N=18, J=4, L=4, relu_grad_at_zero=1.5),
+                                dict(N=18, J=4, L=4, relu_grad_at_zero=0.0, dy=2, variant="paper"),
+                                dict(N=11, J=3, L=3, relu_grad_at_zero=0.7, eps=0.3),
+                                dict(N=70, J=8, L=8, relu_grad_at_zero=1.1)])
+def test_sparse_builder_equals_the_dense_builder_bit_for_bit(kw):
+    """The sparse builder's chunked Wbar and compiled conversion give every layer the dense builder's
+    entries, bit for bit (the dense builder computes Wbar layer by layer), with the shared-row store too."""
+    from universality.config import Config
+    from universality.construction import network
+    from universality.construction.network import Design, build
+
+    des = Design.from_config(Config(**kw))
+    dense = build(des, engine="dense").W
+    for shared in (False, True):
+        with pytest.MonkeyPatch.context() as mp:
+            if shared:
+                mp.setattr(SparseLayers, "from_triplets", _forced_shared(SparseLayers.from_triplets))
+            W = network.build(des, engine="sparse").W
+        assert W.shared == shared
+        for k in range(des.N):
+            assert np.array_equal(W.layer_csr(k).toarray().view(np.int64), dense[k].view(np.int64)), (kw, k)
+
+
+def _forced_shared(orig):
+    def from_triplets(triplets, D, **kw):
+        kw["shared"] = True
+        return orig(triplets, D, **kw)
+
+    return from_triplets
+
+
+@st.composite
+def sparse_squares(draw):
+    """A square float block: the identity plus a few entries (the top products' shape), or random;
+    integer-valued or real, with inf / NaN / -0.0 planted."""
+    n = draw(st.integers(2, 24))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    kind = draw(st.sampled_from(["identity-like", "random", "integers"]))
+    if kind == "random":
+        P = rng.standard_normal((n, n)) * (rng.random((n, n)) < 0.3)
+    else:
+        P = np.eye(n)
+        m = int(rng.integers(0, 2 * n))
+        vals = rng.integers(-3, 4, m).astype(float) if kind == "integers" else rng.standard_normal(m)
+        P[rng.integers(0, n, m), rng.integers(0, n, m)] = vals
+    if draw(st.booleans()):
+        P[rng.integers(0, n), rng.integers(0, n)] = rng.choice([np.inf, -np.inf, np.nan, -0.0])
+    return P, kind
+
+
+@settings(max_examples=80, deadline=None)
+@given(sparse_squares(), st.data())
+def test_cross_gram_equals_the_dense_product(Pk, data):
+    """The compiled kernel table sums the dense product's terms, zeros left out: equal to it within
+    the rounding of a reordered sum (exactly for integer entries), the same non-finite entries."""
+    P, kind = Pk
+    n = P.shape[0]
+    h = data.draw(st.integers(1, n - 1))
+    xs, ss = slice(0, h), slice(h, n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = P[:, xs].T @ P[:, ss]
+        got = kernels.cross_gram(P, xs, ss)
+        py = np.empty_like(got)
+        kernels.kernel("cross_gram").py_func(np.ascontiguousarray(P), 0, h, h, n, py)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got, py, equal_nan=True)
+    fin = np.isfinite(want)
+    assert np.array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)])
+    if kind != "random":
+        assert np.array_equal(got[fin], want[fin])
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            scale = np.abs(P[:, xs]).T @ np.abs(P[:, ss])
+        assert np.all(np.abs(got[fin] - want[fin]) <= 4 * n * np.finfo(float).eps * scale[fin])
+
+
+@settings(max_examples=60, deadline=None)
+@given(sparse_squares())
+def test_sym_rows_off_identity_and_the_psd_finding_value(Pk):
+    """The compiled rows where sym(B) differs from I are NumPy's; psd-implication's smallest
+    eigenvalue of sym(B) is the same through either path."""
+    from universality.claims import findings
+
+    B, _ = Pk
+    n = B.shape[0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        S = (B + B.T) / 2
+        off = S.copy()
+        off[np.diag_indices(n)] -= 1.0
+        want = np.any(off != 0, axis=1)
+    for f in (kernels.kernel("sym_rows_off_identity"), kernels.kernel("sym_rows_off_identity").py_func):
+        mark = np.empty(n, dtype=np.uint8)
+        with np.errstate(invalid="ignore", over="ignore"):
+            count = f(np.ascontiguousarray(B), mark)
+        assert mark.astype(bool).tolist() == want.tolist() and count == int(want.sum())
+    if np.all(np.isfinite(B)):
+        fast = findings._sym_min_eigenvalue(B, {})
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("UNIVERSALITY_KERNELS", "0")
+            slow = findings._sym_min_eigenvalue(B, {})
+        assert fast == slow
+
+
+@pytest.mark.parametrize("kw", [dict(N=66, J=8, L=8), dict(N=18, J=4, L=4, dy=2, relu_grad_at_zero=0.9),
+                                dict(N=9, J=3, L=3, layout="compact")])
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_telescoping_kernel_table_equals_the_dense_products(kw, corrupt, monkeypatch):
+    """The streamed telescoping with the compiled kernel table (forced on at every width) gives the
+    kernel tables k_i of the dense products; a corrupted top entry reaches them either way."""
+    from universality.config import Config
+    from universality.construction.network import Design, build
+    from universality.reference import telescoping
+
+    con = build(Design.from_config(Config(**kw)), engine="sparse")
+    if corrupt:
+        b = con.blocks
+        m = con.W.layer_csr(2).tolil()
+        m[b.cells_x + 1, 0] = 0.75
+        con.W.set_layer(2, m)
+    monkeypatch.setattr(telescoping, "GRAM_KERNEL_MIN_DT", 0)
+    fast = telescoping.telescope(con.W, con.blocks, stream=True)
+    monkeypatch.setenv("UNIVERSALITY_KERNELS", "0")
+    slow = telescoping.telescope(con.W, con.blocks, stream=True)
+    for i in range(con.N):
+        assert np.allclose(fast.K[i], slow.K[i], rtol=1e-13, atol=0)
+        assert np.allclose(fast.K_abs[i], slow.K_abs[i], rtol=1e-13, atol=0)
