@@ -266,3 +266,65 @@ def test_telescoping_kernel_table_equals_the_dense_products(kw, corrupt, monkeyp
     for i in range(con.N):
         assert np.allclose(fast.K[i], slow.K[i], rtol=1e-13, atol=0)
         assert np.allclose(fast.K_abs[i], slow.K_abs[i], rtol=1e-13, atol=0)
+
+
+# ---- the findings' reductions --------------------------------------------------------------------
+def _two_kshot_steps(J, seg, labels_b, x_b=None):
+    from universality.config import Config
+    from universality.construction.network import Design, build
+    from universality.engine import batch
+    from universality.engine.step import maml_step
+
+    con = build(Design.from_config(Config(N=J * J + 2, J=J, L=J)), engine="sparse")
+    with pytest.MonkeyPatch.context() as mp:
+        if seg:
+            mp.setattr(batch, "LONE_CHECKPOINT_ABOVE_BYTES", 0)
+        x = (0.5 / J,)
+        sa = maml_step(con, [x, x], [np.array([-0.25]), np.array([-0.75])], (0.5 / J,))
+        sb = maml_step(con, [x, x_b or x], labels_b, (0.5 / J,))
+    return sa, sb
+
+
+@settings(max_examples=12, deadline=None)
+@given(J=st.integers(2, 5), checkpointed=st.booleans(), kind=st.sampled_from(["same sum", "other", "other x", "same"]))
+def test_pair_max_kernel_equals_the_numpy_search(J, checkpointed, kind):
+    """kshot-coincident-bins' update difference and gradient maximum through the compiled search
+    equal the NumPy search (within the rounding of the factor sums), stored and checkpointed steps,
+    for two tasks whose updates agree, differ, or are the very same."""
+    from universality.claims import kshot
+
+    labels = {"same sum": [np.array([-0.5]), np.array([-0.5])], "other": [np.array([-1.5]), np.array([0.25])],
+              "other x": [np.array([-0.25]), np.array([-0.75])], "same": [np.array([-0.25]), np.array([-0.75])]}[kind]
+    sa, sb = _two_kshot_steps(J, checkpointed, labels, x_b=((1.5 / J,) if kind == "other x" else None))
+    fast = kshot._updates_diff_and_grad_max(sa, sb)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIVERSALITY_KERNELS", "0")
+        slow = kshot._updates_diff_and_grad_max(sa, sb)
+    for f, s in zip(fast, slow):
+        assert abs(f - s) <= 1e-14 * max(abs(s), 1e-300), (kind, fast, slow)
+    if kind == "same":
+        assert fast[0] == 0.0
+
+
+def test_pair_max_kernel_py_func_and_special_values():
+    """The pure-Python body against the compiled kernel, with NaN / inf / equal layers planted."""
+    rng = np.random.default_rng(3)
+    n, D, K = 4, 7, 2
+    Da, Db = rng.standard_normal((n, D, K)), rng.standard_normal((n, D, K))
+    Ha = rng.standard_normal((n, D, K)) * (rng.random((n, D, K)) < 0.3)
+    Hb = Ha.copy()
+    Db[1], Hb[1] = Da[1], Ha[1]  # layer 1: the same factors
+    Hb[2, 3, 0] = np.inf
+    Da[3, 2, 1] = np.nan
+    outs = []
+    for f in (kernels.kernel("lowrank_pair_max"), kernels.kernel("lowrank_pair_max").py_func):
+        for same in (True, False):
+            g, d = np.empty(n), np.empty(n)
+            with np.errstate(invalid="ignore", over="ignore"):
+                f(Da, Ha, Db, Hb, 0.3, 0.3, same, g, d)
+            outs.append((g.tolist(), d.tolist()))
+    assert str(outs[:2]) == str(outs[2:])
+    g, d = outs[0]
+    assert d[1] == 0.0 and not np.isfinite(d[2]) and np.isnan(g[3])
+    want = [np.abs(Da[k] @ Ha[k].T).max() for k in range(3)]
+    assert np.allclose(g[:3], want, rtol=1e-14)

@@ -334,7 +334,19 @@ def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
     K = Wa.Dfac.shape[2]
     same_coef = Wa.coef == Wb.coef
     diff, gmax = 0.0, 0.0
+    compiled = _pair_max_kernel(Wa, Wb)
     for k0, k1, (Da, Ha, Db, Hb) in segments(Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac):
+        if compiled is not None and K > 1 and Da.shape[1]:
+            gl, dl = compiled(Da, Ha, Db, Hb)
+            gmax = max(gmax, float(gl.max(initial=0.0)) / K)
+            for c0 in range(0, k1 - k0, DIFF_CHUNK_LAYERS):  # the same reduction as below, per chunk
+                sl = slice(c0, min(c0 + DIFF_CHUNK_LAYERS, k1 - k0))
+                differ = dl[sl] != 0 if same_coef else np.ones(dl[sl].shape, dtype=bool)
+                if same_coef:  # (a zero from equal factors, or a searched zero: both add nothing)
+                    differ |= np.isnan(dl[sl])
+                if differ.any():
+                    diff = max(diff, float(dl[sl][differ].max(initial=0.0)))
+            continue
         if Da.shape[1]:
             gmax = max(gmax, factor_max(Da[:, :, 0], Ha[:, :, 0]) if K == 1
                        else float(lowrank_max_abs_all(Da, Ha).max(initial=0.0)) / K)
@@ -354,6 +366,29 @@ def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
 
 # layers whose stacked corrections kshot-coincident-bins searches at once (D x 2K each)
 DIFF_CHUNK_LAYERS = 16
+
+
+def _pair_max_kernel(Wa, Wb):
+    """(D_a, H_a, D_b, H_b) of a segment -> (per layer max |D_a H_a^T|, per layer max |c_a D_a H_a^T -
+    c_b D_b H_b^T|) through the compiled search (engine/kernels.py ``lowrank_pair_max``: the same
+    entries, each summed over the factor columns in order), or None where the kernels are off or the
+    factors are not float64 (the NumPy search below then runs)."""
+    from ..engine import kernels
+
+    if not kernels.enabled() or any(getattr(f, "dtype", None) != np.float64
+                                    for f in (Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac)):
+        return None
+    run = kernels.kernel("lowrank_pair_max")
+    ca, cb = float(Wa.coef), float(Wb.coef)
+    same = bool(Wa.coef == Wb.coef) and Wa.Dfac.shape == Wb.Dfac.shape
+
+    def search(Da, Ha, Db, Hb):
+        Da, Ha, Db, Hb = (np.ascontiguousarray(v, dtype=np.float64) for v in (Da, Ha, Db, Hb))
+        gl, dl = np.empty(Da.shape[0]), np.empty(Da.shape[0])
+        run(Da, Ha, Db, Hb, ca, cb, same, gl, dl)
+        return gl, dl
+
+    return search
 
 
 @finding("kshot-coincident-bins", condition="two training inputs in the same x cell")

@@ -522,8 +522,89 @@ def _define_krest():
             count += mark[u]
         return count
 
+    @njit
+    def lowrank_pair_max(Da, Ha, Db, Hb, ca, cb, same, gmax, dmax):
+        """Per layer l of a segment: gmax[l] = max over every entry (i, j) of |D_a H_a^T| (the
+        K-example gradient's sum, before its 1/K), and dmax[l] = max |ca D_a H_a^T - cb D_b H_b^T|,
+        the difference of two steps' updates (0 without a search when ``same`` (ca == cb) and the
+        factors are equal entry for entry: the same layer). Each entry is the sum over the factor
+        columns in order (P = [ca D_a, -cb D_b], Q = [H_a, H_b]: sum_t P[i, t] Q[j, t]); only the
+        columns j where some Q[j, :] is not zero are searched (the others are exact zeros, or NaN
+        where an inf meets a zero: those rows count as supported, so NaN propagates as in the
+        dense product). NaN in an entry gives NaN, as np.max does."""
+        n, D, Ka = Da.shape
+        Kb = Db.shape[2]
+        ja = np.empty(D, dtype=np.int64)
+        jq = np.empty(D, dtype=np.int64)
+        for l in range(n):
+            na = 0  # the supported rows of H_a (an entry not zero; NaN counts)
+            for j in range(D):
+                for t in range(Ka):
+                    if Ha[l, j, t] != 0.0 or Ha[l, j, t] != Ha[l, j, t]:
+                        ja[na] = j
+                        na += 1
+                        break
+            g = 0.0
+            for i in range(D):
+                for c in range(na):
+                    j = ja[c]
+                    s = 0.0
+                    for t in range(Ka):
+                        s += Da[l, i, t] * Ha[l, j, t]
+                    s = abs(s)
+                    if s > g or s != s:
+                        g = s
+                        if s != s:
+                            break
+                if g != g:
+                    break
+            gmax[l] = g
+            if same and Ka == Kb:
+                equal = True
+                for i in range(D):
+                    for t in range(Ka):
+                        if Da[l, i, t] != Db[l, i, t] or Ha[l, i, t] != Hb[l, i, t]:
+                            equal = False
+                            break
+                    if not equal:
+                        break
+                if equal:
+                    dmax[l] = 0.0
+                    continue
+            # the supported rows of Q = [H_a, H_b]
+            nq = 0
+            for j in range(D):
+                hit = False
+                for t in range(Ka):
+                    if Ha[l, j, t] != 0.0 or Ha[l, j, t] != Ha[l, j, t]:
+                        hit = True
+                for t in range(Kb):
+                    if Hb[l, j, t] != 0.0 or Hb[l, j, t] != Hb[l, j, t]:
+                        hit = True
+                if hit:
+                    jq[nq] = j
+                    nq += 1
+            m = 0.0
+            for i in range(D):
+                for c in range(nq):
+                    j = jq[c]
+                    s = 0.0
+                    for t in range(Ka):
+                        s += (ca * Da[l, i, t]) * Ha[l, j, t]
+                    for t in range(Kb):
+                        s += (-cb * Db[l, i, t]) * Hb[l, j, t]
+                    s = abs(s)
+                    if s > m or s != s:
+                        m = s
+                        if s != s:
+                            break
+                if m != m:
+                    break
+            dmax[l] = m
+
     _K.update(coo_chunk_to_csr=coo_chunk_to_csr, chunk_differing_rows=chunk_differing_rows,
-              cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity)
+              cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity,
+              lowrank_pair_max=lowrank_pair_max)
 
 
 _DEFINES.append(_define_krest)
