@@ -85,3 +85,15 @@ def test_set_layer_drops_the_flat_form():
     L.mats[1] = W1
     assert np.allclose(kernels.apply(L, 1, X), W1 @ X, rtol=1e-13, atol=0)
     assert not np.allclose(kernels.apply(L, 1, X), W[1] @ X, rtol=1e-13, atol=0)
+
+
+def test_no_kernel_captures_a_dispatcher_in_its_closure():
+    """Numba's on-disk cache keys a kernel by its closure variables' pickled bytes, and a compiled
+    dispatcher pickles differently in every process: a kernel that captured one would be compiled
+    again in every run. Kernels call each other through module globals."""
+    from numba.core.dispatcher import Dispatcher
+
+    kernels.kernel("layer_apply")
+    for name, f in kernels._K.items():
+        cells = f.py_func.__closure__ or ()
+        assert not any(isinstance(c.cell_contents, Dispatcher) for c in cells), name

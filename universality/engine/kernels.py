@@ -147,9 +147,17 @@ def flatten(layers) -> FlatLayers:
 # ---- the kernels ----------------------------------------------------------------------------------
 # Each is compiled on first use (and cached on disk); _K holds the compiled dispatchers.
 _K: dict = {}
+# The products as module globals, for kernels to call: Numba's cache keys a kernel by its closure
+# variables' pickled bytes, and a compiled dispatcher captured in a closure pickles differently in
+# every process, so a kernel calling ``layer_apply`` through its define function's local name missed
+# the cache and was compiled again (about 1 s) in every run. A global is resolved at compile time
+# and keeps the cache valid (call ``_layer_apply(...)`` / ``_layer_apply_T(...)`` from any section).
+_layer_apply = None
+_layer_apply_T = None
 
 
 def _define():
+    global _layer_apply, _layer_apply_T
     nb = _numba()
     njit = nb.njit(cache=True, nogil=True)
 
@@ -253,6 +261,8 @@ def _define():
                 for g in range(G):
                     Y[j, g] += a * X[i, g]
 
+    _layer_apply, _layer_apply_T = layer_apply, layer_apply_T
+
     @njit
     def forward_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                         k_hi, k_lo, X, pre, inp, keep, use_relu, extremes, hi, lo):
@@ -265,8 +275,8 @@ def _define():
         cur = X.copy()
         Y = np.empty((D, G))
         for k in range(k_hi, k_lo - 1, -1):
-            layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                        k, cur, Y, False, False)
+            _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                         k, cur, Y, False, False)
             n = k - k_lo
             for i in range(D):
                 for g in range(G):
@@ -291,9 +301,10 @@ def _define():
 
 
 # Each section of kernels is one function that defines them (after the products above, which it may
-# call: ``_K["layer_apply"]`` is a compiled dispatcher a kernel can call) and adds them to _K. All
-# kernels live in this one file: Numba's cache is keyed by the file, so a kernel calling another is
-# never run from a stale cache after an edit.
+# call as the module globals ``_layer_apply`` / ``_layer_apply_T``, or through other globals it sets
+# the same way: never a dispatcher captured in a closure, which defeats Numba's on-disk cache) and
+# adds them to _K. All kernels live in this one file: Numba's cache is keyed by the file, so a kernel
+# calling another is never run from a stale cache after an edit.
 _DEFINES = [_define]
 
 
