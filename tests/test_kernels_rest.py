@@ -328,3 +328,38 @@ def test_pair_max_kernel_py_func_and_special_values():
     assert d[1] == 0.0 and not np.isfinite(d[2]) and np.isnan(g[3])
     want = [np.abs(Da[k] @ Ha[k].T).max() for k in range(3)]
     assert np.allclose(g[:3], want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_kshot_grad_max_equals_the_steps_own(checkpointed):
+    from universality.claims import kshot
+
+    sa, sb = _two_kshot_steps(3, checkpointed, [np.array([-1.5]), np.array([0.25])], x_b=(0.8,))
+    for st in (sa, sb):
+        want = st.grad_max_abs()
+        assert abs(kshot._grad_max(st) - want) <= 1e-14 * want
+
+
+@pytest.mark.parametrize("labels", [[np.array([2.0]), np.array([-0.5])], [np.array([-3.0]), np.array([1.0])],
+                                    [np.array([-0.25]), np.array([-0.75])]])
+def test_mixed_signs_one_traversal_equals_the_separate_passes(labels, monkeypatch):
+    """kshot-mixed-signs' linear product, magnitude and clips from one traversal of a checkpointed
+    step equal the two separate passes (the same values: the same products in the same order), with
+    the candidates' list cut short (a second read) too."""
+    from universality.claims import kshot
+    from universality.config import Config
+    from universality.construction.network import Design, build
+    from universality.engine import batch
+    from universality.engine.step import maml_step
+
+    monkeypatch.setattr(batch, "LONE_CHECKPOINT_ABOVE_BYTES", 0)
+    con = build(Design.from_config(Config(N=18, J=4, L=4)), engine="sparse")
+    st = maml_step(con, [(0.1,), (0.6,)], labels, (0.4,))
+    mid = con.blocks.mid
+    lin0, mag0 = kshot._linear_and_magnitude(st.W_post, st.phi_star_post, mid)
+    for cap in (kshot.CLIP_CANDIDATES_MAX, 0):
+        monkeypatch.setattr(kshot, "CLIP_CANDIDATES_MAX", cap)
+        for tol in (0.0, 1e-12, 1e9):
+            lin, mag, clipped = kshot._linear_magnitude_and_clipping(st, mid, lambda m: tol)
+            assert np.array_equal(lin, lin0) and mag == mag0
+            assert clipped == kshot._intermediate_clipping(st.fwd_star_post, con.blocks, tol)
