@@ -117,14 +117,18 @@ class Chain:
         self._prev = None
         return self
 
-    def _at(self, p: int):
+    def _at(self, p: int, reuse: bool = False):
+        """Element p as a fresh array; ``reuse``: the last element read (``_last``, an array no
+        caller holds) may be advanced in place instead of copied, and is then returned itself."""
         item = self._items[p]
         if item[0] == "whole":
             cur = item[1]
             return cur.copy()
         last = self._last
+        if reuse and last is not None and last[0] == p:
+            return last[1]
         if last is not None and last[0] < p and all(self._items[q][0] == "diff" for q in range(last[0] + 1, p + 1)):
-            q0, cur = last[0], last[1].copy()
+            q0, cur = last[0], (last[1] if reuse else last[1].copy())
         else:
             q0 = p
             while self._items[q0][0] == "diff":
@@ -144,9 +148,9 @@ class Chain:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(self._n))]
         p = self._pos(i)
-        out = self._at(p)
+        out = self._at(p, reuse=True)
         if not _issparse(out):
-            self._last = (p, out)
+            self._last = (p, out)  # kept by the chain; the caller gets a copy
             out = out.copy()
             if self._sparse_out:
                 import scipy.sparse as sp
