@@ -384,3 +384,30 @@ def test_chain_reads_advance_the_kept_element_in_place_and_hand_out_copies():
         assert np.array_equal(got, want[i])
         got[...] = np.nan
     assert all(np.array_equal(ch[i], want[i]) for i in range(40))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 60), k=st.integers(0, 20), special=st.booleans())
+def test_chain_differences_compiled_equal_numpy(seed, n, k, special):
+    """The telescoping Chain's differences (positions and values where two products differ bit for
+    bit, or None above the limit) through the compiled pass equal NumPy's, -0.0 and NaN included."""
+    from universality.reference import telescoping
+
+    rng = np.random.default_rng(seed)
+    prev = rng.standard_normal(n)
+    a = prev.copy()
+    a[rng.integers(0, n, k)] = rng.standard_normal(k)
+    if special:
+        a[rng.integers(0, n)] = rng.choice([-0.0, np.nan, np.inf])
+        prev[rng.integers(0, n)] = 0.0
+    limit = n // 4
+    fast = telescoping._changed_entries(a, prev, limit)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIVERSALITY_KERNELS", "0")
+        slow = telescoping._changed_entries(a, prev, limit)
+    py_pos, py_vals = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    m = kernels.kernel("changed_entries").py_func(a.view(np.int64), prev.view(np.int64), limit, py_pos, py_vals)
+    assert (fast is None) == (slow is None) == (m < 0)
+    if fast is not None:
+        assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1].view(np.int64), slow[1].view(np.int64))
+        assert np.array_equal(py_pos[:m], slow[0])

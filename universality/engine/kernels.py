@@ -490,28 +490,61 @@ def _define_krest():
     @njit
     def cross_gram(P, a0, a1, b0, b1, out):
         """out[a, b] = sum over the rows r of P[r, a0 + a] P[r, b0 + b] (P[:, a0:a1]^T P[:, b0:b1]),
-        the rows in ascending order, a term with P[r, a0 + a] == 0 left out while row r's entries
-        P[r, b0:b1] are all finite (it adds a zero then; with an inf or NaN there every term is
-        added, as 0 * inf = NaN)."""
+        the rows in ascending order, the terms with a zero factor left out (they add exact zeros)
+        while row r is finite; a row with an inf or NaN adds every term (0 * inf = NaN)."""
         n = P.shape[0]
         na = a1 - a0
         nb = b1 - b0
         for a in range(na):
             for b in range(nb):
                 out[a, b] = 0.0
+        ia = np.empty(na, dtype=np.int64)
+        ib = np.empty(nb, dtype=np.int64)
         for r in range(n):
             finite = True
+            ka = 0
+            for a in range(na):
+                v = P[r, a0 + a]
+                if v != 0.0:
+                    ia[ka] = a
+                    ka += 1
+                    if not (v - v == 0.0):
+                        finite = False
+            kb = 0
             for b in range(nb):
                 v = P[r, b0 + b]
-                if not (v - v == 0.0):
-                    finite = False
-                    break
-            for a in range(na):
+                if v != 0.0:
+                    ib[kb] = b
+                    kb += 1
+                    if not (v - v == 0.0):
+                        finite = False
+            if not finite:
+                for a in range(na):
+                    pa = P[r, a0 + a]
+                    for b in range(nb):
+                        out[a, b] += pa * P[r, b0 + b]
+                continue
+            for s in range(ka):
+                a = ia[s]
                 pa = P[r, a0 + a]
-                if pa == 0.0 and finite:
-                    continue
-                for b in range(nb):
+                for t in range(kb):
+                    b = ib[t]
                     out[a, b] += pa * P[r, b0 + b]
+
+    @njit
+    def changed_entries(a, prev, limit, pos, vals):
+        """The positions where the int64 bit patterns a and prev differ, ascending, and a's values
+        there (as float64 bits), into pos / vals; returns how many, or -1 as soon as there are more
+        than ``limit``."""
+        n = 0
+        for p in range(a.size):
+            if a[p] != prev[p]:
+                if n == limit:
+                    return -1
+                pos[n] = p
+                vals[n] = a[p]
+                n += 1
+        return n
 
     @njit
     def sym_rows_off_identity(B, mark):
@@ -614,7 +647,7 @@ def _define_krest():
             dmax[l] = m
 
     _K.update(coo_chunk_to_csr=coo_chunk_to_csr, chunk_differing_rows=chunk_differing_rows,
-              cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity,
+              cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity, changed_entries=changed_entries,
               lowrank_pair_max=lowrank_pair_max)
 
 

@@ -104,9 +104,10 @@ class Chain:
                  or np.shape(arr) != np.shape(prev))
         if not whole:
             a = np.ascontiguousarray(arr, dtype=float).reshape(-1)
-            changed = np.flatnonzero(a.view(np.int64) != np.ascontiguousarray(prev).reshape(-1).view(np.int64))
-            if changed.size <= a.size // 4:
-                self._items.append(("diff", changed, a[changed].copy()))
+            b = np.ascontiguousarray(prev, dtype=float).reshape(-1)
+            diff = _changed_entries(a, b, a.size // 4)
+            if diff is not None:
+                self._items.append(("diff",) + diff)
             else:
                 whole = True
         if whole:
@@ -201,6 +202,21 @@ class Chain:
             else:
                 total += item[1].nbytes + item[2].nbytes
         return int(total)
+
+
+def _changed_entries(a: np.ndarray, prev: np.ndarray, limit: int):
+    """(positions, values) where the float arrays a and prev (flat, one size) differ bit for bit,
+    positions ascending, or None where there are more than ``limit``: one compiled pass when the
+    kernels are enabled (engine/kernels.py), else NumPy's comparison (the same entries)."""
+    from ..engine import kernels
+
+    if kernels.enabled() and a.dtype == np.float64 and prev.dtype == np.float64:
+        pos = np.empty(min(limit, a.size), dtype=np.int64)
+        vals = np.empty(pos.size, dtype=np.int64)
+        n = kernels.kernel("changed_entries")(a.view(np.int64), prev.view(np.int64), int(limit), pos, vals)
+        return None if n < 0 else (pos[:n].copy(), vals[:n].view(np.float64).copy())
+    changed = np.flatnonzero(a.view(np.int64) != prev.view(np.int64))
+    return (changed, a[changed].copy()) if changed.size <= limit else None
 
 
 class _TopBlock:
