@@ -411,3 +411,52 @@ def test_chain_differences_compiled_equal_numpy(seed, n, k, special):
     if fast is not None:
         assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1].view(np.int64), slow[1].view(np.int64))
         assert np.array_equal(py_pos[:m], slow[0])
+
+
+# ---- the memory model counts the flat form ----------------------------------------------------------
+@pytest.mark.parametrize("J,shared", [(8, False), (16, False), (16, True), (24, True)])
+def test_memory_model_counts_the_flat_form(J, shared, monkeypatch):
+    """The compiled kernels' flat form (engine/kernels.py FlatLayers) shares the layer store's memory:
+    after flattening, the weights (store and flat form) hold no more than the model's ``weights`` term
+    (engine/memory.py), measured with tracemalloc; the copy's transient (both forms alive while the
+    layers are re-pointed) is at most twice that term, below the run's modelled peak (flattening runs
+    at the first compiled sweep, before any step holds its arrays)."""
+    import tracemalloc
+
+    from universality.config import Config
+    from universality.construction.network import Design, build
+    from universality.engine import layers as layers_mod
+    from universality.engine.memory import estimate_bytes, non_pass_bytes, weights_bytes
+    from universality.engine.step import layers_of
+
+    if shared:
+        monkeypatch.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1)
+    cfg = Config(N=J * J + 2, J=J, L=J)
+    model = weights_bytes(cfg)
+    kernels.flat_of(layers_of(build(Design.from_config(Config(N=6, J=2, L=2)), engine="sparse")))  # warm numba
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        con = build(Design.from_config(cfg), engine="sparse")
+        W = layers_of(con)
+        assert W.shared == shared
+        built = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.reset_peak()
+        flat = kernels.flat_of(W)
+        after, peak = (v - base for v in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    tables = non_pass_bytes(cfg)["builder_tables"]  # the construction's code table, held with the weights
+    assert flat.nbytes <= model
+    assert after - built <= 0.4 * model, (built, after, model)  # the flat form adds its per-layer offsets
+    assert after <= 1.5 * (model + tables), (built, after, model, tables)
+    assert peak <= 2 * model + tables
+    assert 2 * model <= estimate_bytes(cfg.with_(engine="sparse"), "sparse")
+    # the store's arrays are views of the flat ones (one copy of the weights)
+    if shared:  # a layer with stored rows
+        k = next(k for k in range(W.N) if W.row_diff(k) is not None and W.row_diff(k)[2].nnz)
+        S = W.row_diff(k)[2]
+        arrays = (S.indptr, S.indices, S.data)
+    else:
+        arrays = W.layer_arrays(W.N // 2)
+    assert np.shares_memory(arrays[2], flat.sdat) and np.shares_memory(arrays[1], flat.six)

@@ -385,18 +385,19 @@ def _build_numeric(design: Design, engine: str, stream: bool | None = None) -> C
         ones_top = np.ones(dt)
 
         def layer(k: int, wbar: np.ndarray):
-            """Layer k + 1's entries (rows, cols, values): the diagonal (1 on the top and bottom
-            channels, Wbar on the middle ones), then the code block's nonzeros G_{i-1} - G_i."""
+            """Layer k + 1's entries (rows, cols, values) in CSR order: the diagonal (1 on the top
+            and bottom channels, Wbar on the middle ones) with the code block's nonzeros G_{i-1} - G_i
+            (rows of the x* slots, columns of the x slots: left of the diagonal) placed before the
+            diagonal entry of their row (the order the layer store converts fastest; any order is
+            the same layer)."""
             i = k + 1
-            rows, cols = [diag], [diag]
-            data = [np.concatenate([ones_top, wbar, [1.0]])]
-            if i >= 2:
-                Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
-                rr, cc = np.nonzero(Gd)
-                rows.append(rr + b.cells_x)
-                cols.append(cc)
-                data.append(Gd[rr, cc])
-            return np.concatenate(rows), np.concatenate(cols), np.concatenate(data)
+            vals = np.concatenate([ones_top, wbar, [1.0]])
+            if i < 2:
+                return diag, diag, vals
+            Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
+            rr, cc = np.nonzero(Gd)
+            at = rr + b.cells_x
+            return np.insert(diag, at, at), np.insert(diag, at, cc), np.insert(vals, at, Gd[rr, cc])
 
         def triplets(chunk: int = 64):
             for k0 in range(0, N, chunk):

@@ -392,17 +392,27 @@ def _define_krest():
         for r in range(R + 1):
             ip[r] = 0
         p = 0
+        canonical = True  # every layer's entries in CSR order already (rows, then columns, ascending)
         for k in range(n):
             base = k * D
+            pi, pj = -1, -1
             for _ in range(counts[k]):
                 i = rows[p]
                 j = cols[p]
                 if i < 0 or i >= D or j < 0 or j >= D:
                     return -1
+                if i < pi or (i == pi and j <= pj):
+                    canonical = False
+                pi, pj = i, j
                 ip[base + i + 1] += 1
                 p += 1
         for r in range(R):
             ip[r + 1] += ip[r]
+        if canonical:  # input order is CSR order, no duplicates: the entries as given
+            for q in range(total):
+                ix[q] = cols[q]
+                dat[q] = vals[q]
+            return total
         nxt = ip[:R].copy()
         p = 0
         for k in range(n):
