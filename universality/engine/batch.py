@@ -90,6 +90,7 @@ class PerColumnUpdates:
     def __init__(self, base: Layers, Dg: np.ndarray, Hg: np.ndarray, coef: float, rows: dict | None = None):
         self.base, self.Dg, self.Hg, self.coef = base, Dg, Hg, float(coef)
         self.N, self.D = base.N, base.D
+        self.kind = base.kind
         self._rows = {} if rows is None else rows
 
     def rows(self, k: int) -> np.ndarray:
@@ -145,12 +146,27 @@ class PerColumnUpdates:
         return out
 
 
-def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
+def _kernel_pass(layers):
+    """The compiled pass through ``layers`` (engine/kernels.py), or None where the kernels do not
+    run them (the generic loop then)."""
+    if layers is None or getattr(layers, "kind", None) != "sparse":
+        return None
+    from . import kernels
+
+    return kernels.pass_of(layers)
+
+
+def _pre_extremes(apply, relu, N: int, PHI: np.ndarray, layers=None):
     """A forward pass of the block PHI (D, G) that keeps only, per unit, the largest and smallest
     pre-activation over the layers ((D, G) each): what the sign claims read of the passes nobody
-    else needs, without holding N x D per sample."""
+    else needs, without holding N x D per sample. ``layers``: the Layers ``apply`` is the product
+    of (``relu`` their ReLU): where the compiled kernels run them, the pass is one kernel call."""
     hi = np.full(PHI.shape, -np.inf)
     lo = np.full(PHI.shape, np.inf)
+    kp = _kernel_pass(layers) if PHI.ndim == 2 else None
+    if kp is not None:
+        kp.sweep(0, N, PHI, extremes=(hi, lo))
+        return hi, lo
     X = PHI
     for k in range(N - 1, -1, -1):
         Y = apply(k, X)
@@ -163,7 +179,14 @@ def _pre_extremes(apply, relu, N: int, PHI: np.ndarray):
 def _post_step_reductions(upd, relu, N: int, PHI: np.ndarray, ABS: np.ndarray):
     """:func:`_pre_extremes` of the block PHI (D, G) and :func:`_abs_extremes`' per-unit maxima of the
     block ABS (D, S, G) through the same layers ``upd``, in one loop over the layers (the same
-    products, in the same order, as the two loops would run)."""
+    products, in the same order, as the two loops would run); through the compiled kernels where
+    they run ``upd`` (one call per run of layers the factors are stored in)."""
+    if getattr(upd, "kind", None) == "sparse" and PHI.ndim == 2 and ABS.ndim == 3:
+        from . import kernels
+
+        got = kernels.post_step_reductions(upd, N, PHI, ABS)
+        if got is not None:
+            return got
     hi = np.full(PHI.shape, -np.inf)
     lo = np.full(PHI.shape, np.inf)
     X = PHI
@@ -190,14 +213,22 @@ def unit_max(X: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(X.reshape(D, -1).T).max(axis=1).reshape(X.shape[1:])
 
 
-def _abs_extremes(abs_apply, N: int, PHI: np.ndarray, rows: bool = True):
+def _abs_extremes(abs_apply, N: int, PHI: np.ndarray, rows: bool = True, layers=None):
     """The magnitude pass |W_k| ... |W_N| |phi| of the block PHI (D, G) (or (D, S, G)), kept as its
     reductions: per unit the largest value over the layers (colmax, PHI's shape) and per layer the
     largest over the units (rowmax (N, G) or (N, S, G); None without ``rows``); that is all the
-    claims' rounding bounds read of it."""
+    claims' rounding bounds read of it. ``layers``: the Layers ``abs_apply`` belongs to: where the
+    compiled kernels run them, the pass is one kernel call (the same values)."""
     X = np.abs(PHI)
     colmax = np.zeros(PHI.shape)
     rowmax = np.empty((N,) + PHI.shape[1:]) if rows else None
+    kp = _kernel_pass(layers)
+    if kp is not None:
+        D = PHI.shape[0]
+        cm = colmax.reshape(D, -1)
+        rm = rowmax.reshape(N, -1) if rows else np.empty((N, cm.shape[1]))
+        kp.sweep(0, N, X.reshape(D, -1), absolute=True, use_relu=False, reduce=(cm, rm))
+        return colmax, rowmax
     for k in range(N - 1, -1, -1):
         X = abs_apply(k, X)
         np.maximum(colmax, X, out=colmax)
@@ -346,10 +377,10 @@ def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, ex
         return relu(Y)
 
     segment = None
-    if layers is not None and PHI.ndim == 2:  # the compiled kernel, where it applies (the same values)
-        from . import kernels
+    if layers is not None and PHI.ndim == 2 and layers.kind == "sparse":  # the compiled kernels, where
+        from . import kernels  # they apply (the same values)
 
-        segment = kernels.forward_segment(layers, use_relu, (hi, lo) if extremes else None)
+        segment = kernels.sweep_segment(layers, use_relu, (hi, lo) if extremes else None)
     sw = Sweep(N, seg, step, ("pre", "inp"), (shape, shape), upward=True, alloc=alloc, offsets=(0, 1),
                segment=segment)
     sw.extremes = (hi, lo)
@@ -360,7 +391,8 @@ def forward_sweep(apply, relu, N: int, seg: int, PHI: np.ndarray, alloc=None, ex
 def backward_sweep(layers, pre: LazyStack, r: float, N: int, seg: int, E: np.ndarray, alloc=None) -> Sweep:
     """Reverse mode from the errors at z E (D, G) through the forward pass whose pre-activations are
     ``pre``: output "d" (the error at layer k's pre-activation: its gradient is d h_{k+1}^T);
-    ``final`` is dl/dphi."""
+    ``final`` is dl/dphi. Where the compiled kernels run ``layers`` a segment is one kernel call
+    (the same values)."""
 
     def step(k, Gr, out):
         d = layers.relu_grad_mul(pre[k], Gr, r)
@@ -368,7 +400,12 @@ def backward_sweep(layers, pre: LazyStack, r: float, N: int, seg: int, E: np.nda
             out[0][...] = d
         return layers.apply_T(k, d)
 
-    sw = Sweep(N, seg, step, ("d",), (E.shape,), upward=False, alloc=alloc)
+    segment = None
+    if layers.kind == "sparse" and E.ndim == 2:
+        from . import kernels
+
+        segment = kernels.backward_segment(layers, pre, r)
+    sw = Sweep(N, seg, step, ("d",), (E.shape,), upward=False, alloc=alloc, segment=segment)
     sw.run(E)
     return sw
 
@@ -421,7 +458,7 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     PHI_sp = np.column_stack([layers.asarray(con.phi(s.x_star, theta_post[g])) for g, s in enumerate(samples)])
     PHI_xp = np.column_stack([layers.asarray(con.phi(s.x, theta_post[g])) for g, s in enumerate(samples)])
     PHI_s0 = np.column_stack([layers.asarray(con.phi(s.x_star, theta_b)) for s in samples])
-    fsp = forward_sweep(upd.apply, relu, N, seg, PHI_sp, alloc, extremes=seg < N)
+    fsp = forward_sweep(upd.apply, relu, N, seg, PHI_sp, alloc, extremes=seg < N, layers=upd)
     pre_sp, post_sp = (fsp.array("pre"), fsp.array("inp")) if stored else (fsp.stack("pre"), PostStack(fsp, 1))
     # the other passes through the updated layers, kept as their reductions, in one loop over the
     # layers (checkpointed, each segment of the factors is then recomputed once for all of them): the
@@ -430,9 +467,9 @@ def _group(con, layers, samples, h_post, pool=None, seg=None):
     # per-layer maxima; Context.abs_extremes reduces the pass again if one asks)
     ext_xp, cm = _post_step_reductions(upd, relu, N, PHI_xp, np.stack([PHI_sp, PHI_xp], axis=1))
     abs_sp, abs_xp = (cm[:, 0], None), (cm[:, 1], None)
-    ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0)
+    ext_s0 = _pre_extremes(layers.apply, relu, N, PHI_s0, layers=layers)
     # the magnitude pass at x the claims bound their rounding with (its reductions)
-    abs_x = _abs_extremes(layers.abs_apply, N, PHI)
+    abs_x = _abs_extremes(layers.abs_apply, N, PHI, layers=layers)
     grp = StepGroup(layers, dfac, hfac, coef)
     grp.h_rows = h_rows
     grp.seg, grp.sweeps = seg, (fx, bx, fsp)

@@ -154,61 +154,67 @@ _K: dict = {}
 # and keeps the cache valid (call ``_layer_apply(...)`` / ``_layer_apply_T(...)`` from any section).
 _layer_apply = None
 _layer_apply_T = None
+_csr_row = None
 
 
 def _define():
-    global _layer_apply, _layer_apply_T
+    global _layer_apply, _layer_apply_T, _csr_row
     nb = _numba()
     njit = nb.njit(cache=True, nogil=True)
+
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def csr_row(ix, dat, p0, p1, X, Y, i, absolute, accumulate):
+        """Y[i, :] = sum_p dat[p] X[ix[p], :] over the entries p0..p1-1 (|dat| when ``absolute``;
+        ``accumulate``: from Y[i, :]'s value, else from 0), each column's terms added in entry
+        order, as SciPy's csr_matvecs adds them. A row of one entry (the paper layout's rows) in one
+        pass over the columns. Inlined into its callers (a call per row would cost more than the
+        row)."""
+        G = Y.shape[1]
+        if p1 - p0 == 1:
+            a = dat[p0]
+            if absolute:
+                a = abs(a)
+            j = ix[p0]
+            for g in range(G):
+                Y[i, g] = (Y[i, g] if accumulate else 0.0) + a * X[j, g]
+        else:
+            if not accumulate:
+                for g in range(G):
+                    Y[i, g] = 0.0
+            for p in range(p0, p1):
+                a = dat[p]
+                if absolute:
+                    a = abs(a)
+                j = ix[p]
+                for g in range(G):
+                    Y[i, g] += a * X[j, g]
+
+    _csr_row = csr_row
 
     @njit
     def layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                     k, X, Y, absolute, accumulate):
         """Y = W_k X (``accumulate``: Y += W_k X, each row's sum starting from Y's value); |W_k| when
         ``absolute``. X, Y: (D, G) C-contiguous. Row by row, entry by entry, as SciPy's csr_matvecs."""
-        D, G = Y.shape
+        D = Y.shape[0]
         s0 = sip0[k]
         d0 = doff[k]
         if whole[k]:
             for i in range(D):
-                if not accumulate:
-                    for g in range(G):
-                        Y[i, g] = 0.0
-                for p in range(d0 + sip[s0 + i], d0 + sip[s0 + i + 1]):
-                    a = sdat[p]
-                    if absolute:
-                        a = abs(a)
-                    j = six[p]
-                    for g in range(G):
-                        Y[i, g] += a * X[j, g]
+                _csr_row(six, sdat, d0 + sip[s0 + i], d0 + sip[s0 + i + 1], X, Y, i, absolute, accumulate)
             return
         r = row0[k]
         r1 = row0[k + 1]
         nxt = rows[r] if r < r1 else D
         s = 0
         for i in range(D):
-            if not accumulate:
-                for g in range(G):
-                    Y[i, g] = 0.0
             if i == nxt:
-                for p in range(d0 + sip[s0 + s], d0 + sip[s0 + s + 1]):
-                    a = sdat[p]
-                    if absolute:
-                        a = abs(a)
-                    j = six[p]
-                    for g in range(G):
-                        Y[i, g] += a * X[j, g]
+                _csr_row(six, sdat, d0 + sip[s0 + s], d0 + sip[s0 + s + 1], X, Y, i, absolute, accumulate)
                 s += 1
                 r += 1
                 nxt = rows[r] if r < r1 else D
             else:
-                for p in range(ref_ip[i], ref_ip[i + 1]):
-                    a = ref_dat[p]
-                    if absolute:
-                        a = abs(a)
-                    j = ref_ix[p]
-                    for g in range(G):
-                        Y[i, g] += a * X[j, g]
+                _csr_row(ref_ix, ref_dat, ref_ip[i], ref_ip[i + 1], X, Y, i, absolute, accumulate)
 
     @njit
     def layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
@@ -297,7 +303,7 @@ def _define():
                         cur[i, g] = v
         return cur
 
-    _K.update(layer_apply=layer_apply, layer_apply_T=layer_apply_T, forward_segment=forward_segment)
+    _K.update(layer_apply=layer_apply, layer_apply_T=layer_apply_T, forward_segment=forward_segment, csr_row=csr_row)
 
 
 # Each section of kernels is one function that defines them (after the products above, which it may
@@ -710,3 +716,458 @@ def cross_gram(P: np.ndarray, a: slice, b: slice) -> np.ndarray:
     out = np.empty((a1 - a0, b1 - b0))
     kernel("cross_gram")(P, int(a0), int(a1), int(b0), int(b1), out)
     return out
+# ---- kengine: the engine's other sweeps (backprop, the passes after the step, the magnitude passes) ----
+# Every kernel here computes what the generic sweep in engine/batch.py or engine/step.py computes,
+# layer by layer, for a run of layers: the same products (``_layer_apply`` / ``_layer_apply_T``, bit
+# for bit SciPy's), the same elementwise operations in the same order, except where noted (a rank-one
+# correction's sum over the units is accumulated in order, where the generic code calls a BLAS
+# product; on the paper layout those sums have one or two nonzero terms, so the values agree). The
+# elementwise steps are separate flat loops without branches (NumPy's NaN and signed-zero rules as
+# selects), which the compiler vectorizes: written as one loop with the NaN tests as branches they
+# cost more than the product.
+
+
+def _define_kengine():
+    global _np_max, _np_min, _update_cols, _update_shared, _finish_layer
+    nb = _numba()
+    njit = nb.njit(cache=True, nogil=True)
+    inline = nb.njit(cache=True, nogil=True, inline="always")
+
+    @inline
+    def np_max(a, b):
+        """np.maximum(a, b) for two floats: NaN if either is NaN, b on a tie (NumPy's choice)."""
+        return a if ((a != a) | ((b == b) & (a > b))) else b
+
+    @inline
+    def np_min(a, b):
+        """np.minimum(a, b) for two floats: NaN if either is NaN, b on a tie."""
+        return a if ((a != a) | ((b == b) & (a < b))) else b
+
+    _np_max, _np_min = np_max, np_min
+
+    @njit
+    def update_cols(Y, X, Dk, Hk, coef, absolute, t):
+        """Column c = s G + g of Y (D, S G) += coef d^(g) (h^(g)T X[:, c]) for the per-column factors
+        Dk, Hk (D, G) (batch.PerColumnUpdates: column g through sample g's updated layer); with
+        ``absolute`` |coef| |d| (|h|^T X). h^T X reads the units where some column of Hk is not zero
+        (NaN counts), in order, as the generic code does. One sample (G = 1, not absolute):
+        coef (d (h^T x)); else d (coef (h^T x)), as the generic code's two forms order them.
+        ``t``: a work array (S G,)."""
+        D, SG = Y.shape
+        G = Hk.shape[1]
+        S = SG // G
+        for c in range(SG):
+            t[c] = 0.0
+        for i in range(D):
+            nz = False
+            for g in range(G):
+                nz |= Hk[i, g] != 0.0
+            if nz:
+                for s in range(S):
+                    for g in range(G):
+                        h = Hk[i, g]
+                        if absolute:
+                            h = abs(h)
+                        t[s * G + g] += h * X[i, s * G + g]
+        if absolute:
+            c0 = abs(coef)
+            for c in range(SG):
+                t[c] = c0 * t[c]
+            for i in range(D):
+                for s in range(S):
+                    for g in range(G):
+                        Y[i, s * G + g] += abs(Dk[i, g]) * t[s * G + g]
+        elif G == 1:
+            for i in range(D):
+                for s in range(S):
+                    Y[i, s] += coef * (Dk[i, 0] * t[s])
+        else:
+            for c in range(SG):
+                t[c] = coef * t[c]
+            for i in range(D):
+                for s in range(S):
+                    for g in range(G):
+                        Y[i, s * G + g] += Dk[i, g] * t[s * G + g]
+
+    @njit
+    def update_shared(Y, X, Dk, Hk, coef, absolute, t):
+        """Y (D, C) += coef Dk (Hk^T X) for the factors Dk, Hk (D, K) of one updated layer
+        (layers.UpdatedLayers: every column through the same layer W + coef D H^T); with ``absolute``
+        |coef| |Dk| (|Hk|^T X). Every unit is read (as the generic product does). K = 1:
+        (coef d) (h^T X); else coef (Dk (Hk^T X)), as the generic code's two forms order them.
+        ``t``: a work array (K, C)."""
+        D, C = Y.shape
+        K = Hk.shape[1]
+        for j in range(K):
+            for c in range(C):
+                t[j, c] = 0.0
+        for i in range(D):
+            for j in range(K):
+                h = Hk[i, j]
+                if absolute:
+                    h = abs(h)
+                for c in range(C):
+                    t[j, c] += h * X[i, c]
+        c0 = abs(coef) if absolute else coef
+        for i in range(D):
+            if K == 1:
+                d = Dk[i, 0]
+                if absolute:
+                    d = abs(d)
+                cd = c0 * d
+                for c in range(C):
+                    Y[i, c] += cd * t[0, c]
+            else:
+                for c in range(C):
+                    u = 0.0
+                    for j in range(K):
+                        d = Dk[i, j]
+                        if absolute:
+                            d = abs(d)
+                        u += d * t[j, c]
+                    Y[i, c] += c0 * u
+
+    _update_cols, _update_shared = update_cols, update_shared
+
+    @inline
+    def finish_layer(Y, cur, n, k, keep_pre, pre, keep_inp, inp, extremes, hi, lo, reduce, colmax, rowmax,
+                     use_relu):
+        """What a pass does with layer k's output Y (D, C) (its input cur): store Y in pre[n] and cur
+        in inp[n]; fold Y into hi/lo (np.maximum/np.minimum) and colmax (np.maximum), and its
+        per-column maximum over the units (np.max) into rowmax[k]; then Y becomes the next state
+        (ReLU'd in place with ``use_relu``: np.maximum(Y, 0.0), NaN kept, -0.0 to +0.0)."""
+        D, C = Y.shape
+        m = D * C
+        y = Y.reshape(m)
+        if keep_inp:
+            x = cur.reshape(m)
+            q = inp[n].reshape(m)
+            for i in range(m):
+                q[i] = x[i]
+        if keep_pre:
+            q = pre[n].reshape(m)
+            for i in range(m):
+                q[i] = y[i]
+        if extremes:
+            h = hi.reshape(m)
+            lw = lo.reshape(m)
+            for i in range(m):
+                h[i] = _np_max(h[i], y[i])
+                lw[i] = _np_min(lw[i], y[i])
+        if reduce:
+            cm = colmax.reshape(m)
+            for i in range(m):
+                cm[i] = _np_max(cm[i], y[i])
+            if D == 0:
+                for c in range(C):
+                    rowmax[k, c] = 0.0
+            else:
+                for c in range(C):
+                    rowmax[k, c] = Y[0, c]
+                for i in range(D):
+                    for c in range(C):
+                        rowmax[k, c] = _np_max(rowmax[k, c], Y[i, c])
+        if use_relu:
+            for i in range(m):
+                v = y[i]
+                y[i] = v if ((v > 0.0) | (v != v)) else 0.0
+
+    _finish_layer = finish_layer
+
+    @njit
+    def backward_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                         k0, k1, pre, E, dout, keep, r):
+        """Reverse mode through layers k0, k0 + 1, .., k1 - 1 from the error E (D, G) (not modified)
+        entering layer k0: per layer d = E * ReLU'(pre[k - k0]) with ReLU'(p) = 0 (p < 0), 1 (p > 0),
+        r otherwise (zero, and NaN) as layers.relu_grad_mul multiplies, stored in dout[k - k0] when
+        ``keep``, and the next error W_k^T d. Returns the error leaving layer k1 - 1 (a new array)."""
+        D, G = E.shape
+        m = D * G
+        cur = E.copy()
+        d = np.empty((D, G))
+        c = cur.reshape(m)
+        dd = d.reshape(m)
+        for k in range(k0, k1):
+            n = k - k0
+            p = pre[n].reshape(m)
+            for i in range(m):
+                v = p[i]
+                f = 1.0 if v > 0.0 else r
+                f = 0.0 if v < 0.0 else f
+                dd[i] = c[i] * f
+            if keep:
+                q = dout[n].reshape(m)
+                for i in range(m):
+                    q[i] = dd[i]
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                           k, d, cur, False)
+        return cur
+
+    @njit
+    def updated_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                        k_hi, k_lo, X, mode, Dseg, Hseg, coef, absolute, use_relu,
+                        keep_pre, pre, keep_inp, inp, extremes, hi, lo, reduce, colmax, rowmax):
+        """A pass of the block X (D, C) (not modified) through layers k_hi, k_hi - 1, .., k_lo of the
+        base layers (``mode`` 0), of the updated layers W_k + coef D_k H_k^T (1: layers.UpdatedLayers,
+        every column through the same layer; ``Dseg``, ``Hseg`` (k_hi - k_lo + 1, D, K): the factors
+        of layers k_lo..k_hi), or of each column's own updated layer (2: batch.PerColumnUpdates,
+        column s G + g through sample g's; Dseg, Hseg (.., D, G)); with ``absolute`` the magnitudes
+        |W_k| (and |coef| |D_k| |H_k|^T). Per layer the product Y, then ``finish_layer`` (stored
+        pre-activation and input, extremes, reductions, ReLU). Returns the state leaving layer k_lo
+        (a new array)."""
+        D, C = X.shape
+        cur = X.copy()
+        Y = np.empty((D, C))
+        K = Dseg.shape[2]
+        t1 = np.empty(C)
+        t2 = np.empty((K, C))
+        for k in range(k_hi, k_lo - 1, -1):
+            _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                         k, cur, Y, absolute, False)
+            n = k - k_lo
+            if mode == 1:
+                _update_shared(Y, cur, Dseg[n], Hseg[n], coef, absolute, t2)
+            elif mode == 2:
+                _update_cols(Y, cur, Dseg[n], Hseg[n], coef, absolute, t1)
+            _finish_layer(Y, cur, n, k, keep_pre, pre, keep_inp, inp, extremes, hi, lo, reduce, colmax, rowmax,
+                          use_relu)
+            cur, Y = Y, cur
+        return cur
+
+    @njit
+    def post_step_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                          k_hi, k_lo, X, A, Dseg, Hseg, coef, hi, lo, colmax):
+        """batch._post_step_reductions for layers k_hi .. k_lo of each column's own updated layer
+        (batch.PerColumnUpdates; Dseg, Hseg (k_hi - k_lo + 1, D, G)): the pass of X (D, G) (ReLU,
+        its pre-activations' extremes into hi, lo) and the magnitude pass of A (D, S G) (column
+        s G + g through sample g's |W_k'|; its per-unit maxima into colmax), both in place."""
+        D, G = X.shape
+        SG = A.shape[1]
+        Y = np.empty((D, G))
+        B = np.empty((D, SG))
+        t = np.empty(SG)
+        rm = np.empty((1, 1))
+        cur = X.copy()
+        Ac = A.copy()
+        for k in range(k_hi, k_lo - 1, -1):
+            n = k - k_lo
+            _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                         k, cur, Y, False, False)
+            _update_cols(Y, cur, Dseg[n], Hseg[n], coef, False, t)
+            _finish_layer(Y, cur, n, k, False, Dseg, False, Dseg, True, hi, lo, False, colmax, rm, True)
+            cur, Y = Y, cur
+            _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                         k, Ac, B, True, False)
+            _update_cols(B, Ac, Dseg[n], Hseg[n], coef, True, t)
+            cm = colmax.reshape(D * SG)
+            b = B.reshape(D * SG)
+            for i in range(D * SG):
+                cm[i] = _np_max(cm[i], b[i])
+            Ac, B = B, Ac
+        X[:, :] = cur
+        A[:, :] = Ac
+
+    @njit
+    def factor_block_max(F, dt, out, which):
+        """For F (n, D, G): per layer and column the largest |F| over the units [0, dt) into
+        out[which] and over [dt, D) into out[which + 1] ((n, G) each), as step.row_abs_max computes
+        it: max(max F, -min F) with 0 for no units, NaN propagating."""
+        n, D, G = F.shape
+        dt = min(max(dt, 0), D)
+        mx = np.empty(G)
+        mn = np.empty(G)
+        for k in range(n):
+            for part in range(2):
+                a, b = (0, dt) if part == 0 else (dt, D)
+                for g in range(G):
+                    mx[g] = 0.0
+                    mn[g] = 0.0
+                for i in range(a, b):
+                    for g in range(G):
+                        v = F[k, i, g]
+                        mx[g] = _np_max(mx[g], v)
+                        mn[g] = _np_min(mn[g], v)
+                for g in range(G):
+                    out[which + part, k, g] = _np_max(mx[g], -mn[g])
+
+    _K.update(backward_segment=backward_segment, updated_segment=updated_segment,
+              post_step_segment=post_step_segment, factor_block_max=factor_block_max,
+              kengine_np_max=np_max, kengine_np_min=np_min, kengine_update_cols=update_cols,
+              kengine_update_shared=update_shared, kengine_finish_layer=finish_layer)
+
+
+_DEFINES.append(_define_kengine)
+
+
+def _plain(layers) -> bool:
+    """Do the kernels compute what ``layers``' own operations compute? A float64 SparseLayers whose
+    products, ReLU and ReLU' are the class's own (one whose operations were replaced, such as a
+    planted backprop bug in a test, runs the generic code, which calls them), kernels enabled."""
+    if not usable(layers):
+        return False
+    from .layers import KERNEL_OPS
+
+    cls = type(layers)
+    return all(name not in layers.__dict__ and getattr(cls, name) is KERNEL_OPS[name] for name in KERNEL_OPS)
+
+
+def _base_of(layers):
+    """(base SparseLayers, mode, D factors, H factors, coef) for the kernels' passes through
+    ``layers`` (mode 0: the layers themselves; 1: a layers.UpdatedLayers; 2: a batch.PerColumnUpdates),
+    or None where the kernels do not run them (another backend, exact factors, kernels off)."""
+    if _plain(layers):
+        return layers, 0, None, None, 0.0
+    from .batch import PerColumnUpdates
+    from .layers import UpdatedLayers
+
+    if type(layers) is UpdatedLayers:
+        mode, Dg, Hg = 1, layers.Dfac, layers.Hfac
+    elif type(layers) is PerColumnUpdates:
+        mode, Dg, Hg = 2, layers.Dg, layers.Hg
+    else:
+        return None
+    if not _plain(layers.base) or getattr(Dg, "dtype", None) != np.float64 or getattr(Hg, "dtype", None) != np.float64:
+        return None
+    if len(Dg.shape) != 3 or len(Hg.shape) != 3:
+        return None
+    return layers.base, mode, Dg, Hg, float(layers.coef)
+
+
+def _cuts(F, k0: int, k1: int) -> set:
+    """Where a factor stack F's storage splits the layers k0..k1-1 (a checkpointed stack: its
+    sweep's segment bounds; a plain array: nowhere)."""
+    from .checkpoint import LazyStack
+
+    if not isinstance(F, LazyStack):
+        return set()
+    s = F.sweep.seg
+    return set(range((k0 // s + 1) * s, k1, s))
+
+
+def _block(F, a: int, b: int) -> np.ndarray:
+    """Layers a..b-1 of a factor stack F (an (N, D, K) array, or a LazyStack whose segments do not
+    split a..b-1: its segment recomputed if needed) as a C-contiguous float64 (b - a, D, K) array."""
+    from .checkpoint import LazyStack
+
+    if isinstance(F, LazyStack):
+        sw = F.sweep
+        j = a // sw.seg
+        base = j * sw.seg - sw.offsets[F.n]
+        A = sw.fetch(j)[F.n][a - base:b - base]
+        if F.cols is not None:
+            A = A[..., F.cols]
+    else:
+        A = F[a:b]
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    return A[:, :, None] if A.ndim == 2 else A
+
+
+def _chunks(Dg, Hg, k0: int, k1: int):
+    """The layers k0..k1-1 as runs [a, b), from the top (the pass's order), that split neither
+    factor stack's storage."""
+    if Dg is None:
+        return [(k0, k1)]
+    cuts = sorted(_cuts(Dg, k0, k1) | _cuts(Hg, k0, k1) | {k0, k1})
+    return [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 2, -1, -1)]
+
+
+class _Pass:
+    """One pass through ``layers`` (plain, UpdatedLayers or PerColumnUpdates over float64 sparse
+    layers) run through ``updated_segment``, a run of layers per call."""
+
+    def __init__(self, spec):
+        self.base, self.mode, self.Dg, self.Hg, self.coef = spec
+        self.f = flat_of(self.base)
+        self.run = kernel("updated_segment")
+
+    def sweep(self, k0, k1, X, *, absolute=False, use_relu=True, pre=None, inp=None, extremes=None,
+              reduce=None):
+        """Layers k1 - 1 .. k0 from the state X (D, C); ``pre``/``inp``: arrays (k1 - k0, D, C) to
+        fill (index k - k0), or None; ``extremes`` (hi, lo), ``reduce`` (colmax, rowmax (N, C)) to
+        fold into, or None. Returns the state leaving layer k0."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        hi, lo = extremes if extremes is not None else (_DUMMY2, _DUMMY2)
+        colmax, rowmax = reduce if reduce is not None else (_DUMMY2, _DUMMY2)
+        for a, b in _chunks(self.Dg, self.Hg, k0, k1):
+            if self.mode:
+                Ds, Hs = _block(self.Dg, a, b), _block(self.Hg, a, b)
+            else:
+                Ds = Hs = _DUMMY3
+            X = self.run(*self.f.args, b - 1, a, X, self.mode, Ds, Hs, self.coef, bool(absolute), bool(use_relu),
+                         pre is not None, _DUMMY3 if pre is None else pre[a - k0:b - k0],
+                         inp is not None, _DUMMY3 if inp is None else inp[a - k0:b - k0],
+                         extremes is not None, hi, lo, reduce is not None, colmax, rowmax)
+        return X
+
+
+def pass_of(layers):
+    """A :class:`_Pass` through ``layers``, or None where the kernels do not run them."""
+    spec = _base_of(layers)
+    return None if spec is None else _Pass(spec)
+
+
+def sweep_segment(layers, use_relu: bool, extremes):
+    """batch.forward_sweep's ``segment`` callable for ``layers`` (plain sparse layers, or updated
+    ones: UpdatedLayers, PerColumnUpdates) through ``updated_segment`` (for plain layers the values
+    of :func:`forward_segment`, faster: its elementwise steps are vectorized); None where the
+    kernels do not apply."""
+    p = pass_of(layers)
+    if p is None:
+        return None
+
+    def segment(k0, k1, X, out):
+        pre, inp = (None, None) if out is None else out
+        return p.sweep(k0, k1, X, use_relu=use_relu, pre=pre, inp=inp, extremes=extremes)
+
+    return segment
+
+
+def _stack_block(stack, k0: int, k1: int) -> np.ndarray:
+    """Layers k0..k1-1 of a stored (N, ...) array or of a LazyStack whose sweep's segment is k0..k1."""
+    return _block(stack, k0, k1)
+
+
+def backward_segment(layers, pre, r: float):
+    """A :class:`~.checkpoint.Sweep` ``segment`` callable for batch.backward_sweep (reverse mode
+    through ``layers`` from the pre-activations ``pre``: an (N, D, G) array, or a LazyStack of the
+    forward sweep, segmented like the backward sweep), or None where the kernels do not apply."""
+    if not _plain(layers):
+        return None
+    f = flat_of(layers)
+    run = kernel("backward_segment")
+
+    def segment(k0, k1, E, out):
+        E = np.ascontiguousarray(E, dtype=np.float64)
+        for a, b in reversed(_chunks(pre, pre, k0, k1)):
+            P = _stack_block(pre, a, b)
+            d = _DUMMY3 if out is None else out[0][a - k0:b - k0]
+            E = run(*f.args, a, b, P, E, d, out is not None, float(r))
+        return E
+
+    return segment
+
+
+def post_step_reductions(upd, N: int, PHI: np.ndarray, ABS: np.ndarray):
+    """batch._post_step_reductions through a PerColumnUpdates ``upd`` in one kernel call per run of
+    layers its factors are stored in, or None where the kernels do not apply."""
+    spec = _base_of(upd)
+    if spec is None or spec[1] != 2:
+        return None
+    base, _, Dg, Hg, coef = spec
+    f = flat_of(base)
+    run = kernel("post_step_segment")
+    D, G = PHI.shape
+    hi = np.full(PHI.shape, -np.inf)
+    lo = np.full(PHI.shape, np.inf)
+    X = np.array(PHI, dtype=np.float64, order="C")
+    A = np.ascontiguousarray(np.abs(ABS), dtype=np.float64)
+    colmax = np.zeros(A.shape)
+    A2, cm2 = A.reshape(D, -1), colmax.reshape(D, -1)
+    for a, b in _chunks(Dg, Hg, 0, N):
+        run(*f.args, b - 1, a, X, A2, _block(Dg, a, b), _block(Hg, a, b), coef, hi, lo, cm2)
+    return (hi, lo), colmax
+
+
+def factor_block_max(F: np.ndarray, dt: int, out: np.ndarray, which: int) -> None:
+    """step.Step.factor_block_max's two per-layer maxima of |F| (F (n, D, G)) for every column."""
+    kernel("factor_block_max")(np.ascontiguousarray(F, dtype=np.float64), int(dt), out, int(which))

@@ -799,6 +799,13 @@ class SparseLayers(Layers):
         return int(total)
 
 
+# SparseLayers' own operations as the class defines them: the compiled kernels (engine/kernels.py)
+# compute what these compute, and run only while a layer stack's operations are still these (a
+# replaced one, such as a test's planted backprop bug, is run by the generic code that calls it)
+KERNEL_OPS = {name: getattr(SparseLayers, name) for name in
+              ("apply", "apply_T", "abs_apply", "abs_apply_T", "apply_add", "relu", "relu_grad", "relu_grad_mul")}
+
+
 def _light(m) -> "_CSR":
     """A canonical int32 SciPy CSR matrix as a :class:`_CSR` (its own arrays, indptr from 0)."""
     return _CSR(m.data, m.indices, m.indptr, m.shape)

@@ -73,6 +73,16 @@ def _checkpoint_segment(layers, columns: int = 1):
     return segment_length(layers.N)
 
 
+def _kernel_pass(layers):
+    """The compiled pass through ``layers`` (float64 sparse layers, or updated ones over them), or
+    None (the generic loop runs)."""
+    if getattr(layers, "kind", None) != "sparse":
+        return None
+    from . import kernels
+
+    return kernels.pass_of(layers)
+
+
 def _lazy_pass(layers, PHI: np.ndarray, seg: int, relu: bool = True):
     """A forward pass of the block PHI (D, K) kept as checkpoints (engine/checkpoint.py): (sweep,
     pre stack, post stack, z block)."""
@@ -95,6 +105,12 @@ def forward(layers, phi: np.ndarray, relu: bool = True) -> Pass:
     post = layers.empty((N + 1, D))
     pre = layers.empty((N, D))
     post[N] = phi
+    kp = _kernel_pass(layers)
+    if kp is not None:  # one compiled call (engine/kernels.py): the same values
+        z = kp.sweep(0, N, post[N].reshape(D, 1), use_relu=relu, pre=pre.reshape(N, D, 1),
+                     inp=post[1:].reshape(N, D, 1))
+        post[0] = z[:, 0]
+        return Pass(phi=layers.asarray(phi), pre=pre, post=post)
     for k in range(N - 1, -1, -1):
         pre[k] = layers.apply(k, post[k + 1])
         post[k] = layers.relu(pre[k]) if relu else pre[k]
@@ -106,6 +122,10 @@ def abs_forward(layers, phi: np.ndarray) -> np.ndarray:
     layers = layers_of(layers)
     out = layers.empty((layers.N, layers.D))
     h = layers.abs(layers.asarray(phi))
+    kp = _kernel_pass(layers)
+    if kp is not None:  # one compiled call (engine/kernels.py): the same values
+        kp.sweep(0, layers.N, h.reshape(-1, 1), absolute=True, use_relu=False, pre=out.reshape(layers.N, layers.D, 1))
+        return out
     for k in range(layers.N - 1, -1, -1):
         h = layers.abs_apply(k, h)
         out[k] = h
@@ -119,6 +139,13 @@ def backward(layers, fwd: Pass, e: np.ndarray, r: float):
     N = layers.N
     d = layers.empty((N, layers.D))
     g = layers.asarray(e)
+    if layers.kind == "sparse" and isinstance(fwd.pre, np.ndarray):
+        from . import kernels
+
+        seg = kernels.backward_segment(layers, fwd.pre.reshape(N, layers.D, 1), r)
+        if seg is not None:  # one compiled call: the same values
+            g = seg(0, N, g.reshape(-1, 1), (d.reshape(N, layers.D, 1),))
+            return d, g[:, 0]
     for k in range(N):
         d[k] = layers.relu_grad_mul(fwd.pre[k], g, r)
         g = layers.apply_T(k, d[k])
@@ -129,6 +156,37 @@ def row_abs_max(M: np.ndarray) -> np.ndarray:
     """Per row (layer) max |M| of a float block (n, D), as max(max M, -min M): no |M| copy; 0 for a
     row of no entries. The maximum is exact, so the value is that of np.abs(M).max(axis=1)."""
     return np.maximum(M.max(axis=1, initial=0.0), -M.min(axis=1, initial=0.0))
+
+
+def _kernel_factor_block_max(st, dt: int):
+    """Step.factor_block_max's four maxima through a compiled kernel (float64 sparse layers, kernels
+    enabled): for a step of a group (engine/batch.py), every sample's at once from the group's
+    factors (computed once per group, one traversal of the factors instead of a strided one per
+    sample); else the step's own. The same values (max is exact). None where the kernels are off."""
+    layers = st.W_post.base
+    if getattr(layers, "kind", None) != "sparse":
+        return None
+    from . import kernels
+
+    if not kernels.usable(layers):
+        return None
+    grp = getattr(st, "group", None)
+    if grp is not None and isinstance(grp.dfac, np.ndarray) and isinstance(grp.hfac, np.ndarray):
+        def make(g):
+            out = np.empty((4, g.dfac.shape[0], g.dfac.shape[2]))
+            kernels.factor_block_max(g.dfac, dt, out, 0)
+            kernels.factor_block_max(g.hfac, dt, out, 2)
+            return out
+
+        out = grp.cached(("factor block max", dt), make)
+        c = st.group_index
+    else:
+        Dm, Hm = st.W_post.Dfac, st.W_post.Hfac
+        out = np.empty((4, Dm.shape[0], 1))
+        kernels.factor_block_max(Dm, dt, out, 0)
+        kernels.factor_block_max(Hm, dt, out, 2)
+        c = 0
+    return tuple(np.ascontiguousarray(out[i, :, c]) for i in range(4))
 
 
 def factor_max(d: np.ndarray, h: np.ndarray) -> float:
@@ -263,9 +321,11 @@ class Step:
             return None
         key = ("_factor_block_max", int(dt))
         if key not in self.__dict__:
-            d, h = Dm[:, :, 0], Hm[:, :, 0]
-            self.__dict__[key] = (row_abs_max(d[:, :dt]), row_abs_max(d[:, dt:]),
-                                  row_abs_max(h[:, :dt]), row_abs_max(h[:, dt:]))
+            got = _kernel_factor_block_max(self, int(dt))
+            if got is None:
+                d, h = Dm[:, :, 0], Hm[:, :, 0]
+                got = (row_abs_max(d[:, :dt]), row_abs_max(d[:, dt:]), row_abs_max(h[:, :dt]), row_abs_max(h[:, dt:]))
+            self.__dict__[key] = got
         return self.__dict__[key]
 
     def _grad_max_abs(self) -> float:
