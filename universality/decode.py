@@ -264,6 +264,11 @@ def _separation_margin(Wc: np.ndarray, norms: np.ndarray, unit, index: int) -> f
     err = 2.0 * (3 * (2 * m + 4) + 2) * _U
     cand = np.flatnonzero(approx <= float(approx.min()) + 2 * err)
     cand = cand[cand != index]
+    if isinstance(unit, np.ndarray) and unit.dtype == np.float64 and unit.flags.c_contiguous:
+        from .engine import kernels
+
+        if kernels.enabled():  # engine/kernels.py: rejection_min, the same sines in one pass
+            return float(kernels.kernel("rejection_min")(unit, cand.astype(np.int64), index))
     ui = unit[index]
     best = np.inf
     for s0 in range(0, cand.size, _SINE_CHUNK):

@@ -172,13 +172,16 @@ class FloatBackend:
             return compare_componentwise(computed, claimed, ctx.tol(1.0) * np.asarray(m, dtype=float))
         return compare(computed, claimed, ctx.tol(m))
 
-    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "") -> Check:
+    def outer_equal(self, ctx, P, Q, A, B, tols, *, what: str = "", diffs=None) -> Check:
         """Layer k's P[k] Q[k]^T against A[k] B[k]^T, every entry (from the factors, exactly:
         :func:`~universality.engine.layers.outer_diff_max_abs_all`), each layer against its own
-        tolerance ``tols()[k]`` (no pooled maximum)."""
+        tolerance ``tols()[k]`` (no pooled maximum). ``diffs``: those per-layer maxima when the caller
+        computed them already (grad-rank-one: a step group's samples in one compiled traversal of the
+        same factors, engine/kernels.py: outer_diff_group)."""
         from ..engine.layers import outer_diff_max_abs_all
 
-        diffs = outer_diff_max_abs_all(P, Q, A, B)
+        if diffs is None:
+            diffs = outer_diff_max_abs_all(P, Q, A, B)
         t = np.asarray(tols(), dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = np.where(diffs == 0, 0.0, np.where(t > 0, diffs / np.where(t > 0, t, 1.0), np.inf))
@@ -712,6 +715,37 @@ def run_finding(spec: FindingSpec, ctx, samples) -> Finding:
                    out.explanation, spec.condition, out.headline)
 
 
+def column_of(view, whole, g: int) -> bool:
+    """Is ``view`` (N, D, 1) column g of a step group's ``whole`` (N, D, G): the same memory, or the
+    same checkpointed sweep's output? (Then a quantity of the view may be computed for the whole
+    group at once and read at column g.)"""
+    from ..engine.checkpoint import _column, is_lazy
+
+    if is_lazy(view) or is_lazy(whole):
+        return (is_lazy(view) and is_lazy(whole) and view.sweep is whole.sweep and view.n == whole.n
+                and whole.cols is None and _column(view.cols) == g)
+    if not (isinstance(view, np.ndarray) and isinstance(whole, np.ndarray)) or whole.ndim != 3:
+        return False
+    return (view.dtype == whole.dtype and view.shape == whole.shape[:2] + (1,)
+            and view.strides[:2] == whole.strides[:2]
+            and view.__array_interface__["data"][0] == whole.__array_interface__["data"][0] + g * whole.strides[2])
+
+
+def _group_step_ops(step):
+    """:func:`~universality.tolerance.step_ops` of a one-example step whose factors are its column of
+    its group's stored factors, counted for the whole group at once (kept on the group: the same
+    integers, sum over the layers of nnz(h_k) plus N), else None."""
+    grp = getattr(step, "group", None)
+    H = getattr(getattr(step, "W_post", None), "Hfac", None)
+    if grp is None or H is None or not isinstance(getattr(grp, "hfac", None), np.ndarray):
+        return None
+    g = step.group_index
+    if H.shape[2] != 1 or not column_of(H, grp.hfac, g):
+        return None
+    counts = grp.cached("step ops", lambda G_: np.count_nonzero(G_.hfac, axis=1).sum(axis=0))
+    return int(counts[g]) + H.shape[0]
+
+
 @dataclass
 class Context:
     """What every claim of one run shares: the construction, its layers (dense or sparse backend),
@@ -778,7 +812,8 @@ class Context:
         key = ("step_ops", id(self.step))
         if self.cache.get("step_ops_of") is not self.step:
             self.cache["step_ops_of"] = self.step
-            self.cache["step_ops"] = step_ops(self.step)
+            got = _group_step_ops(self.step)
+            self.cache["step_ops"] = step_ops(self.step) if got is None else got
         del key
         return self.base_ops + self.cache["step_ops"]
 

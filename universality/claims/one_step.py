@@ -16,12 +16,13 @@ import math
 import numpy as np
 
 from ..engine.batch import unit_max
-from ..engine.checkpoint import reduce_columns, segments  # noqa: F401
+from ..engine import kernels
+from ..engine.checkpoint import is_lazy, reduce_columns, segments  # noqa: F401
 from ..engine.layers import lowrank_max_abs, relu_grad, relu_grad_mul
 from ..engine.step import row_abs_max
 from ..tolerance import guard
 from . import sides
-from .base import (Check, Verdict, claim, decide_nonzero, max_abs, worst)
+from .base import (Check, Verdict, claim, column_of, decide_nonzero, max_abs, worst)
 from .executed import error_at_z  # noqa: F401  (re-exported: tests and older callers import it here)
 from .probes import probe_block, probe_note, shared_columns
 
@@ -65,9 +66,17 @@ def grad_rank_one(ctx, s, st) -> Check:
     be = ctx.backend
     layers, N, r = ctx.layers, ctx.N, st.r
     grp = getattr(st, "group", None)
+    diffs = None
     if not be.exact and grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
-        avec, amax, bvec = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
+        sides_ = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
         g = st.group_index
+        if (kernels.usable(layers) and column_of(st.W_post.Dfac, grp.dfac, g)
+                and column_of(st.W_post.Hfac, grp.hfac, g)):
+            # the comparison of every entry of every layer, the group's samples in one compiled
+            # traversal (the executed factors are this step's own: its column of the group's)
+            diffs = grp.cached(("grad-rank-one diffs", id(ctx)),
+                               lambda G_: _outer_diffs_group(G_.dfac, G_.hfac, sides_[0], sides_[2], N))[:, g]
+        avec, amax, bvec = sides_
         avec, amax, bvec = avec[:, :, g], amax[:, g], bvec[:, :, g]
     else:  # a lone step: vector sweeps (on the exact backend, in its ring; no magnitudes there)
         bvec = be.zeros((N, ctx.D))
@@ -91,7 +100,10 @@ def grad_rank_one(ctx, s, st) -> Check:
         babs_max = np.append(ctx.abs_extremes(layers, st.phi_x)[1][1:], np.abs(st.phi_x).max(initial=0.0))
         return np.asarray(ctx.tol(amax * babs_max), dtype=float)
 
-    chk = be.outer_equal(ctx, Dfac, Hfac, avec, bvec, tols, what="grad W_i - r^i a_i b_{i-1}^T")
+    if diffs is None:
+        chk = be.outer_equal(ctx, Dfac, Hfac, avec, bvec, tols, what="grad W_i - r^i a_i b_{i-1}^T")
+    else:
+        chk = be.outer_equal(ctx, Dfac, Hfac, avec, bvec, tols, what="grad W_i - r^i a_i b_{i-1}^T", diffs=diffs)
     return be.guard(chk, lambda: st.grad_max_abs(), "max |grad W_i|")
 
 
@@ -110,6 +122,8 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
     D, G = PHI.shape
     a, aabs = np.array(E, dtype=float), np.abs(E)
     amax = np.empty((N, G))
+    if kernels.usable(layers):
+        return _grad_sides_kernels(ctx, PHI, a, aabs, r, seg, amax)
     if seg is not None and seg < N:
         from ..engine.checkpoint import Sweep
 
@@ -131,14 +145,7 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
             amax[k] = (r ** (k + 1)) * unit_max(aabs)
             aabs = layers.abs_apply_T(k, aabs)
         return asw.stack("a"), amax, bsw.stack("b")
-    # the two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives the claim's
-    # verdict), so a large network does not map fresh pages for every sample
-    # (flat, so a smaller last group reuses the first group's pages)
-    bufs = ctx.cache.get("grad-rank-one buffers")
-    if bufs is None or bufs[0].size < N * D * G:
-        bufs = (np.empty(N * D * G), np.empty(N * D * G))
-        ctx.cache["grad-rank-one buffers"] = bufs
-    bvec, avec = (b[:N * D * G].reshape(N, D, G) for b in bufs)
+    bvec, avec = _grad_buffers(ctx, N, D, G)
     bvec[N - 1] = PHI
     sparse = layers.kind == "sparse"
     for k in range(N - 2, -1, -1):
@@ -153,6 +160,98 @@ def _grad_sides(ctx, PHI: np.ndarray, E: np.ndarray, r: float, seg: int | None =
         amax[k] = rk * unit_max(aabs)
         a, aabs = layers.apply_T(k, a), layers.abs_apply_T(k, aabs)
     return avec, amax, bvec
+
+
+def _grad_buffers(ctx, N: int, D: int, G: int):
+    """grad-rank-one's two N x D x G sweeps reuse one pair of buffers per run (nothing of them outlives
+    the claim's verdict), so a large network does not map fresh pages for every sample (flat, so a
+    smaller last group reuses the first group's pages): (bvec, avec)."""
+    bufs = ctx.cache.get("grad-rank-one buffers")
+    if bufs is None or bufs[0].size < N * D * G:
+        bufs = (np.empty(N * D * G), np.empty(N * D * G))
+        ctx.cache["grad-rank-one buffers"] = bufs
+    return tuple(b[:N * D * G].reshape(N, D, G) for b in bufs)
+
+
+def _grad_sides_kernels(ctx, PHI, a, aabs, r: float, seg, amax):
+    """:func:`_grad_sides` through the compiled kernels (engine/kernels.py: chain_segment,
+    adjoint_segment, adjoint_pair: a and |a| in one traversal when stored): the same recurrences, the same products in the same order (the same values),
+    each sweep one compiled call (stored) or one per segment (checkpointed)."""
+    from ..engine.checkpoint import Sweep
+
+    layers, N = ctx.layers, ctx.N
+    D, G = PHI.shape
+    f = kernels.flat_of(layers)
+    chain, adjoint = kernels.kernel("chain_segment"), kernels.kernel("adjoint_segment")
+    rpow = np.array([r ** (k + 1) for k in range(N)], dtype=np.float64)  # the generic code's r ** (k + 1)
+    PHI = np.ascontiguousarray(PHI, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    aabs = np.ascontiguousarray(aabs, dtype=np.float64)
+    if seg is not None and seg < N:
+        adjoint(*f.args, 0, N, aabs, rpow, _DUMMY3, False, True, amax, True)  # amax: the |W|^T chain
+
+        def bseg(k0, k1, B, out):
+            return chain(*f.args, k1 - 1, k0, np.ascontiguousarray(B, dtype=np.float64),
+                         _DUMMY3 if out is None else out[0], out is not None)
+
+        def aseg(k0, k1, A, out):
+            return adjoint(*f.args, k0, k1, np.ascontiguousarray(A, dtype=np.float64), rpow,
+                           _DUMMY3 if out is None else out[0], out is not None, False, _DUMMY2, False)
+
+        bsw = Sweep(N, seg, None, ("b",), ((D, G),), upward=True, segment=bseg)
+        bsw.run(PHI)
+        asw = Sweep(N, seg, None, ("a",), ((D, G),), upward=False, segment=aseg)
+        asw.run(a)
+        return asw.stack("a"), amax, bsw.stack("b")
+    bvec, avec = _grad_buffers(ctx, N, D, G)
+    chain(*f.args, N - 1, 0, PHI, bvec, True)
+    kernels.kernel("adjoint_pair")(*f.args, a, aabs, rpow, avec, amax)  # a and |a| in one traversal
+    return avec, amax, bvec
+
+
+_DUMMY3 = np.zeros((1, 1, 1))
+_DUMMY2 = np.zeros((1, 1))
+
+
+def _each_segment(stacks, N: int, descending: bool, fn) -> None:
+    """``fn(k0, k1, [each stack's layers k0..k1-1 as C-contiguous float64 arrays])`` per segment, in
+    descending (the forward direction) or ascending order: once, the whole stacks, when none is a
+    checkpointed :class:`~universality.engine.checkpoint.LazyStack`; else per segment of the group,
+    each recomputed at most once (the stacks share one segmentation). No view of a segment is held
+    while the next one is fetched (a held view keeps a sweep's buffer set busy, and the sweep would
+    allocate another)."""
+    lazy = [s for s in stacks if is_lazy(s)]
+    if not lazy:
+        fn(0, N, [np.ascontiguousarray(s, dtype=np.float64) for s in stacks])
+        return
+    sw = lazy[0].sweep
+    if any(s.sweep.seg != sw.seg or s.sweep.N != sw.N for s in lazy):  # pragma: no cover - defensive
+        raise ValueError("lazy stacks with different segmentations")
+    for j in (range(sw.nseg - 1, -1, -1) if descending else range(sw.nseg)):
+        k0, k1 = sw.bounds(j)
+        parts = []
+        for s in stacks:
+            if is_lazy(s):
+                o = s.sweep.offsets[s.n]
+                a = s.sweep.fetch(j)[s.n][o:o + k1 - k0]
+                a = a if s.cols is None else a[..., s.cols]
+            else:
+                a = s[k0:k1]
+            parts.append(np.ascontiguousarray(a, dtype=np.float64))
+            del a
+        fn(k0, k1, parts)
+        del parts
+
+
+def _outer_diffs_group(P, Q, A, B, N: int) -> np.ndarray:
+    """For every layer and every sample of a group (N, G): max_ij |P_i Q_j - A_i B_j| of that sample's
+    column, every entry (engine/kernels.py: outer_diff_group, what
+    engine.layers.outer_diff_max_abs_all computes for one sample)."""
+    run = kernels.kernel("outer_diff_group")
+    G = P.shape[2]
+    out = np.empty((N, G))
+    _each_segment((P, Q, A, B), N, False, lambda k0, k1, parts: run(*parts, 16, out[k0:k1]))
+    return out
 
 
 def _grad_sides_group(ctx, grp):
@@ -343,8 +442,18 @@ def _expand_group(ctx, grp) -> list:
     if q and any(not np.array_equal(X[:, :q], Xs[0][:, :q]) for X in Xs[1:]):  # pragma: no cover - defensive
         q = 0
     hz = grp.updates  # .rows(k): the units where some sample's h_k is nonzero (kept per group)
+    compiled = kernels.usable(layers)  # the sweep as one compiled call per segment (the same products)
 
     eye = np.arange(G)
+
+    def start(S, P):
+        """The state entering layer N - 1: [R | acc | accp] = [S | P | 0], and (q', p')."""
+        q_, p_ = S.shape[1], P.shape[2]
+        nR = q_ + G * p_
+        B = np.zeros((D, nR + 2 * G * (q_ + p_)))
+        B[:, :q_] = S
+        B[:, q_:nR] = P.reshape(D, G * p_)
+        return B, q_, p_
 
     def sweep(S, P, absolute, coef):
         """S (D, q'): columns shared by every sample; P (D, G, p'): each sample's own. Returns (accp,
@@ -355,13 +464,10 @@ def _expand_group(ctx, grp) -> list:
         per layer (R_{k-1} = W_k R_k is the next state's chain): acc_k = d_k h_k^T R_k + W_k acc_{k+1},
         accp_k = coef d_k h_k^T (R_k + accp_{k+1}) + W_k accp_{k+1}. The rank-one terms are written
         first and the layer's product is accumulated onto them."""
-        q_, p_ = S.shape[1], P.shape[2]
+        B, q_, p_ = start(S, P)
         w = q_ + p_
         nR = q_ + G * p_  # the chain's columns: the shared ones once, each sample's own
         width = nR + 2 * G * w
-        B = np.zeros((D, width))
-        B[:, :q_] = S
-        B[:, q_:nR] = P.reshape(D, G * p_)
         T2 = np.empty((2, G, w))  # (h_k^T R_k, coef h_k^T (R_k + accp_{k+1})) per sample
         M = np.zeros((G, 2, G, w))  # G > 1: blockdiag of T2's rows, so that d_k T2 is one BLAS product
         for k in range(N - 1, -1, -1):
@@ -394,13 +500,46 @@ def _expand_group(ctx, grp) -> list:
         return accp, acc
 
     X = np.stack(Xs, axis=1)  # (D, G, p)
-    lhs, fo = sweep(Xs[0][:, :q], X[:, :, q:], False, grp.coef)
     # magnitudes: one majorant column for the shared probes, the sample's own columns as they are
     Xa = np.abs(X[:, :, q:])
     S = np.abs(Xs[0][:, :q]).max(axis=1, keepdims=True) if q else np.zeros((D, 0))
-    lhs_a, fo_a = sweep(S, Xa, True, abs(grp.coef))
+    if compiled:  # engine/kernels.py: so_sweep, both sweeps in one traversal of the layers, a segment per call
+        (lhs, fo), (lhs_a, fo_a) = _so_sweep_compiled(layers, dfac, hfac, start(Xs[0][:, :q], X[:, :, q:]),
+                                                      grp.coef, start(S, Xa), abs(grp.coef))
+    else:
+        lhs, fo = sweep(Xs[0][:, :q], X[:, :, q:], False, grp.coef)
+        lhs_a, fo_a = sweep(S, Xa, True, abs(grp.coef))
     idx = np.r_[np.zeros(q, dtype=int), np.arange(1 if q else 0, (1 if q else 0) + p - q)]
     return [(Xs[g], lhs[:, g, :], fo[:, g, :], lhs_a[:, g, idx], fo_a[:, g, idx]) for g in range(G)]
+
+
+def _so_sweep_compiled(layers, dfac, hfac, signed, coef: float, magnitude, coef_a: float):
+    """``_expand_group``'s two sweeps (on the values and on magnitudes) through the compiled kernel
+    (engine/kernels.py: so_sweep) in one traversal of the layers (each layer's matrix and factors read
+    once for both; the same operations per sweep as apart), one call per segment. ``signed``,
+    ``magnitude``: (the state entering layer N - 1, q, p) of each. Returns ((accp, acc), (accp, acc)),
+    (D, G, w) each."""
+    N, D = layers.N, layers.D
+    G = dfac.shape[2]
+    run = kernels.kernel("so_sweep")
+    f = kernels.flat_of(layers)
+    (B, q, p), (Ba, qa, pa) = signed, magnitude
+    bufs = [np.ascontiguousarray(B, dtype=np.float64), np.empty(B.shape)]  # (the state, the other buffer)
+    bufa = [np.ascontiguousarray(Ba, dtype=np.float64), np.empty(Ba.shape)]
+
+    def seg(k0, k1, parts):
+        run(*f.args, k1 - 1, k0, parts[0], parts[1], bufs[0], bufs[1], int(q), int(p), float(coef),
+            bufa[0], bufa[1], int(qa), int(pa), float(coef_a))
+        if (k1 - k0) % 2:  # the layers alternate between the two buffers
+            bufs.reverse()
+            bufa.reverse()
+
+    _each_segment((dfac, hfac), N, True, seg)
+    out = []
+    for B, q_, p_ in ((bufs[0], q, p), (bufa[0], qa, pa)):
+        w, nR = q_ + p_, q_ + G * p_
+        out.append((B[:, nR + G * w:].reshape(D, G, w), B[:, nR:nR + G * w].reshape(D, G, w)))
+    return out
 
 
 def _second_order_verdict(ctx, X, lhs, fo, lhs_a, fo_a, alpha) -> Check:
@@ -729,7 +868,8 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
         if name in extremes:  # reduced while the step's group ran the pass
             top, bottom = extremes[name]
         else:
-            top, bottom = be.unit_extremes(passes[name]().pre)
+            got = None if be.exact else _group_unit_extremes(st, name, passes[name]().pre)
+            top, bottom = got if got is not None else be.unit_extremes(passes[name]().pre)
         hi = np.maximum(top, 0.0)
         lo = np.maximum(-bottom, 0.0)
         bad = np.minimum(hi, lo) if _signed(ctx) else lo
@@ -739,6 +879,36 @@ def nonneg_linear_regime(ctx, s, st) -> Check:
     claimed = "sign-consistent per coordinate" if _signed(ctx) else "all >= 0"
     return Check(f"worst violation {res:.3g}" + (f" at {where}" if where else ""), claimed, res, tol,
                  Verdict.PASS if res <= tol else Verdict.FAIL, where)
+
+
+def _group_unit_extremes(st, name: str, pre):
+    """Per unit, over the layers, the largest and the smallest pre-activation of the pass ``pre`` (N, D)
+    when it is the step's column of its group's stored pass (x before the step, or x* after it):
+    reduced for every sample of the group at once over the contiguous (N, D x G) array (the same
+    maxima and minima as the sample's own reduction), else None."""
+    grp = getattr(st, "group", None)
+    if grp is None or not isinstance(pre, np.ndarray) or pre.ndim != 2:
+        return None
+    whole = None
+    if name == "x, before":
+        whole = grp.pre_x
+    elif name == "x*, after" and len(grp.sweeps) > 2 and grp.sweeps[2].stored:
+        whole = grp.sweeps[2].array("pre")
+    g = st.group_index
+    if whole is None or not column_of(pre[:, :, None], whole, g) or not whole.flags.c_contiguous:
+        return None
+
+    def make(G_):
+        N, D, G = whole.shape
+        flat = whole.reshape(N, D * G)
+        if kernels.enabled() and flat.dtype == np.float64:  # engine/kernels.py: column_extremes, both in one pass over the array
+            hi, lo = np.empty(D * G), np.empty(D * G)
+            kernels.kernel("column_extremes")(flat, hi, lo)
+            return hi.reshape(D, G), lo.reshape(D, G)
+        return (flat.max(axis=0, initial=-np.inf).reshape(D, G), flat.min(axis=0, initial=np.inf).reshape(D, G))
+
+    hi, lo = grp.cached(("unit extremes", name), make)
+    return hi[:, g], lo[:, g]
 
 
 @claim("psd-argument",
@@ -865,6 +1035,16 @@ def _abs_backward(ctx, E: np.ndarray, pre: np.ndarray, r: float) -> np.ndarray:
     samples (E (D, G), pre (N, D, G)): |ReLU'| is exactly what backprop multiplied by (r at the
     kink); a max(r, 1) here would inflate the bound by r^-N for small r (spurious UNDECIDED)."""
     g_abs = np.abs(E)
+    if kernels.usable(ctx.layers):  # engine/kernels.py: abs_backward_segment, the same operations
+        run = kernels.kernel("abs_backward_segment")
+        f = kernels.flat_of(ctx.layers)
+        state = [np.ascontiguousarray(g_abs, dtype=np.float64)]
+
+        def seg(k0, k1, parts):
+            state[0] = run(*f.args, k0, k1, state[0], parts[0], float(abs(r)))
+
+        _each_segment((pre,), ctx.N, False, seg)
+        return state[0]
     for k in range(ctx.N):
         g_abs = ctx.layers.abs_apply_T(k, relu_grad_mul(pre[k], g_abs, abs(r)))  # = g_abs |ReLU'(pre)|
     return g_abs

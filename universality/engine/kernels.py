@@ -1171,3 +1171,345 @@ def post_step_reductions(upd, N: int, PHI: np.ndarray, ABS: np.ndarray):
 def factor_block_max(F: np.ndarray, dt: int, out: np.ndarray, which: int) -> None:
     """step.Step.factor_block_max's two per-layer maxima of |F| (F (n, D, G)) for every column."""
     kernel("factor_block_max")(np.ascontiguousarray(F, dtype=np.float64), int(dt), out, int(which))
+
+
+# ---- kclaims: the claims' per-layer sweeps (claims/one_step.py) ------------------------------------
+# Each computes what the generic claim code computes layer by layer with the layer algebra (kept, and
+# the only path of the dense and exact backends and of UNIVERSALITY_KERNELS=0): the same layer
+# products (layer_apply / layer_apply_T, bit for bit SciPy's), the same elementwise operations; only
+# the short dot products h_k^T Y of second-order-zero's rank-one terms may sum in another order than
+# BLAS / einsum (tests/test_kernels_claims.py: rtol 1e-12 there, bit for bit elsewhere).
+
+_so_layer = None
+
+
+def _define_kclaims():
+    global _so_layer
+    nb = _numba()
+    njit = nb.njit(cache=True, nogil=True)
+    # (the products through the module globals _layer_apply / _layer_apply_T: see _DEFINES)
+
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                 k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, absolute, T2, dvs):
+        """Layer k of one of second-order-zero's sweeps (see so_sweep): t = h_k^T [R | acc'] on the
+        rows nzr[:nr], the rank-one terms d_k t written into ``out`` first, then out += W_k cur."""
+        D, width = cur.shape
+        G = dfac.shape[2]
+        w = q + p
+        nR = q + G * p
+        for g in range(G):
+            for j in range(w):
+                tR = 0.0
+                tA = 0.0
+                for s in range(nr):
+                    i = nzr[s]
+                    h = hfac[n, i, g]
+                    if absolute:
+                        h = abs(h)
+                    if j < q:
+                        tR += h * cur[i, j]
+                    else:
+                        tR += h * cur[i, q + g * p + (j - q)]
+                    tA += h * cur[i, nR + G * w + g * w + j]
+                T2[0, g, j] = tR
+                T2[1, g, j] = (tR + tA) * coef
+        for i in range(D):
+            orow = out[i]
+            for c in range(nR):
+                orow[c] = 0.0
+            bad = 0
+            for g in range(G):
+                dv = dfac[n, i, g]
+                dvs[g] = abs(dv) if absolute else dv
+                if not (dv - dv == 0.0):
+                    bad += 1
+            for g in range(G):
+                dv = dvs[g]
+                t0 = T2[0, g]
+                t1 = T2[1, g]
+                o0 = orow[nR + g * w:nR + g * w + w]
+                o1 = orow[nR + G * w + g * w:nR + G * w + g * w + w]
+                for j in range(w):
+                    o0[j] = dv * t0[j]
+                    o1[j] = dv * t1[j]
+                # G > 1: the generic code forms d_k t as one product with a block-diagonal right
+                # factor, adding the exact zeros d_k[i, g'] * 0 of the other samples: NaN where one
+                # of those is inf or NaN
+                if G > 1 and bad - (0 if dv - dv == 0.0 else 1) > 0:
+                    for j in range(w):
+                        o0[j] = np.nan
+                        o1[j] = np.nan
+        _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                     k, cur, out, absolute, True)
+
+    _so_layer = so_layer
+
+    @njit
+    def so_sweep(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                 k_hi, k_lo, dfac, hfac, cur, out, q, p, coef, cura, outa, qa, pa, coefa):
+        """second-order-zero's two group sweeps (claims/one_step.py, ``_expand_group.sweep``), on the
+        values (cur, out; q, p, coef) and on magnitudes (cura, outa; qa, pa, coefa; |d_k|, |h_k|,
+        |W_k|), through layers k_hi, k_hi - 1, .., k_lo in one traversal (each layer's matrix and
+        factors read once for both; each sweep's operations as when run alone): dfac, hfac (n, D, G)
+        hold those layers' gradient factors at index k - k_lo; ``cur`` (D, width) is a sweep's state
+        [R | acc | acc'] entering layer k_hi, R = q shared columns then p per sample, acc and acc'
+        w = q + p columns per sample; ``out`` a buffer of its shape. Per layer: the units where some
+        sample's h_k is nonzero (NaN counts), t = h_k^T [R | acc'] on them, the rank-one terms d_k t
+        written first and W_k B accumulated onto them. Layer by layer each state alternates between
+        its two arrays: it leaves layer k_lo in ``cur`` after an even number of layers, else in
+        ``out``."""
+        D = cur.shape[0]
+        G = dfac.shape[2]
+        T2 = np.zeros((2, G, q + p))
+        T2a = np.zeros((2, G, qa + pa))
+        nzr = np.empty(D, dtype=np.int64)
+        dvs = np.empty(G)
+        for k in range(k_hi, k_lo - 1, -1):
+            n = k - k_lo
+            nr = 0
+            for i in range(D):
+                for g in range(G):
+                    if hfac[n, i, g] != 0.0:
+                        nzr[nr] = i
+                        nr += 1
+                        break
+            _so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, False, T2, dvs)
+            _so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      k, n, dfac, hfac, nzr, nr, cura, outa, qa, pa, coefa, True, T2a, dvs)
+            tmp = cur
+            cur = out
+            out = tmp
+            tmp = cura
+            cura = outa
+            outa = tmp
+
+    @njit
+    def chain_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      k_hi, k_lo, X, out, keep):
+        """grad-rank-one's formula chain b (claims/one_step.py, ``_grad_sides``) through layers k_hi,
+        .., k_lo: out[k - k_lo] = the block entering layer k (bvec[k]) when ``keep``, then W_k of it
+        (k > 0). Returns the block leaving layer k_lo (a new array)."""
+        D, G = X.shape
+        cur = X.copy()
+        nxt = np.empty((D, G))
+        for k in range(k_hi, k_lo - 1, -1):
+            if keep:
+                o = out[k - k_lo]
+                for i in range(D):
+                    for g in range(G):
+                        o[i, g] = cur[i, g]
+            if k > 0:
+                _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                            k, cur, nxt, False, False)
+                tmp = cur
+                cur = nxt
+                nxt = tmp
+        return cur
+
+    @njit
+    def adjoint_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                        k0, k1, X, rpow, out, keep, absolute, amax, fold_max):
+        """grad-rank-one's formula chain a (``_grad_sides``) through layers k0, .., k1 - 1: per layer
+        out[k - k0] = rpow[k] a_k (avec[k]) when ``keep``, amax[k] = rpow[k] * (per column max over
+        the units of a_k) when ``fold_max`` (NaN propagates), then a_{k+1} = W_k^T a_k (|W_k|^T when
+        ``absolute``). Returns a_{k1} (a new array)."""
+        D, G = X.shape
+        cur = X.copy()
+        nxt = np.empty((D, G))
+        for k in range(k0, k1):
+            rk = rpow[k]
+            if keep:
+                o = out[k - k0]
+                for i in range(D):
+                    for g in range(G):
+                        o[i, g] = cur[i, g] * rk
+            if fold_max:
+                for g in range(G):
+                    m = 0.0
+                    if D > 0:
+                        m = cur[0, g]
+                        for i in range(1, D):
+                            v = cur[i, g]
+                            if m != m:
+                                break
+                            if v != v or v > m:
+                                m = v
+                    amax[k, g] = rk * m
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                          k, cur, nxt, absolute)
+            tmp = cur
+            cur = nxt
+            nxt = tmp
+        return cur
+
+    @njit
+    def adjoint_pair(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                     X, Xa, rpow, out, amax):
+        """grad-rank-one's two adjoint chains (``_grad_sides``, stored) in one traversal of the layers:
+        what adjoint_segment computes for a (keep: out[k] = rpow[k] a_k) and for |a| (fold_max:
+        amax[k]) apart, layer k's W_k^T and |W_k|^T applied one after the other (the same
+        operations in the same order per chain)."""
+        D, G = X.shape
+        N = out.shape[0]
+        cur = X.copy()
+        nxt = np.empty((D, G))
+        cura = Xa.copy()
+        nxta = np.empty((D, G))
+        for k in range(N):
+            rk = rpow[k]
+            o = out[k]
+            for i in range(D):
+                for g in range(G):
+                    o[i, g] = cur[i, g] * rk
+            for g in range(G):
+                m = 0.0
+                if D > 0:
+                    m = cura[0, g]
+                    for i in range(1, D):
+                        v = cura[i, g]
+                        if m != m:
+                            break
+                        if v != v or v > m:
+                            m = v
+                amax[k, g] = rk * m
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                           k, cur, nxt, False)
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                           k, cura, nxta, True)
+            tmp = cur
+            cur = nxt
+            nxt = tmp
+            tmp = cura
+            cura = nxta
+            nxta = tmp
+
+    @njit
+    def abs_backward_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                             k0, k1, X, pre, r):
+        """e-linear's magnitude backward pass (claims/one_step.py, ``_abs_backward``) through layers
+        k0, .., k1 - 1: g <- |W_k|^T (g * |ReLU'(pre_k)|), pre (n, D, G) holding layer k at k - k0;
+        |ReLU'(u)| = 0 (u < 0), 1 (u > 0), r otherwise (0, -0, NaN) as engine.layers.relu_grad_mul.
+        Returns the block leaving layer k1 - 1 (a new array)."""
+        D, G = X.shape
+        cur = X.copy()
+        tmp = np.empty((D, G))
+        nxt = np.empty((D, G))
+        for k in range(k0, k1):
+            n = k - k0
+            for i in range(D):
+                for g in range(G):
+                    u = pre[n, i, g]
+                    f = 0.0 if u < 0.0 else (1.0 if u > 0.0 else r)
+                    tmp[i, g] = cur[i, g] * f
+            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                          k, tmp, nxt, True)
+            t2 = cur
+            cur = nxt
+            nxt = t2
+        return cur
+
+    @njit
+    def outer_diff_group(P, Q, A, B, max_cols, out):
+        """grad-rank-one's comparison (engine.layers.outer_diff_max_abs_all) for every sample g (the
+        last axis) of layers (n, D, G) at once: out[k, g] = max_ij |P_i Q_j - A_i B_j| of layer k's
+        column g, every entry: 0 where the two factor pairs are equal entry for entry; else over the
+        columns j where Q or B is nonzero (column 0 when none) and every row i, |fl(P_i Q_j) -
+        fl(A_i B_j)|; above ``max_cols`` such columns over the rows where P or A is nonzero,
+        |P_i Q_j + (-A_i) B_j| (the generic code's BLAS product of the stacked factors). A NaN
+        propagates."""
+        n, D, G = P.shape
+        cols = np.empty(max(D, 1), dtype=np.int64)
+        for k in range(n):
+            for g in range(G):
+                same = True
+                for i in range(D):
+                    if not (P[k, i, g] == A[k, i, g] and Q[k, i, g] == B[k, i, g]):
+                        same = False
+                        break
+                if same:
+                    out[k, g] = 0.0
+                    continue
+                nc = 0
+                for j in range(D):
+                    if Q[k, j, g] != 0.0 or B[k, j, g] != 0.0:
+                        cols[nc] = j
+                        nc += 1
+                m = 0.0
+                if nc <= max_cols:
+                    if nc == 0:
+                        cols[0] = 0
+                        nc = 1
+                    for i in range(D):
+                        p_ = P[k, i, g]
+                        a_ = A[k, i, g]
+                        for s in range(nc):
+                            j = cols[s]
+                            v = abs(p_ * Q[k, j, g] - a_ * B[k, j, g])
+                            if v != v or v > m:
+                                m = v
+                        if m != m:
+                            break
+                else:
+                    for i in range(D):
+                        p_ = P[k, i, g]
+                        a_ = -A[k, i, g]
+                        if p_ == 0.0 and a_ == 0.0:
+                            continue
+                        for s in range(nc):
+                            j = cols[s]
+                            v = abs(p_ * Q[k, j, g] + a_ * B[k, j, g])
+                            if v != v or v > m:
+                                m = v
+                        if m != m:
+                            break
+                out[k, g] = m
+
+    @njit
+    def column_extremes(A, hi, lo):
+        """Per column of A (n, M): its largest and smallest entry over the rows, into hi and lo (M,)
+        (from -inf / inf; a NaN propagates, as NumPy's max and min reduce), in one pass over A:
+        nonneg-linear-regime's per-unit extremes of a group's stored pass (claims/one_step.py)."""
+        n, M = A.shape
+        for m in range(M):
+            hi[m] = -np.inf
+            lo[m] = np.inf
+        for k in range(n):
+            for m in range(M):
+                v = A[k, m]
+                h = hi[m]
+                if h == h and (v != v or v > h):
+                    hi[m] = v
+                l_ = lo[m]
+                if l_ == l_ and (v != v or v < l_):
+                    lo[m] = v
+
+    @njit
+    def rejection_min(unit, cand, index):
+        """v-decodes' separation margin (decode.py, ``_separation_margin``): min over the candidate
+        rows c of |u_c - (u_c . u_i) u_i| (the sine of the angle between unit rows c and i, i =
+        ``index``), each a dot product and a sum of squares in index order (the generic code's BLAS
+        dot and NumPy's norm may sum in another order: the same value within rounding)."""
+        m = unit.shape[1]
+        best = np.inf
+        for t in range(cand.size):
+            c = cand[t]
+            q = 0.0
+            for j in range(m):
+                q += unit[c, j] * unit[index, j]
+            ss = 0.0
+            for j in range(m):
+                r = unit[c, j] - q * unit[index, j]
+                ss += r * r
+            v = np.sqrt(ss)
+            if v < best:
+                best = v
+        return best
+
+    _K.update(rejection_min=rejection_min, column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep,
+              chain_segment=chain_segment, adjoint_segment=adjoint_segment, adjoint_pair=adjoint_pair,
+              abs_backward_segment=abs_backward_segment, outer_diff_group=outer_diff_group)
+
+
+_DEFINES.append(_define_kclaims)
