@@ -605,19 +605,18 @@ def _define_krest():
                         na += 1
                         break
             g = 0.0
-            for i in range(D):
-                for c in range(na):
-                    j = ja[c]
-                    s = 0.0
+            bad = False  # a NaN entry: the maximum is NaN (np.max's rule)
+            for c in range(na):
+                j = ja[c]
+                for i in range(D):
+                    v = 0.0
                     for t in range(Ka):
-                        s += Da[l, i, t] * Ha[l, j, t]
-                    s = abs(s)
-                    if s > g or s != s:
-                        g = s
-                        if s != s:
-                            break
-                if g != g:
-                    break
+                        v += Da[l, i, t] * Ha[l, j, t]
+                    v = abs(v)
+                    bad |= v != v
+                    g = v if v > g else g
+            if bad:
+                g = np.nan
             gmax[l] = g
             if same and Ka == Kb:
                 equal = True
@@ -645,21 +644,20 @@ def _define_krest():
                     jq[nq] = j
                     nq += 1
             m = 0.0
-            for i in range(D):
-                for c in range(nq):
-                    j = jq[c]
-                    s = 0.0
+            bad = False
+            for c in range(nq):
+                j = jq[c]
+                for i in range(D):
+                    v = 0.0
                     for t in range(Ka):
-                        s += (ca * Da[l, i, t]) * Ha[l, j, t]
+                        v += (ca * Da[l, i, t]) * Ha[l, j, t]
                     for t in range(Kb):
-                        s += (-cb * Db[l, i, t]) * Hb[l, j, t]
-                    s = abs(s)
-                    if s > m or s != s:
-                        m = s
-                        if s != s:
-                            break
-                if m != m:
-                    break
+                        v += (-cb * Db[l, i, t]) * Hb[l, j, t]
+                    v = abs(v)
+                    bad |= v != v
+                    m = v if v > m else m
+            if bad:
+                m = np.nan
             dmax[l] = m
 
     _K.update(coo_chunk_to_csr=coo_chunk_to_csr, chunk_differing_rows=chunk_differing_rows,
