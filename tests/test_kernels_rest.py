@@ -460,3 +460,34 @@ def test_memory_model_counts_the_flat_form(J, shared, monkeypatch):
     else:
         arrays = W.layer_arrays(W.N // 2)
     assert np.shares_memory(arrays[2], flat.sdat) and np.shares_memory(arrays[1], flat.six)
+
+
+@pytest.mark.parametrize("expected", ["exact", "short", "none", "long"])
+def test_plain_store_written_into_the_flat_form(expected):
+    """A plain store converted by the kernels is written into its flat form directly (the builder's
+    count sizes it): its layers view the flat arrays, the flat form equals what flatten() makes of
+    the same store, and a count that is short (or none) gives the chunked store, flattened on use."""
+    rng = np.random.default_rng(7)
+    D = 9
+    trips = _random_triplets(rng, 23, D, dup=True, special=False)
+    nnz = sum(len(v) for _, _, v in trips)
+    exp = {"exact": nnz, "short": nnz // 2, "none": None, "long": 3 * nnz}[expected]
+    L = SparseLayers.from_triplets(iter(trips), D, chunk_entries=40, shared=False, expected_nnz=exp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIVERSALITY_KERNELS", "0")
+        ref = SparseLayers.from_triplets(iter(trips), D, chunk_entries=40, shared=False)
+    assert _store_state(L) == _store_state(ref)
+    direct = L._flat is not None
+    assert direct == (expected in ("exact", "long"))
+    f = kernels.flat_of(L)
+    g = kernels.flatten(SparseLayers.from_triplets(iter(trips), D, chunk_entries=40, shared=False))
+    for name in FLAT_FIELDS:
+        assert np.array_equal(getattr(f, name), getattr(g, name)), name
+    if direct:
+        assert np.shares_memory(L.layer_arrays(5)[2], f.sdat)
+    X = rng.standard_normal((D, 2))
+    for k in range(L.N):
+        assert np.array_equal(kernels.apply(L, k, X), ref.apply(k, X))
+
+
+FLAT_FIELDS = ("ref_ip", "ref_ix", "ref_dat", "whole", "row0", "rows", "sip0", "sip", "doff", "six", "sdat")

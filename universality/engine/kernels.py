@@ -668,12 +668,13 @@ def _define_krest():
 _DEFINES.append(_define_krest)
 
 
-def coo_to_csr(triplets, D: int):
+def coo_to_csr(triplets, D: int, out=None):
     """Layers given as (rows, cols, values) triplets, stacked as one canonical CSR matrix (n D, D):
     (indptr int64, indices int32, data float64), what SciPy's COO to CSR conversion with
     ``sum_duplicates`` gives (the same entries in the same order, bit for bit while no position
     holds three or more duplicates; those are summed in input order, SciPy's order is its sort's).
-    Raises ValueError on an index out of range."""
+    ``out``: (indices, data) arrays to write into (views of their first entries are returned), at
+    least as long as the entries given. Raises ValueError on an index out of range."""
     n = len(triplets)
     counts = np.array([len(v) for _, _, v in triplets], dtype=np.int64)
     rows = np.concatenate([np.asarray(r, dtype=np.int64).reshape(-1) for r, _, _ in triplets]) if n else \
@@ -685,8 +686,11 @@ def coo_to_csr(triplets, D: int):
     if rows.size != vals.size or cols.size != vals.size:
         raise ValueError("row, column and value arrays of different lengths")
     ip = np.empty(n * D + 1, dtype=np.int64)
-    ix = np.empty(vals.size, dtype=np.int32)
-    dat = np.empty(vals.size)
+    if out is not None:  # (ix, dat) to write into: at least as long as the entries given
+        ix, dat = out[0][:vals.size], out[1][:vals.size]
+    else:
+        ix = np.empty(vals.size, dtype=np.int32)
+        dat = np.empty(vals.size)
     got = kernel("coo_chunk_to_csr")(rows, cols, vals, counts, int(D), ip, ix, dat)
     if got < 0:
         raise ValueError(f"a row or column index outside [0, {D})")
@@ -1511,3 +1515,25 @@ def _define_kclaims():
 
 
 _DEFINES.append(_define_kclaims)
+
+
+def plain_flat(D: int, sdat: np.ndarray, six: np.ndarray, sip: np.ndarray, doff: np.ndarray) -> FlatLayers:
+    """The FlatLayers of N = len(doff) - 1 layers each held whole as CSR arrays laid end to end:
+    layer k's entries at positions doff[k] .. doff[k + 1] of sdat / six, its row pointers (from 0)
+    at sip[k (D + 1) .. (k + 1) (D + 1)] (what :func:`flatten` makes of a plain store; the
+    builder's store is written in this form directly, so nothing is copied)."""
+    N = len(doff) - 1
+    f = FlatLayers()
+    f.N, f.D = N, D
+    f.ref_ip = np.zeros(D + 1, dtype=np.int32)
+    f.ref_ix = np.zeros(0, dtype=np.int32)
+    f.ref_dat = np.zeros(0)
+    f.whole = np.ones(N, dtype=np.uint8)
+    f.row0 = np.zeros(N + 1, dtype=np.int64)
+    f.rows = np.zeros(0, dtype=np.int32)
+    f.sip0 = np.arange(N + 1, dtype=np.int64) * (D + 1)
+    f.sip = sip
+    f.doff = np.asarray(doff, dtype=np.int64)
+    f.six = six
+    f.sdat = sdat
+    return f
