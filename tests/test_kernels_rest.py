@@ -491,3 +491,53 @@ def test_plain_store_written_into_the_flat_form(expected):
 
 
 FLAT_FIELDS = ("ref_ip", "ref_ix", "ref_dat", "whole", "row0", "rows", "sip0", "sip", "doff", "six", "sdat")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("where", ["none", "top", "mid-diag", "mid-off", "bottom", "dup-diag", "nan"])
+def test_telescoping_compiled_block_reader_equals_the_numpy_reader(shared, where, monkeypatch):
+    """The compiled reader of a layer's blocks gives what the NumPy reader gives, bit for bit: the
+    middle diagonal (or the fallback for an off-diagonal entry), the bottom entry and the top block,
+    on both stores, with an entry planted in each block."""
+    from universality.config import Config
+    from universality.construction.network import Design, build
+    from universality.engine import layers as layers_mod
+    from universality.reference import telescoping
+
+    if shared:
+        monkeypatch.setattr(layers_mod, "SHARE_ROWS_ABOVE_BYTES", -1)
+    con = build(Design.from_config(Config(N=18, J=4, L=4, dy=2)), engine="sparse")
+    W, b = con.W, con.blocks
+    if where != "none":
+        k = 7
+        m = W.layer_csr(k).tolil()
+        i, j, v = {"top": (b.cells_x + 2, 1, 0.5), "mid-diag": (b.dt + 3, b.dt + 3, 1.25),
+                   "mid-off": (b.dt + 3, b.dt + 5, -0.5), "bottom": (b.D - 1, b.D - 1, 2.0),
+                   "dup-diag": (b.dt, b.dt, 0.0), "nan": (b.dt + 1, b.dt + 1, np.nan)}[where]
+        m[i, j] = v
+        W.set_layer(k, m.tocsr())
+    assert W.shared == shared
+    rb = telescoping._RowBlocks(W, b)
+    assert rb._flat_reader() is not None
+    for k in range(W.N):
+        fast, slow = rb.layer(k), rb.layer_read(k)
+        if slow[0] is None:
+            assert fast[0] is None
+        else:
+            assert np.array_equal(fast[0].view(np.int64), slow[0].view(np.int64)), k
+        assert np.array_equal(fast[1](), slow[1](), equal_nan=True)
+        assert np.array_equal(np.float64(fast[2]).view(np.int64), np.float64(slow[2]).view(np.int64))
+        for name in ("data", "indices", "indptr"):
+            assert np.array_equal(getattr(fast[3], name), getattr(slow[3], name), equal_nan=True), (k, name)
+    rb2 = telescoping._RowBlocks(W, b)  # a top block larger than the reader's first buffers
+    c = rb2._flat_reader()
+    c[3], c[4], c[5] = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1)
+    assert np.array_equal(rb2.layer(3)[3].data, rb.layer_read(3)[3].data)
+    py = kernels.kernel("layer_blocks").py_func
+    f = kernels.flat_of(W)
+    outs = []
+    for run in (kernels.kernel("layer_blocks"), py):
+        diag, tr, tc, tv = np.empty(b.dm), np.empty(99, dtype=np.int64), np.empty(99, dtype=np.int64), np.empty(99)
+        got = run(*f.args, 7, b.dt, b.dm, diag, tr, tc, tv)
+        outs.append((got[0], got[1], str(got[2]), str(diag.tolist()), tr[:got[0]].tolist(), str(tv[:got[0]].tolist())))
+    assert outs[0] == outs[1]

@@ -660,6 +660,68 @@ def _define_krest():
                 m = np.nan
             dmax[l] = m
 
+    @njit
+    def layer_blocks(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                     k, dt, dm, diag, tr, tc, tv):
+        """The blocks of layer k that the telescoping reads, from one pass over its rows in order
+        (each row's entries as stored): diag (dm) = the middle block's diagonal (each position's
+        entries summed in stored order from 0), the top block's entries (row, column, value) in
+        CSR order into tr, tc, tv, and the bottom entry (D - 1, D - 1) summed the same way.
+        Returns (top entries, 1 when the middle block has an off-diagonal entry that is not 0
+        (NaN counts) else 0, the bottom entry); (-1, 0, 0.0) when tr is too short."""
+        D = ref_ip.size - 1
+        for u in range(dm):
+            diag[u] = 0.0
+        ntop = 0
+        off = 0
+        w = 0.0
+        s0 = sip0[k]
+        d0 = doff[k]
+        r = row0[k]
+        r1 = row0[k + 1]
+        nxt = rows[r] if r < r1 else D
+        s = 0
+        wk = whole[k] != 0
+        # (the entries are read from the layer's own arrays or from the reference's in two copies of
+        # one loop: an array variable reassigned per row costs a reference count update per row)
+        for i in range(D):
+            own = wk or i == nxt
+            if wk:
+                p0, p1 = d0 + sip[s0 + i], d0 + sip[s0 + i + 1]
+            elif own:
+                p0, p1 = d0 + sip[s0 + s], d0 + sip[s0 + s + 1]
+                s += 1
+                r += 1
+                nxt = rows[r] if r < r1 else D
+            else:
+                p0, p1 = ref_ip[i], ref_ip[i + 1]
+            if i < dt:  # top rows: the entries of the top block's columns
+                if p1 - p0 > tr.size - ntop:
+                    return -1, 0, 0.0
+                for p in range(p0, p1):
+                    j = six[p] if own else ref_ix[p]
+                    if j < dt:
+                        tr[ntop] = i
+                        tc[ntop] = j
+                        tv[ntop] = sdat[p] if own else ref_dat[p]
+                        ntop += 1
+            elif i < dt + dm:  # middle rows: the diagonal, and any other middle column's nonzero
+                for p in range(p0, p1):
+                    j = six[p] if own else ref_ix[p]
+                    if j >= dt and j < dt + dm:
+                        v = sdat[p] if own else ref_dat[p]
+                        if j == i:
+                            diag[i - dt] += v
+                        elif v != 0.0:
+                            off = 1
+            elif i == D - 1:  # the bottom entry
+                for p in range(p0, p1):
+                    j = six[p] if own else ref_ix[p]
+                    if j == D - 1:
+                        w += sdat[p] if own else ref_dat[p]
+        return ntop, off, w
+
+    _K.update(layer_blocks=layer_blocks)
     _K.update(coo_chunk_to_csr=coo_chunk_to_csr, chunk_differing_rows=chunk_differing_rows,
               cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity, changed_entries=changed_entries,
               lowrank_pair_max=lowrank_pair_max)

@@ -370,6 +370,7 @@ class _RowBlocks:
     def __init__(self, W, blocks):
         self._W, self._b = W, blocks
         self._ref = None  # (the shared reference, its blocks) of a shared-row store, read once
+        self._compiled = None  # (the compiled kernels' flat form of W, the kernel, the buffers), or False
 
     @staticmethod
     def usable(W) -> bool:
@@ -383,7 +384,43 @@ class _RowBlocks:
         rows = np.repeat(np.asarray(row_of, dtype=np.int64), np.diff(ip))
         return rows, np.asarray(indices[a:e], dtype=np.int64), np.asarray(values[a:e], dtype=float)
 
+    def _flat_reader(self):
+        """The compiled reader of a layer's blocks (engine/kernels.py ``layer_blocks``) when the
+        kernels run W's products, else None."""
+        if self._compiled is None:
+            from ..engine import kernels
+
+            self._compiled = False
+            if kernels.usable(self._W):
+                dt = self._b.dt
+                cap = max(4 * dt, 64)
+                self._compiled = [kernels.flat_of(self._W), kernels.kernel("layer_blocks"), np.empty(self._b.dm),
+                                  np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64), np.empty(cap)]
+        return self._compiled or None
+
     def layer(self, k: int):
+        """:meth:`layer_read`, through the compiled reader where the kernels run W's products: one
+        pass over the layer's rows in order gives the same entries (the middle block's diagonal and
+        the bottom entry summed in stored order, the top block in CSR order); a middle block with an
+        off-diagonal nonzero is read by :meth:`layer_read`."""
+        c = self._flat_reader()
+        if c is None:
+            return self.layer_read(k)
+        flat, run, diag, tr, tc, tv = c
+        b = self._b
+        while True:
+            n, off, wb = run(*flat.args, int(k), int(b.dt), int(b.dm), diag, tr, tc, tv)
+            if n >= 0:
+                break
+            c[3], c[4], c[5] = (np.empty(2 * tr.size, dtype=np.int64), np.empty(2 * tr.size, dtype=np.int64),
+                                np.empty(2 * tr.size))
+            _, _, _, tr, tc, tv = c
+        if off:
+            return self.layer_read(k)
+        tb = self._top_block(tr[:n].copy(), tc[:n].copy(), tv[:n].copy())
+        return diag.copy(), (lambda: self.layer_read(k)[1]()), float(wb), tb
+
+    def layer_read(self, k: int):
         """(diagonal of the middle block or None when it has an off-diagonal nonzero, a function giving
         the dense middle block, the bottom entry wcheck, the top block as a :class:`_TopBlock`) of
         layer k. A layer held as the shared reference with some rows replaced (``row_diff``) is read
