@@ -124,6 +124,14 @@ def test_build_kernels_py_func_equal_the_compiled_ones():
         bad = f(np.array([D]), np.array([0]), np.array([1.0]), np.array([1]), D, ip, ix, dat)
         assert bad == -1
     assert outs[0] == outs[1]
+    # input already in CSR order (the builder's): taken as given
+    canon = []
+    for f in (kernels.kernel("coo_chunk_to_csr"), kernels.kernel("coo_chunk_to_csr").py_func):
+        ip2, ix2, dat2 = np.empty(2 * D + 1, dtype=np.int64), np.empty(4, dtype=np.int32), np.empty(4)
+        got = f(np.array([0, 2, 1, 5]), np.array([3, 1, 0, 5]), np.array([1.0, 2.0, 3.0, 4.0]),
+                np.array([2, 2]), D, ip2, ix2, dat2)
+        canon.append((got, ip2.tolist(), ix2.tolist(), dat2.tolist()))
+    assert canon[0] == canon[1] and canon[0][2] == [3, 1, 0, 5]
     _, ip, ix, dat = outs[0]
     ip, ix, dat = np.array(ip), np.array(ix, dtype=np.int32), np.array(dat)
     import scipy.sparse as sp
