@@ -244,7 +244,7 @@ def test_sym_rows_off_identity_and_the_psd_finding_value(Pk):
             count = f(np.ascontiguousarray(B), mark)
         assert mark.astype(bool).tolist() == want.tolist() and count == int(want.sum())
     if np.all(np.isfinite(B)):
-        fast = findings._sym_min_eigenvalue(B, {})
+        fast = findings._sym_min_eigenvalue(B, {}, compiled=True)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("UNIVERSALITY_KERNELS", "0")
             slow = findings._sym_min_eigenvalue(B, {})
@@ -549,3 +549,15 @@ def test_telescoping_compiled_block_reader_equals_the_numpy_reader(shared, where
         got = run(*f.args, 7, b.dt, b.dm, diag, tr, tc, tv)
         outs.append((got[0], got[1], str(got[2]), str(diag.tolist()), tr[:got[0]].tolist(), str(tv[:got[0]].tolist())))
     assert outs[0] == outs[1]
+
+
+def test_a_dense_run_never_loads_numba():
+    """The default example (dense engine, all claims and findings) runs without importing Numba:
+    the build, telescoping and findings' compiled paths apply to sparse float64 runs only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from universality.verify import verify; r = verify(N=6, J=4, L=4); "
+            "assert r.passed; print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -199,16 +199,17 @@ def sign_of_y(ctx, samples) -> Outcome:
 PSD_FINDING_MAX_DT = 512
 
 
-def _sym_min_eigenvalue(B: np.ndarray, seen: dict) -> float:
+def _sym_min_eigenvalue(B: np.ndarray, seen: dict, compiled: bool = False) -> float:
     """The smallest eigenvalue of B's symmetric part S = (B + B^T) / 2 (what eigvalsh of S gives, up to
     its rounding), computed on the rows where S differs from the identity: a row (and, S being symmetric, its
     column) equal to e_u is an eigenvector of eigenvalue 1 decoupled from the rest, so the spectrum
     of S is that of S[U, U] (U: the other rows) plus 1 for each such row. ``seen`` memoises S[U, U]
-    by value (the paper layout's layers repeat the same few code entries)."""
+    by value (the paper layout's layers repeat the same few code entries). ``compiled``: the rows U
+    from one compiled pass over B (a sparse float64 run's; the same rows)."""
     n = B.shape[0]
     from ..engine import kernels
 
-    if kernels.enabled() and B.dtype == np.float64:  # the same rows, in one compiled pass (no S, no copy)
+    if compiled and kernels.enabled() and B.dtype == np.float64:  # the same rows, one pass (no S, no copy)
         B = np.ascontiguousarray(B)
         mark = np.empty(n, dtype=np.uint8)
         kernels.kernel("sym_rows_off_identity")(B, mark)
@@ -234,8 +235,12 @@ def _sym_min_eigenvalue(B: np.ndarray, seen: dict) -> float:
 def _min_sym_eigenvalue_over_layers(con) -> float:
     """min over i = 1..N of the smallest eigenvalue of sym(B_i), one B_i at a time (nothing kept: at
     J = L = 128 the N = 16,386 dense 256 x 256 B_i would be 8.6 GB)."""
+    from ..engine import kernels
+    from ..engine.step import layers_of
+
     seen: dict = {}
-    return min(_sym_min_eigenvalue(np.asarray(con.B(k), dtype=float), seen) for k in range(1, con.N + 1))
+    compiled = kernels.usable(layers_of(con))  # a dense run never loads Numba
+    return min(_sym_min_eigenvalue(np.asarray(con.B(k), dtype=float), seen, compiled) for k in range(1, con.N + 1))
 
 
 @finding("psd-implication",

@@ -389,13 +389,14 @@ def _grad_max(st) -> float:
 def _pair_max_kernel(Wa, Wb):
     """(D_a, H_a, D_b, H_b) of a segment -> (per layer max |D_a H_a^T|, per layer max |c_a D_a H_a^T -
     c_b D_b H_b^T|) through the compiled search (engine/kernels.py ``lowrank_pair_max``: the same
-    entries, each summed over the factor columns in order), or None where the kernels are off or the
-    factors are not float64 (the NumPy search below then runs)."""
+    entries, each summed over the factor columns in order), or None where the kernels do not run the
+    layers' products (dense or exact layers, kernels off) or the factors are not float64 (the NumPy
+    search below then runs)."""
     from ..engine import kernels
 
-    if not kernels.enabled() or any(getattr(f, "dtype", None) != np.float64
-                                    for f in (Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac)):
-        return None
+    if not (kernels.usable(Wa.base) and kernels.usable(Wb.base)) or any(
+            getattr(f, "dtype", None) != np.float64 for f in (Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac)):
+        return None  # (a dense run never loads Numba)
     run = kernels.kernel("lowrank_pair_max")
     ca, cb = float(Wa.coef), float(Wb.coef)
     same = bool(Wa.coef == Wb.coef) and Wa.Dfac.shape == Wb.Dfac.shape

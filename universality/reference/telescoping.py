@@ -80,8 +80,9 @@ class Chain:
 
     CHECKPOINT = 128
 
-    def __init__(self, n: int, reverse: bool = False, sparse_out: bool = False):
+    def __init__(self, n: int, reverse: bool = False, sparse_out: bool = False, compiled: bool = False):
         self._n, self._reverse, self._sparse_out = int(n), reverse, sparse_out
+        self._compiled = compiled  # differences through the compiled kernel (a sparse float64 run's chains)
         self._items: list = []  # production order: ("whole", arr) | ("diff", positions, values)
         self._last = None  # (production position, array) of the last element read or produced
         self._prev = None
@@ -105,7 +106,7 @@ class Chain:
         if not whole:
             a = np.ascontiguousarray(arr, dtype=float).reshape(-1)
             b = np.ascontiguousarray(prev, dtype=float).reshape(-1)
-            diff = _changed_entries(a, b, a.size // 4)
+            diff = _changed_entries(a, b, a.size // 4, self._compiled)
             if diff is not None:
                 self._items.append(("diff",) + diff)
             else:
@@ -204,13 +205,14 @@ class Chain:
         return int(total)
 
 
-def _changed_entries(a: np.ndarray, prev: np.ndarray, limit: int):
+def _changed_entries(a: np.ndarray, prev: np.ndarray, limit: int, compiled: bool = True):
     """(positions, values) where the float arrays a and prev (flat, one size) differ bit for bit,
-    positions ascending, or None where there are more than ``limit``: one compiled pass when the
-    kernels are enabled (engine/kernels.py), else NumPy's comparison (the same entries)."""
+    positions ascending, or None where there are more than ``limit``: one compiled pass when
+    ``compiled`` and the kernels are enabled (engine/kernels.py), else NumPy's comparison (the same
+    entries)."""
     from ..engine import kernels
 
-    if kernels.enabled() and a.dtype == np.float64 and prev.dtype == np.float64:
+    if compiled and kernels.enabled() and a.dtype == np.float64 and prev.dtype == np.float64:
         pos = np.empty(min(limit, a.size), dtype=np.int64)
         vals = np.empty(pos.size, dtype=np.int64)
         n = kernels.kernel("changed_entries")(a.view(np.int64), prev.view(np.int64), int(limit), pos, vals)
@@ -531,9 +533,9 @@ class _RowBlocks:
 STREAM_ABOVE_BYTES = 64 << 20
 
 
-def _gram_of(xs: slice, ss: slice, dt: int):
+def _gram_of(xs: slice, ss: slice, dt: int, compiled: bool):
     """P -> P[:, xs]^T P[:, ss] (the kernel table k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}) of a
-    product P = B_i): a compiled sum over P's nonzero terms when the kernels are enabled (B_i is the
+    product P = B_i): a compiled sum over P's nonzero terms on a sparse float64 run (B_i is the
     identity plus the few code entries the layers accumulated: about dt of its dt^2 entries, where
     the dense product costs dt^3 / 4 flops a layer, 6 s of the telescoping at J = L = 128), else
     the dense product (and below GRAM_KERNEL_MIN_DT, where BLAS is as fast). The same terms either
@@ -541,7 +543,7 @@ def _gram_of(xs: slice, ss: slice, dt: int):
     exact in any order)."""
     from ..engine import kernels
 
-    if kernels.enabled() and dt >= GRAM_KERNEL_MIN_DT and isinstance(xs, slice) and isinstance(ss, slice):
+    if compiled and dt >= GRAM_KERNEL_MIN_DT and isinstance(xs, slice) and isinstance(ss, slice):
         return lambda P: kernels.cross_gram(P, xs, ss)
     return lambda P: P[:, xs].T @ P[:, ss]
 
@@ -559,15 +561,18 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     :class:`Chain` sequences instead of lists and stacked arrays: the same products, computed in the
     same order, held as differences (|B_i| fills its code block as i decreases, so at J = L = 128 the
     magnitudes alone would be N x 16,384 numbers per table held whole)."""
+    from ..engine import kernels
+
     b = blocks
     N, block = _block_reader(W, b)
+    compiled = kernels.usable(W)  # a sparse float64 store with the kernels enabled (a dense one never loads Numba)
     if stream is None:
         stream = 16 * N * (b.dm + b.dt * b.dt) > STREAM_ABOVE_BYTES
     mid, top = b.mid, b.top
     bottom = slice(b.bottom, b.bottom + 1)
     # output side: M_{i-1} = Wbar_1 ... Wbar_{i-1}; A_i = M M^T
     if stream:
-        A, A_abs = Chain(N), Chain(N)
+        A, A_abs = Chain(N, compiled=compiled), Chain(N, compiled=compiled)
     else:
         A, A_abs = [], []
     rb = _RowBlocks(W, b) if _RowBlocks.usable(W) else None
@@ -611,9 +616,9 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
         # 4 x N SciPy conversions, 2.4 s at J = L = 64), the
         # kernels as chains of (cells_x, cells_star) arrays (read k_i(a, b) over i as a column), the
         # top blocks as CSR arrays for the kernels' recursion; wide tops keep the CSR products whole
-        B = Chain(N, reverse=True)
-        B_abs = Chain(N, reverse=True)
-        K, K_abs = Chain(N, reverse=True), Chain(N, reverse=True)
+        B = Chain(N, reverse=True, compiled=compiled)
+        B_abs = Chain(N, reverse=True, compiled=compiled)
+        K, K_abs = Chain(N, reverse=True, compiled=compiled), Chain(N, reverse=True, compiled=compiled)
         tops = [None] * N
     else:
         B, B_abs = [None] * N, [None] * N
@@ -640,7 +645,7 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     else:
         P = np.eye(b.dt)
         Pa = np.eye(b.dt)
-        gram = _gram_of(xs, ss, b.dt) if stream else None
+        gram = _gram_of(xs, ss, b.dt, compiled) if stream else None
         for i in range(N, 0, -1):
             tb = read_tops[i - 1] if rb is not None else _TopBlock(_csr(block(i - 1, top, top)))
             if stream:
