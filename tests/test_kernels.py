@@ -452,21 +452,31 @@ def test_engine_kernel_helpers_py_func_equal_the_compiled_ones():
     X = rng.standard_normal((D, 2 * G))
     Dk = rng.standard_normal((D, G))
     Hk = rng.standard_normal((D, G)) * (rng.random((D, G)) < 0.5)
-    for name, shape, t_shape in (("kengine_update_cols", (D, 2 * G), (2 * G,)),
-                                 ("kengine_update_shared", (D, 2 * G), (G, 2 * G))):
+    rows = np.empty(D, dtype=np.int64)
+    for name, shape, work in (("kengine_update_cols", (D, 2 * G), (np.empty(2 * G), rows)),
+                              ("kengine_update_shared", (D, 2 * G), (np.empty((G, 2 * G)),))):
         k = kernels.kernel(name)
         for absolute in (False, True):
             Y1 = rng.standard_normal(shape)
             Y2 = Y1.copy()
-            k(Y1, X, Dk, Hk, -0.4, absolute, np.empty(t_shape))
-            k.py_func(Y2, X, Dk, Hk, -0.4, absolute, np.empty(t_shape))
+            k(Y1, X, Dk, Hk, -0.4, absolute, *work)
+            k.py_func(Y2, X, Dk, Hk, -0.4, absolute, *work)
             assert _same(Y1, Y2), (name, absolute)
     one = kernels.kernel("kengine_update_cols")
-    Y1 = rng.standard_normal((D, 1))
-    Y2 = Y1.copy()
-    one(Y1, X[:, :1].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, False, np.empty(1))
-    one.py_func(Y2, X[:, :1].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, False, np.empty(1))
-    assert _same(Y1, Y2)
+    for S in (1, 2, 3):  # one sample's column(s): the unrolled forms
+        for absolute in (False, True):
+            Y1 = rng.standard_normal((D, S))
+            Y2 = Y1.copy()
+            args = (X[:, :S].copy(), Dk[:, :1].copy(), Hk[:, :1].copy(), 0.7, absolute, np.empty(S), rows)
+            one(Y1, *args)
+            one.py_func(Y2, *args)
+            assert _same(Y1, Y2)
+    nzr = kernels.kernel("kengine_nonzero_rows")
+    Hz = np.zeros((11, 2))
+    Hz[3, 1], Hz[3, 0], Hz[10, 0], Hz[7, 1] = 1.0, np.nan, -0.0, 2.0
+    r1, r2 = np.empty(11, dtype=np.int64), np.empty(11, dtype=np.int64)
+    n1, n2 = nzr(Hz, r1), nzr.py_func(Hz, r2)
+    assert n1 == n2 == 2 and list(r1[:2]) == list(r2[:2]) == [3, 7]
     sh = kernels.kernel("kengine_update_shared")
     Y1 = rng.standard_normal((D, 3))
     Y2 = Y1.copy()
@@ -524,3 +534,22 @@ def test_forward_segment_and_updated_segment_agree_bit_for_bit(seed, N, D, G, sh
     if keep:
         for x, y, z in zip(*outs):
             assert _same(x, y) and _same(x, z)
+
+
+def test_replaced_operations_run_the_generic_code(monkeypatch):
+    """Layers whose operations were replaced (a planted bug in a test, a subclass's own) are not run
+    by the kernels, which compute the class's own operations: the generic code calls the replaced
+    ones, so the plant is executed."""
+    rng = np.random.default_rng(5)
+    L, _ = _random_layers(rng, 3, 4, False)
+    W = UpdatedLayers(L, rng.standard_normal((3, 4, 1)), rng.standard_normal((3, 4, 1)), -0.2)
+    upd = PerColumnUpdates(L, rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 4, 2)), -0.2)
+    assert all(kernels.pass_of(x) is not None for x in (L, W, upd))
+    monkeypatch.setattr(UpdatedLayers, "apply", lambda self, k, X: self.base.apply(k, X))
+    monkeypatch.setattr(PerColumnUpdates, "abs_apply", lambda self, k, X: self.base.abs_apply(k, X))
+    assert kernels.pass_of(W) is None and kernels.pass_of(upd) is None and kernels.pass_of(L) is not None
+    monkeypatch.setattr(SparseLayers, "relu", lambda self, u: u)
+    assert kernels.pass_of(L) is None and kernels.backward_segment(L, np.zeros((3, 4, 1)), 1.0) is None
+    L.__dict__["apply_T"] = L.apply_T  # an instance's own
+    monkeypatch.undo()
+    assert kernels.pass_of(L) is None

@@ -243,7 +243,9 @@ def blas_single_thread():
     """Limit the BLAS thread pools to one thread while a run executes (restored afterwards): the
     matrices are small, and multithreaded OpenBLAS spin-waits badly on a busy machine (85 x 85
     products measured 80x slower with two threads under load). Re-entrant: only the outermost
-    call changes anything; the introspection of the loaded libraries is done once."""
+    call changes anything, and it looks up the loaded libraries afresh (under a millisecond): one
+    loaded since an earlier run (SciPy's own OpenBLAS, which Numba's first kernel loads through
+    scipy.linalg) is limited too."""
     if _BLAS["depth"]:
         _BLAS["depth"] += 1
         try:
@@ -251,10 +253,9 @@ def blas_single_thread():
         finally:
             _BLAS["depth"] -= 1
         return
-    if _BLAS["controller"] is None:
-        from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController
 
-        _BLAS["controller"] = ThreadpoolController()
+    _BLAS["controller"] = ThreadpoolController()
     _BLAS["depth"] += 1
     try:
         with _BLAS["controller"].limit(limits=1, user_api="blas"):

@@ -12,6 +12,13 @@ After the step the G networks differ (sample g's layer is W_i + coef d_i^(g) h_{
 pushed through them all at once as ``W_i X + coef D_i^T * (H_i . X)`` column by column
 (:class:`PerColumnUpdates`), still without forming any D x D matrix.
 
+On float64 sparse layers every sweep here (the forward passes, backprop, the passes through the
+updated layers, the reductions) runs a segment of layers per call of a compiled kernel
+(engine/kernels.py: the same values; bit for bit except where a rank-one correction's sum is
+accumulated in order instead of by BLAS), instead of a few NumPy calls per layer; the generic loops
+below stay the reference, and run on the dense and exact backends, with ``UNIVERSALITY_KERNELS=0``,
+and for layers whose operations were replaced.
+
 The group size is bounded by memory and by cache (:func:`group_size`): each sample keeps 5 N x D float64 arrays
 (the pre-activations and outputs at x before the step and at x* after it, the errors at each layer);
 of the other passes only their reductions are kept (per unit over the layers, per layer over the
@@ -156,6 +163,10 @@ def _kernel_pass(layers):
     return kernels.pass_of(layers)
 
 
+# PerColumnUpdates' own operations (the compiled passes compute these; replaced ones run the generic code)
+PER_COLUMN_OPS = {name: getattr(PerColumnUpdates, name) for name in ("apply", "abs_apply", "rows", "_t")}
+
+
 def _pre_extremes(apply, relu, N: int, PHI: np.ndarray, layers=None):
     """A forward pass of the block PHI (D, G) that keeps only, per unit, the largest and smallest
     pre-activation over the layers ((D, G) each): what the sign claims read of the passes nobody
@@ -282,8 +293,9 @@ def lone_step_bytes(N: int, D: int, seg: int, K: int = 1) -> int:
     """Bytes a checkpointed lone step (step.maml_step, K examples) holds with the passes a claim may
     ask of it: the K passes at x and their errors (three segment arrays of K columns), the pass at x*
     after the step and the two passes computed on first use (two segment arrays each), two buffer
-    sets each, and their checkpoints."""
-    return 8 * D * (2 * seg * (3 * K + 6) + (-(-N // seg)) * (2 * K + 3))
+    sets each, and their checkpoints; and the compiled kernels' contiguous copies of one segment of
+    the two factors (engine/kernels.py: a step's factors viewed as a column of a group's sweeps)."""
+    return 8 * D * (2 * seg * (3 * K + 6) + (-(-N // seg)) * (2 * K + 3) + 2 * seg * K)
 
 
 def plan(N: int, D: int, count: int, *, reuse: bool = False, seg: int | None = None):

@@ -170,24 +170,29 @@ def _define():
         pass over the columns. Inlined into its callers (a call per row would cost more than the
         row)."""
         G = Y.shape[1]
+        iu = np.uint64(i)  # (unsigned indices: no negative-index wraparound test per access)
         if p1 - p0 == 1:
-            a = dat[p0]
+            pu = np.uint64(p0)
+            a = dat[pu]
             if absolute:
                 a = abs(a)
-            j = ix[p0]
+            j = np.uint64(ix[pu])
             for g in range(G):
-                Y[i, g] = (Y[i, g] if accumulate else 0.0) + a * X[j, g]
+                gu = np.uint64(g)
+                Y[iu, gu] = (Y[iu, gu] if accumulate else 0.0) + a * X[j, gu]
         else:
             if not accumulate:
                 for g in range(G):
-                    Y[i, g] = 0.0
+                    Y[iu, np.uint64(g)] = 0.0
             for p in range(p0, p1):
-                a = dat[p]
+                pu = np.uint64(p)
+                a = dat[pu]
                 if absolute:
                     a = abs(a)
-                j = ix[p]
+                j = np.uint64(ix[pu])
                 for g in range(G):
-                    Y[i, g] += a * X[j, g]
+                    gu = np.uint64(g)
+                    Y[iu, gu] += a * X[j, gu]
 
     _csr_row = csr_row
 
@@ -792,7 +797,7 @@ def cross_gram(P: np.ndarray, a: slice, b: slice) -> np.ndarray:
 
 
 def _define_kengine():
-    global _np_max, _np_min, _update_cols, _update_shared, _finish_layer
+    global _np_max, _np_min, _update_cols, _update_shared, _finish_layer, _nonzero_rows
     nb = _numba()
     njit = nb.njit(cache=True, nogil=True)
     inline = nb.njit(cache=True, nogil=True, inline="always")
@@ -809,49 +814,102 @@ def _define_kengine():
 
     _np_max, _np_min = np_max, np_min
 
+    @inline
+    def nonzero_rows(Hk, rows):
+        """The units (rows) where some column of Hk (D, G) is not zero (a NaN counts), ascending, into
+        rows[:n]; returns n. Eight entries at a time (most of h is zero on the paper layout)."""
+        D, G = Hk.shape
+        m = D * G
+        h = Hk.reshape(m)
+        n = 0
+        last = -1
+        q0 = 0
+        while q0 < m:
+            q1 = min(q0 + 8, m)
+            z = False
+            for q in range(q0, q1):
+                z |= h[q] != 0.0
+            if z:
+                for q in range(q0, q1):
+                    if h[q] != 0.0:
+                        i = q // G
+                        if i != last:
+                            rows[n] = i
+                            n += 1
+                            last = i
+            q0 = q1
+        return n
+
+    _nonzero_rows = nonzero_rows
+
     @njit
-    def update_cols(Y, X, Dk, Hk, coef, absolute, t):
+    def update_cols(Y, X, Dk, Hk, coef, absolute, t, rows):
         """Column c = s G + g of Y (D, S G) += coef d^(g) (h^(g)T X[:, c]) for the per-column factors
         Dk, Hk (D, G) (batch.PerColumnUpdates: column g through sample g's updated layer); with
         ``absolute`` |coef| |d| (|h|^T X). h^T X reads the units where some column of Hk is not zero
         (NaN counts), in order, as the generic code does. One sample (G = 1, not absolute):
         coef (d (h^T x)); else d (coef (h^T x)), as the generic code's two forms order them.
-        ``t``: a work array (S G,)."""
+        ``t`` (S G,), ``rows`` (D,): work arrays. Flat loops (indexing the blocks as 2-d arrays in
+        short inner loops costs several times more)."""
         D, SG = Y.shape
         G = Hk.shape[1]
         S = SG // G
+        y = Y.reshape(D * SG)
+        x = X.reshape(D * SG)
+        h = Hk.reshape(D * G)
+        d = Dk.reshape(D * G)
+        n = _nonzero_rows(Hk, rows)
         for c in range(SG):
             t[c] = 0.0
-        for i in range(D):
-            nz = False
-            for g in range(G):
-                nz |= Hk[i, g] != 0.0
-            if nz:
-                for s in range(S):
-                    for g in range(G):
-                        h = Hk[i, g]
-                        if absolute:
-                            h = abs(h)
-                        t[s * G + g] += h * X[i, s * G + g]
+        for q in range(n):
+            i = rows[q]
+            for s in range(S):
+                for g in range(G):
+                    hv = h[i * G + g]
+                    if absolute:
+                        hv = abs(hv)
+                    t[s * G + g] += hv * x[i * SG + s * G + g]
         if absolute:
             c0 = abs(coef)
             for c in range(SG):
                 t[c] = c0 * t[c]
-            for i in range(D):
-                for s in range(S):
-                    for g in range(G):
-                        Y[i, s * G + g] += abs(Dk[i, g]) * t[s * G + g]
-        elif G == 1:
-            for i in range(D):
-                for s in range(S):
-                    Y[i, s] += coef * (Dk[i, 0] * t[s])
-        else:
+        elif G > 1:
             for c in range(SG):
                 t[c] = coef * t[c]
-            for i in range(D):
-                for s in range(S):
-                    for g in range(G):
-                        Y[i, s * G + g] += Dk[i, g] * t[s * G + g]
+        if G == 1 and S == 1:
+            t0 = t[0]
+            if absolute:
+                for i in range(D):
+                    y[i] += abs(d[i]) * t0
+            else:
+                for i in range(D):
+                    y[i] += coef * (d[i] * t0)
+        elif G == 1 and S == 2:
+            t0, t1 = t[0], t[1]
+            if absolute:
+                for i in range(D):
+                    dv = abs(d[i])
+                    y[2 * i] += dv * t0
+                    y[2 * i + 1] += dv * t1
+            else:
+                for i in range(D):
+                    dv = d[i]
+                    y[2 * i] += coef * (dv * t0)
+                    y[2 * i + 1] += coef * (dv * t1)
+        else:
+            for s in range(S):
+                for g in range(G):
+                    c = s * G + g
+                    tc = t[c]
+                    if G == 1 and not absolute:
+                        for i in range(D):
+                            y[i * SG + c] += coef * (d[i] * tc)
+                    elif absolute:
+                        for i in range(D):
+                            y[i * SG + c] += abs(d[i * G + g]) * tc
+                    else:
+                        for i in range(D):
+                            y[i * SG + c] += d[i * G + g] * tc
 
     @njit
     def update_shared(Y, X, Dk, Hk, coef, absolute, t):
@@ -859,37 +917,66 @@ def _define_kengine():
         (layers.UpdatedLayers: every column through the same layer W + coef D H^T); with ``absolute``
         |coef| |Dk| (|Hk|^T X). Every unit is read (as the generic product does). K = 1:
         (coef d) (h^T X); else coef (Dk (Hk^T X)), as the generic code's two forms order them.
-        ``t``: a work array (K, C)."""
+        ``t``: a work array (K, C). Flat loops."""
         D, C = Y.shape
         K = Hk.shape[1]
-        for j in range(K):
-            for c in range(C):
-                t[j, c] = 0.0
-        for i in range(D):
-            for j in range(K):
-                h = Hk[i, j]
-                if absolute:
-                    h = abs(h)
-                for c in range(C):
-                    t[j, c] += h * X[i, c]
+        y = Y.reshape(D * C)
+        x = X.reshape(D * C)
+        h = Hk.reshape(D * K)
+        d = Dk.reshape(D * K)
+        tf = t.reshape(K * C)
         c0 = abs(coef) if absolute else coef
-        for i in range(D):
-            if K == 1:
-                d = Dk[i, 0]
+        if K == 1 and C == 1:  # one example, one column: the sum in a register
+            acc = 0.0
+            for i in range(D):
+                hv = h[i]
                 if absolute:
-                    d = abs(d)
-                cd = c0 * d
-                for c in range(C):
-                    Y[i, c] += cd * t[0, c]
+                    hv = abs(hv)
+                acc += hv * x[i]
+            tf[0] = acc
+            if absolute:
+                for i in range(D):
+                    y[i] += (c0 * abs(d[i])) * acc
             else:
+                for i in range(D):
+                    y[i] += (c0 * d[i]) * acc
+            return
+        for q in range(K * C):
+            tf[q] = 0.0
+        if C == 1:
+            for i in range(D):
+                xv = x[i]
+                for j in range(K):
+                    hv = h[i * K + j]
+                    if absolute:
+                        hv = abs(hv)
+                    tf[j] += hv * xv
+        else:
+            for i in range(D):
+                for j in range(K):
+                    hv = h[i * K + j]
+                    if absolute:
+                        hv = abs(hv)
+                    for c in range(C):
+                        tf[j * C + c] += hv * x[i * C + c]
+        if K == 1:
+            for i in range(D):
+                dv = d[i]
+                if absolute:
+                    dv = abs(dv)
+                cd = c0 * dv
+                for c in range(C):
+                    y[i * C + c] += cd * tf[c]
+        else:
+            for i in range(D):
                 for c in range(C):
                     u = 0.0
                     for j in range(K):
-                        d = Dk[i, j]
+                        dv = d[i * K + j]
                         if absolute:
-                            d = abs(d)
-                        u += d * t[j, c]
-                    Y[i, c] += c0 * u
+                            dv = abs(dv)
+                        u += dv * tf[j * C + c]
+                    y[i * C + c] += c0 * u
 
     _update_cols, _update_shared = update_cols, update_shared
 
@@ -925,12 +1012,18 @@ def _define_kengine():
             if D == 0:
                 for c in range(C):
                     rowmax[k, c] = 0.0
+            elif C == 1:
+                r0 = y[0]
+                for i in range(D):
+                    r0 = _np_max(r0, y[i])
+                rowmax[k, 0] = r0
             else:
+                rm = rowmax[k]
                 for c in range(C):
-                    rowmax[k, c] = Y[0, c]
+                    rm[c] = y[c]
                 for i in range(D):
                     for c in range(C):
-                        rowmax[k, c] = _np_max(rowmax[k, c], Y[i, c])
+                        rm[c] = _np_max(rm[c], y[i * C + c])
         if use_relu:
             for i in range(m):
                 v = y[i]
@@ -985,6 +1078,7 @@ def _define_kengine():
         K = Dseg.shape[2]
         t1 = np.empty(C)
         t2 = np.empty((K, C))
+        nzr = np.empty(D, dtype=np.int64)
         for k in range(k_hi, k_lo - 1, -1):
             _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                          k, cur, Y, absolute, False)
@@ -992,7 +1086,7 @@ def _define_kengine():
             if mode == 1:
                 _update_shared(Y, cur, Dseg[n], Hseg[n], coef, absolute, t2)
             elif mode == 2:
-                _update_cols(Y, cur, Dseg[n], Hseg[n], coef, absolute, t1)
+                _update_cols(Y, cur, Dseg[n], Hseg[n], coef, absolute, t1, nzr)
             _finish_layer(Y, cur, n, k, keep_pre, pre, keep_inp, inp, extremes, hi, lo, reduce, colmax, rowmax,
                           use_relu)
             cur, Y = Y, cur
@@ -1010,6 +1104,7 @@ def _define_kengine():
         Y = np.empty((D, G))
         B = np.empty((D, SG))
         t = np.empty(SG)
+        nzr = np.empty(D, dtype=np.int64)
         rm = np.empty((1, 1))
         cur = X.copy()
         Ac = A.copy()
@@ -1017,12 +1112,12 @@ def _define_kengine():
             n = k - k_lo
             _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                          k, cur, Y, False, False)
-            _update_cols(Y, cur, Dseg[n], Hseg[n], coef, False, t)
+            _update_cols(Y, cur, Dseg[n], Hseg[n], coef, False, t, nzr)
             _finish_layer(Y, cur, n, k, False, Dseg, False, Dseg, True, hi, lo, False, colmax, rm, True)
             cur, Y = Y, cur
             _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                          k, Ac, B, True, False)
-            _update_cols(B, Ac, Dseg[n], Hseg[n], coef, True, t)
+            _update_cols(B, Ac, Dseg[n], Hseg[n], coef, True, t, nzr)
             cm = colmax.reshape(D * SG)
             b = B.reshape(D * SG)
             for i in range(D * SG):
@@ -1041,14 +1136,29 @@ def _define_kengine():
         mx = np.empty(G)
         mn = np.empty(G)
         for k in range(n):
+            f = F[k].reshape(D * G)
             for part in range(2):
                 a, b = (0, dt) if part == 0 else (dt, D)
+                if G == 1:  # four independent running maxima (max is exact: any order, one value)
+                    m0 = m1 = m2 = m3 = 0.0
+                    i = a
+                    while i + 4 <= b:
+                        m0 = _np_max(m0, abs(f[i]))
+                        m1 = _np_max(m1, abs(f[i + 1]))
+                        m2 = _np_max(m2, abs(f[i + 2]))
+                        m3 = _np_max(m3, abs(f[i + 3]))
+                        i += 4
+                    while i < b:
+                        m0 = _np_max(m0, abs(f[i]))
+                        i += 1
+                    out[which + part, k, 0] = _np_max(_np_max(m0, m1), _np_max(m2, m3))
+                    continue
                 for g in range(G):
                     mx[g] = 0.0
                     mn[g] = 0.0
                 for i in range(a, b):
                     for g in range(G):
-                        v = F[k, i, g]
+                        v = f[i * G + g]
                         mx[g] = _np_max(mx[g], v)
                         mn[g] = _np_min(mn[g], v)
                 for g in range(G):
@@ -1057,7 +1167,8 @@ def _define_kengine():
     _K.update(backward_segment=backward_segment, updated_segment=updated_segment,
               post_step_segment=post_step_segment, factor_block_max=factor_block_max,
               kengine_np_max=np_max, kengine_np_min=np_min, kengine_update_cols=update_cols,
-              kengine_update_shared=update_shared, kengine_finish_layer=finish_layer)
+              kengine_update_shared=update_shared, kengine_finish_layer=finish_layer,
+              kengine_nonzero_rows=nonzero_rows)
 
 
 _DEFINES.append(_define_kengine)
@@ -1084,11 +1195,16 @@ def _base_of(layers):
     from .batch import PerColumnUpdates
     from .layers import UpdatedLayers
 
+    from .batch import PER_COLUMN_OPS
+    from .layers import UPDATED_OPS
+
     if type(layers) is UpdatedLayers:
-        mode, Dg, Hg = 1, layers.Dfac, layers.Hfac
+        mode, Dg, Hg, ops = 1, layers.Dfac, layers.Hfac, UPDATED_OPS
     elif type(layers) is PerColumnUpdates:
-        mode, Dg, Hg = 2, layers.Dg, layers.Hg
+        mode, Dg, Hg, ops = 2, layers.Dg, layers.Hg, PER_COLUMN_OPS
     else:
+        return None
+    if any(name in layers.__dict__ or getattr(type(layers), name) is not op for name, op in ops.items()):
         return None
     if not _plain(layers.base) or getattr(Dg, "dtype", None) != np.float64 or getattr(Hg, "dtype", None) != np.float64:
         return None

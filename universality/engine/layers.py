@@ -933,6 +933,12 @@ class UpdatedLayers(Layers):
         return self.base.dense(k) + self.coef * (self.Dfac[k] @ self.Hfac[k].T)
 
 
+# UpdatedLayers' own operations (the compiled passes through updated layers compute these; one whose
+# operations were replaced runs the generic code)
+UPDATED_OPS = {name: getattr(UpdatedLayers, name) for name in
+               ("apply", "abs_apply", "delta_apply", "relu", "abs", "asarray")}
+
+
 def as_layers(W) -> Layers:
     """The Layers view of a construction's weights (a dense stack or already a Layers object)."""
     if isinstance(W, Layers):
