@@ -426,6 +426,14 @@ def test_column_extremes_kernel_equals_numpy_max_and_min(seed, n, M, special):
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), cells=st.integers(1, 40), m=st.integers(1, 12), ties=st.booleans())
 def test_separation_margin_kernel_equals_the_generic_one(seed, cells, m, ties):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        _separation_margin_case(monkeypatch, seed, cells, m, ties)
+    finally:
+        monkeypatch.undo()
+
+
+def _separation_margin_case(monkeypatch, seed, cells, m, ties):
     """decode.separation_margin through rejection_min: the same margin within rounding (rtol 1e-12
     of the unit rows' size), for random gains and for one-hot gains (every cell a candidate)."""
     from universality import decode
@@ -437,6 +445,7 @@ def test_separation_margin_kernel_equals_the_generic_one(seed, cells, m, ties):
     else:
         Wc = rng.standard_normal((cells, m))
     Wc[rng.integers(cells)] *= 0.0 if rng.random() < 0.2 else 1.0
+    monkeypatch.setattr(decode, "KERNEL_MIN_ENTRIES", 0)
     for index in range(min(cells, 5)):
         decode._UNIT_CACHE[:] = [None, None, None, None]
         with _generic():

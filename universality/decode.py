@@ -249,6 +249,9 @@ def separation_margin(Wc: np.ndarray, index: int) -> float:
 
 
 _SINE_CHUNK = 64  # candidate rows whose stable sine is computed at once (cache-sized temporaries)
+# at or above this many candidate entries the sines run compiled (engine/kernels.py: rejection_min); below
+# it NumPy is as fast, and a small run (the dense default example) never loads Numba
+KERNEL_MIN_ENTRIES = 1 << 16
 
 
 def _separation_margin(Wc: np.ndarray, norms: np.ndarray, unit, index: int) -> float:
@@ -264,7 +267,8 @@ def _separation_margin(Wc: np.ndarray, norms: np.ndarray, unit, index: int) -> f
     err = 2.0 * (3 * (2 * m + 4) + 2) * _U
     cand = np.flatnonzero(approx <= float(approx.min()) + 2 * err)
     cand = cand[cand != index]
-    if isinstance(unit, np.ndarray) and unit.dtype == np.float64 and unit.flags.c_contiguous:
+    if (cand.size * m >= KERNEL_MIN_ENTRIES and isinstance(unit, np.ndarray) and unit.dtype == np.float64
+            and unit.flags.c_contiguous):
         from .engine import kernels
 
         if kernels.enabled():  # engine/kernels.py: rejection_min, the same sines in one pass

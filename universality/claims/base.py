@@ -742,7 +742,11 @@ def _group_step_ops(step):
     g = step.group_index
     if H.shape[2] != 1 or not column_of(H, grp.hfac, g):
         return None
-    counts = grp.cached("step ops", lambda G_: np.count_nonzero(G_.hfac, axis=1).sum(axis=0))
+    def count(G_):  # per sample: its nonzero entries of h over every layer (entry e of the flat array is sample e % G)
+        G = G_.hfac.shape[2]
+        return np.bincount(np.flatnonzero(G_.hfac.reshape(-1)) % G, minlength=G)
+
+    counts = grp.cached("step ops", count)
     return int(counts[g]) + H.shape[0]
 
 

@@ -430,7 +430,14 @@ def _expand_group(ctx, grp) -> list:
       max_j |x_j| (a majorant: each probe's magnitude entries are at most that column's, entry by
       entry and layer by layer). The sample's own inputs keep their own magnitude columns. The
       tolerance stays one per probe entry, from a per-layer forward-error bound; only the shared
-      probes' bound is the majorant's (at most max_j |x_j| / |x_i| times larger per entry)."""
+      probes' bound is the majorant's (at most max_j |x_j| / |x_i| times larger per entry).
+
+    On float64 sparse layers (engine/kernels.py: so_sweep, unless UNIVERSALITY_KERNELS=0) both sweeps
+    run compiled, in one traversal of the layers, a checkpoint segment per call: per layer the same
+    rank-one terms written first (a row of d_k t per sample, the block-diagonal product's NaN where
+    another sample's d_k entry is not finite) and the same product W_k B accumulated onto them; only
+    h_k^T Y's few terms may be summed in another order than the BLAS / einsum calls below
+    (tests/test_kernels_claims.py)."""
     layers, N = ctx.layers, ctx.N
     steps = grp.steps
     G = len(steps)
@@ -901,7 +908,7 @@ def _group_unit_extremes(st, name: str, pre):
     def make(G_):
         N, D, G = whole.shape
         flat = whole.reshape(N, D * G)
-        if kernels.enabled() and flat.dtype == np.float64:  # engine/kernels.py: column_extremes, both in one pass over the array
+        if kernels.usable(grp.layers) and flat.dtype == np.float64:  # engine/kernels.py: column_extremes, one pass
             hi, lo = np.empty(D * G), np.empty(D * G)
             kernels.kernel("column_extremes")(flat, hi, lo)
             return hi.reshape(D, G), lo.reshape(D, G)
