@@ -61,9 +61,10 @@ def test_memory_model_counts_what_the_findings_allocate(run_sized_findings, monk
     worst = max(peaks.values())
     model = findings_step_bytes(cfg)
     # checkpointed, the model's lone steps also count the two passes a lone step computes on first use
-    # (engine/memory.py lone_step_bytes), which no finding asks for; with the compiled search of the
-    # update difference (no chunk temporaries: 3.0 MB against 4.0 MB at J = 16) that is 1.5x the peak
-    assert worst <= model <= (1.6 if checkpointed else 1.5) * worst, (checkpointed, worst, model, peaks)
+    # and the compiled sweeps' contiguous factor copies (engine/memory.py lone_step_bytes), which the
+    # findings' traversals do not make; with the compiled search of the update difference (no chunk
+    # temporaries: 3.0 MB against 4.0 MB at J = 16) the model is 1.7x the peak
+    assert worst <= model <= (1.8 if checkpointed else 1.5) * worst, (checkpointed, worst, model, peaks)
     # the run's estimate carries it (no second constructions above FINDING_FULL_SIZE_MAX)
     assert memory.components(cfg.with_(engine="sparse"))["findings"] == model
     if checkpointed:  # below the stored steps' N x D arrays (sqrt(N) layers a segment: far below at large N)
