@@ -457,3 +457,14 @@ def _separation_margin_case(monkeypatch, seed, cells, m, ties):
     cand = np.arange(cells, dtype=np.int64)
     cand = cand[cand != 0]
     assert kernels.kernel("rejection_min").py_func(unit, cand, 0) == kernels.kernel("rejection_min")(unit, cand, 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(0, 30), G=st.integers(1, 4))
+def test_nonzero_per_column_kernel_counts_as_numpy(seed, n, G):
+    rng = np.random.default_rng(seed)
+    A = rng.choice([0.0, -0.0, 1.0, np.nan, -np.inf, 1e-300], size=(n, G))
+    for run in (kernels.kernel("nonzero_per_column"), kernels.kernel("nonzero_per_column").py_func):
+        counts = np.zeros(G, dtype=np.int64)
+        run(A, counts)
+        assert np.array_equal(counts, np.count_nonzero(A, axis=0))

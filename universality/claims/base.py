@@ -744,6 +744,12 @@ def _group_step_ops(step):
         return None
     def count(G_):  # per sample: its nonzero entries of h over every layer (entry e of the flat array is sample e % G)
         G = G_.hfac.shape[2]
+        from ..engine import kernels
+
+        if kernels.usable(G_.layers) and G_.hfac.dtype == np.float64 and G_.hfac.flags.c_contiguous:
+            counts = np.zeros(G, dtype=np.int64)  # engine/kernels.py: nonzero_per_column, one pass
+            kernels.kernel("nonzero_per_column")(G_.hfac.reshape(-1, G), counts)
+            return counts
         return np.bincount(np.flatnonzero(G_.hfac.reshape(-1)) % G, minlength=G)
 
     counts = grp.cached("step ops", count)

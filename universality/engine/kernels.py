@@ -1687,7 +1687,19 @@ def _define_kclaims():
                 best = v
         return best
 
-    _K.update(rejection_min=rejection_min, column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep,
+    @njit
+    def nonzero_per_column(A, counts):
+        """counts[g] = the number of nonzero entries (a NaN counts) of A[:, g], A (n, G): the
+        tolerance's operation count of a step group's samples (claims/base.py, _group_step_ops)."""
+        n, G = A.shape
+        for g in range(G):
+            counts[g] = 0
+        for k in range(n):
+            for g in range(G):
+                if A[k, g] != 0.0:
+                    counts[g] += 1
+
+    _K.update(nonzero_per_column=nonzero_per_column, rejection_min=rejection_min, column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep,
               chain_segment=chain_segment, adjoint_segment=adjoint_segment, adjoint_pair=adjoint_pair,
               abs_backward_segment=abs_backward_segment, outer_diff_group=outer_diff_group)
 
