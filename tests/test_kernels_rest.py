@@ -550,14 +550,3 @@ def test_telescoping_compiled_block_reader_equals_the_numpy_reader(shared, where
         outs.append((got[0], got[1], str(got[2]), str(diag.tolist()), tr[:got[0]].tolist(), str(tv[:got[0]].tolist())))
     assert outs[0] == outs[1]
 
-
-def test_a_dense_run_never_loads_numba():
-    """The default example (dense engine, all claims and findings) runs without importing Numba:
-    the build, telescoping and findings' compiled paths apply to sparse float64 runs only."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from universality.verify import verify; r = verify(N=6, J=4, L=4); "
-            "assert r.passed; print('numba' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False", out.stdout + out.stderr
