@@ -158,3 +158,16 @@ def test_mixed_signs_needs_a_clip_with_checkpointed_steps(monkeypatch):
     monkeypatch.setattr(engine_step, "forward", lambda W, phi, relu=True: real(W, phi, relu=False))
     out = _run("kshot-mixed-signs", checkpointed=True, monkeypatch=monkeypatch)
     assert not out.demonstrated, out.headline
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_mse_null_space_sees_a_step_that_moves_nothing(monkeypatch, checkpointed):
+    """A loss whose gradient is zero everywhere: no weight moves, and kshot-mse-null-space (its
+    gradient maximum through the compiled search) is not demonstrated (the trace it needs is gone)."""
+    from universality.losses import MSE
+
+    assert _run("kshot-mse-null-space", checkpointed=checkpointed, monkeypatch=monkeypatch).demonstrated
+    monkeypatch.setattr(MSE, "grad", lambda self, y, yhat: 0.0 * (np.asarray(yhat) - np.asarray(y)))
+    out = _run("kshot-mse-null-space", checkpointed=checkpointed, monkeypatch=monkeypatch)
+    assert not out.demonstrated, out.headline
+    assert out.counterexample["largest_weight_change"] == 0.0
