@@ -335,8 +335,7 @@ def test_planted_bugs_fail_on_the_kernel_path(claim, monkeypatch):
         monkeypatch.setattr(SparseLayers, "relu_grad", lambda self, pre, r: relu_grad(pre, 1.0))
     got = {c.id: c.verdict.value for c in check_claims(bad, samples, claim_ids=[claim])}
     assert got[claim] == "FAIL"
-    want = {"second-order-zero": {"so_sweep"}, "grad-rank-one": {"chain_segment", "adjoint_segment",
-                                                                 "outer_diff_group"}}[claim]
+    want = {"second-order-zero": {"so_sweep"}, "grad-rank-one": {"adjoint_pair", "chain_compare"}}[claim]
     assert want <= set(calls)
 
 
@@ -468,3 +467,25 @@ def test_nonzero_per_column_kernel_counts_as_numpy(seed, n, G):
         counts = np.zeros(G, dtype=np.int64)
         run(A, counts)
         assert np.array_equal(counts, np.count_nonzero(A, axis=0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 6), D=st.integers(1, 24), G=st.integers(1, 4),
+       shared=st.booleans(), special=st.booleans())
+def test_chain_compare_is_the_chain_then_the_comparison_bit_for_bit(seed, N, D, G, shared, special):
+    """grad-rank-one's stored group path: chain_compare (b never stored) gives the per-layer maxima
+    that chain_segment's stored b and outer_diff_group give, bit for bit (also in pure Python)."""
+    rng = np.random.default_rng(seed)
+    L, _ = _random_layers(rng, N, D, shared, special=special)
+    f = kernels.flat_of(L)
+    PHI = rng.standard_normal((D, G))
+    P, Q, A, _ = _outer_inputs(rng, N, D, G)
+    bvec = np.empty((N, D, G))
+    kernels.kernel("chain_segment")(*f.args, N - 1, 0, PHI, bvec, True)
+    Q[:, :, 0] = bvec[:, :, 0]  # one sample's executed factor equal to the formula's (difference 0)
+    want = np.empty((N, G))
+    kernels.kernel("outer_diff_group")(P, Q, A, bvec, 16, want)
+    for run in (kernels.kernel("chain_compare"), kernels.kernel("chain_compare").py_func):
+        got = np.empty((N, G))
+        run(*f.args, PHI, P, Q, A, 16, got)
+        assert _same(got, want)

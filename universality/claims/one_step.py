@@ -68,16 +68,22 @@ def grad_rank_one(ctx, s, st) -> Check:
     grp = getattr(st, "group", None)
     diffs = None
     if not be.exact and grp is not None and grp.layers is layers:  # the group's sweeps, one product per layer
-        sides_ = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
         g = st.group_index
-        if (kernels.usable(layers) and column_of(st.W_post.Dfac, grp.dfac, g)
-                and column_of(st.W_post.Hfac, grp.hfac, g)):
-            # the comparison of every entry of every layer, the group's samples in one compiled
-            # traversal (the executed factors are this step's own: its column of the group's)
-            diffs = grp.cached(("grad-rank-one diffs", id(ctx)),
-                               lambda G_: _outer_diffs_group(G_.dfac, G_.hfac, sides_[0], sides_[2], N))[:, g]
-        avec, amax, bvec = sides_
-        avec, amax, bvec = avec[:, :, g], amax[:, g], bvec[:, :, g]
+        compiled = (kernels.usable(layers) and column_of(st.W_post.Dfac, grp.dfac, g)
+                    and column_of(st.W_post.Hfac, grp.hfac, g))
+        if compiled and isinstance(grp.dfac, np.ndarray) and isinstance(grp.hfac, np.ndarray):
+            # stored: the chain b and the comparison of every entry of every layer in one compiled
+            # traversal, the group's samples together (the executed factors are this step's own: its
+            # column of the group's)
+            avec, amax, diffs = grp.cached(("grad-rank-one compared", id(ctx)), lambda G_: _grad_compared_group(ctx, G_))
+            avec, amax, bvec, diffs = avec[:, :, g], amax[:, g], None, diffs[:, g]
+        else:
+            sides_ = grp.cached(("grad-rank-one", id(ctx)), lambda g: _grad_sides_group(ctx, g))
+            if compiled:  # checkpointed: the comparison a segment at a time, the group's samples together
+                diffs = grp.cached(("grad-rank-one diffs", id(ctx)),
+                                   lambda G_: _outer_diffs_group(G_.dfac, G_.hfac, sides_[0], sides_[2], N))[:, g]
+            avec, amax, bvec = sides_
+            avec, amax, bvec = avec[:, :, g], amax[:, g], bvec[:, :, g]
     else:  # a lone step: vector sweeps (on the exact backend, in its ring; no magnitudes there)
         bvec = be.zeros((N, ctx.D))
         bvec[N - 1] = st.phi_x
@@ -252,6 +258,28 @@ def _outer_diffs_group(P, Q, A, B, N: int) -> np.ndarray:
     out = np.empty((N, G))
     _each_segment((P, Q, A, B), N, False, lambda k0, k1, parts: run(*parts, 16, out[k0:k1]))
     return out
+
+
+def _grad_compared_group(ctx, grp):
+    """grad-rank-one for a stored step group through the kernels: (avec, amax, the per-layer maxima of
+    |executed gradient - formula| (N, G)), the formula's chain b never stored (engine/kernels.py:
+    adjoint_pair for a and |a|, then chain_compare: b and the comparison in one traversal; the same
+    values as :func:`_grad_sides` and :func:`_outer_diffs_group`)."""
+    steps = grp.steps
+    PHI = np.ascontiguousarray(np.column_stack([st.phi_x for st in steps]), dtype=np.float64)
+    E = np.ascontiguousarray(np.column_stack([sides.error(ctx, st.fwd_x.z, st.y) for st in steps]), dtype=np.float64)
+    layers, N = ctx.layers, ctx.N
+    D, G = PHI.shape
+    f = kernels.flat_of(layers)
+    r = steps[0].r
+    rpow = np.array([r ** (k + 1) for k in range(N)], dtype=np.float64)  # the generic code's r ** (k + 1)
+    amax = np.empty((N, G))
+    _, avec = _grad_buffers(ctx, N, D, G)
+    kernels.kernel("adjoint_pair")(*f.args, E.copy(), np.abs(E), rpow, avec, amax)
+    diffs = np.empty((N, G))
+    kernels.kernel("chain_compare")(*f.args, PHI, np.ascontiguousarray(grp.dfac, dtype=np.float64),
+                                    np.ascontiguousarray(grp.hfac, dtype=np.float64), avec, 16, diffs)
+    return avec, amax, diffs
 
 
 def _grad_sides_group(ctx, grp):

@@ -1361,10 +1361,12 @@ def factor_block_max(F: np.ndarray, dt: int, out: np.ndarray, which: int) -> Non
 # BLAS / einsum (tests/test_kernels_claims.py: rtol 1e-12 there, bit for bit elsewhere).
 
 _so_layer = None
+_pair_apply_T = None
+_outer_diff_one = None
 
 
 def _define_kclaims():
-    global _so_layer
+    global _so_layer, _pair_apply_T, _outer_diff_one
     nb = _numba()
     njit = nb.njit(cache=True, nogil=True)
     # (the products through the module globals _layer_apply / _layer_apply_T: see _DEFINES)
@@ -1524,13 +1526,66 @@ def _define_kclaims():
             nxt = tmp
         return cur
 
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def pair_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat, k, X, Y, Xa, Ya):
+        """Y = W_k^T X and Ya = |W_k|^T Xa in one traversal of layer k's entries: each output's terms
+        added in layer_apply_T's order (the same values as its two calls)."""
+        D, G = Y.shape
+        for i in range(D):
+            for g in range(G):
+                Y[i, g] = 0.0
+                Ya[i, g] = 0.0
+        s0 = sip0[k]
+        d0 = doff[k]
+        if whole[k]:
+            for i in range(D):
+                for p in range(d0 + sip[s0 + i], d0 + sip[s0 + i + 1]):
+                    a = sdat[p]
+                    b = abs(a)
+                    j = six[p]
+                    for g in range(G):
+                        Y[j, g] += a * X[i, g]
+                        Ya[j, g] += b * Xa[i, g]
+            return
+        r = row0[k]
+        r1 = row0[k + 1]
+        nxt = rows[r] if r < r1 else D
+        for i in range(D):
+            stored = i == nxt
+            if stored:
+                r += 1
+                nxt = rows[r] if r < r1 else D
+            for p in range(ref_ip[i], ref_ip[i + 1]):
+                a = ref_dat[p]
+                b = abs(a)
+                j = ref_ix[p]
+                if stored:
+                    for g in range(G):
+                        Y[j, g] += a * 0.0
+                        Ya[j, g] += b * 0.0
+                else:
+                    for g in range(G):
+                        Y[j, g] += a * X[i, g]
+                        Ya[j, g] += b * Xa[i, g]
+        for s in range(row0[k + 1] - row0[k]):
+            i = rows[row0[k] + s]
+            for p in range(d0 + sip[s0 + s], d0 + sip[s0 + s + 1]):
+                a = sdat[p]
+                b = abs(a)
+                j = six[p]
+                for g in range(G):
+                    Y[j, g] += a * X[i, g]
+                    Ya[j, g] += b * Xa[i, g]
+
+    _pair_apply_T = pair_apply_T
+
     @njit
     def adjoint_pair(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                      X, Xa, rpow, out, amax):
         """grad-rank-one's two adjoint chains (``_grad_sides``, stored) in one traversal of the layers:
         what adjoint_segment computes for a (keep: out[k] = rpow[k] a_k) and for |a| (fold_max:
-        amax[k]) apart, layer k's W_k^T and |W_k|^T applied one after the other (the same
-        operations in the same order per chain)."""
+        amax[k]) apart, layer k's W_k^T and |W_k|^T applied in one pass over its entries
+        (pair_apply_T: the same operations in the same order per chain)."""
         D, G = X.shape
         N = out.shape[0]
         cur = X.copy()
@@ -1554,10 +1609,8 @@ def _define_kclaims():
                         if v != v or v > m:
                             m = v
                 amax[k, g] = rk * m
-            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                           k, cur, nxt, False)
-            _layer_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                           k, cura, nxta, True)
+            _pair_apply_T(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                          k, cur, nxt, cura, nxta)
             tmp = cur
             cur = nxt
             nxt = tmp
@@ -1590,6 +1643,55 @@ def _define_kclaims():
             nxt = t2
         return cur
 
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def outer_diff_one(P, Q, A, B, g, max_cols, cols):
+        """max_ij |P_i Q_j - A_i B_j| of column g of one layer's factors (D, G) each (see
+        outer_diff_group)."""
+        D = P.shape[0]
+        same = True
+        for i in range(D):
+            if not (P[i, g] == A[i, g] and Q[i, g] == B[i, g]):
+                same = False
+                break
+        if same:
+            return 0.0
+        nc = 0
+        for j in range(D):
+            if Q[j, g] != 0.0 or B[j, g] != 0.0:
+                cols[nc] = j
+                nc += 1
+        m = 0.0
+        if nc <= max_cols:
+            if nc == 0:
+                cols[0] = 0
+                nc = 1
+            for i in range(D):
+                p_ = P[i, g]
+                a_ = A[i, g]
+                for s in range(nc):
+                    j = cols[s]
+                    v = abs(p_ * Q[j, g] - a_ * B[j, g])
+                    if v != v or v > m:
+                        m = v
+                if m != m:
+                    break
+        else:
+            for i in range(D):
+                p_ = P[i, g]
+                a_ = -A[i, g]
+                if p_ == 0.0 and a_ == 0.0:
+                    continue
+                for s in range(nc):
+                    j = cols[s]
+                    v = abs(p_ * Q[j, g] + a_ * B[j, g])
+                    if v != v or v > m:
+                        m = v
+                if m != m:
+                    break
+        return m
+
+    _outer_diff_one = outer_diff_one
+
     @njit
     def outer_diff_group(P, Q, A, B, max_cols, out):
         """grad-rank-one's comparison (engine.layers.outer_diff_max_abs_all) for every sample g (the
@@ -1603,48 +1705,29 @@ def _define_kclaims():
         cols = np.empty(max(D, 1), dtype=np.int64)
         for k in range(n):
             for g in range(G):
-                same = True
-                for i in range(D):
-                    if not (P[k, i, g] == A[k, i, g] and Q[k, i, g] == B[k, i, g]):
-                        same = False
-                        break
-                if same:
-                    out[k, g] = 0.0
-                    continue
-                nc = 0
-                for j in range(D):
-                    if Q[k, j, g] != 0.0 or B[k, j, g] != 0.0:
-                        cols[nc] = j
-                        nc += 1
-                m = 0.0
-                if nc <= max_cols:
-                    if nc == 0:
-                        cols[0] = 0
-                        nc = 1
-                    for i in range(D):
-                        p_ = P[k, i, g]
-                        a_ = A[k, i, g]
-                        for s in range(nc):
-                            j = cols[s]
-                            v = abs(p_ * Q[k, j, g] - a_ * B[k, j, g])
-                            if v != v or v > m:
-                                m = v
-                        if m != m:
-                            break
-                else:
-                    for i in range(D):
-                        p_ = P[k, i, g]
-                        a_ = -A[k, i, g]
-                        if p_ == 0.0 and a_ == 0.0:
-                            continue
-                        for s in range(nc):
-                            j = cols[s]
-                            v = abs(p_ * Q[k, j, g] + a_ * B[k, j, g])
-                            if v != v or v > m:
-                                m = v
-                        if m != m:
-                            break
-                out[k, g] = m
+                out[k, g] = _outer_diff_one(P[k], Q[k], A[k], B[k], g, max_cols, cols)
+
+    @njit
+    def chain_compare(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                      X, P, Q, A, max_cols, out):
+        """grad-rank-one's formula chain b (chain_segment) and the comparison (outer_diff_group) in
+        one traversal, b never stored: from X = phi (the block entering layer N - 1), per layer k =
+        N - 1, .., 0 out[k, g] = max_ij |P[k]_i Q[k]_j - A[k]_i b_j| of each sample g with b the
+        block entering layer k (bvec[k]), then b <- W_k b. The same values as the two kernels."""
+        D, G = X.shape
+        N = P.shape[0]
+        cols = np.empty(max(D, 1), dtype=np.int64)
+        cur = X.copy()
+        nxt = np.empty((D, G))
+        for k in range(N - 1, -1, -1):
+            for g in range(G):
+                out[k, g] = _outer_diff_one(P[k], Q[k], A[k], cur, g, max_cols, cols)
+            if k > 0:
+                _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                             k, cur, nxt, False, False)
+                tmp = cur
+                cur = nxt
+                nxt = tmp
 
     @njit
     def column_extremes(A, hi, lo):
@@ -1694,14 +1777,26 @@ def _define_kclaims():
         n, G = A.shape
         for g in range(G):
             counts[g] = 0
-        for k in range(n):
-            for g in range(G):
-                if A[k, g] != 0.0:
-                    counts[g] += 1
+        flat = A.reshape(n * G)
+        if G == 1:
+            c = 0
+            for e in range(n):
+                if flat[e] != 0.0:
+                    c += 1
+            counts[0] = c
+            return
+        g = 0
+        for e in range(n * G):
+            if flat[e] != 0.0:
+                counts[g] += 1
+            g += 1
+            if g == G:
+                g = 0
 
-    _K.update(nonzero_per_column=nonzero_per_column, rejection_min=rejection_min, column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep,
-              chain_segment=chain_segment, adjoint_segment=adjoint_segment, adjoint_pair=adjoint_pair,
-              abs_backward_segment=abs_backward_segment, outer_diff_group=outer_diff_group)
+    _K.update(pair_apply_T=pair_apply_T, nonzero_per_column=nonzero_per_column, rejection_min=rejection_min,
+              column_extremes=column_extremes, so_layer=so_layer, so_sweep=so_sweep, chain_segment=chain_segment,
+              adjoint_segment=adjoint_segment, adjoint_pair=adjoint_pair, abs_backward_segment=abs_backward_segment,
+              outer_diff_one=outer_diff_one, outer_diff_group=outer_diff_group, chain_compare=chain_compare)
 
 
 _DEFINES.append(_define_kclaims)
