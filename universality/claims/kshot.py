@@ -622,20 +622,32 @@ def _linear_magnitude_and_clipping(st, rows, tol_of):
     if not (is_lazy(W.Hfac) and is_lazy(W.Dfac)):  # stored factors: nothing is recomputed
         lin, mag = _linear_and_magnitude(st.W_post, st.phi_star_post, rows)
         return lin, mag, _intermediate_clipping(fwd, st.con.blocks, tol_of(mag))
+    from ..engine import kernels
+
     mid = st.con.blocks.mid
     h = W.asarray(st.phi_star_post)
     a = W.abs(h)
     mag = 0.0
     cand_k, cand_u, cand_v = [], [], []
     kept, overflow = 0, False
+    # compiled: each segment's linear and magnitude products in one call each (kernels.pass_of: the
+    # same products and corrections; the magnitudes' per-unit maxima folded as they run)
+    compiled = kernels.pass_of(W)
+    if compiled is not None:
+        h, a = np.ascontiguousarray(h[:, None]), np.ascontiguousarray(a[:, None])
+        colmax, rowmax = np.zeros((W.D, 1)), np.zeros((W.N, 1))
     # the forward sweep's order (Hfac is its input stack): layer N first, a segment at a time
     for k0, k1, _ in segments(W.Hfac, W.Dfac):
+        if compiled is not None:
+            h = compiled.sweep(k0, k1, h, use_relu=False)
+            a = compiled.sweep(k0, k1, a, absolute=True, use_relu=False, reduce=(colmax, rowmax))
         for k in range(k1 - 1, k0 - 1, -1):
-            h = W.apply(k, h)
-            a = W.abs_apply(k, a)
-            part = a[rows]
-            if part.size:
-                mag = max(mag, float(np.max(part)))
+            if compiled is None:
+                h = W.apply(k, h)
+                a = W.abs_apply(k, a)
+                part = a[rows]
+                if part.size:
+                    mag = max(mag, float(np.max(part)))
             if k >= 1 and not overflow:  # pre[k] is layer k+1's input to its ReLU (k = 0: the output)
                 pre, post = fwd.pre[k][mid], fwd.post[k][mid]
                 hit = np.flatnonzero((pre < 0) & (post == 0.0))
@@ -645,6 +657,10 @@ def _linear_magnitude_and_clipping(st, rows, tol_of):
                     cand_k.append(np.full(hit.size, k))
                     cand_u.append(hit)
                     cand_v.append(pre[hit])
+    if compiled is not None:
+        h = h[:, 0]
+        part = colmax[rows, 0]
+        mag = float(np.max(part)) if part.size else 0.0
     tol = tol_of(mag)
     if overflow:
         return np.asarray(h)[rows], mag, _intermediate_clipping(fwd, st.con.blocks, tol)
