@@ -60,7 +60,11 @@ def test_memory_model_counts_what_the_findings_allocate(run_sized_findings, monk
     peaks = _peaks(con, make_samples(2, 0, J, J))
     worst = max(peaks.values())
     model = findings_step_bytes(cfg)
-    assert worst <= model <= 1.5 * worst, (checkpointed, worst, model, peaks)
+    # checkpointed, the model's lone steps also count the two passes a lone step computes on first use
+    # and the compiled sweeps' contiguous factor copies (engine/memory.py lone_step_bytes), which the
+    # findings' traversals do not make; with the compiled search of the update difference (no chunk
+    # temporaries: 3.0 MB against 4.0 MB at J = 16) the model is 1.7x the peak
+    assert worst <= model <= (1.8 if checkpointed else 1.5) * worst, (checkpointed, worst, model, peaks)
     # the run's estimate carries it (no second constructions above FINDING_FULL_SIZE_MAX)
     assert memory.components(cfg.with_(engine="sparse"))["findings"] == model
     if checkpointed:  # below the stored steps' N x D arrays (sqrt(N) layers a segment: far below at large N)
@@ -154,3 +158,16 @@ def test_mixed_signs_needs_a_clip_with_checkpointed_steps(monkeypatch):
     monkeypatch.setattr(engine_step, "forward", lambda W, phi, relu=True: real(W, phi, relu=False))
     out = _run("kshot-mixed-signs", checkpointed=True, monkeypatch=monkeypatch)
     assert not out.demonstrated, out.headline
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_mse_null_space_sees_a_step_that_moves_nothing(monkeypatch, checkpointed):
+    """A loss whose gradient is zero everywhere: no weight moves, and kshot-mse-null-space (its
+    gradient maximum through the compiled search) is not demonstrated (the trace it needs is gone)."""
+    from universality.losses import MSE
+
+    assert _run("kshot-mse-null-space", checkpointed=checkpointed, monkeypatch=monkeypatch).demonstrated
+    monkeypatch.setattr(MSE, "grad", lambda self, y, yhat: 0.0 * (np.asarray(yhat) - np.asarray(y)))
+    out = _run("kshot-mse-null-space", checkpointed=checkpointed, monkeypatch=monkeypatch)
+    assert not out.demonstrated, out.headline
+    assert out.counterexample["largest_weight_change"] == 0.0

@@ -199,20 +199,33 @@ def sign_of_y(ctx, samples) -> Outcome:
 PSD_FINDING_MAX_DT = 512
 
 
-def _sym_min_eigenvalue(B: np.ndarray, seen: dict) -> float:
+def _sym_min_eigenvalue(B: np.ndarray, seen: dict, compiled: bool = False) -> float:
     """The smallest eigenvalue of B's symmetric part S = (B + B^T) / 2 (what eigvalsh of S gives, up to
     its rounding), computed on the rows where S differs from the identity: a row (and, S being symmetric, its
     column) equal to e_u is an eigenvector of eigenvalue 1 decoupled from the rest, so the spectrum
     of S is that of S[U, U] (U: the other rows) plus 1 for each such row. ``seen`` memoises S[U, U]
-    by value (the paper layout's layers repeat the same few code entries)."""
-    S = (B + B.T) / 2
-    n = S.shape[0]
-    off = S.copy()
-    off[np.diag_indices(n)] -= 1.0
-    U = np.flatnonzero(np.any(off != 0, axis=1))
-    if U.size == 0:
-        return 1.0
-    sub = np.ascontiguousarray(S[np.ix_(U, U)])
+    by value (the paper layout's layers repeat the same few code entries). ``compiled``: the rows U
+    from one compiled pass over B (a sparse float64 run's; the same rows)."""
+    n = B.shape[0]
+    from ..engine import kernels
+
+    if compiled and kernels.enabled() and B.dtype == np.float64:  # the same rows, one pass (no S, no copy)
+        B = np.ascontiguousarray(B)
+        mark = np.empty(n, dtype=np.uint8)
+        kernels.kernel("sym_rows_off_identity")(B, mark)
+        U = np.flatnonzero(mark)
+        if U.size == 0:
+            return 1.0
+        Bu = B[np.ix_(U, U)]
+        sub = np.ascontiguousarray((Bu + Bu.T) / 2)
+    else:
+        S = (B + B.T) / 2
+        off = S.copy()
+        off[np.diag_indices(n)] -= 1.0
+        U = np.flatnonzero(np.any(off != 0, axis=1))
+        if U.size == 0:
+            return 1.0
+        sub = np.ascontiguousarray(S[np.ix_(U, U)])
     key = (U.size, sub.tobytes())
     if key not in seen:
         seen[key] = float(np.linalg.eigvalsh(sub).min())
@@ -222,8 +235,12 @@ def _sym_min_eigenvalue(B: np.ndarray, seen: dict) -> float:
 def _min_sym_eigenvalue_over_layers(con) -> float:
     """min over i = 1..N of the smallest eigenvalue of sym(B_i), one B_i at a time (nothing kept: at
     J = L = 128 the N = 16,386 dense 256 x 256 B_i would be 8.6 GB)."""
+    from ..engine import kernels
+    from ..engine.step import layers_of
+
     seen: dict = {}
-    return min(_sym_min_eigenvalue(np.asarray(con.B(k), dtype=float), seen) for k in range(1, con.N + 1))
+    compiled = kernels.usable(layers_of(con))  # a dense run never loads Numba
+    return min(_sym_min_eigenvalue(np.asarray(con.B(k), dtype=float), seen, compiled) for k in range(1, con.N + 1))
 
 
 @finding("psd-implication",

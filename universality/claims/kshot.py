@@ -334,7 +334,19 @@ def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
     K = Wa.Dfac.shape[2]
     same_coef = Wa.coef == Wb.coef
     diff, gmax = 0.0, 0.0
+    compiled = _pair_max_kernel(Wa, Wb)
     for k0, k1, (Da, Ha, Db, Hb) in segments(Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac):
+        if compiled is not None and K > 1 and Da.shape[1]:
+            gl, dl = compiled(Da, Ha, Db, Hb)
+            gmax = max(gmax, float(gl.max(initial=0.0)) / K)
+            for c0 in range(0, k1 - k0, DIFF_CHUNK_LAYERS):  # the same reduction as below, per chunk
+                sl = slice(c0, min(c0 + DIFF_CHUNK_LAYERS, k1 - k0))
+                differ = dl[sl] != 0 if same_coef else np.ones(dl[sl].shape, dtype=bool)
+                if same_coef:  # (a zero from equal factors, or a searched zero: both add nothing)
+                    differ |= np.isnan(dl[sl])
+                if differ.any():
+                    diff = max(diff, float(dl[sl][differ].max(initial=0.0)))
+            continue
         if Da.shape[1]:
             gmax = max(gmax, factor_max(Da[:, :, 0], Ha[:, :, 0]) if K == 1
                        else float(lowrank_max_abs_all(Da, Ha).max(initial=0.0)) / K)
@@ -354,6 +366,48 @@ def _updates_diff_and_grad_max(a, b) -> tuple[float, float]:
 
 # layers whose stacked corrections kshot-coincident-bins searches at once (D x 2K each)
 DIFF_CHUNK_LAYERS = 16
+
+
+def _grad_max(st) -> float:
+    """Step.grad_max_abs() of a K-shot step: max |dl/dW_i| over every entry of every layer, for K > 1
+    through the compiled search (one traversal of the factors; ``lowrank_pair_max`` of the step with
+    itself, whose difference search ends at once on the equal factors), else the Step's own."""
+    W = st.W_post
+    K = W.Dfac.shape[2]
+    search = _pair_max_kernel(W, W) if K > 1 else None
+    if search is None:
+        return st.grad_max_abs()
+    from ..engine.checkpoint import segments
+
+    gmax = 0.0
+    for _, _, (Dm, Hm) in segments(W.Dfac, W.Hfac):
+        if Dm.shape[1]:
+            gmax = max(gmax, float(search(Dm, Hm, Dm, Hm)[0].max(initial=0.0)) / K)
+    return gmax
+
+
+def _pair_max_kernel(Wa, Wb):
+    """(D_a, H_a, D_b, H_b) of a segment -> (per layer max |D_a H_a^T|, per layer max |c_a D_a H_a^T -
+    c_b D_b H_b^T|) through the compiled search (engine/kernels.py ``lowrank_pair_max``: the same
+    entries, each summed over the factor columns in order), or None where the kernels do not run the
+    layers' products (dense or exact layers, kernels off) or the factors are not float64 (the NumPy
+    search below then runs)."""
+    from ..engine import kernels
+
+    if not (kernels.usable(Wa.base) and kernels.usable(Wb.base)) or any(
+            getattr(f, "dtype", None) != np.float64 for f in (Wa.Dfac, Wa.Hfac, Wb.Dfac, Wb.Hfac)):
+        return None  # (a dense run never loads Numba)
+    run = kernels.kernel("lowrank_pair_max")
+    ca, cb = float(Wa.coef), float(Wb.coef)
+    same = bool(Wa.coef == Wb.coef) and Wa.Dfac.shape == Wb.Dfac.shape
+
+    def search(Da, Ha, Db, Hb):
+        Da, Ha, Db, Hb = (np.ascontiguousarray(v, dtype=np.float64) for v in (Da, Ha, Db, Hb))
+        gl, dl = np.empty(Da.shape[0]), np.empty(Da.shape[0])
+        run(Da, Ha, Db, Hb, ca, cb, same, gl, dl)
+        return gl, dl
+
+    return search
 
 
 @finding("kshot-coincident-bins", condition="two training inputs in the same x cell")
@@ -496,8 +550,9 @@ def kshot_mse_null_space(ctx, samples) -> Outcome:
         ys = [y1, -y1]
     st = k_shot_step(con, xs, ys, x_star)
     other = [np.abs(y1), 2 * np.abs(y1)]  # same cells, labels off the kernel
-    moved = st.update_max_abs()
-    tol = ctx.tol(abs(d.alpha) * max(st.grad_max_abs(), 1.0))
+    gmax = _grad_max(st)
+    moved = abs(st.alpha) * gmax  # Step.update_max_abs()
+    tol = ctx.tol(abs(d.alpha) * max(gmax, 1.0))
     theta_st = st.theta_b_post
     del st  # one K-shot step alive at a time (what is reported is read)
     su_theta = k_shot_step(con, xs, other, x_star).theta_b_post
@@ -546,6 +601,78 @@ def _linear_and_magnitude(W, phi: np.ndarray, rows) -> tuple[np.ndarray, float]:
     return np.asarray(h)[rows], mag
 
 
+# kshot-mixed-signs keeps at most this many (layer, unit) candidates for a clip while it runs the
+# linear pass (a middle pre-activation below 0 with output 0); above, it reads the pass again
+CLIP_CANDIDATES_MAX = 1 << 20
+
+
+def _linear_magnitude_and_clipping(st, rows, tol_of):
+    """(rows of the linear product through the step's updated layers, the rounding magnitude,
+    :func:`_intermediate_clipping` of the step's pass at x* after the step at the tolerance
+    ``tol_of(magnitude)``) in one traversal: each segment of the step's factors and of its pass at x*
+    (checkpointed: recomputed from their checkpoints) is fetched once for the three. The clips are
+    read from the executed pass as :func:`_intermediate_clipping` reads them: every middle unit whose
+    pre-activation is below 0 and whose output is 0 is kept with its value while the magnitude (and
+    so the tolerance) is not known yet, and those below -tol are reported."""
+    from ..engine.checkpoint import is_lazy, segments
+    from ..engine.step import layers_of
+
+    W = layers_of(st.W_post)
+    fwd = st.fwd_star_post
+    if not (is_lazy(W.Hfac) and is_lazy(W.Dfac)):  # stored factors: nothing is recomputed
+        lin, mag = _linear_and_magnitude(st.W_post, st.phi_star_post, rows)
+        return lin, mag, _intermediate_clipping(fwd, st.con.blocks, tol_of(mag))
+    from ..engine import kernels
+
+    mid = st.con.blocks.mid
+    h = W.asarray(st.phi_star_post)
+    a = W.abs(h)
+    mag = 0.0
+    cand_k, cand_u, cand_v = [], [], []
+    kept, overflow = 0, False
+    # compiled: each segment's linear and magnitude products in one call each (kernels.pass_of: the
+    # same products and corrections; the magnitudes' per-unit maxima folded as they run)
+    compiled = kernels.pass_of(W)
+    if compiled is not None:
+        h, a = np.ascontiguousarray(h[:, None]), np.ascontiguousarray(a[:, None])
+        colmax, rowmax = np.zeros((W.D, 1)), np.zeros((W.N, 1))
+    # the forward sweep's order (Hfac is its input stack): layer N first, a segment at a time
+    for k0, k1, _ in segments(W.Hfac, W.Dfac):
+        if compiled is not None:
+            h = compiled.sweep(k0, k1, h, use_relu=False)
+            a = compiled.sweep(k0, k1, a, absolute=True, use_relu=False, reduce=(colmax, rowmax))
+        for k in range(k1 - 1, k0 - 1, -1):
+            if compiled is None:
+                h = W.apply(k, h)
+                a = W.abs_apply(k, a)
+                part = a[rows]
+                if part.size:
+                    mag = max(mag, float(np.max(part)))
+            if k >= 1 and not overflow:  # pre[k] is layer k+1's input to its ReLU (k = 0: the output)
+                pre, post = fwd.pre[k][mid], fwd.post[k][mid]
+                hit = np.flatnonzero((pre < 0) & (post == 0.0))
+                if hit.size:
+                    kept += hit.size
+                    overflow = kept > CLIP_CANDIDATES_MAX
+                    cand_k.append(np.full(hit.size, k))
+                    cand_u.append(hit)
+                    cand_v.append(pre[hit])
+    if compiled is not None:
+        h = h[:, 0]
+        part = colmax[rows, 0]
+        mag = float(np.max(part)) if part.size else 0.0
+    tol = tol_of(mag)
+    if overflow:
+        return np.asarray(h)[rows], mag, _intermediate_clipping(fwd, st.con.blocks, tol)
+    if not cand_k:
+        return np.asarray(h)[rows], mag, []
+    ks, us, vs = np.concatenate(cand_k), np.concatenate(cand_u), np.concatenate(cand_v)
+    order = np.lexsort((us, ks))  # _intermediate_clipping's order: by layer, then by unit
+    ks, us, vs = ks[order], us[order], vs[order]
+    sel = vs < -tol
+    return np.asarray(h)[rows], mag, [(int(k) + 1, int(u)) for k, u in zip(ks[sel], us[sel])]
+
+
 def _mixed_sign_search(ctx, con, budget: int = 240):
     """Try label pairs of both signs, cell pairs and x* cells until the ReLU network leaves the
     K-shot formula while the linear product still matches it. Returns (found, details)."""
@@ -571,12 +698,12 @@ def _mixed_sign_search(ctx, con, budget: int = 240):
                 x_star = cell_point(star, d.L, d.dx)
                 st = k_shot_step(con, xs, ys, x_star)
                 f, fmag = kshot_formula(con, xs, ys, x_star, st.theta_b_post, st.alpha)
-                lin, mag = _linear_and_magnitude(st.W_post, st.phi_star_post, b.mid)
+                fm = max_abs(fmag)
+                lin, mag, clipped = _linear_magnitude_and_clipping(st, b.mid, lambda m: ctx.tol(m + fm))
                 relu = st.z_star[b.mid]
                 claimed = np.maximum(f, 0.0) if d.variant == "signed" else f
-                tol = ctx.tol(mag + max_abs(fmag))
+                tol = ctx.tol(mag + fm)
                 gap_relu, gap_lin = max_abs(relu - claimed), max_abs(lin - f)
-                clipped = _intermediate_clipping(st.fwd_star_post, b, tol)
                 last = {"x": xs, "x_star": x_star, "labels": ys, "relu_network_vs_formula": gap_relu,
                         "linear_product_vs_formula": gap_lin, "tolerance": tol, "zbar_star": relu,
                         "formula": claimed, "placements_tried": tried,

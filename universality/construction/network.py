@@ -363,19 +363,48 @@ def _build_numeric(design: Design, engine: str, stream: bool | None = None) -> C
     if engine == "sparse":
         from ..engine.layers import SparseLayers
 
-        def triplets():
-            for k in range(N):
-                i = k + 1
-                vals = np.concatenate([np.ones(dt), Wbar_of(k), [1.0]])
-                rows, cols = [diag], [diag]
-                data = [vals]
-                if i >= 2:
-                    Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
-                    rr, cc = np.nonzero(Gd)
-                    rows.append(rr + b.cells_x)
-                    cols.append(cc)
-                    data.append(Gd[rr, cc])
-                yield np.concatenate(rows), np.concatenate(cols), np.concatenate(data)
+        def Wbar_rows(k0: int, k1: int) -> np.ndarray:
+            """Wbar_of(k) for k = k0 .. k1 - 1 as rows of one array: the same operations on each
+            entry (so the same values, bit for bit), a chunk of layers at a time."""
+            ks = np.arange(k0, min(k1 + 1, N))
+            Ab = eps_exact + (channel[None, :] == (ks - 1)[:, None])  # A_of(k), middle layers
+            Ab[ks == 0] = 1.0  # A_1 = I
+            Ab[ks == N - 1] = eps  # A_N = eps I
+            if scale != 1.0:  # A_built_of(k) = A_of(k) / scale^(k + 1), k >= 1 (x / 1.0 == x)
+                div = np.array([1.0 if k == 0 else scale**(k + 1) for k in ks.tolist()])
+                Ab /= div[:, None]
+            root = np.sqrt(Ab)
+            out = np.empty((k1 - k0, dm))
+            m = min(k1, N - 1) - k0  # rows with k + 1 < N
+            if m > 0:
+                np.divide(root[1:m + 1], root[:m], out=out[:m])
+            out[max(m, 0):] = 1.0
+            return out
+
+        eps_exact = design.eps
+        ones_top = np.ones(dt)
+
+        def layer(k: int, wbar: np.ndarray):
+            """Layer k + 1's entries (rows, cols, values) in CSR order: the diagonal (1 on the top
+            and bottom channels, Wbar on the middle ones) with the code block's nonzeros G_{i-1} - G_i
+            (rows of the x* slots, columns of the x slots: left of the diagonal) placed before the
+            diagonal entry of their row (the order the layer store converts fastest; any order is
+            the same layer)."""
+            i = k + 1
+            vals = np.concatenate([ones_top, wbar, [1.0]])
+            if i < 2:
+                return diag, diag, vals
+            Gd = (G[i - 2] - G[i - 1]).T  # (cells_star, cells_x)
+            rr, cc = np.nonzero(Gd)
+            at = rr + b.cells_x
+            return np.insert(diag, at, at), np.insert(diag, at, cc), np.insert(vals, at, Gd[rr, cc])
+
+        def triplets(chunk: int = 64):
+            for k0 in range(0, N, chunk):
+                k1 = min(k0 + chunk, N)
+                wb = Wbar_rows(k0, k1)
+                for k in range(k0, k1):
+                    yield layer(k, wb[k - k0])
 
         per_layer = 2 if design.layout in ("paper", "truncated") else b.cells_x * b.cells_star
         W = SparseLayers.from_triplets(triplets(), D, expected_nnz=N * (D + per_layer))

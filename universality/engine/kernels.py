@@ -401,6 +401,408 @@ def forward_segment(layers, use_relu: bool, extremes):
     return segment
 
 
+# ---- krest: the build's chunk conversion and encoding, the findings' reductions --------------------
+def _define_krest():
+    nb = _numba()
+    njit = nb.njit(cache=True, nogil=True)
+
+    @njit
+    def coo_chunk_to_csr(rows, cols, vals, counts, D, ip, ix, dat):
+        """n = counts.size layers given as COO triplets (layer k's entries are the next counts[k] of
+        rows, cols, vals: rows and columns in [0, D)) as one canonical CSR matrix (n D, D) of the
+        stacked layers, as SciPy's ``csr_matrix((vals, (rows + k D, cols))).sum_duplicates()`` gives
+        it: rows by counting sort (input order kept within a row), each row's entries stably sorted
+        by column, duplicates summed in input order (explicit zeros kept). Writes ip (n D + 1),
+        ix, dat (the entries' count at least); returns the entries kept, or -1 when an index is out
+        of range (nothing valid written)."""
+        n = counts.size
+        R = n * D
+        total = rows.size
+        for r in range(R + 1):
+            ip[r] = 0
+        p = 0
+        canonical = True  # every layer's entries in CSR order already (rows, then columns, ascending)
+        for k in range(n):
+            base = k * D
+            pi, pj = -1, -1
+            for _ in range(counts[k]):
+                i = rows[p]
+                j = cols[p]
+                if i < 0 or i >= D or j < 0 or j >= D:
+                    return -1
+                if i < pi or (i == pi and j <= pj):
+                    canonical = False
+                pi, pj = i, j
+                ip[base + i + 1] += 1
+                p += 1
+        for r in range(R):
+            ip[r + 1] += ip[r]
+        if canonical:  # input order is CSR order, no duplicates: the entries as given
+            for q in range(total):
+                ix[q] = cols[q]
+                dat[q] = vals[q]
+            return total
+        nxt = ip[:R].copy()
+        p = 0
+        for k in range(n):
+            base = k * D
+            for _ in range(counts[k]):
+                r = base + rows[p]
+                q = nxt[r]
+                ix[q] = cols[p]
+                dat[q] = vals[p]
+                nxt[r] = q + 1
+                p += 1
+        # per row: a stable sort by column (insertion sort while short, merge sort above), then the
+        # duplicates summed into the first of their run, compacting in place
+        out = 0
+        start = 0
+        for r in range(R):
+            end = ip[r + 1]
+            m = end - start
+            if m <= 1:  # (most rows of a deep thin network: one entry)
+                if m == 1:
+                    ix[out] = ix[start]
+                    dat[out] = dat[start]
+                    out += 1
+                start = end
+                ip[r + 1] = out
+                continue
+            ordered = True
+            for q in range(start + 1, end):
+                if ix[q] < ix[q - 1]:
+                    ordered = False
+                    break
+            if not ordered:
+                if m <= 32:
+                    for q in range(start + 1, end):
+                        c = ix[q]
+                        v = dat[q]
+                        t = q - 1
+                        while t >= start and ix[t] > c:
+                            ix[t + 1] = ix[t]
+                            dat[t + 1] = dat[t]
+                            t -= 1
+                        ix[t + 1] = c
+                        dat[t + 1] = v
+                else:
+                    order = np.argsort(ix[start:end], kind="mergesort")
+                    c2 = ix[start:end][order]
+                    v2 = dat[start:end][order]
+                    ix[start:end] = c2
+                    dat[start:end] = v2
+            q = start
+            while q < end:
+                c = ix[q]
+                v = dat[q]
+                q += 1
+                while q < end and ix[q] == c:
+                    v += dat[q]
+                    q += 1
+                ix[out] = c
+                dat[out] = v
+                out += 1
+            start = end
+            ip[r + 1] = out
+        return out
+
+    @njit
+    def chunk_differing_rows(ip, ix, bits, ref_ip, ref_ix, ref_bits, D, differ):
+        """For each row r of a stacked chunk (CSR ip, ix, values' bit patterns ``bits``; its rows
+        n D): does row r differ from row r mod D of the reference (CSR ref_ip, ref_ix, ref_bits) in
+        its length, a column or a value's bit pattern? Written to ``differ`` (uint8)."""
+        R = ip.size - 1
+        for r in range(R):
+            i = r % D
+            a, e = ip[r], ip[r + 1]
+            b = ref_ip[i]
+            if e - a != ref_ip[i + 1] - b:
+                differ[r] = 1
+                continue
+            d = 0
+            for t in range(e - a):
+                if ix[a + t] != ref_ix[b + t] or bits[a + t] != ref_bits[b + t]:
+                    d = 1
+                    break
+            differ[r] = d
+
+    @njit
+    def cross_gram(P, a0, a1, b0, b1, out):
+        """out[a, b] = sum over the rows r of P[r, a0 + a] P[r, b0 + b] (P[:, a0:a1]^T P[:, b0:b1]),
+        the rows in ascending order, the terms with a zero factor left out (they add exact zeros)
+        while row r is finite; a row with an inf or NaN adds every term (0 * inf = NaN)."""
+        n = P.shape[0]
+        na = a1 - a0
+        nb = b1 - b0
+        for a in range(na):
+            for b in range(nb):
+                out[a, b] = 0.0
+        ia = np.empty(na, dtype=np.int64)
+        ib = np.empty(nb, dtype=np.int64)
+        for r in range(n):
+            finite = True
+            ka = 0
+            for a in range(na):
+                v = P[r, a0 + a]
+                if v != 0.0:
+                    ia[ka] = a
+                    ka += 1
+                    if not (v - v == 0.0):
+                        finite = False
+            kb = 0
+            for b in range(nb):
+                v = P[r, b0 + b]
+                if v != 0.0:
+                    ib[kb] = b
+                    kb += 1
+                    if not (v - v == 0.0):
+                        finite = False
+            if not finite:
+                for a in range(na):
+                    pa = P[r, a0 + a]
+                    for b in range(nb):
+                        out[a, b] += pa * P[r, b0 + b]
+                continue
+            for s in range(ka):
+                a = ia[s]
+                pa = P[r, a0 + a]
+                for t in range(kb):
+                    b = ib[t]
+                    out[a, b] += pa * P[r, b0 + b]
+
+    @njit
+    def changed_entries(a, prev, limit, pos, vals):
+        """The positions where the int64 bit patterns a and prev differ, ascending, and a's values
+        there (as float64 bits), into pos / vals; returns how many, or -1 as soon as there are more
+        than ``limit``."""
+        n = 0
+        for p in range(a.size):
+            if a[p] != prev[p]:
+                if n == limit:
+                    return -1
+                pos[n] = p
+                vals[n] = a[p]
+                n += 1
+        return n
+
+    @njit
+    def sym_rows_off_identity(B, mark):
+        """mark[u] = 1 for the rows u of S = (B + B^T) / 2 that differ from the identity's row u
+        (np.any(S - I != 0, axis=1), NaN counting as different), computed entry by entry as NumPy
+        computes S (each (B[u, v] + B[v, u]) / 2); 0 for the others. Returns how many are marked."""
+        n = B.shape[0]
+        for u in range(n):
+            mark[u] = 0
+        for u in range(n):
+            if not ((B[u, u] + B[u, u]) / 2 - 1.0 == 0.0):
+                mark[u] = 1
+            for v in range(u + 1, n):
+                if not ((B[u, v] + B[v, u]) / 2 == 0.0):
+                    mark[u] = 1
+                    mark[v] = 1
+        count = 0
+        for u in range(n):
+            count += mark[u]
+        return count
+
+    @njit
+    def lowrank_pair_max(Da, Ha, Db, Hb, ca, cb, same, gmax, dmax):
+        """Per layer l of a segment: gmax[l] = max over every entry (i, j) of |D_a H_a^T| (the
+        K-example gradient's sum, before its 1/K), and dmax[l] = max |ca D_a H_a^T - cb D_b H_b^T|,
+        the difference of two steps' updates (0 without a search when ``same`` (ca == cb) and the
+        factors are equal entry for entry: the same layer). Each entry is the sum over the factor
+        columns in order (P = [ca D_a, -cb D_b], Q = [H_a, H_b]: sum_t P[i, t] Q[j, t]); only the
+        columns j where some Q[j, :] is not zero are searched (the others are exact zeros, or NaN
+        where an inf meets a zero: those rows count as supported, so NaN propagates as in the
+        dense product). NaN in an entry gives NaN, as np.max does."""
+        n, D, Ka = Da.shape
+        Kb = Db.shape[2]
+        ja = np.empty(D, dtype=np.int64)
+        jq = np.empty(D, dtype=np.int64)
+        for l in range(n):
+            na = 0  # the supported rows of H_a (an entry not zero; NaN counts)
+            for j in range(D):
+                for t in range(Ka):
+                    if Ha[l, j, t] != 0.0 or Ha[l, j, t] != Ha[l, j, t]:
+                        ja[na] = j
+                        na += 1
+                        break
+            g = 0.0
+            bad = False  # a NaN entry: the maximum is NaN (np.max's rule)
+            for c in range(na):
+                j = ja[c]
+                for i in range(D):
+                    v = 0.0
+                    for t in range(Ka):
+                        v += Da[l, i, t] * Ha[l, j, t]
+                    v = abs(v)
+                    bad |= v != v
+                    g = v if v > g else g
+            if bad:
+                g = np.nan
+            gmax[l] = g
+            if same and Ka == Kb:
+                equal = True
+                for i in range(D):
+                    for t in range(Ka):
+                        if Da[l, i, t] != Db[l, i, t] or Ha[l, i, t] != Hb[l, i, t]:
+                            equal = False
+                            break
+                    if not equal:
+                        break
+                if equal:
+                    dmax[l] = 0.0
+                    continue
+            # the supported rows of Q = [H_a, H_b]
+            nq = 0
+            for j in range(D):
+                hit = False
+                for t in range(Ka):
+                    if Ha[l, j, t] != 0.0 or Ha[l, j, t] != Ha[l, j, t]:
+                        hit = True
+                for t in range(Kb):
+                    if Hb[l, j, t] != 0.0 or Hb[l, j, t] != Hb[l, j, t]:
+                        hit = True
+                if hit:
+                    jq[nq] = j
+                    nq += 1
+            m = 0.0
+            bad = False
+            for c in range(nq):
+                j = jq[c]
+                for i in range(D):
+                    v = 0.0
+                    for t in range(Ka):
+                        v += (ca * Da[l, i, t]) * Ha[l, j, t]
+                    for t in range(Kb):
+                        v += (-cb * Db[l, i, t]) * Hb[l, j, t]
+                    v = abs(v)
+                    bad |= v != v
+                    m = v if v > m else m
+            if bad:
+                m = np.nan
+            dmax[l] = m
+
+    @njit
+    def layer_blocks(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
+                     k, dt, dm, diag, tr, tc, tv):
+        """The blocks of layer k that the telescoping reads, from one pass over its rows in order
+        (each row's entries as stored): diag (dm) = the middle block's diagonal (each position's
+        entries summed in stored order from 0), the top block's entries (row, column, value) in
+        CSR order into tr, tc, tv, and the bottom entry (D - 1, D - 1) summed the same way.
+        Returns (top entries, 1 when the middle block has an off-diagonal entry that is not 0
+        (NaN counts) else 0, the bottom entry); (-1, 0, 0.0) when tr is too short."""
+        D = ref_ip.size - 1
+        for u in range(dm):
+            diag[u] = 0.0
+        ntop = 0
+        off = 0
+        w = 0.0
+        s0 = sip0[k]
+        d0 = doff[k]
+        r = row0[k]
+        r1 = row0[k + 1]
+        nxt = rows[r] if r < r1 else D
+        s = 0
+        wk = whole[k] != 0
+        # (the entries are read from the layer's own arrays or from the reference's in two copies of
+        # one loop: an array variable reassigned per row costs a reference count update per row)
+        for i in range(D):
+            own = wk or i == nxt
+            if wk:
+                p0, p1 = d0 + sip[s0 + i], d0 + sip[s0 + i + 1]
+            elif own:
+                p0, p1 = d0 + sip[s0 + s], d0 + sip[s0 + s + 1]
+                s += 1
+                r += 1
+                nxt = rows[r] if r < r1 else D
+            else:
+                p0, p1 = ref_ip[i], ref_ip[i + 1]
+            if i < dt:  # top rows: the entries of the top block's columns
+                if p1 - p0 > tr.size - ntop:
+                    return -1, 0, 0.0
+                for p in range(p0, p1):
+                    j = six[p] if own else ref_ix[p]
+                    if j < dt:
+                        tr[ntop] = i
+                        tc[ntop] = j
+                        tv[ntop] = sdat[p] if own else ref_dat[p]
+                        ntop += 1
+            elif i < dt + dm:  # middle rows: the diagonal, and any other middle column's nonzero
+                for p in range(p0, p1):
+                    j = six[p] if own else ref_ix[p]
+                    if j >= dt and j < dt + dm:
+                        v = sdat[p] if own else ref_dat[p]
+                        if j == i:
+                            diag[i - dt] += v
+                        elif v != 0.0:
+                            off = 1
+            elif i == D - 1:  # the bottom entry
+                for p in range(p0, p1):
+                    j = six[p] if own else ref_ix[p]
+                    if j == D - 1:
+                        w += sdat[p] if own else ref_dat[p]
+        return ntop, off, w
+
+    _K.update(layer_blocks=layer_blocks)
+    _K.update(coo_chunk_to_csr=coo_chunk_to_csr, chunk_differing_rows=chunk_differing_rows,
+              cross_gram=cross_gram, sym_rows_off_identity=sym_rows_off_identity, changed_entries=changed_entries,
+              lowrank_pair_max=lowrank_pair_max)
+
+
+_DEFINES.append(_define_krest)
+
+
+def coo_to_csr(triplets, D: int, out=None):
+    """Layers given as (rows, cols, values) triplets, stacked as one canonical CSR matrix (n D, D):
+    (indptr int64, indices int32, data float64), what SciPy's COO to CSR conversion with
+    ``sum_duplicates`` gives (the same entries in the same order, bit for bit while no position
+    holds three or more duplicates; those are summed in input order, SciPy's order is its sort's).
+    ``out``: (indices, data) arrays to write into (views of their first entries are returned), at
+    least as long as the entries given. Raises ValueError on an index out of range."""
+    n = len(triplets)
+    counts = np.array([len(v) for _, _, v in triplets], dtype=np.int64)
+    rows = np.concatenate([np.asarray(r, dtype=np.int64).reshape(-1) for r, _, _ in triplets]) if n else \
+        np.zeros(0, dtype=np.int64)
+    cols = np.concatenate([np.asarray(c, dtype=np.int64).reshape(-1) for _, c, _ in triplets]) if n else \
+        np.zeros(0, dtype=np.int64)
+    vals = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for _, _, v in triplets]) if n else \
+        np.zeros(0)
+    if rows.size != vals.size or cols.size != vals.size:
+        raise ValueError("row, column and value arrays of different lengths")
+    ip = np.empty(n * D + 1, dtype=np.int64)
+    if out is not None:  # (ix, dat) to write into: at least as long as the entries given
+        ix, dat = out[0][:vals.size], out[1][:vals.size]
+    else:
+        ix = np.empty(vals.size, dtype=np.int32)
+        dat = np.empty(vals.size)
+    got = kernel("coo_chunk_to_csr")(rows, cols, vals, counts, int(D), ip, ix, dat)
+    if got < 0:
+        raise ValueError(f"a row or column index outside [0, {D})")
+    return ip, ix[:got], dat[:got]
+
+
+def differing_rows(ip, ix, data, ref, D: int) -> np.ndarray:
+    """The rows (n D,) of a stacked canonical chunk that differ from the same row of the reference
+    (a canonical CSR matrix): another length, a column or a value's bit pattern (uint8 flags)."""
+    differ = np.empty(len(ip) - 1, dtype=np.uint8)
+    kernel("chunk_differing_rows")(np.ascontiguousarray(ip, dtype=np.int64), np.ascontiguousarray(ix, dtype=np.int32),
+                                   np.ascontiguousarray(data, dtype=np.float64).view(np.int64),
+                                   np.ascontiguousarray(ref.indptr, dtype=np.int64),
+                                   np.ascontiguousarray(ref.indices, dtype=np.int32),
+                                   np.ascontiguousarray(ref.data, dtype=np.float64).view(np.int64), int(D), differ)
+    return differ
+
+
+def cross_gram(P: np.ndarray, a: slice, b: slice) -> np.ndarray:
+    """P[:, a]^T P[:, b] for a dense float64 P (slices of its columns), skipping the zero terms of
+    a sparse P (see the kernel): the same sums as the dense product up to their order of addition."""
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    a0, a1, _ = a.indices(P.shape[1])
+    b0, b1, _ = b.indices(P.shape[1])
+    out = np.empty((a1 - a0, b1 - b0))
+    kernel("cross_gram")(P, int(a0), int(a1), int(b0), int(b1), out)
+    return out
 # ---- kengine: the engine's other sweeps (backprop, the passes after the step, the magnitude passes) ----
 # Every kernel here computes what the generic sweep in engine/batch.py or engine/step.py computes,
 # layer by layer, for a run of layers: the same products (``_layer_apply`` / ``_layer_apply_T``, bit
@@ -1416,3 +1818,25 @@ def _define_kclaims():
 
 
 _DEFINES.append(_define_kclaims)
+
+
+def plain_flat(D: int, sdat: np.ndarray, six: np.ndarray, sip: np.ndarray, doff: np.ndarray) -> FlatLayers:
+    """The FlatLayers of N = len(doff) - 1 layers each held whole as CSR arrays laid end to end:
+    layer k's entries at positions doff[k] .. doff[k + 1] of sdat / six, its row pointers (from 0)
+    at sip[k (D + 1) .. (k + 1) (D + 1)] (what :func:`flatten` makes of a plain store; the
+    builder's store is written in this form directly, so nothing is copied)."""
+    N = len(doff) - 1
+    f = FlatLayers()
+    f.N, f.D = N, D
+    f.ref_ip = np.zeros(D + 1, dtype=np.int32)
+    f.ref_ix = np.zeros(0, dtype=np.int32)
+    f.ref_dat = np.zeros(0)
+    f.whole = np.ones(N, dtype=np.uint8)
+    f.row0 = np.zeros(N + 1, dtype=np.int64)
+    f.rows = np.zeros(0, dtype=np.int32)
+    f.sip0 = np.arange(N + 1, dtype=np.int64) * (D + 1)
+    f.sip = sip
+    f.doff = np.asarray(doff, dtype=np.int64)
+    f.six = six
+    f.sdat = sdat
+    return f

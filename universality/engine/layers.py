@@ -466,6 +466,11 @@ class SparseLayers(Layers):
         """Encode n layers stacked as one tall canonical CSR (n D, D) at once (the builder's chunks)."""
         D, ref = self.D, self._ref
         ip = big.indptr
+        from . import kernels
+
+        if kernels.enabled():  # the same rows, from one compiled pass over the chunk
+            differ = kernels.differing_rows(ip, big.indices, big.data, ref, D).view(bool)
+            return self._store_chunk(big, n, differ)
         la = np.diff(ip)
         lb = np.tile(self._ref_row_nnz, n)
         same = la == lb
@@ -511,6 +516,12 @@ class SparseLayers(Layers):
         del rows_e, off, pa, pb, bad
         if differ_fast:
             differ[np.concatenate(differ_fast)] = True
+        self._store_chunk(big, n, differ)
+
+    def _store_chunk(self, big, n: int, differ: np.ndarray):
+        """Append the n layers of the stacked chunk ``big`` to the store, given which of its rows
+        differ from the reference."""
+        D, ip = self.D, big.indptr
         drows = np.flatnonzero(differ)
         cuts = np.searchsorted(drows, np.arange(n + 1) * D)
         S_all = _rows_csr(big, drows)
@@ -623,15 +634,61 @@ class SparseLayers(Layers):
         plain: list | None = None if shared else []
         buf: list = []
 
+        from . import kernels
+
+        compiled = kernels.enabled()
+        # a plain store converted by the kernels is written into one flat form (the compiled kernels'
+        # FlatLayers, engine/kernels.py) sized by the builder's count: its layers are views of it and
+        # nothing is copied when the kernels first run (a copy of J = L = 64's 0.4 GB of CSR arrays
+        # cost 1-2 s, mostly page faults); where the count is short the layers keep their chunks' arrays
+        direct = {"pos": 0, "doff": [0], "sip": []} if (compiled and plain is not None and expected_nnz) else None
+        if direct is not None:
+            direct["dat"] = np.empty(int(expected_nnz))
+            direct["ix"] = np.empty(int(expected_nnz), dtype=np.int32)
+
+        def flush_direct(n) -> bool:
+            pos, cap = direct["pos"], direct["dat"].size
+            entries = sum(len(v) for _, _, v in buf)
+            if pos + entries > cap:
+                return False
+            ip, _, _ = kernels.coo_to_csr(buf, D, out=(direct["ix"][pos:], direct["dat"][pos:]))
+            starts = ip[:-1:D] if n else ip[:0]
+            rel = ip[(np.arange(n) * D)[:, None] + np.arange(D + 1)[None, :]] - starts[:, None]
+            direct["sip"].append(rel.astype(np.int32).reshape(-1))
+            direct["doff"].extend((pos + ip[D::D]).tolist())
+            direct["pos"] = pos + int(ip[-1])
+            buf.clear()
+            return True
+
+        def direct_layers():
+            """The layers written so far into the flat form, as views of it: (doff, sip)."""
+            doff = np.asarray(direct["doff"], dtype=np.int64)
+            sip = np.concatenate(direct["sip"]) if direct["sip"] else np.zeros(0, dtype=np.int32)
+            sdat, six = direct["dat"][:int(doff[-1])], direct["ix"][:int(doff[-1])]
+            ends = doff.tolist()
+            for k in range(len(ends) - 1):
+                a, b = ends[k], ends[k + 1]
+                plain.append(_CSR(sdat[a:b], six[a:b], sip[k * (D + 1):(k + 1) * (D + 1)], (D, D)))
+            return sdat, six, sip, doff
+
         def flush():
             if not buf:
                 return
             n = len(buf)
-            off = [k * D for k in range(n)]
-            big = sp.csr_matrix((np.concatenate([v for _, _, v in buf]).astype(float, copy=False),
-                                 (np.concatenate([np.asarray(r) + o for (r, _, _), o in zip(buf, off)]),
-                                  np.concatenate([c for _, c, _ in buf]))), shape=(n * D, D))
-            big.sum_duplicates()
+            if direct is not None and not direct.get("off"):
+                if flush_direct(n):
+                    return
+                direct_layers()  # the builder's count was short: the rest as chunks of their own
+                direct["off"] = True
+            if compiled:  # the same canonical CSR arrays from one compiled pass (engine/kernels.py)
+                ip, idx32, data = kernels.coo_to_csr(buf, D)
+                big = _CSR(data, idx32, ip, (n * D, D))
+            else:
+                off = [k * D for k in range(n)]
+                big = sp.csr_matrix((np.concatenate([v for _, _, v in buf]).astype(float, copy=False),
+                                     (np.concatenate([np.asarray(r) + o for (r, _, _), o in zip(buf, off)]),
+                                      np.concatenate([c for _, c, _ in buf]))), shape=(n * D, D))
+                big.sum_duplicates()
             ip = big.indptr
             idx32 = big.indices.astype(np.int32, copy=False)
             if plain is not None:
@@ -657,6 +714,8 @@ class SparseLayers(Layers):
         flush()
         if plain is not None:
             out = cls([], D, shared=False)
+            if direct is not None and not direct.get("off"):
+                out._flat = kernels.plain_flat(D, *direct_layers())
             out._mats, out.N = plain, len(plain)
             return out
         out.N = len(out._store)

@@ -80,8 +80,9 @@ class Chain:
 
     CHECKPOINT = 128
 
-    def __init__(self, n: int, reverse: bool = False, sparse_out: bool = False):
+    def __init__(self, n: int, reverse: bool = False, sparse_out: bool = False, compiled: bool = False):
         self._n, self._reverse, self._sparse_out = int(n), reverse, sparse_out
+        self._compiled = compiled  # differences through the compiled kernel (a sparse float64 run's chains)
         self._items: list = []  # production order: ("whole", arr) | ("diff", positions, values)
         self._last = None  # (production position, array) of the last element read or produced
         self._prev = None
@@ -104,9 +105,10 @@ class Chain:
                  or np.shape(arr) != np.shape(prev))
         if not whole:
             a = np.ascontiguousarray(arr, dtype=float).reshape(-1)
-            changed = np.flatnonzero(a.view(np.int64) != np.ascontiguousarray(prev).reshape(-1).view(np.int64))
-            if changed.size <= a.size // 4:
-                self._items.append(("diff", changed, a[changed].copy()))
+            b = np.ascontiguousarray(prev, dtype=float).reshape(-1)
+            diff = _changed_entries(a, b, a.size // 4, self._compiled)
+            if diff is not None:
+                self._items.append(("diff",) + diff)
             else:
                 whole = True
         if whole:
@@ -117,14 +119,18 @@ class Chain:
         self._prev = None
         return self
 
-    def _at(self, p: int):
+    def _at(self, p: int, reuse: bool = False):
+        """Element p as a fresh array; ``reuse``: the last element read (``_last``, an array no
+        caller holds) may be advanced in place instead of copied, and is then returned itself."""
         item = self._items[p]
         if item[0] == "whole":
             cur = item[1]
             return cur.copy()
         last = self._last
+        if reuse and last is not None and last[0] == p:
+            return last[1]
         if last is not None and last[0] < p and all(self._items[q][0] == "diff" for q in range(last[0] + 1, p + 1)):
-            q0, cur = last[0], last[1].copy()
+            q0, cur = last[0], (last[1] if reuse else last[1].copy())
         else:
             q0 = p
             while self._items[q0][0] == "diff":
@@ -144,9 +150,9 @@ class Chain:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(self._n))]
         p = self._pos(i)
-        out = self._at(p)
+        out = self._at(p, reuse=True)
         if not _issparse(out):
-            self._last = (p, out)
+            self._last = (p, out)  # kept by the chain; the caller gets a copy
             out = out.copy()
             if self._sparse_out:
                 import scipy.sparse as sp
@@ -197,6 +203,22 @@ class Chain:
             else:
                 total += item[1].nbytes + item[2].nbytes
         return int(total)
+
+
+def _changed_entries(a: np.ndarray, prev: np.ndarray, limit: int, compiled: bool = True):
+    """(positions, values) where the float arrays a and prev (flat, one size) differ bit for bit,
+    positions ascending, or None where there are more than ``limit``: one compiled pass when
+    ``compiled`` and the kernels are enabled (engine/kernels.py), else NumPy's comparison (the same
+    entries)."""
+    from ..engine import kernels
+
+    if compiled and kernels.enabled() and a.dtype == np.float64 and prev.dtype == np.float64:
+        pos = np.empty(min(limit, a.size), dtype=np.int64)
+        vals = np.empty(pos.size, dtype=np.int64)
+        n = kernels.kernel("changed_entries")(a.view(np.int64), prev.view(np.int64), int(limit), pos, vals)
+        return None if n < 0 else (pos[:n].copy(), vals[:n].view(np.float64).copy())
+    changed = np.flatnonzero(a.view(np.int64) != prev.view(np.int64))
+    return (changed, a[changed].copy()) if changed.size <= limit else None
 
 
 class _TopBlock:
@@ -350,6 +372,7 @@ class _RowBlocks:
     def __init__(self, W, blocks):
         self._W, self._b = W, blocks
         self._ref = None  # (the shared reference, its blocks) of a shared-row store, read once
+        self._compiled = None  # (the compiled kernels' flat form of W, the kernel, the buffers), or False
 
     @staticmethod
     def usable(W) -> bool:
@@ -363,7 +386,43 @@ class _RowBlocks:
         rows = np.repeat(np.asarray(row_of, dtype=np.int64), np.diff(ip))
         return rows, np.asarray(indices[a:e], dtype=np.int64), np.asarray(values[a:e], dtype=float)
 
+    def _flat_reader(self):
+        """The compiled reader of a layer's blocks (engine/kernels.py ``layer_blocks``) when the
+        kernels run W's products, else None."""
+        if self._compiled is None:
+            from ..engine import kernels
+
+            self._compiled = False
+            if kernels.usable(self._W):
+                dt = self._b.dt
+                cap = max(4 * dt, 64)
+                self._compiled = [kernels.flat_of(self._W), kernels.kernel("layer_blocks"), np.empty(self._b.dm),
+                                  np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64), np.empty(cap)]
+        return self._compiled or None
+
     def layer(self, k: int):
+        """:meth:`layer_read`, through the compiled reader where the kernels run W's products: one
+        pass over the layer's rows in order gives the same entries (the middle block's diagonal and
+        the bottom entry summed in stored order, the top block in CSR order); a middle block with an
+        off-diagonal nonzero is read by :meth:`layer_read`."""
+        c = self._flat_reader()
+        if c is None:
+            return self.layer_read(k)
+        flat, run, diag, tr, tc, tv = c
+        b = self._b
+        while True:
+            n, off, wb = run(*flat.args, int(k), int(b.dt), int(b.dm), diag, tr, tc, tv)
+            if n >= 0:
+                break
+            c[3], c[4], c[5] = (np.empty(2 * tr.size, dtype=np.int64), np.empty(2 * tr.size, dtype=np.int64),
+                                np.empty(2 * tr.size))
+            _, _, _, tr, tc, tv = c
+        if off:
+            return self.layer_read(k)
+        tb = self._top_block(tr[:n].copy(), tc[:n].copy(), tv[:n].copy())
+        return diag.copy(), (lambda: self.layer_read(k)[1]()), float(wb), tb
+
+    def layer_read(self, k: int):
         """(diagonal of the middle block or None when it has an off-diagonal nonzero, a function giving
         the dense middle block, the bottom entry wcheck, the top block as a :class:`_TopBlock`) of
         layer k. A layer held as the shared reference with some rows replaced (``row_diff``) is read
@@ -474,6 +533,26 @@ class _RowBlocks:
 STREAM_ABOVE_BYTES = 64 << 20
 
 
+def _gram_of(xs: slice, ss: slice, dt: int, compiled: bool):
+    """P -> P[:, xs]^T P[:, ss] (the kernel table k_i(a, b) = (B_i e_a) . (B_i e_{x* slot b}) of a
+    product P = B_i): a compiled sum over P's nonzero terms on a sparse float64 run (B_i is the
+    identity plus the few code entries the layers accumulated: about dt of its dt^2 entries, where
+    the dense product costs dt^3 / 4 flops a layer, 6 s of the telescoping at J = L = 128), else
+    the dense product (and below GRAM_KERNEL_MIN_DT, where BLAS is as fast). The same terms either
+    way, added in another order (the paper layout's products hold small integers, so their sums are
+    exact in any order)."""
+    from ..engine import kernels
+
+    if compiled and dt >= GRAM_KERNEL_MIN_DT and isinstance(xs, slice) and isinstance(ss, slice):
+        return lambda P: kernels.cross_gram(P, xs, ss)
+    return lambda P: P[:, xs].T @ P[:, ss]
+
+
+# the compiled kernel table from this top width on (single-threaded, measured: 0.16 ms against 0.36 ms
+# for BLAS at dt = 256; the same 0.025 ms at dt = 128)
+GRAM_KERNEL_MIN_DT = 192
+
+
 def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     """Recover A_i, B_i, wcheck_i and k_i from the weights (W[k] = paper layer k+1): an (N, D, D)
     array or a layer store with ``N`` and ``block(k, rows, cols)``.
@@ -482,15 +561,18 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     :class:`Chain` sequences instead of lists and stacked arrays: the same products, computed in the
     same order, held as differences (|B_i| fills its code block as i decreases, so at J = L = 128 the
     magnitudes alone would be N x 16,384 numbers per table held whole)."""
+    from ..engine import kernels
+
     b = blocks
     N, block = _block_reader(W, b)
+    compiled = kernels.usable(W)  # a sparse float64 store with the kernels enabled (a dense one never loads Numba)
     if stream is None:
         stream = 16 * N * (b.dm + b.dt * b.dt) > STREAM_ABOVE_BYTES
     mid, top = b.mid, b.top
     bottom = slice(b.bottom, b.bottom + 1)
     # output side: M_{i-1} = Wbar_1 ... Wbar_{i-1}; A_i = M M^T
     if stream:
-        A, A_abs = Chain(N), Chain(N)
+        A, A_abs = Chain(N, compiled=compiled), Chain(N, compiled=compiled)
     else:
         A, A_abs = [], []
     rb = _RowBlocks(W, b) if _RowBlocks.usable(W) else None
@@ -534,9 +616,9 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
         # 4 x N SciPy conversions, 2.4 s at J = L = 64), the
         # kernels as chains of (cells_x, cells_star) arrays (read k_i(a, b) over i as a column), the
         # top blocks as CSR arrays for the kernels' recursion; wide tops keep the CSR products whole
-        B = Chain(N, reverse=True)
-        B_abs = Chain(N, reverse=True)
-        K, K_abs = Chain(N, reverse=True), Chain(N, reverse=True)
+        B = Chain(N, reverse=True, compiled=compiled)
+        B_abs = Chain(N, reverse=True, compiled=compiled)
+        K, K_abs = Chain(N, reverse=True, compiled=compiled), Chain(N, reverse=True, compiled=compiled)
         tops = [None] * N
     else:
         B, B_abs = [None] * N, [None] * N
@@ -563,14 +645,15 @@ def telescope(W, blocks, stream: bool | None = None) -> Telescoped:
     else:
         P = np.eye(b.dt)
         Pa = np.eye(b.dt)
+        gram = _gram_of(xs, ss, b.dt, compiled) if stream else None
         for i in range(N, 0, -1):
             tb = read_tops[i - 1] if rb is not None else _TopBlock(_csr(block(i - 1, top, top)))
             if stream:
                 B.append(P)
                 B_abs.append(Pa)
                 tops[i - 1] = tb
-                K.append(P[:, xs].T @ P[:, ss])
-                K_abs.append(Pa[:, xs].T @ Pa[:, ss])
+                K.append(gram(P))
+                K_abs.append(gram(Pa))
             else:
                 B[i - 1], B_abs[i - 1] = P, Pa
             # Wtilde_i P over the block's stored entries (SciPy's CSR kernel; every stored entry, zeros and
