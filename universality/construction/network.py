@@ -407,7 +407,7 @@ def _build_numeric(design: Design, engine: str, stream: bool | None = None) -> C
                     yield layer(k, wb[k - k0])
 
         per_layer = 2 if design.layout in ("paper", "truncated") else b.cells_x * b.cells_star
-        W = SparseLayers.from_triplets(triplets(), D, expected_nnz=N * (D + per_layer))
+        W = SparseLayers.from_triplets(triplets(), D, expected_nnz=N * (D + per_layer), N=N)
     elif engine == "dense":
         W = np.zeros((N, D, D))
         for k in range(N):

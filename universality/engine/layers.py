@@ -468,7 +468,7 @@ class SparseLayers(Layers):
         ip = big.indptr
         from . import kernels
 
-        if kernels.enabled():  # the same rows, from one compiled pass over the chunk
+        if getattr(self, "_compiled_build", False):  # the same rows, from one compiled pass over the chunk
             differ = kernels.differing_rows(ip, big.indices, big.data, ref, D).view(bool)
             return self._store_chunk(big, n, differ)
         la = np.diff(ip)
@@ -616,7 +616,7 @@ class SparseLayers(Layers):
 
     @classmethod
     def from_triplets(cls, triplets, D: int, chunk_entries: int = 1 << 21, shared: bool | None = None,
-                      expected_nnz: int | None = None) -> "SparseLayers":
+                      expected_nnz: int | None = None, N: int | None = None) -> "SparseLayers":
         """Layers from (rows, cols, values) per layer (duplicates summed, as a COO matrix would):
         the layers are stacked into one tall (n D) x D COO matrix per chunk of about
         ``chunk_entries`` entries and converted once, then split by rows and encoded against the
@@ -626,7 +626,9 @@ class SparseLayers(Layers):
 
         ``shared``: the shared-row store (True) or one plain CSR matrix per layer (False); default:
         shared when ``expected_nnz`` (the builder's count) in plain CSR would exceed
-        :data:`SHARE_ROWS_ABOVE_BYTES`, plain without a count."""
+        :data:`SHARE_ROWS_ABOVE_BYTES`, plain without a count. ``N``: the number of layers, when known:
+        the conversion and encoding are compiled where the kernels will run the layers
+        (engine/kernels.py ``wanted``), else wherever Numba is enabled."""
         sp = _sp()
         out = cls([], D, shared=True)
         if shared is None:
@@ -636,7 +638,10 @@ class SparseLayers(Layers):
 
         from . import kernels
 
-        compiled = kernels.enabled()
+        # the compiled conversion where the kernels will run the layers (N given: engine/kernels.py's
+        # size rule; else wherever Numba is enabled)
+        compiled = kernels.wanted(N, D) if N is not None else kernels.enabled()
+        out._compiled_build = compiled
         # a plain store converted by the kernels is written into one flat form (the compiled kernels'
         # FlatLayers, engine/kernels.py) sized by the builder's count: its layers are views of it and
         # nothing is copied when the kernels first run (a copy of J = L = 64's 0.4 GB of CSR arrays
