@@ -550,13 +550,14 @@ def _expand_group(ctx, grp) -> list:
 
 def _so_sweep_compiled(layers, dfac, hfac, signed, coef: float, magnitude, coef_a: float):
     """``_expand_group``'s two sweeps (on the values and on magnitudes) through the compiled kernel
-    (engine/kernels.py: so_sweep) in one traversal of the layers (each layer's matrix and factors read
-    once for both; the same operations per sweep as apart), one call per segment. ``signed``,
+    (engine/kernels.py: so_sweep_fused, so_sweep's values bit for bit) in one traversal of the
+    layers (each layer's matrix and factors read once for both; the same operations per sweep as
+    apart), one call per segment. ``signed``,
     ``magnitude``: (the state entering layer N - 1, q, p) of each. Returns ((accp, acc), (accp, acc)),
     (D, G, w) each."""
     N, D = layers.N, layers.D
     G = dfac.shape[2]
-    run = kernels.kernel("so_sweep")
+    run = kernels.kernel("so_sweep_fused")  # so_sweep's values, each row's product fused (ksob section)
     f = kernels.flat_of(layers)
     (B, q, p), (Ba, qa, pa) = signed, magnitude
     bufs = [np.ascontiguousarray(B, dtype=np.float64), np.empty(B.shape)]  # (the state, the other buffer)
