@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 from universality.engine import kernels
 
 from .test_kernels import _random_layers
+from .test_kernels_claims import _factors as _claims_factors
 
 pytestmark = pytest.mark.skipif(not kernels.enabled(), reason="numba not importable or kernels disabled")
 
@@ -25,14 +26,10 @@ def _bits_equal(a, b) -> bool:
 
 
 def _factors(rng, N, D, G, special):
-    dfac = rng.standard_normal((N, D, G))
-    hfac = np.zeros((N, D, G))
-    for k in range(N):
-        if rng.random() < 0.2:
-            continue
-        rows = rng.choice(D, size=int(rng.integers(1, min(D, 3) + 1)), replace=False)
-        hfac[k, rows] = rng.standard_normal((rows.size, G)) * (rng.random((rows.size, G)) < 0.8)
-    if special:  # non-finite d entries (the NaN rule), a NaN h entry (counts as nonzero), signed zeros
+    """tests/test_kernels_claims.py's factors; ``special``: non-finite d entries (the NaN rule), a NaN
+    h entry (counts as nonzero), signed zeros."""
+    dfac, hfac = _claims_factors(rng, N, D, G)
+    if special:
         for v in (np.inf, -np.inf, np.nan, -0.0, 0.0):
             if rng.random() < 0.5:
                 dfac[rng.integers(N), rng.integers(D), rng.integers(G)] = v
