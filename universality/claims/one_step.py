@@ -460,7 +460,7 @@ def _expand_group(ctx, grp) -> list:
       tolerance stays one per probe entry, from a per-layer forward-error bound; only the shared
       probes' bound is the majorant's (at most max_j |x_j| / |x_i| times larger per entry).
 
-    On float64 sparse layers (engine/kernels.py: so_sweep_fused, unless UNIVERSALITY_KERNELS=0) both sweeps
+    On float64 sparse layers (engine/kernels.py: so_sweep, unless UNIVERSALITY_KERNELS=0) both sweeps
     run compiled, in one traversal of the layers, a checkpoint segment per call: per layer the same
     rank-one terms written first (a row of d_k t per sample, the block-diagonal product's NaN where
     another sample's d_k entry is not finite) and the same product W_k B accumulated onto them; only
@@ -538,7 +538,7 @@ def _expand_group(ctx, grp) -> list:
     # magnitudes: one majorant column for the shared probes, the sample's own columns as they are
     Xa = np.abs(X[:, :, q:])
     S = np.abs(Xs[0][:, :q]).max(axis=1, keepdims=True) if q else np.zeros((D, 0))
-    if compiled:  # engine/kernels.py: so_sweep_fused, both sweeps in one traversal of the layers, a segment per call
+    if compiled:  # engine/kernels.py: so_sweep, both sweeps in one traversal of the layers, a segment per call
         (lhs, fo), (lhs_a, fo_a) = _so_sweep_compiled(layers, dfac, hfac, start(Xs[0][:, :q], X[:, :, q:]),
                                                       grp.coef, start(S, Xa), abs(grp.coef))
     else:
@@ -550,14 +550,13 @@ def _expand_group(ctx, grp) -> list:
 
 def _so_sweep_compiled(layers, dfac, hfac, signed, coef: float, magnitude, coef_a: float):
     """``_expand_group``'s two sweeps (on the values and on magnitudes) through the compiled kernel
-    (engine/kernels.py: so_sweep_fused, so_sweep's values bit for bit) in one traversal of the
-    layers (each layer's matrix and factors read once for both; the same operations per sweep as
-    apart), one call per segment. ``signed``,
+    (engine/kernels.py: so_sweep) in one traversal of the layers (each layer's matrix and factors
+    read once for both; the same operations per sweep as apart), one call per segment. ``signed``,
     ``magnitude``: (the state entering layer N - 1, q, p) of each. Returns ((accp, acc), (accp, acc)),
     (D, G, w) each."""
     N, D = layers.N, layers.D
     G = dfac.shape[2]
-    run = kernels.kernel("so_sweep_fused")  # so_sweep's values, each row's product fused (ksob section)
+    run = kernels.kernel("so_sweep")
     f = kernels.flat_of(layers)
     (B, q, p), (Ba, qa, pa) = signed, magnitude
     bufs = [np.ascontiguousarray(B, dtype=np.float64), np.empty(B.shape)]  # (the state, the other buffer)

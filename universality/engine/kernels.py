@@ -1393,7 +1393,11 @@ def _define_kclaims():
     def so_layer(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
                  k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, absolute, T2, dvs):
         """Layer k of one of second-order-zero's sweeps (see so_sweep): t = h_k^T [R | acc'] on the
-        rows nzr[:nr], the rank-one terms d_k t written into ``out`` first, then out += W_k cur."""
+        rows nzr[:nr]; then row by row the rank-one terms d_k t written into ``out`` and row i of
+        W_k cur accumulated onto them at once (layer_apply's rows are independent of one another, so
+        each row's operations are those of writing every row's terms first and then running
+        layer_apply over all rows: the same values; about 5-12% less time, the row read back while
+        it is still in cache)."""
         D, width = cur.shape
         G = dfac.shape[2]
         w = q + p
@@ -1414,6 +1418,13 @@ def _define_kclaims():
                     tA += h * cur[i, nR + G * w + g * w + j]
                 T2[0, g, j] = tR
                 T2[1, g, j] = (tR + tA) * coef
+        s0 = sip0[k]
+        d0 = doff[k]
+        wh = whole[k]
+        r = row0[k]
+        r1 = row0[k + 1]
+        nxt = rows[r] if r < r1 else D
+        srow = 0
         for i in range(D):
             orow = out[i]
             for c in range(nR):
@@ -1433,21 +1444,25 @@ def _define_kclaims():
                 for j in range(w):
                     o0[j] = dv * t0[j]
                     o1[j] = dv * t1[j]
-                # G > 1: the generic code forms d_k t as one product with a block-diagonal right
-                # factor, adding the exact zeros d_k[i, g'] * 0 of the other samples: NaN where one
-                # of those is inf or NaN
                 if G > 1 and bad - (0 if dv - dv == 0.0 else 1) > 0:
                     for j in range(w):
                         o0[j] = np.nan
                         o1[j] = np.nan
-        _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                     k, cur, out, absolute, True)
+            if wh:
+                _csr_row(six, sdat, d0 + sip[s0 + i], d0 + sip[s0 + i + 1], cur, out, i, absolute, True)
+            elif i == nxt:
+                _csr_row(six, sdat, d0 + sip[s0 + srow], d0 + sip[s0 + srow + 1], cur, out, i, absolute, True)
+                srow += 1
+                r += 1
+                nxt = rows[r] if r < r1 else D
+            else:
+                _csr_row(ref_ix, ref_dat, ref_ip[i], ref_ip[i + 1], cur, out, i, absolute, True)
 
     _so_layer = so_layer
 
     @njit
     def so_sweep(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                 k_hi, k_lo, dfac, hfac, cur, out, q, p, coef, cura, outa, qa, pa, coefa):
+                       k_hi, k_lo, dfac, hfac, cur, out, q, p, coef, cura, outa, qa, pa, coefa):
         """second-order-zero's two group sweeps (claims/one_step.py, ``_expand_group.sweep``), on the
         values (cur, out; q, p, coef) and on magnitudes (cura, outa; qa, pa, coefa; |d_k|, |h_k|,
         |W_k|), through layers k_hi, k_hi - 1, .., k_lo in one traversal (each layer's matrix and
@@ -1842,124 +1857,3 @@ def plain_flat(D: int, sdat: np.ndarray, six: np.ndarray, sip: np.ndarray, doff:
     return f
 
 
-# ---- ksob: second-order-zero's group sweep with each row's product fused (so_sweep_fused) ----------
-# so_sweep writes a layer's rank-one terms into every row of the output, then runs layer_apply over
-# all rows, which reads those rows back. so_sweep_fused accumulates row i's product right after
-# writing row i's rank-one terms (layer_apply's rows are independent of one another, and each row's
-# operations are the same, in the same order): the same values bit for bit (tests/test_so_fused.py),
-# about 5-7% less time (J = L = 64). Blocking the sweep by columns (a few probe columns through a run
-# of layers at a time, their state in the core's cache) was measured and is slower here: 16% at
-# J = L = 64, 1.2-1.7x with L2-sized blocks (docs/engine.md).
-
-_so_layer_fused = None
-
-
-def _define_ksob_fused():
-    global _so_layer_fused
-    nb = _numba()
-    njit = nb.njit(cache=True, nogil=True)
-
-    @nb.njit(cache=True, nogil=True, inline="always")
-    def so_layer_fused(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                       k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, absolute, T2, dvs):
-        """so_layer with the product fused per row: row i's rank-one terms written, then row i of
-        W_k cur accumulated onto them at once (layer_apply's rows are independent and each row's
-        operations are the same: the same values)."""
-        D, width = cur.shape
-        G = dfac.shape[2]
-        w = q + p
-        nR = q + G * p
-        for g in range(G):
-            for j in range(w):
-                tR = 0.0
-                tA = 0.0
-                for s in range(nr):
-                    i = nzr[s]
-                    h = hfac[n, i, g]
-                    if absolute:
-                        h = abs(h)
-                    if j < q:
-                        tR += h * cur[i, j]
-                    else:
-                        tR += h * cur[i, q + g * p + (j - q)]
-                    tA += h * cur[i, nR + G * w + g * w + j]
-                T2[0, g, j] = tR
-                T2[1, g, j] = (tR + tA) * coef
-        s0 = sip0[k]
-        d0 = doff[k]
-        wh = whole[k]
-        r = row0[k]
-        r1 = row0[k + 1]
-        nxt = rows[r] if r < r1 else D
-        srow = 0
-        for i in range(D):
-            orow = out[i]
-            for c in range(nR):
-                orow[c] = 0.0
-            bad = 0
-            for g in range(G):
-                dv = dfac[n, i, g]
-                dvs[g] = abs(dv) if absolute else dv
-                if not (dv - dv == 0.0):
-                    bad += 1
-            for g in range(G):
-                dv = dvs[g]
-                t0 = T2[0, g]
-                t1 = T2[1, g]
-                o0 = orow[nR + g * w:nR + g * w + w]
-                o1 = orow[nR + G * w + g * w:nR + G * w + g * w + w]
-                for j in range(w):
-                    o0[j] = dv * t0[j]
-                    o1[j] = dv * t1[j]
-                if G > 1 and bad - (0 if dv - dv == 0.0 else 1) > 0:
-                    for j in range(w):
-                        o0[j] = np.nan
-                        o1[j] = np.nan
-            if wh:
-                _csr_row(six, sdat, d0 + sip[s0 + i], d0 + sip[s0 + i + 1], cur, out, i, absolute, True)
-            elif i == nxt:
-                _csr_row(six, sdat, d0 + sip[s0 + srow], d0 + sip[s0 + srow + 1], cur, out, i, absolute, True)
-                srow += 1
-                r += 1
-                nxt = rows[r] if r < r1 else D
-            else:
-                _csr_row(ref_ix, ref_dat, ref_ip[i], ref_ip[i + 1], cur, out, i, absolute, True)
-
-    _so_layer_fused = so_layer_fused
-
-    @njit
-    def so_sweep_fused(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                       k_hi, k_lo, dfac, hfac, cur, out, q, p, coef, cura, outa, qa, pa, coefa):
-        """so_sweep (the same arguments, the same values bit for bit, the state leaving layer k_lo in
-        the same one of each pair of arrays) through so_layer_fused: each row's product accumulated
-        right after its rank-one terms are written."""
-        D = cur.shape[0]
-        G = dfac.shape[2]
-        T2 = np.zeros((2, G, q + p))
-        T2a = np.zeros((2, G, qa + pa))
-        nzr = np.empty(D, dtype=np.int64)
-        dvs = np.empty(G)
-        for k in range(k_hi, k_lo - 1, -1):
-            n = k - k_lo
-            nr = 0
-            for i in range(D):
-                for g in range(G):
-                    if hfac[n, i, g] != 0.0:
-                        nzr[nr] = i
-                        nr += 1
-                        break
-            _so_layer_fused(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                            k, n, dfac, hfac, nzr, nr, cur, out, q, p, coef, False, T2, dvs)
-            _so_layer_fused(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                            k, n, dfac, hfac, nzr, nr, cura, outa, qa, pa, coefa, True, T2a, dvs)
-            tmp = cur
-            cur = out
-            out = tmp
-            tmp = cura
-            cura = outa
-            outa = tmp
-
-    _K.update(so_layer_fused=so_layer_fused, so_sweep_fused=so_sweep_fused)
-
-
-_DEFINES.append(_define_ksob_fused)
