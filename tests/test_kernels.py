@@ -511,31 +511,6 @@ def test_engine_kernel_helpers_py_func_equal_the_compiled_ones():
                 assert _same(Y1, Y2)
 
 
-@settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 6), D=st.integers(1, 7), G=st.integers(1, 4),
-       shared=st.booleans(), special=st.booleans(), relu=st.booleans(), keep=st.booleans())
-def test_forward_segment_and_updated_segment_agree_bit_for_bit(seed, N, D, G, shared, special, relu, keep):
-    """The two compiled forward passes through plain layers (forward_segment, and updated_segment in
-    mode 0, which the engine's sweeps now run) give the same values bit for bit; so does the former's
-    pure-Python body."""
-    rng = np.random.default_rng(seed)
-    L, _ = _random_layers(rng, N, D, shared, special=special)
-    X = rng.standard_normal((D, G))
-    ext = (np.full((D, G), -np.inf), np.full((D, G), np.inf))
-    outs = [(np.empty((N, D, G)), np.empty((N, D, G))) if keep else None for _ in range(3)]
-    a = kernels.forward_segment(L, relu, ext)(0, N, X, outs[0])
-    b = kernels.sweep_segment(L, relu, None)(0, N, X, outs[1])
-    f = kernels.flat_of(L)
-    hi, lo = np.full((D, G), -np.inf), np.full((D, G), np.inf)
-    pre, inp = outs[2] if keep else (kernels._DUMMY3, kernels._DUMMY3)
-    c = kernels.kernel("forward_segment").py_func(*f.args, N - 1, 0, X, pre, inp, keep, relu, True, hi, lo)
-    assert _same(a, b) and _same(a, c)
-    assert _same(ext[0], hi) and _same(ext[1], lo)
-    if keep:
-        for x, y, z in zip(*outs):
-            assert _same(x, y) and _same(x, z)
-
-
 def test_replaced_operations_run_the_generic_code(monkeypatch):
     """Layers whose operations were replaced (a planted bug in a test, a subclass's own) are not run
     by the kernels, which compute the class's own operations: the generic code calls the replaced

@@ -1,12 +1,12 @@
 """Compiled per-layer kernels for the sparse float64 backend (Numba).
 
 The paper layout is deep and thin: at J = L = 32 each of the N = 1,026 layers has about 2,100
-nonzeros, one per row, so a pass spends its time in the Python and NumPy call overhead of each layer
-(about ten calls of a few microseconds per layer per pass), not in arithmetic. The kernels here run a
-whole *segment* of layers (a checkpoint segment, or the whole pass) in one compiled call: the product,
-the ReLU, the per-unit extremes and the copies into the stored per-layer arrays, in one traversal of
-the block per layer. A forward pass at J = L = 32 (four samples) takes 38 ms instead of 400 ms; at
-J = L = 64, 0.54 s instead of 6.3 s.
+nonzeros, one per row, and a pass written as NumPy/SciPy calls makes about ten calls per layer, each
+streaming the block through memory once. The kernels here run a whole *segment* of layers (a
+checkpoint segment, or the whole pass) in one compiled call: the product, the ReLU, the per-unit
+extremes and the copies into the stored per-layer arrays, in one traversal of the block per layer. A
+forward pass of four samples at J = L = 32 takes about 14 ms against 21 ms warm; whole runs gain about
+a third from J = L = 32 on (docs/benchmarks.md).
 
 What the kernels read is :class:`FlatLayers`: every layer of a :class:`~.layers.SparseLayers` as flat
 arrays (nothing assumed about which entries are nonzero: a corrupted entry anywhere is stored and
@@ -292,41 +292,7 @@ def _define():
 
     _layer_apply, _layer_apply_T = layer_apply, layer_apply_T
 
-    @njit
-    def forward_segment(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                        k_hi, k_lo, X, pre, inp, keep, use_relu, extremes, hi, lo):
-        """The forward pass through layers k_hi, k_hi - 1, .., k_lo of the block X (D, G) (not
-        modified): per layer the pre-activation Y = W_k X, stored in pre[k - k_lo] and its input in
-        inp[k - k_lo] when ``keep``; per unit the largest and smallest pre-activation folded into
-        hi and lo when ``extremes``; the next input ReLU(Y) (``use_relu``) or Y. Returns the state
-        leaving layer k_lo (a new array)."""
-        D, G = X.shape
-        cur = X.copy()
-        Y = np.empty((D, G))
-        for k in range(k_hi, k_lo - 1, -1):
-            _layer_apply(ref_ip, ref_ix, ref_dat, whole, row0, rows, sip0, sip, doff, six, sdat,
-                         k, cur, Y, False, False)
-            n = k - k_lo
-            for i in range(D):
-                for g in range(G):
-                    v = Y[i, g]
-                    if keep:
-                        pre[n, i, g] = v
-                        inp[n, i, g] = cur[i, g]
-                    if extremes:  # np.maximum / np.minimum: NaN propagates, a tie takes v
-                        h = hi[i, g]
-                        if h == h and (v != v or not h > v):
-                            hi[i, g] = v
-                        m = lo[i, g]
-                        if m == m and (v != v or not m < v):
-                            lo[i, g] = v
-                    if use_relu:  # np.maximum(v, 0.0): NaN stays NaN, -0.0 gives +0.0
-                        cur[i, g] = v if (v > 0.0 or v != v) else 0.0
-                    else:
-                        cur[i, g] = v
-        return cur
-
-    _K.update(layer_apply=layer_apply, layer_apply_T=layer_apply_T, forward_segment=forward_segment, csr_row=csr_row)
+    _K.update(layer_apply=layer_apply, layer_apply_T=layer_apply_T, csr_row=csr_row)
 
 
 # Each section of kernels is one function that defines them (after the products above, which it may
@@ -377,28 +343,6 @@ def usable(layers) -> bool:
 
 _DUMMY3 = np.zeros((1, 1, 1))
 _DUMMY2 = np.zeros((1, 1))
-
-
-def forward_segment(layers, use_relu: bool, extremes):
-    """A :class:`~.checkpoint.Sweep` ``segment`` callable running batch.forward_sweep's layers in one
-    kernel call, or None where the kernels do not apply to ``layers``. ``extremes``: the sweep's
-    (hi, lo) arrays, or None."""
-    if not usable(layers):
-        return None
-    f = flat_of(layers)
-    run = kernel("forward_segment")
-    hi, lo = extremes if extremes is not None else (_DUMMY2, _DUMMY2)
-
-    def segment(k0, k1, X, out):
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        if out is None:
-            pre = inp = _DUMMY3
-        else:
-            pre, inp = out
-        return run(*f.args, k1 - 1, k0, X, pre, inp, out is not None, bool(use_relu), extremes is not None,
-                   hi, lo)
-
-    return segment
 
 
 # ---- krest: the build's chunk conversion and encoding, the findings' reductions --------------------
@@ -1306,9 +1250,8 @@ def pass_of(layers):
 
 def sweep_segment(layers, use_relu: bool, extremes):
     """batch.forward_sweep's ``segment`` callable for ``layers`` (plain sparse layers, or updated
-    ones: UpdatedLayers, PerColumnUpdates) through ``updated_segment`` (for plain layers the values
-    of :func:`forward_segment`, faster: its elementwise steps are vectorized); None where the
-    kernels do not apply."""
+    ones: UpdatedLayers, PerColumnUpdates) through ``updated_segment``; None where the kernels do
+    not apply."""
     p = pass_of(layers)
     if p is None:
         return None
