@@ -32,7 +32,7 @@ import numpy as np
 from .heads import head
 from .layers import Layers, UpdatedLayers
 from .checkpoint import LazyStack, PostStack, Sweep, segment_length
-from .step import Pass, Step, layers_of  # noqa: E402 (step imports this module lazily)
+from .step import Pass, Step, _kernel_pass, layers_of  # noqa: E402 (step imports this module lazily)
 
 PER_SAMPLE_ARRAYS = 5  # N x D arrays a sample of a group keeps alive (see the module docstring)
 # Small groups: the per-layer call overhead is already shared by a few samples, and fresh pages cost
@@ -151,16 +151,6 @@ class PerColumnUpdates:
         else:
             out += A @ np.diag(c * t)
         return out
-
-
-def _kernel_pass(layers):
-    """The compiled pass through ``layers`` (engine/kernels.py), or None where the kernels do not
-    run them (the generic loop then)."""
-    if layers is None or getattr(layers, "kind", None) != "sparse":
-        return None
-    from . import kernels
-
-    return kernels.pass_of(layers)
 
 
 # PerColumnUpdates' own operations (the compiled passes compute these; replaced ones run the generic code)

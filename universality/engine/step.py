@@ -75,7 +75,7 @@ def _checkpoint_segment(layers, columns: int = 1):
 
 def _kernel_pass(layers):
     """The compiled pass through ``layers`` (float64 sparse layers, or updated ones over them), or
-    None (the generic loop runs)."""
+    None (the generic loop runs; also for ``layers`` None). engine/batch.py's passes use it too."""
     if getattr(layers, "kind", None) != "sparse":
         return None
     from . import kernels
